@@ -1,0 +1,127 @@
+"""What to read from a table: which column holds the item, which hold each dimension's mean, SD and n.
+
+Column names are matched after folding case and whitespace, and each may
+have aliases, because the same dataset circulates with slightly different
+headers (the published Glasgow file spells "Familiarty.M").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from workbench.errors import WorkbenchError
+
+NA_MARKERS = ("", "NA", "N/A", "#N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "#NA")
+
+
+def header_key(name: str) -> str:
+    return re.sub(r"\s+", " ", str(name).replace("\ufeff", "")).strip().casefold()
+
+
+@dataclass(frozen=True)
+class RatingColumns:
+    """The columns of one dimension: mean (required), SD and n (optional)."""
+
+    dimension: str
+    mean: tuple[str, ...]
+    sd: tuple[str, ...] = ()
+    n: tuple[str, ...] = ()
+    # n = n column minus this column (Brysbaert 2014: Total - Unknown)
+    n_minus: tuple[str, ...] = ()
+    scale: tuple[float, float] | None = None
+    rescale: float | None = None
+    na_values: tuple[str, ...] = ()
+    optional: bool = False
+
+    def stored_scale(self) -> tuple[float, float] | None:
+        if self.scale is None:
+            return None
+        f = self.rescale or 1.0
+        return (self.scale[0] * f, self.scale[1] * f)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one dataset is read from a file."""
+
+    name: str
+    item: tuple[str, ...]
+    ratings: tuple[RatingColumns, ...]
+    language: str = "en"
+    preset: str | None = None
+    citation: str | None = None
+    licence: str | None = None
+    url: str | None = None
+    decimal: str = "."
+    extra_na: tuple[str, ...] = field(default=())
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes what is imported."""
+        d = asdict(self)
+        d.pop("citation"), d.pop("licence"), d.pop("url")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def parse_rating_option(text: str) -> tuple[str, dict[str, str]]:
+    """`DIM=MEAN_COL[,sd=COL][,n=COL]` -> (dimension, {"mean": .., "sd": .., "n": ..})."""
+    if "=" not in text:
+        raise WorkbenchError(
+            f"--rating {text!r}: write it as DIM=MEAN_COLUMN[,sd=COLUMN][,n=COLUMN], e.g. --rating familiarity=FAM.M,sd=FAM.SD"
+        )
+    dim, rest = text.split("=", 1)
+    parts = [p for p in _split_commas(rest)]
+    cols = {"mean": parts[0].strip()}
+    for p in parts[1:]:
+        if "=" not in p:
+            raise WorkbenchError(f"--rating {text!r}: {p!r} should be sd=COLUMN or n=COLUMN.")
+        k, v = p.split("=", 1)
+        k = k.strip().lower()
+        if k not in ("sd", "n"):
+            raise WorkbenchError(f"--rating {text!r}: unknown part {k!r}; use sd=COLUMN or n=COLUMN.")
+        cols[k] = v.strip()
+    if not dim.strip() or not cols["mean"]:
+        raise WorkbenchError(f"--rating {text!r}: both the dimension and the mean column are needed.")
+    return dim.strip(), cols
+
+
+def _split_commas(text: str) -> list[str]:
+    # a column name may itself contain a comma if quoted: "Conc, mean"
+    out, cur, q = [], "", False
+    for ch in text:
+        if ch == '"':
+            q = not q
+        elif ch == "," and not q:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return out
+
+
+def parse_scale_option(text: str) -> tuple[str, tuple[float, float]]:
+    """`DIM=MIN:MAX` -> (dimension, (min, max))."""
+    try:
+        dim, rng = text.split("=", 1)
+        lo, hi = rng.split(":", 1)
+        lo_f, hi_f = float(lo), float(hi)
+    except ValueError:
+        raise WorkbenchError(f"--scale {text!r}: write it as DIM=MIN:MAX, e.g. --scale familiarity=1:7") from None
+    if not lo_f < hi_f:
+        raise WorkbenchError(f"--scale {text!r}: the minimum must be below the maximum.")
+    return dim.strip(), (lo_f, hi_f)
+
+
+def parse_rescale_option(text: str) -> tuple[str, float]:
+    """`DIM=FACTOR` -> (dimension, factor)."""
+    try:
+        dim, f = text.split("=", 1)
+        factor = float(f)
+    except ValueError:
+        raise WorkbenchError(f"--rescale {text!r}: write it as DIM=FACTOR, e.g. --rescale familiarity=0.01") from None
+    if factor <= 0:
+        raise WorkbenchError(f"--rescale {text!r}: the factor must be positive.")
+    return dim.strip(), factor

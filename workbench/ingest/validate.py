@@ -1,0 +1,299 @@
+"""Turn a RawTable into validated norms, or say exactly what is wrong.
+
+Every cell that cannot be used becomes a Problem (row, column, value,
+reason). Without --skip-invalid any problem fails the import with one
+message; with it, the rows with problems are set aside and written to a
+rejects file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from workbench.errors import WorkbenchError
+from workbench.ingest.readers import RawTable
+from workbench.ingest.spec import NA_MARKERS, DatasetSpec, RatingColumns, header_key
+
+SHOWN_PROBLEMS = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int  # row index in the RawTable
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass
+class DimensionValues:
+    columns: RatingColumns
+    item_index: np.ndarray  # index into NormTable.items
+    value: np.ndarray
+    sd: np.ndarray | None
+    n: np.ndarray | None
+    mean_column: str
+
+
+@dataclass
+class NormTable:
+    spec: DatasetSpec
+    items: list[str]
+    dimensions: list[DimensionValues]
+    rows_read: int
+    duplicates_merged: int = 0
+    blank_rows: int = 0
+    rejected: list[tuple[int, list[Problem]]] = field(default_factory=list)  # (file line, problems)
+
+    @property
+    def n_ratings(self) -> int:
+        return sum(len(d.value) for d in self.dimensions)
+
+
+class ImportProblems(WorkbenchError):
+    def __init__(self, path: Path, problems: list[tuple[int, Problem]]):
+        self.path = path
+        self.problems = problems
+        shown = "; ".join(
+            f"row {line}, column {p.column!r}, value {p.value!r}: {p.reason}" for line, p in problems[:SHOWN_PROBLEMS]
+        )
+        more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(
+            f"{path}: {len(problems)} {noun}: {shown}{more}. Nothing was imported. Fix the file, or pass "
+            "--skip-invalid to import the other rows and write the rejected ones with their reasons to a file."
+        )
+
+
+def find_column(raw: RawTable, aliases: tuple[str, ...]) -> int | None:
+    keys = [header_key(h) for h in raw.header]
+    for alias in aliases:
+        k = header_key(alias)
+        if k in keys:
+            return keys.index(k)
+    return None
+
+
+def missing_column_error(raw: RawTable, what: str, aliases: tuple[str, ...]) -> WorkbenchError:
+    wanted = " or ".join(repr(a) for a in aliases)
+    close = difflib.get_close_matches(aliases[0], raw.header, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    shown = ", ".join(repr(h) for h in raw.header[:30]) + (", ..." if len(raw.header) > 30 else "")
+    return WorkbenchError(
+        f"{raw.path}: missing required column {wanted} ({what}); the header has {shown}.{hint} "
+        "Name the right column (e.g. --item-column, --rating DIM=COLUMN) or fix the header."
+    )
+
+
+def _column_strings(col) -> list[str]:
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col.to_pylist()
+    return ["" if v is None else _num_str(v) for v in col.to_pylist()]
+
+
+def _num_str(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def parse_numbers(
+    col, na_values: tuple[str, ...], decimal: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values with NaN for missing, missing mask, invalid mask) of one column."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    n = len(col)
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+        vals = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+        missing = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        for marker in na_values:
+            try:
+                missing |= vals == float(marker)
+            except ValueError:
+                pass
+        invalid = ~missing & ~np.isfinite(vals)
+        vals[missing] = np.nan
+        return vals, missing, invalid
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        col = pc.cast(col, pa.string())
+    trimmed = pc.utf8_trim_whitespace(col)
+    markers = pa.array(list(dict.fromkeys((*NA_MARKERS, *na_values))), type=pa.string())
+    missing_arr = pc.fill_null(pc.is_in(trimmed, value_set=markers), True)
+    missing = np.asarray(missing_arr.to_numpy(zero_copy_only=False), dtype=bool)
+    if decimal == ",":
+        trimmed = pc.replace_substring(trimmed, ",", ".")
+    candidates = pc.if_else(missing_arr, pa.scalar(None, pa.string()), trimmed)
+    try:
+        vals = pc.cast(candidates, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+        invalid = ~missing & ~np.isfinite(vals)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        vals = np.full(n, np.nan)
+        invalid = np.zeros(n, dtype=bool)
+        for i, s in enumerate(candidates.to_pylist()):
+            if s is None:
+                continue
+            try:
+                vals[i] = float(s)
+                if not np.isfinite(vals[i]):
+                    invalid[i] = True
+            except ValueError:
+                invalid[i] = True
+    vals[missing | invalid] = np.nan
+    return vals, missing, invalid
+
+
+def normalise_item(text: str) -> str:
+    text = text.strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text).strip()
+    return text
+
+
+def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False) -> NormTable:
+    """Validate one dataset's columns of a table. Raises ImportProblems unless skip_invalid."""
+    item_idx = find_column(raw, spec.item)
+    if item_idx is None:
+        raise missing_column_error(raw, "the item", spec.item)
+    item_col_name = raw.header[item_idx]
+
+    # resolve every dimension's columns first, so a missing column is reported before any value
+    resolved: list[tuple[RatingColumns, int, int | None, int | None, int | None]] = []
+    for rc in spec.ratings:
+        m = find_column(raw, rc.mean)
+        if m is None:
+            if rc.optional:
+                continue
+            raise missing_column_error(raw, f"the mean of {rc.dimension}", rc.mean)
+        sd = find_column(raw, rc.sd) if rc.sd else None
+        nn = find_column(raw, rc.n) if rc.n else None
+        nm = find_column(raw, rc.n_minus) if rc.n_minus else None
+        resolved.append((rc, m, sd, nn, nm))
+    if not resolved:
+        wanted = ", ".join(repr(r.mean[0]) for r in spec.ratings)
+        raise WorkbenchError(f"{raw.path}: none of the rating columns {wanted} is in the header.")
+
+    n = raw.n_rows
+    items = [normalise_item(s) for s in _column_strings(raw.columns[item_idx])]
+    problems: list[Problem] = []
+
+    parsed = []
+    all_blank_values = np.ones(n, dtype=bool)
+    for rc, m, sd, nn, nm in resolved:
+        na = (*rc.na_values, *spec.extra_na)
+        mean, m_missing, m_bad = parse_numbers(raw.columns[m], na, spec.decimal)
+        all_blank_values &= m_missing
+        for i in np.flatnonzero(m_bad):
+            problems.append(Problem(int(i), raw.header[m], _cell(raw, m, i), "not a number"))
+        if rc.scale is not None:
+            lo, hi = rc.scale
+            out = ~np.isnan(mean) & ((mean < lo) | (mean > hi))
+            for i in np.flatnonzero(out):
+                problems.append(
+                    Problem(int(i), raw.header[m], _cell(raw, m, i), f"outside the {rc.dimension} scale {_fmt(lo)}-{_fmt(hi)}")
+                )
+        sd_v = n_v = None
+        if sd is not None:
+            sd_v, _, sd_bad = parse_numbers(raw.columns[sd], na, spec.decimal)
+            bad = sd_bad | (sd_v < 0)
+            for i in np.flatnonzero(bad):
+                problems.append(Problem(int(i), raw.header[sd], _cell(raw, sd, i), "not a non-negative number"))
+        if nn is not None:
+            n_v, _, n_bad = parse_numbers(raw.columns[nn], na, spec.decimal)
+            if nm is not None:
+                minus, _, minus_bad = parse_numbers(raw.columns[nm], na, spec.decimal)
+                for i in np.flatnonzero(minus_bad):
+                    problems.append(Problem(int(i), raw.header[nm], _cell(raw, nm, i), "not a number"))
+                n_v = n_v - np.nan_to_num(minus)
+            with np.errstate(invalid="ignore"):
+                bad = n_bad | (n_v < 0) | (~np.isnan(n_v) & (n_v != np.round(n_v)))
+            for i in np.flatnonzero(bad):
+                problems.append(
+                    Problem(int(i), raw.header[nn], _cell(raw, nn, i), "not a count (a whole number of raters)")
+                )
+        parsed.append((rc, raw.header[m], mean, sd_v, n_v))
+
+    blank_item = np.array([not s for s in items], dtype=bool)
+    blank_row = blank_item & all_blank_values
+    for i in np.flatnonzero(blank_item & ~blank_row):
+        problems.append(Problem(int(i), item_col_name, "", "the item is empty"))
+
+    # duplicates: identical rows are merged, conflicting ones are problems
+    first_seen: dict[str, int] = {}
+    keep = ~blank_row
+    merged = 0
+    problem_rows = {p.row for p in problems}
+    for i, text in enumerate(items):
+        if blank_row[i] or not text:
+            continue
+        j = first_seen.setdefault(text, i)
+        if j == i:
+            continue
+        same = all(_same(mean[i], mean[j]) and _same_opt(sd_v, i, j) and _same_opt(n_v, i, j) for _, _, mean, sd_v, n_v in parsed)
+        if same and i not in problem_rows:
+            keep[i] = False
+            merged += 1
+        else:
+            problems.append(
+                Problem(int(i), item_col_name, text, f"duplicate item with different values (first on row {raw.line_of(j)})")
+            )
+
+    rejected: list[tuple[int, list[Problem]]] = []
+    if problems:
+        by_row: dict[int, list[Problem]] = {}
+        for p in problems:
+            by_row.setdefault(p.row, []).append(p)
+        if not skip_invalid:
+            ordered = sorted(problems, key=lambda p: p.row)
+            raise ImportProblems(raw.path, [(raw.line_of(p.row), p) for p in ordered])
+        for r in sorted(by_row):
+            keep[r] = False
+            rejected.append((raw.line_of(r), by_row[r]))
+        # a duplicate whose first row was rejected must not stand in for it
+    kept_idx = np.flatnonzero(keep)
+    uniq: dict[str, int] = {}
+    row_item = np.empty(len(kept_idx), dtype=np.int64)
+    for k, i in enumerate(kept_idx):
+        row_item[k] = uniq.setdefault(items[i], len(uniq))
+    dims = []
+    for rc, mean_col, mean, sd_v, n_v in parsed:
+        m = mean[kept_idx]
+        has = ~np.isnan(m)
+        f = rc.rescale or 1.0
+        value = m[has] * f
+        sd_out = None if sd_v is None else sd_v[kept_idx][has] * f
+        n_out = None if n_v is None else n_v[kept_idx][has]
+        dims.append(DimensionValues(rc, row_item[has], value, sd_out, n_out, mean_col))
+    return NormTable(
+        spec=spec,
+        items=list(uniq),
+        dimensions=dims,
+        rows_read=n,
+        duplicates_merged=merged,
+        blank_rows=int(blank_row.sum()),
+        rejected=rejected,
+    )
+
+
+def _same(a: float, b: float) -> bool:
+    return (np.isnan(a) and np.isnan(b)) or a == b
+
+
+def _same_opt(arr, i, j) -> bool:
+    return arr is None or _same(arr[i], arr[j])
+
+
+def _cell(raw: RawTable, col: int, row: int) -> str:
+    v = raw.columns[col][int(row)].as_py()
+    return "" if v is None else (_num_str(v) if not isinstance(v, str) else v)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)

@@ -1,0 +1,29 @@
+from workbench.store.engine import bump_generation, connect, generation, redact_url, resolve_url
+from workbench.store.models import (
+    Base,
+    Dataset,
+    Dimension,
+    Item,
+    ItemSet,
+    ItemSetMember,
+    Job,
+    Rater,
+    Rating,
+)
+
+__all__ = [
+    "Base",
+    "Dataset",
+    "Dimension",
+    "Item",
+    "ItemSet",
+    "ItemSetMember",
+    "Job",
+    "Rater",
+    "Rating",
+    "bump_generation",
+    "connect",
+    "generation",
+    "redact_url",
+    "resolve_url",
+]

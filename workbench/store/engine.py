@@ -1,0 +1,133 @@
+"""Engines, URLs and the store's change counter.
+
+Nothing here runs at import time: callers make one engine per command and
+one Session per unit of work (`with Session(engine) as s, s.begin(): ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from workbench.errors import WorkbenchError
+from workbench.store.models import StoreMeta
+
+DEFAULT_DB_NAME = "workbench.db"
+
+
+def resolve_url(explicit: str | None, study_database: str | None = None, base_dir: Path | None = None) -> str:
+    """The store URL: --db/WORKBENCH_DB, else the study file's, else a SQLite file beside the study.
+
+    A bare path is taken as a SQLite file; relative SQLite paths in a study
+    file are relative to the study's folder.
+    """
+    base_dir = base_dir or Path.cwd()
+    raw = explicit or os.environ.get("WORKBENCH_DB") or study_database
+    if not raw:
+        return f"sqlite:///{(base_dir / DEFAULT_DB_NAME).resolve()}"
+    if "://" not in raw:
+        return f"sqlite:///{(base_dir / raw).resolve()}"
+    if raw.startswith("postgresql://") or raw.startswith("postgres://"):
+        raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
+    if raw.startswith("sqlite:///") and not raw.startswith("sqlite:////") and raw != "sqlite:///:memory:":
+        rel = raw[len("sqlite:///") :]
+        if rel and not Path(rel).is_absolute():
+            raw = f"sqlite:///{(base_dir / rel).resolve()}"
+    return raw
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise WorkbenchError(
+            f"Cannot read the database URL {redact_url(url)!r}: use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB."
+        ) from None
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            parent = Path(u.database).parent
+            if not parent.exists():
+                raise WorkbenchError(
+                    f"The folder {parent} for the SQLite store does not exist: create it or pass --db."
+                )
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if u.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise WorkbenchError(
+        f"Unsupported database {u.get_backend_name()!r}: workbench stores data in SQLite or PostgreSQL."
+    )
+
+
+def connect(url: str, *, upgrade: bool = False) -> Engine:
+    """An engine on a store at the schema this workbench expects.
+
+    A new, empty database is migrated to the current schema. An older store
+    is upgraded when `upgrade` is true, otherwise a StoreVersionError says how
+    to upgrade it. A store from a newer workbench, or a database that is not a
+    workbench store, is refused.
+    """
+    from workbench.store import migrate
+
+    engine = make_engine(url)
+    try:
+        migrate.ensure_current(engine, allow_upgrade=upgrade)
+    except OperationalError as exc:
+        engine.dispose()
+        raise WorkbenchError(
+            f"Cannot open the store at {redact_url(url)}: {exc.orig}. Check the URL and that the server is running."
+        ) from None
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+def generation(session: Session) -> int:
+    """How many changes have been committed to the store (for caches)."""
+    value = session.scalar(select(StoreMeta.value).where(StoreMeta.key == "generation"))
+    return int(value) if value is not None else 0
+
+
+def bump_generation(session: Session) -> int:
+    """Count one more change; call inside the transaction that makes it."""
+    row = session.get(StoreMeta, "generation", with_for_update=True)
+    if row is None:
+        row = StoreMeta(key="generation", value="1")
+        session.add(row)
+    else:
+        row.value = str(int(row.value) + 1)
+    session.flush()
+    return int(row.value)
+
+
+def server_version(engine: Engine) -> str:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return "SQLite " + conn.execute(text("select sqlite_version()")).scalar_one()
+        return conn.execute(text("select version()")).scalar_one().split(",")[0]

@@ -1,0 +1,84 @@
+"""The migration runner: Alembic driven from code, on the engine we hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+
+from workbench.errors import StoreVersionError
+from workbench.store.engine import redact_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(engine: Engine) -> Config:
+    if not (MIGRATIONS_DIR / "env.py").exists():
+        raise StoreVersionError(
+            f"The migrations folder {MIGRATIONS_DIR} is missing: install workbench from its source tree "
+            "(pip install -e .)."
+        )
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def head_revision(engine: Engine) -> str:
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
+    """Bring a new store to head; refuse (or upgrade) an old one; refuse a foreign one."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    head = script.get_current_head()
+    current = current_revision(engine)
+    where = redact_url(engine.url.render_as_string(hide_password=False))
+    if current == head:
+        return
+    if current is None:
+        tables = set(inspect(engine).get_table_names())
+        if tables - {"alembic_version"}:
+            raise StoreVersionError(
+                f"The database at {where} has tables but is not a workbench store: "
+                "point --db at an empty database or a workbench store."
+            )
+        upgrade(engine)
+        return
+    try:
+        script.get_revision(current)
+    except Exception:
+        raise StoreVersionError(
+            f"The store at {where} is at schema revision {current}, which this workbench does not know: "
+            "it was written by a newer workbench. Upgrade workbench to open it."
+        ) from None
+    if allow_upgrade:
+        upgrade(engine)
+        return
+    raise StoreVersionError(
+        f"The store at {where} is at schema revision {current}; this workbench needs {head}. "
+        f"Run `workbench db upgrade --db {where}` (back it up first) and try again."
+    )
