@@ -227,11 +227,13 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
 
     # duplicates: identical rows are merged, conflicting ones are problems
     first_seen: dict[str, int] = {}
-    keep = ~blank_row
+    # rows with an item but no value in any of this dataset's columns are not part of it
+    # (a file can hold several datasets side by side, each rating a subset of the items)
+    keep = ~blank_row & ~all_blank_values
     merged = 0
     problem_rows = {p.row for p in problems}
     for i, text in enumerate(items):
-        if blank_row[i] or not text:
+        if not keep[i] or not text:
             continue
         j = first_seen.setdefault(text, i)
         if j == i:

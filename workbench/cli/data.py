@@ -1,0 +1,199 @@
+"""workbench import | status | export: norms in and out of the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.errors import WorkbenchError
+from workbench.ingest.load import import_file
+from workbench.ingest.presets import PRESETS, preset_specs
+from workbench.ingest.spec import (
+    DatasetSpec,
+    RatingColumns,
+    parse_rating_option,
+    parse_rescale_option,
+    parse_scale_option,
+)
+from workbench.store.engine import connect
+from workbench.store.summary import summarise
+
+PRESET_HELP = "Known dataset layout: " + "; ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
+SEPARATORS = {"comma": ",", "tab": "\t", "semicolon": ";", ",": ",", ";": ";", "\\t": "\t"}
+
+
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV, TSV, .xlsx or Parquet file.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Name of the dataset in the store.")],
+    preset: Annotated[str | None, typer.Option(help=PRESET_HELP)] = None,
+    item_column: Annotated[str | None, typer.Option(help="Column with the items (without --preset).")] = None,
+    rating: Annotated[
+        list[str] | None,
+        typer.Option(help="DIM=MEAN_COL[,sd=COL][,n=COL], once per dimension (without --preset)."),
+    ] = None,
+    scale: Annotated[list[str] | None, typer.Option(help="DIM=MIN:MAX: the scale values must lie on.")] = None,
+    rescale: Annotated[list[str] | None, typer.Option(help="DIM=FACTOR: multiply values after checking the scale.")] = None,
+    language: Annotated[str, typer.Option(help="Language of the items (ISO 639 code).")] = "en",
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
+    separator: Annotated[str | None, typer.Option(help="comma, tab or semicolon (default: detected).")] = None,
+    decimal: Annotated[str, typer.Option(help="Decimal mark: . or , (for files with decimal commas).")] = ".",
+    sheet: Annotated[str | None, typer.Option(help="Sheet of an .xlsx workbook (default: the first).")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import valid rows; write rejected rows with reasons to a file.")
+    ] = False,
+    rejects: Annotated[Path | None, typer.Option(help="Where --skip-invalid writes rejected rows.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Swap the ratings of a dataset imported before.")] = False,
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+) -> None:
+    """Import a norm file: by --preset, or by naming --item-column and --rating columns."""
+    if decimal not in (".", ","):
+        raise WorkbenchError("--decimal must be . or ,")
+    sep = None
+    if separator is not None:
+        if separator not in SEPARATORS:
+            raise WorkbenchError("--separator must be comma, tab or semicolon.")
+        sep = SEPARATORS[separator]
+    scales = dict(parse_scale_option(s) for s in scale or [])
+    rescales = dict(parse_rescale_option(s) for s in rescale or [])
+    if preset:
+        if item_column or rating:
+            raise WorkbenchError("Give --preset, or --item-column with --rating, not both.")
+        specs = preset_specs(preset, dataset, language=language, rescale=rescales, scale=scales, decimal=decimal)
+    else:
+        if not item_column or not rating:
+            raise WorkbenchError(
+                "Say how to read the file: --preset NAME, or --item-column COL and --rating DIM=MEAN_COL "
+                f"(presets: {', '.join(PRESETS)})."
+            )
+        cols = [parse_rating_option(r) for r in rating]
+        dims = {d for d, _ in cols}
+        for d in [*scales, *rescales]:
+            if d not in dims:
+                raise WorkbenchError(f"--scale/--rescale name {d!r}, which no --rating declares.")
+        specs = [
+            DatasetSpec(
+                dataset,
+                item=(item_column,),
+                ratings=tuple(
+                    RatingColumns(
+                        d,
+                        mean=(c["mean"],),
+                        sd=(c["sd"],) if "sd" in c else (),
+                        n=(c["n"],) if "n" in c else (),
+                        scale=scales.get(d),
+                        rescale=rescales.get(d),
+                    )
+                    for d, c in cols
+                ),
+                language=language,
+                decimal=decimal,
+            )
+        ]
+    engine = connect(store_url(db, study))
+    try:
+        with Session(engine) as s, s.begin():
+            results = import_file(
+                s,
+                file,
+                specs,
+                replace=replace,
+                skip_invalid=skip_invalid,
+                rejects_path=rejects,
+                encoding=encoding,
+                separator=sep,
+                sheet=sheet,
+            )
+    finally:
+        engine.dispose()
+    for r in results:
+        typer.echo(r.describe())
+
+
+def status(
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """What is in the store: datasets, dimensions, raters, items and ratings."""
+    engine = connect(store_url(db, study))
+    try:
+        with Session(engine) as s:
+            summary = summarise(s)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(summary.__dict__, indent=2))
+        return
+    typer.echo(f"{summary.items} items, {summary.ratings} ratings")
+    _table(
+        "Datasets",
+        ["dataset", "preset", "lang", "items", "ratings", "dimensions"],
+        [[d["name"], d["preset"] or "-", d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])] for d in summary.datasets],
+    )
+    _table(
+        "Dimensions",
+        ["dimension", "scale", "ratings"],
+        [[d["name"], _scale(d["scale"]), d["ratings"]] for d in summary.dimensions],
+    )
+    _table(
+        "Raters",
+        ["rater", "kind", "items", "ratings"],
+        [[r["name"], r["kind"], r["items"], r["ratings"]] for r in summary.raters],
+    )
+
+
+def _scale(scale: list) -> str:
+    lo, hi = scale
+    return "-" if lo is None else f"{lo:g}-{hi:g}"
+
+
+def _table(title: str, header: list[str], rows: list[list]) -> None:
+    typer.echo("")
+    typer.echo(f"{title}:" if rows else f"{title}: none")
+    if not rows:
+        return
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [all(r[i].replace(".", "").isdigit() for r in cells[1:]) for i in range(len(header))]
+    for r in cells:
+        line = "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric))
+        typer.echo("  " + line.rstrip())
+
+
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .parquet).")],
+    dataset: Annotated[str | None, typer.Option(help="Export this dataset's ratings.")] = None,
+    rater: Annotated[str | None, typer.Option(help="Export this rater's ratings.")] = None,
+    dimension: Annotated[str | None, typer.Option(help="Only this dimension.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from --out).")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="One row per item, one column per dimension.")] = False,
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+) -> None:
+    """Export ratings of a dataset or rater as CSV or Parquet."""
+    from workbench.analysis.export import export_ratings
+
+    fmt = fmt or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
+    if fmt not in ("csv", "parquet"):
+        raise WorkbenchError("--format must be csv or parquet.")
+    if (dataset is None) == (rater is None):
+        raise WorkbenchError("Name exactly one of --dataset or --rater.")
+    engine = connect(store_url(db, study))
+    try:
+        with Session(engine) as s:
+            n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, fmt=fmt, path=out, wide=wide)
+    finally:
+        engine.dispose()
+    typer.echo(f"Wrote {n} rows to {out}.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)
+    app.command()(status)
+    app.command()(export)

@@ -1,0 +1,47 @@
+"""workbench db upgrade | current: the store's schema."""
+
+from __future__ import annotations
+
+
+import typer
+
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.store import migrate
+from workbench.store.engine import make_engine, redact_url
+
+app = typer.Typer(help="The store's schema: show its revision, upgrade it.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+    """Upgrade the store to this workbench's schema (back it up first)."""
+    url = store_url(db, study)
+    engine = make_engine(url)
+    try:
+        before = migrate.current_revision(engine)
+        head = migrate.head_revision(engine)
+        if before == head:
+            typer.echo(f"{redact_url(url)}: already at revision {head}.")
+            return
+        migrate.ensure_current(engine, allow_upgrade=True)
+        typer.echo(f"{redact_url(url)}: upgraded from {before or 'empty'} to {head}.")
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def current(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+    """Show the store's schema revision and the one this workbench needs."""
+    url = store_url(db, study)
+    engine = make_engine(url)
+    try:
+        cur = migrate.current_revision(engine)
+        head = migrate.head_revision(engine)
+    finally:
+        engine.dispose()
+    state = "up to date" if cur == head else ("empty" if cur is None else "needs `workbench db upgrade`")
+    typer.echo(f"store:    {redact_url(url)}")
+    typer.echo(f"revision: {cur or '-'} ({state})")
+    typer.echo(f"needed:   {head}")
+
+

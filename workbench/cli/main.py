@@ -1,0 +1,61 @@
+"""The `workbench` command: one Typer app per command group, joined here."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from workbench import __version__
+from workbench.cli import data, db, sql, study
+from workbench.errors import WorkbenchError
+
+
+class WorkbenchGroup(TyperGroup):
+    """User mistakes become one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted: finished steps are kept; run the command again to resume.", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="workbench",
+    cls=WorkbenchGroup,
+    help="Build word norms with humans and LLMs: declare a study, import norms, rate, validate.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+study.register(app)
+data.register(app)
+sql.register(app)
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"workbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Workbench: word norms from humans and LLMs, in one reproducible store."""
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

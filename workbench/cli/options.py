@@ -1,0 +1,43 @@
+"""Options shared by every command, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workbench.errors import WorkbenchError
+from workbench.store.engine import resolve_url
+
+StudyPath = Annotated[
+    Path,
+    typer.Option("--study", "-s", help="The study file.", envvar="WORKBENCH_STUDY", show_default=True),
+]
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Store URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+        "(default: the study's `database`, else workbench.db beside the study).",
+        envvar="WORKBENCH_DB",
+        show_default=False,
+    ),
+]
+DEFAULT_STUDY = Path("study.yaml")
+
+
+def store_url(db: str | None, study: Path) -> str:
+    """--db/WORKBENCH_DB, else the study file's database, else workbench.db beside the study."""
+    if db:
+        return resolve_url(db, base_dir=Path.cwd())
+    if study.exists():
+        from workbench.study.load import load_study
+
+        loaded = load_study(study)
+        return resolve_url(None, loaded.study.database, loaded.base_dir)
+    return resolve_url(None, None, study.resolve().parent)
+
+
+def fail(message: str) -> None:
+    raise WorkbenchError(message)

@@ -1,0 +1,34 @@
+"""workbench sql: DuckDB over the store, read-only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.errors import WorkbenchError
+from workbench.store.engine import connect
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+) -> None:
+    """Query the store with DuckDB SQL (read-only). See README for the views and examples."""
+    from workbench.analysis.duck import format_result, run_sql
+
+    if fmt not in ("table", "csv", "json"):
+        raise WorkbenchError("--format must be table, csv or json.")
+    engine = connect(store_url(db, study))
+    try:
+        table = run_sql(engine, query)
+    finally:
+        engine.dispose()
+    typer.echo(format_result(table, fmt), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sql)

@@ -1,0 +1,114 @@
+"""workbench init | validate | plan | apply: the study file."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.errors import WorkbenchError
+from workbench.ingest.readers import read_table
+from workbench.ingest.validate import find_column, missing_column_error
+from workbench.store.engine import connect, redact_url
+from workbench.study.apply import apply_study, make_plan
+from workbench.study.load import dataset_specs, load_study, resolve_file, separator_of
+
+
+def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study.")]) -> None:
+    """Scaffold a study: study.yaml (with comments), prompts/ and data/."""
+    target = directory / "study.yaml"
+    if target.exists():
+        raise WorkbenchError(f"{target} already exists: choose another folder or edit it.")
+    template = resources.files("workbench") / "templates" / "study"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "prompts").mkdir(exist_ok=True)
+    (directory / "data").mkdir(exist_ok=True)
+    text = (template / "study.yaml").read_text(encoding="utf-8")
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
+    target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
+    prompt = directory / "prompts" / "familiarity.txt"
+    if not prompt.exists():
+        with resources.as_file(template / "prompts" / "familiarity.txt") as src:
+            shutil.copyfile(src, prompt)
+    typer.echo(f"Created {target}, {directory / 'prompts'}/ and {directory / 'data'}/.")
+    typer.echo(f"Next: put norm files in {directory / 'data'}/, declare them under `datasets:`, then run")
+    typer.echo(f"  workbench plan --study {target}")
+
+
+def validate(study: StudyPath = DEFAULT_STUDY) -> None:
+    """Check the study file: schema, files, presets and column names."""
+    loaded = load_study(study)
+    s = loaded.study
+    for name, src in s.datasets.items():
+        path = resolve_file(src.file, loaded.base_dir)
+        if not path.exists():
+            raise WorkbenchError(f"{study}: datasets.{name}.file: no file at {path}.")
+        specs = dataset_specs(name, src, s.dimensions)
+        raw = read_table(path, encoding=src.encoding, separator=separator_of(src), sheet=src.sheet)
+        for spec in specs:
+            if find_column(raw, spec.item) is None:
+                raise missing_column_error(raw, "the item", spec.item)
+            for rc in spec.ratings:
+                if not rc.optional and find_column(raw, rc.mean) is None:
+                    raise missing_column_error(raw, f"the mean of {rc.dimension}", rc.mean)
+    typer.echo(f"{study}: valid ({len(s.dimensions)} dimensions, {len(s.datasets)} datasets).")
+
+
+def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+    """Show what `apply` would do, without touching the store."""
+    loaded = load_study(study)
+    url = store_url(db, study)
+    engine = connect(url)
+    try:
+        with Session(engine) as s:
+            p = make_plan(s, loaded)
+    finally:
+        engine.dispose()
+    typer.echo(f"Store: {redact_url(url)}")
+    for step in p.steps:
+        typer.echo("  " + step.describe())
+    for name in p.undeclared:
+        typer.echo(f"  keep      dataset {name}  (in the store, not in the study)")
+    if p.changes:
+        typer.echo(f"{len(p.changes)} to do. Run `workbench apply` to do it.")
+    else:
+        typer.echo("Nothing to do: the store matches the study.")
+
+
+def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+    """Make the store match the study file, resuming where a previous apply stopped."""
+    loaded = load_study(study)
+    url = store_url(db, study)
+    engine = connect(url)
+    done = 0
+
+    def report(step, results):
+        nonlocal done
+        if step.action == "unchanged":
+            return
+        done += 1
+        if results:
+            for r in results:
+                typer.echo("  " + r.describe())
+        else:
+            past = {"create": "created", "update": "updated"}.get(step.action, step.action)
+            typer.echo(f"  {step.kind} {step.name}: {past}")
+
+    try:
+        typer.echo(f"Store: {redact_url(url)}")
+        apply_study(engine, loaded, on_step=report)
+    finally:
+        engine.dispose()
+    typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(validate)
+    app.command()(plan)
+    app.command()(apply)

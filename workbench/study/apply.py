@@ -1,0 +1,135 @@
+"""plan and apply: make the store match the study file, doing only what is missing.
+
+Each step (a dimension update, one dataset file's import) is its own
+transaction, so an interrupted apply keeps what it finished and the next
+apply resumes from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
+from workbench.store.engine import bump_generation
+from workbench.store.models import Dataset, Dimension
+from workbench.study.load import LoadedStudy, dataset_specs, resolve_file, separator_of
+
+
+@dataclass
+class Step:
+    kind: str  # dimension | dataset
+    name: str
+    action: str  # create | update | import | replace | unchanged
+    detail: str = ""
+
+    def describe(self) -> str:
+        verb = {
+            "create": "create",
+            "update": "update",
+            "import": "import",
+            "replace": "replace",
+            "unchanged": "unchanged",
+        }[self.action]
+        return f"{verb:<9} {self.kind} {self.name}" + (f"  ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)  # datasets in the store the study does not name
+
+    @property
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.action != "unchanged"]
+
+
+def _dimension_action(session: Session, name: str, spec) -> str:
+    dim = session.scalar(select(Dimension).where(Dimension.name == name))
+    if dim is None:
+        return "create"
+    wanted = (spec.scale[0], spec.scale[1], spec.step, spec.labels or None, spec.instructions)
+    have = (dim.scale_min, dim.scale_max, dim.scale_step, dim.labels or None, dim.instructions)
+    return "unchanged" if wanted == have else "update"
+
+
+def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
+    study = loaded.study
+    plan = Plan()
+    for name, spec in study.dimensions.items():
+        action = _dimension_action(session, name, spec)
+        plan.steps.append(Step("dimension", name, action, f"scale {spec.scale[0]:g}-{spec.scale[1]:g}"))
+    declared: set[str] = set()
+    for name, src in study.datasets.items():
+        path = resolve_file(src.file, loaded.base_dir)
+        specs = dataset_specs(name, src, study.dimensions)
+        declared.update(s.name for s in specs)
+        if not path.exists():
+            from workbench.errors import WorkbenchError
+
+            raise WorkbenchError(f"{loaded.path}: datasets.{name}.file: no file at {path}.")
+        actions = plan_import(session, path, specs, file_checksum(path))
+        for ds_name, action in actions.items():
+            detail = src.preset and f"preset {src.preset}" or "columns " + ", ".join(src.ratings or {})
+            plan.steps.append(Step("dataset", ds_name, action, f"{path.name}, {detail}"))
+    plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
+    return plan
+
+
+def apply_study(
+    engine: Engine,
+    loaded: LoadedStudy,
+    *,
+    on_step: Callable[[Step, list[ImportResult] | None], None] | None = None,
+) -> Plan:
+    """Carry out the plan, one transaction per step; returns the plan that was carried out."""
+    study = loaded.study
+    with Session(engine) as s:
+        plan = make_plan(s, loaded)
+    dims = {st.name: st for st in plan.steps if st.kind == "dimension"}
+    with Session(engine) as s, s.begin():
+        changed = False
+        for name, spec in study.dimensions.items():
+            if dims[name].action == "unchanged":
+                continue
+            dim = s.scalar(select(Dimension).where(Dimension.name == name)) or Dimension(name=name)
+            dim.scale_min, dim.scale_max, dim.scale_step = spec.scale[0], spec.scale[1], spec.step
+            dim.labels, dim.instructions = spec.labels or None, spec.instructions
+            s.add(dim)
+            changed = True
+        if changed:
+            bump_generation(s)
+    if on_step:
+        for st in dims.values():
+            on_step(st, None)
+    for name, src in study.datasets.items():
+        specs = dataset_specs(name, src, study.dimensions)
+        steps = [st for st in plan.steps if st.kind == "dataset" and st.name in {sp.name for sp in specs}]
+        if all(st.action == "unchanged" for st in steps):
+            if on_step:
+                for st in steps:
+                    on_step(st, None)
+            continue
+        path = resolve_file(src.file, loaded.base_dir)
+        rejects = loaded.base_dir / f"{name}.rejected.csv"
+        with Session(engine) as s, s.begin():
+            results = import_file(
+                s,
+                Path(path),
+                specs,
+                replace=True,
+                skip_invalid=src.skip_invalid,
+                rejects_path=rejects,
+                encoding=src.encoding,
+                separator=separator_of(src),
+                sheet=src.sheet,
+                origin=src.file,
+            )
+        if on_step:
+            for st in steps:
+                on_step(st, [r for r in results if r.dataset == st.name])
+    return plan
