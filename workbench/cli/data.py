@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url, working
 from workbench.errors import WorkbenchError
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import PRESETS, preset_specs
@@ -97,7 +97,7 @@ def import_(
         ]
     engine = connect(store_url(db, study))
     try:
-        with Session(engine) as s, s.begin():
+        with working(f"Importing {file.name}"), Session(engine) as s, s.begin():
             results = import_file(
                 s,
                 file,

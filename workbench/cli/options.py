@@ -41,3 +41,15 @@ def store_url(db: str | None, study: Path) -> str:
 
 def fail(message: str) -> None:
     raise WorkbenchError(message)
+
+
+def working(message: str):
+    """A spinner on stderr while long work runs (only on a terminal, so piped output stays clean)."""
+    import contextlib
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url, working
 from workbench.errors import WorkbenchError
 from workbench.ingest.readers import read_table
 from workbench.ingest.validate import find_column, missing_column_error
@@ -101,7 +101,8 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
     try:
         typer.echo(f"Store: {redact_url(url)}")
-        apply_study(engine, loaded, on_step=report)
+        with working(f"Applying {study}"):
+            apply_study(engine, loaded, on_step=report)
     finally:
         engine.dispose()
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
