@@ -9,4 +9,4 @@ workbench apply --study "$STUDY"
 workbench status --study "$STUDY"
 echo
 echo "Agreement of the human concreteness norms on their shared words (Spearman rho):"
-workbench sql --study "$STUDY" "$(cat "$ROOT/examples/concreteness/agreement.sql")"
+workbench sql --study "$STUDY" --file "$ROOT/examples/concreteness/agreement.sql"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +13,11 @@ from workbench.store.engine import connect
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings.")],
+    query: Annotated[
+        str | None,
+        typer.Argument(help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings."),
+    ] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-F", help="Read the query from this file.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
@@ -20,6 +25,12 @@ def sql(
     """Query the store with DuckDB SQL (read-only). See README for the views and examples."""
     from workbench.analysis.duck import format_result, run_sql
 
+    if (query is None) == (file is None):
+        raise WorkbenchError("Give the query as an argument, or --file PATH, not both.")
+    if file is not None:
+        if not file.exists():
+            raise WorkbenchError(f"{file}: no such file.")
+        query = file.read_text(encoding="utf-8")
     if fmt not in ("table", "csv", "json"):
         raise WorkbenchError("--format must be table, csv or json.")
     engine = connect(store_url(db, study))
