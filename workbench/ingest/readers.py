@@ -174,7 +174,7 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
     leading_blank = len(text) - len(stripped)
     line_offset = text[:leading_blank].count("\n")
 
-    def line_numbers(ragged_ok: bool = True) -> list[tuple[int, list[str]]]:
+    def line_numbers() -> list[tuple[int, list[str]]]:
         """(line, fields) of every non-blank record after the header, by a csv.reader pass."""
         reader = csv.reader(io.StringIO(stripped), delimiter=sep)
         out = []
@@ -185,26 +185,26 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
         return out
 
     if invalid:
-        # ragged rows: trailing separators, or missing trailing cells. Recover them with their line numbers.
+        # ragged rows: trailing separators, or missing trailing cells. Rebuild the table from a csv.reader
+        # pass, so rows stay in file order (row order decides which duplicate is "first" and the order of
+        # problems in messages) and each keeps its line number.
         records = line_numbers()
-        good_lines = [ln for ln, rec in records if len(rec) == ncols]
-        ragged = [(ln, rec) for ln, rec in records if len(rec) != ncols]
-        fixed: list[list[str]] = []
-        for ln, rec in ragged:
-            extra = rec[ncols:]
-            if any(cell.strip() for cell in extra):
-                raise WorkbenchError(
-                    f"{path}: row {ln} has {len(rec)} cells but the header has {ncols} columns "
-                    f"(extra value {next(c for c in extra if c.strip())!r}). Fix the row or the header."
-                )
-            fixed.append(rec[:ncols] + [""] * (ncols - len(rec)))
-        if fixed:
-            extra_cols = list(zip(*fixed))
-            columns = [
-                pa.chunked_array([*col.chunks, pa.array(list(extra_cols[j]), type=pa.string())])
-                for j, col in enumerate(columns)
-            ]
-        all_lines = good_lines + [ln for ln, _ in ragged]
+        cells: list[list[str]] = []
+        for ln, rec in records:
+            if len(rec) > ncols:
+                extra = rec[ncols:]
+                if any(cell.strip() for cell in extra):
+                    raise WorkbenchError(
+                        f"{path}: row {ln} has {len(rec)} cells but the header has {ncols} columns "
+                        f"(extra value {next(c for c in extra if c.strip())!r}). Fix the row or the header."
+                    )
+                rec = rec[:ncols]
+            elif len(rec) < ncols:
+                rec = rec + [""] * (ncols - len(rec))
+            cells.append(rec)
+        by_column = list(zip(*cells)) if cells else [()] * ncols
+        columns = [pa.array(list(col), type=pa.string()) for col in by_column]
+        all_lines = [ln for ln, _ in records]
         return RawTable(path, header, columns, len(all_lines), enc, sep, lambda: all_lines)
 
     return RawTable(

@@ -22,6 +22,8 @@ from workbench.ingest.readers import RawTable
 from workbench.ingest.spec import NA_MARKERS, DatasetSpec, RatingColumns, header_key
 
 SHOWN_PROBLEMS = 5
+# a decimal number as written in a table: sign, digits with an optional point, optional exponent
+NUMBER_PATTERN = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,6 @@ def parse_numbers(
     """(values with NaN for missing, missing mask, invalid mask) of one column."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
-    n = len(col)
     if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
         vals = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
         missing = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -130,22 +131,18 @@ def parse_numbers(
     missing = np.asarray(missing_arr.to_numpy(zero_copy_only=False), dtype=bool)
     if decimal == ",":
         trimmed = pc.replace_substring(trimmed, ",", ".")
-    candidates = pc.if_else(missing_arr, pa.scalar(None, pa.string()), trimmed)
-    try:
-        vals = pc.cast(candidates, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
-        invalid = ~missing & ~np.isfinite(vals)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        vals = np.full(n, np.nan)
-        invalid = np.zeros(n, dtype=bool)
-        for i, s in enumerate(candidates.to_pylist()):
-            if s is None:
-                continue
+    # one number syntax for every cell (Python's float() would also take "1_0" or non-ASCII digits)
+    syntax_ok = pc.fill_null(pc.match_substring_regex(trimmed, NUMBER_PATTERN), False)
+    candidates = pc.if_else(pc.and_(syntax_ok, pc.invert(missing_arr)), trimmed, pa.scalar(None, pa.string()))
+    vals = pc.cast(candidates, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+    ok = np.asarray(syntax_ok.to_numpy(zero_copy_only=False), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        invalid = ~missing & (~ok | ~np.isfinite(vals))
+        for marker in na_values:  # a numeric marker (MRC's 0) is missing however it is written: 0, 0.0
             try:
-                vals[i] = float(s)
-                if not np.isfinite(vals[i]):
-                    invalid[i] = True
+                missing |= ~invalid & (vals == float(marker))
             except ValueError:
-                invalid[i] = True
+                pass
     vals[missing | invalid] = np.nan
     return vals, missing, invalid
 
@@ -155,6 +152,24 @@ def normalise_item(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFC", text).strip()
     return text
+
+
+# what str.strip() removes from an ASCII string
+_ASCII_EDGE_SPACE = r"^[\t-\r\x1c-\x1f ]|[\t-\r\x1c-\x1f ]$"
+
+
+def item_strings(col) -> list[str]:
+    """normalise_item of every cell; only the cells that need it (non-ASCII or padded) go through Python."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return [normalise_item(s) for s in _column_strings(col)]
+    col = pc.fill_null(col, "")
+    texts = col.to_pylist()
+    needs = pc.or_(pc.invert(pc.string_is_ascii(col)), pc.match_substring_regex(col, _ASCII_EDGE_SPACE))
+    for i in np.flatnonzero(needs.to_numpy(zero_copy_only=False)).tolist():
+        texts[i] = normalise_item(texts[i])
+    return texts
 
 
 def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False) -> NormTable:
@@ -181,7 +196,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
         raise WorkbenchError(f"{raw.path}: none of the rating columns {wanted} is in the header.")
 
     n = raw.n_rows
-    items = [normalise_item(s) for s in _column_strings(raw.columns[item_idx])]
+    items = item_strings(raw.columns[item_idx])
     problems: list[Problem] = []
 
     parsed = []
@@ -225,27 +240,36 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     for i in np.flatnonzero(blank_item & ~blank_row):
         problems.append(Problem(int(i), item_col_name, "", "the item is empty"))
 
-    # duplicates: identical rows are merged, conflicting ones are problems
-    first_seen: dict[str, int] = {}
     # rows with an item but no value in any of this dataset's columns are not part of it
     # (a file can hold several datasets side by side, each rating a subset of the items)
     keep = ~blank_row & ~all_blank_values
     merged = 0
-    problem_rows = {p.row for p in problems}
-    for i, text in enumerate(items):
-        if not keep[i] or not text:
-            continue
-        j = first_seen.setdefault(text, i)
-        if j == i:
-            continue
-        same = all(_same(mean[i], mean[j]) and _same_opt(sd_v, i, j) and _same_opt(n_v, i, j) for _, _, mean, sd_v, n_v in parsed)
-        if same and i not in problem_rows:
-            keep[i] = False
-            merged += 1
-        else:
-            problems.append(
-                Problem(int(i), item_col_name, text, f"duplicate item with different values (first on row {raw.line_of(j)})")
-            )
+
+    # duplicates: identical rows are merged, conflicting ones are problems. A row is only merged into a
+    # first row without problems: merged into a rejected row it would vanish from both the store and the
+    # rejects file, so it is reported (and with skip_invalid, rejected) as a conflicting duplicate.
+    problem_rows = np.zeros(n, dtype=bool)
+    problem_rows[[p.row for p in problems]] = True
+    cand = np.flatnonzero(keep & ~blank_item)
+    if len(cand):
+        codes, _ = factorize([items[i] for i in cand])
+        _, first_pos = np.unique(codes, return_index=True)  # position in cand of each item's first row
+        first_row = cand[first_pos[codes]]
+        dup = first_row != cand
+        if dup.any():
+            i_rows, j_rows = cand[dup], first_row[dup]
+            same = ~problem_rows[i_rows] & ~problem_rows[j_rows]
+            for _, _, mean, sd_v, n_v in parsed:
+                for arr in (mean, sd_v, n_v):
+                    if arr is not None:
+                        a, b = arr[i_rows], arr[j_rows]
+                        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+            keep[i_rows[same]] = False
+            merged = int(same.sum())
+            for i, j in zip(i_rows[~same].tolist(), j_rows[~same].tolist()):
+                problems.append(
+                    Problem(i, item_col_name, items[i], f"duplicate item with different values (first on row {raw.line_of(j)})")
+                )
 
     rejected: list[tuple[int, list[Problem]]] = []
     if problems:
@@ -258,24 +282,22 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
         for r in sorted(by_row):
             keep[r] = False
             rejected.append((raw.line_of(r), by_row[r]))
-        # a duplicate whose first row was rejected must not stand in for it
     kept_idx = np.flatnonzero(keep)
-    uniq: dict[str, int] = {}
-    row_item = np.empty(len(kept_idx), dtype=np.int64)
-    for k, i in enumerate(kept_idx):
-        row_item[k] = uniq.setdefault(items[i], len(uniq))
+    # every kept row names a different item: later rows of an item were merged into the first or are problems
+    uniq = [items[i] for i in kept_idx.tolist()]
+    row_item = np.arange(len(uniq), dtype=np.int64)
     dims = []
     for rc, mean_col, mean, sd_v, n_v in parsed:
         m = mean[kept_idx]
         has = ~np.isnan(m)
         f = rc.rescale or 1.0
-        value = m[has] * f
-        sd_out = None if sd_v is None else sd_v[kept_idx][has] * f
+        value = rescaled(m[has], f)
+        sd_out = None if sd_v is None else rescaled(sd_v[kept_idx][has], f)
         n_out = None if n_v is None else n_v[kept_idx][has]
         dims.append(DimensionValues(rc, row_item[has], value, sd_out, n_out, mean_col))
     return NormTable(
         spec=spec,
-        items=list(uniq),
+        items=uniq,
         dimensions=dims,
         rows_read=n,
         duplicates_merged=merged,
@@ -284,12 +306,24 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     )
 
 
-def _same(a: float, b: float) -> bool:
-    return (np.isnan(a) and np.isnan(b)) or a == b
+def rescaled(x: np.ndarray, factor: float) -> np.ndarray:
+    """x * factor; a factor of 1/k (0.01) divides by k, so 613 becomes 6.13 and not 6.130000000000001."""
+    if factor == 1.0:
+        return x
+    if factor < 1.0:
+        k = round(1.0 / factor)
+        if k and 1.0 / k == factor:
+            return x / k
+    return x * factor
 
 
-def _same_opt(arr, i, j) -> bool:
-    return arr is None or _same(arr[i], arr[j])
+def factorize(texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(code of each text, the distinct texts in order of first appearance): texts == distinct[codes]."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64), []
+    encoded = pa.array(texts, type=pa.string()).dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary.to_pylist()
 
 
 def _cell(raw: RawTable, col: int, row: int) -> str:

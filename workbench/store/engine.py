@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
@@ -97,10 +97,14 @@ def connect(url: str, *, upgrade: bool = False) -> Engine:
     engine = make_engine(url)
     try:
         migrate.ensure_current(engine, allow_upgrade=upgrade)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         engine.dispose()
+        # OperationalError: no server, no such database; a plain DatabaseError: SQLite's "file is not a
+        # database". Others (a failing migration, say) are not about opening the store: let them through.
+        if not (isinstance(exc, OperationalError) or type(exc) is DatabaseError):
+            raise
         raise WorkbenchError(
-            f"Cannot open the store at {redact_url(url)}: {exc.orig}. Check the URL and that the server is running."
+            f"Cannot open the store at {redact_url(url)}: {str(exc.orig).strip()}. Check the URL and that the server is running."
         ) from None
     except Exception:
         engine.dispose()
