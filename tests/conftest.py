@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,45 +30,41 @@ def _pg_url(dbname: str) -> str:
     return PG_SERVER.rsplit("/", 1)[0] + "/" + dbname
 
 
+@contextmanager
+def _fresh_database(prefix: str, template: str | None = None):
+    """A new PostgreSQL database (copied from `template` if given), dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = _admin()
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    try:
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_template():
     """A migrated, empty workbench database to copy from; created fresh for this run."""
-    name = f"wb_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = _admin()
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    eng = connect(_pg_url(name))
-    eng.dispose()
-    yield name
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _fresh_database("wb_tpl") as name:
+        connect(_pg_url(name)).dispose()
+        yield name
 
 
 @pytest.fixture
 def pg_url(request):
-    template = request.getfixturevalue("pg_template")
-    name = f"wb_t_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(name)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    """A fresh, migrated PostgreSQL store."""
+    with _fresh_database("wb_t", request.getfixturevalue("pg_template")) as name:
+        yield _pg_url(name)
 
 
 @pytest.fixture
 def empty_pg_url():
     """A brand-new, unmigrated PostgreSQL database (for migration tests)."""
-    name = f"wb_e_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _fresh_database("wb_e") as name:
+        yield _pg_url(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
