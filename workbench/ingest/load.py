@@ -126,7 +126,7 @@ def import_file(
 
     results = [ImportResult(s.name, "unchanged") for s in specs if actions[s.name] == "unchanged"]
     for table in tables:
-        res = _write_dataset(session, path, table, checksum, origin or str(path), actions[table.spec.name])
+        res = _write_dataset(session, path, table, checksum, origin or str(path.resolve()), actions[table.spec.name])
         res.rejects_file = rejects_file if table.rejected else None
         results.append(res)
     bump_generation(session)

@@ -62,7 +62,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
 def make_engine(url: str) -> Engine:
     try:
         u = make_url(url)
-    except ArgumentError as exc:
+    except ArgumentError:
         raise WorkbenchError(
             f"Cannot read the database URL {redact_url(url)!r}: use sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB."
