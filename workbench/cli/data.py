@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url, working
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import PRESETS, preset_specs
@@ -20,7 +20,6 @@ from workbench.ingest.spec import (
     parse_rescale_option,
     parse_scale_option,
 )
-from workbench.store.engine import connect
 from workbench.store.summary import summarise
 
 PRESET_HELP = "Known dataset layout: " + "; ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
@@ -95,9 +94,8 @@ def import_(
                 decimal=decimal,
             )
         ]
-    engine = connect(store_url(db, study))
-    try:
-        with working(f"Importing {file.name}"), Session(engine) as s, s.begin():
+    with open_store(store_url(db, study)) as engine, working(f"Importing {file.name}"):
+        with Session(engine) as s, s.begin():
             results = import_file(
                 s,
                 file,
@@ -109,8 +107,6 @@ def import_(
                 separator=sep,
                 sheet=sheet,
             )
-    finally:
-        engine.dispose()
     for r in results:
         typer.echo(r.describe())
 
@@ -121,12 +117,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """What is in the store: datasets, dimensions, raters, items and ratings."""
-    engine = connect(store_url(db, study))
-    try:
-        with Session(engine) as s:
-            summary = summarise(s)
-    finally:
-        engine.dispose()
+    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+        summary = summarise(s)
     if as_json:
         typer.echo(json.dumps(summary.__dict__, indent=2))
         return
@@ -184,12 +176,8 @@ def export(
         raise WorkbenchError("--format must be csv or parquet.")
     if (dataset is None) == (rater is None):
         raise WorkbenchError("Name exactly one of --dataset or --rater.")
-    engine = connect(store_url(db, study))
-    try:
-        with Session(engine) as s:
-            n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, fmt=fmt, path=out, wide=wide)
-    finally:
-        engine.dispose()
+    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+        n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, fmt=fmt, path=out, wide=wide)
     typer.echo(f"Wrote {n} rows to {out}.")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.store import migrate
-from workbench.store.engine import make_engine, redact_url
+from workbench.store.engine import redact_url
 
 app = typer.Typer(help="The store's schema: show its revision, upgrade it.", no_args_is_help=True)
 
@@ -16,29 +16,23 @@ app = typer.Typer(help="The store's schema: show its revision, upgrade it.", no_
 def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Upgrade the store to this workbench's schema (back it up first)."""
     url = store_url(db, study)
-    engine = make_engine(url)
-    try:
+    with open_store(url, check_schema=False) as engine:
         before = migrate.current_revision(engine)
         head = migrate.head_revision(engine)
         if before == head:
             typer.echo(f"{redact_url(url)}: already at revision {head}.")
             return
         migrate.ensure_current(engine, allow_upgrade=True)
-        typer.echo(f"{redact_url(url)}: upgraded from {before or 'empty'} to {head}.")
-    finally:
-        engine.dispose()
+    typer.echo(f"{redact_url(url)}: upgraded from {before or 'empty'} to {head}.")
 
 
 @app.command()
 def current(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Show the store's schema revision and the one this workbench needs."""
     url = store_url(db, study)
-    engine = make_engine(url)
-    try:
+    with open_store(url, check_schema=False) as engine:
         cur = migrate.current_revision(engine)
         head = migrate.head_revision(engine)
-    finally:
-        engine.dispose()
     state = "up to date" if cur == head else ("empty" if cur is None else "needs `workbench db upgrade`")
     typer.echo(f"store:    {redact_url(url)}")
     typer.echo(f"revision: {cur or '-'} ({state})")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
-from workbench.errors import WorkbenchError
-from workbench.store.engine import resolve_url
+from workbench.store.engine import connect, make_engine, resolve_url
 
 StudyPath = Annotated[
     Path,
@@ -39,8 +41,14 @@ def store_url(db: str | None, study: Path) -> str:
     return resolve_url(None, None, study.resolve().parent)
 
 
-def fail(message: str) -> None:
-    raise WorkbenchError(message)
+@contextmanager
+def open_store(url: str, *, check_schema: bool = True) -> Iterator[Engine]:
+    """An engine for one command, disposed afterwards; checks (or, when new, creates) the schema."""
+    engine = connect(url) if check_schema else make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def working(message: str):

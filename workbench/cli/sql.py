@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
-from workbench.store.engine import connect
 
 
 def sql(
@@ -33,11 +32,8 @@ def sql(
         query = file.read_text(encoding="utf-8")
     if fmt not in ("table", "csv", "json"):
         raise WorkbenchError("--format must be table, csv or json.")
-    engine = connect(store_url(db, study))
-    try:
+    with open_store(store_url(db, study)) as engine:
         table = run_sql(engine, query)
-    finally:
-        engine.dispose()
     typer.echo(format_result(table, fmt), nl=False)
 
 

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, store_url, working
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
 from workbench.ingest.readers import read_table
 from workbench.ingest.validate import find_column, missing_column_error
-from workbench.store.engine import connect, redact_url
+from workbench.store.engine import redact_url
 from workbench.study.apply import apply_study, make_plan
 from workbench.study.load import dataset_specs, load_study, resolve_file, separator_of
 
@@ -63,12 +63,8 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Show what `apply` would do, without touching the store."""
     loaded = load_study(study)
     url = store_url(db, study)
-    engine = connect(url)
-    try:
-        with Session(engine) as s:
-            p = make_plan(s, loaded)
-    finally:
-        engine.dispose()
+    with open_store(url) as engine, Session(engine) as s:
+        p = make_plan(s, loaded)
     typer.echo(f"Store: {redact_url(url)}")
     for step in p.steps:
         typer.echo("  " + step.describe())
@@ -84,7 +80,6 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Make the store match the study file, resuming where a previous apply stopped."""
     loaded = load_study(study)
     url = store_url(db, study)
-    engine = connect(url)
     done = 0
 
     def report(step, results):
@@ -99,12 +94,9 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             past = {"create": "created", "update": "updated"}.get(step.action, step.action)
             typer.echo(f"  {step.kind} {step.name}: {past}")
 
-    try:
-        typer.echo(f"Store: {redact_url(url)}")
-        with working(f"Applying {study}"):
-            apply_study(engine, loaded, on_step=report)
-    finally:
-        engine.dispose()
+    typer.echo(f"Store: {redact_url(url)}")
+    with open_store(url) as engine, working(f"Applying {study}"):
+        apply_study(engine, loaded, on_step=report)
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
 
 
