@@ -13,6 +13,7 @@ from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, stor
 from workbench.errors import WorkbenchError
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import PRESETS, preset_specs
+from workbench.ingest.readers import separator_char
 from workbench.ingest.spec import (
     DatasetSpec,
     RatingColumns,
@@ -23,7 +24,6 @@ from workbench.ingest.spec import (
 from workbench.store.summary import summarise
 
 PRESET_HELP = "Known dataset layout: " + "; ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
-SEPARATORS = {"comma": ",", "tab": "\t", "semicolon": ";", ",": ",", ";": ";", "\\t": "\t"}
 
 
 def import_(
@@ -53,11 +53,7 @@ def import_(
     """Import a norm file: by --preset, or by naming --item-column and --rating columns."""
     if decimal not in (".", ","):
         raise WorkbenchError("--decimal must be . or ,")
-    sep = None
-    if separator is not None:
-        if separator not in SEPARATORS:
-            raise WorkbenchError("--separator must be comma, tab or semicolon.")
-        sep = SEPARATORS[separator]
+    sep = separator_char(separator) if separator is not None else None
     scales = dict(parse_scale_option(s) for s in scale or [])
     rescales = dict(parse_rescale_option(s) for s in rescale or [])
     if preset:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
@@ -290,6 +290,3 @@ def bulk_insert_ratings(
         with cur.copy("COPY ratings (item_id, dimension_id, rater_id, replicate, value, sd, n, job_id) FROM STDIN") as cp:
             cp.write(buf.getvalue())
 
-
-def count_ratings(session: Session, rater_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Rating).where(Rating.rater_id == rater_id)) or 0

@@ -31,6 +31,15 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon"}
 
 
+def separator_char(value: str) -> str:
+    """A separator given by name (comma, tab, semicolon) or as the character itself ("\\t" for tab)."""
+    names = {name: char for char, name in SEPARATORS.items()}
+    char = names.get(value, "\t" if value == "\\t" else value)
+    if char not in SEPARATORS:
+        raise WorkbenchError(f"Unknown separator {value!r}: use comma, tab or semicolon.")
+    return char
+
+
 @dataclass
 class RawTable:
     path: Path
@@ -47,23 +56,6 @@ class RawTable:
         if self._lines_cache is None:
             self._lines_cache = self._line_numbers() if self._line_numbers else list(range(2, self.n_rows + 2))
         return self._lines_cache[row]
-
-    def select_rows(self, mask) -> RawTable:
-        """A table of the rows where mask is true, keeping their file line numbers."""
-        import numpy as np
-
-        idx = np.flatnonzero(mask)
-        cols = [c.take(pa.array(idx)) for c in self.columns]
-        parent = self
-        return RawTable(
-            path=self.path,
-            header=self.header,
-            columns=cols,
-            n_rows=len(idx),
-            encoding=self.encoding,
-            separator=self.separator,
-            _line_numbers=lambda: [parent.line_of(int(i)) for i in idx],
-        )
 
 
 def detect_encoding(data: bytes) -> str:

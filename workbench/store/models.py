@@ -34,7 +34,6 @@ NAMING_CONVENTION = {
 }
 
 RATER_KINDS = ("norm", "human", "llm", "model")
-JOB_STATUSES = ("running", "done", "failed", "cancelled")
 
 
 def utcnow() -> dt.datetime:

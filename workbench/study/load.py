@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from workbench.errors import WorkbenchError
 from workbench.ingest.presets import preset_specs
+from workbench.ingest.readers import separator_char
 from workbench.ingest.spec import DatasetSpec, RatingColumns
 from workbench.study.models import DatasetSource, Study
 
-SEPARATOR_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";"}
 
 
 @dataclass
@@ -107,4 +107,4 @@ def dataset_specs(name: str, src: DatasetSource, dimensions: dict) -> list[Datas
 
 
 def separator_of(src: DatasetSource) -> str | None:
-    return SEPARATOR_NAMES.get(src.separator, src.separator) if src.separator else None
+    return separator_char(src.separator) if src.separator else None
