@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
+from workbench.cli.rate import describe, progress_bar
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
 from workbench.ingest.readers import read_table
@@ -94,9 +96,17 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             past = {"create": "created", "update": "updated"}.get(step.action, step.action)
             typer.echo(f"  {step.kind} {step.name}: {past}")
 
+    def rated(rep) -> None:
+        nonlocal done
+        if rep.job_id is not None:
+            done += 1
+            for line in describe(rep):
+                typer.echo("  " + line)
+
     typer.echo(f"Store: {redact_url(url)}")
-    with open_store(url) as engine, working(f"Applying {study}"):
-        apply_study(engine, loaded, on_step=report)
+    with open_store(url) as engine, ExitStack() as stack:
+        bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
+        apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars)
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
 
 

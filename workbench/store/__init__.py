@@ -1,6 +1,7 @@
 from workbench.store.engine import bump_generation, connect, generation, redact_url, resolve_url
 from workbench.store.models import (
     Base,
+    Call,
     Dataset,
     Dimension,
     Item,
@@ -13,6 +14,7 @@ from workbench.store.models import (
 
 __all__ = [
     "Base",
+    "Call",
     "Dataset",
     "Dimension",
     "Item",

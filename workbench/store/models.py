@@ -105,6 +105,8 @@ class ItemSet(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    # how the set was made (source datasets, sample size, seed): equal means "already made"
+    definition: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ItemSetMember(Base):
@@ -143,6 +145,8 @@ class Job(Base):
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     cost: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # the id of the remote work this job waits on (an OpenAI batch), so a restart picks it up
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -159,6 +163,10 @@ class Rating(Base):
     n: Mapped[int | None] = mapped_column(Integer)
     distribution: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw_answer: Mapped[str | None] = mapped_column(Text)
+    # probability mass on scale-point tokens (expected read-out) or share of valid samples
+    mass: Mapped[float | None] = mapped_column(Float)
+    # why value is missing, or a warning such as low mass on scale tokens
+    note: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=func.current_timestamp()
@@ -170,3 +178,29 @@ class Rating(Base):
         ),
         Index("ix_ratings_item_dimension", "item_id", "dimension_id"),
     )
+
+
+class Call(Base):
+    """One request to a model server: what was sent, what came back, how long it took.
+
+    Keys never reach this table: ``request`` is the JSON body, without headers.
+    """
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    response: Mapped[str | None] = mapped_column(Text)  # the raw response body
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (CheckConstraint("status IN ('ok', 'error')", name="status"),)

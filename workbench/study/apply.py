@@ -15,16 +15,19 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
+from workbench.jobs.runner import RunReport, run_rater, run_rater_dry
 from workbench.store.engine import bump_generation
+from workbench.store.itemsets import item_set_action, save_item_set
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, resolve_file, separator_of
+from workbench.study.models import ItemSetSpec
 
 
 @dataclass
 class Step:
-    kind: str  # dimension | dataset
+    kind: str  # dimension | dataset | item set | rater
     name: str
-    action: str  # create | update | import | replace | unchanged
+    action: str  # create | update | import | replace | rate | unchanged
     detail: str = ""
 
     def describe(self) -> str:
@@ -33,6 +36,7 @@ class Step:
             "update": "update",
             "import": "import",
             "replace": "replace",
+            "rate": "rate",
             "unchanged": "unchanged",
         }[self.action]
         return f"{verb:<9} {self.kind} {self.name}" + (f"  ({self.detail})" if self.detail else "")
@@ -77,7 +81,32 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
             detail = src.preset and f"preset {src.preset}" or "columns " + ", ".join(src.ratings or {})
             plan.steps.append(Step("dataset", ds_name, action, f"{path.name}, {detail}"))
     plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
+    waiting = bool(plan.changes)
+    for name, spec in study.item_sets.items():
+        if waiting:
+            plan.steps.append(Step("item set", name, "create", "after the steps above"))
+            continue
+        action = item_set_action(session, name, item_set_definition(spec))
+        plan.steps.append(Step("item set", name, action, "from " + ", ".join(spec.from_)))
+        waiting = waiting or action != "unchanged"
+    for name in study.raters:
+        plan.steps.append(_rater_step(session, loaded, name, waiting))
     return plan
+
+
+def item_set_definition(spec: ItemSetSpec) -> dict:
+    return {"from": list(spec.from_), "exclude": list(spec.exclude), "sample": spec.sample, "seed": spec.seed}
+
+
+def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool) -> Step:
+    spec = loaded.study.raters[name]
+    what = f"{spec.backend}" + (f" {spec.model}" if spec.model else "")
+    if waiting:
+        return Step("rater", name, "rate", f"{what}, after the steps above")
+    report = run_rater_dry(session, loaded, name)
+    if report.requested == 0:
+        return Step("rater", name, "unchanged", f"{what}, {report.target} items rated")
+    return Step("rater", name, "rate", f"{what}, {report.requested} of {report.target} items")
 
 
 def apply_study(
@@ -85,6 +114,8 @@ def apply_study(
     loaded: LoadedStudy,
     *,
     on_step: Callable[[Step, list[ImportResult] | None], None] | None = None,
+    on_rater: Callable[[RunReport], None] | None = None,
+    on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None,
 ) -> Plan:
     """Carry out the plan, one transaction per step; returns the plan that was carried out."""
     study = loaded.study
@@ -132,4 +163,16 @@ def apply_study(
         if on_step:
             for st in steps:
                 on_step(st, [r for r in results if r.dataset == st.name])
+    for name, spec in study.item_sets.items():
+        definition = item_set_definition(spec)
+        with Session(engine) as s, s.begin():
+            if item_set_action(s, name, definition) == "unchanged":
+                continue
+            size = save_item_set(s, name, definition)
+        if on_step:
+            on_step(Step("item set", name, "create", f"{size} items"), None)
+    for name in study.raters:
+        report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
+        if on_rater:
+            on_rater(report)
     return plan

@@ -81,6 +81,107 @@ class DatasetSource(Strict):
         return self
 
 
+class ItemSetSpec(Strict):
+    """A named set of items: the items of one or more datasets, optionally a seeded random sample."""
+
+    from_: list[Name] = Field(
+        alias="from",
+        description="dataset(s) or item set(s) whose items make the set; with several, only the items they all share",
+    )
+    sample: int | None = Field(None, gt=0, description="keep a random sample of this many items")
+    seed: int = Field(0, description="seed of the random sample")
+    exclude: list[Name] = Field(default_factory=list, description="leave out the items of these datasets or item sets")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("from_", "exclude", mode="before")
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
+class FewShotSpec(Strict):
+    """Few-shot examples: items from a set, shown with their gold values."""
+
+    items: Name = Field(description="item set or dataset the examples are drawn from")
+    gold: Name = Field(description="dataset whose ratings are shown as the examples' answers")
+    n: int = Field(5, ge=1, le=200, description="number of examples")
+    seed: int = Field(0, description="seed of the draw")
+    format: str = Field(
+        'Word: "{item}"\nRating: {value}',
+        description="how one example is written; {item} and {value} are filled in",
+    )
+    round: bool = Field(True, description="round gold values to the nearest scale point (so answers are scale tokens)")
+
+
+class Price(Strict):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+BACKENDS = ("openai", "openai-batch", "local", "wordfreq", "embedding")
+
+
+class RaterSpec(Strict):
+    """A rater: backend + model + prompt + read-out + parameters. Its identity is the hash of all of them."""
+
+    backend: Literal["openai", "openai-batch", "local", "wordfreq", "embedding"] = Field(
+        description="openai (any OpenAI-compatible server), openai-batch (the Batch API), local (an open-weight "
+        "model in process), wordfreq or embedding (baselines)"
+    )
+    model: str | None = Field(
+        None,
+        description="model name on the server; for local, gemma3-270m (default) or a .gguf path; "
+        "for embedding, all-MiniLM-L6-v2 (default)",
+    )
+    dimension: Name | None = Field(None, description="the dimension rated (default: the study's only dimension)")
+    items: Name | None = Field(None, description="item set or dataset to rate (default: every item with a gold rating on the dimension)")
+    prompt: str | None = Field(
+        None,
+        description="prompt template, a file relative to the study or the text; fills {item}, {examples}, "
+        "{dimension}, {scale_min}, {scale_max}, {labels}, {instructions}",
+    )
+    system: str | None = Field(None, description="system prompt (chat backends), a file or the text")
+    readout: Literal["expected", "greedy", "parsed", "samples"] = Field(
+        "expected", description="how the answer becomes a rating"
+    )
+    few_shot: FewShotSpec | None = None
+    # generation
+    temperature: float | None = Field(None, ge=0, le=2, description="default 0, or 1 for the samples read-out")
+    max_tokens: int = Field(5, ge=1, le=4096)
+    top_logprobs: int = Field(20, ge=1, le=20)
+    samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
+    min_mass: float = Field(0.5, ge=0, le=1, description="flag items with less probability mass on scale tokens")
+    # server
+    base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (never stored)")
+    price: Price | None = Field(None, description="price per million tokens, when the built-in table does not know the model")
+    # how the job runs (not part of the rater's identity)
+    concurrency: int = Field(16, ge=1, le=1024)
+    timeout: float = Field(60, gt=0, description="seconds per request")
+    max_retries: int = Field(5, ge=0, le=50)
+    batch_size: int = Field(16, ge=1, le=1024, description="items per forward pass (local)")
+    poll_seconds: float = Field(30, gt=0, description="seconds between batch status checks (openai-batch)")
+    # baselines
+    train: Name | None = Field(None, description="item set the baseline is fitted on")
+    gold: Name | None = Field(None, description="dataset whose ratings the baseline is fitted to (and few-shot answers)")
+    alpha: float | None = Field(None, gt=0, description="ridge penalty (embedding); default chosen by cross-validation")
+    language: str = Field("en", description="language of the items (wordfreq)")
+
+    @model_validator(mode="after")
+    def _backend_needs(self):
+        if self.backend in ("wordfreq", "embedding"):
+            if self.backend == "embedding" and not (self.train and self.gold):
+                raise ValueError("an embedding baseline needs train (an item set) and gold (a dataset)")
+            if bool(self.train) != bool(self.gold):
+                raise ValueError("give train and gold together")
+        elif self.backend in ("openai", "openai-batch") and not self.model:
+            raise ValueError(f"backend {self.backend} needs a model")
+        return self
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -90,3 +191,5 @@ class Study(Strict):
     )
     dimensions: dict[Name, DimensionSpec] = Field(default_factory=dict)
     datasets: dict[Name, DatasetSource] = Field(default_factory=dict)
+    item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
+    raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")

@@ -1,0 +1,895 @@
+"""A fault-injecting OpenAI API test double that speaks real HTTP.
+
+`OpenAIServer` serves the documented chat completions, files and batches
+endpoints on 127.0.0.1 well enough for the official `openai` client to run
+against it unchanged (``base_url=server.base_url``). Its "model" is
+deterministic: the rated word is the last double-quoted string in the last
+user message, and the answer follows `reference_distribution(word)`, so tests
+can compute the expected ratings without the server.
+
+In-process (a background thread with its own event loop)::
+
+    @pytest.fixture(scope="module")
+    def openai_server():
+        with OpenAIServer(latency=0) as server:
+            yield server
+
+    @pytest.fixture
+    def server(openai_server):
+        openai_server.reset()            # fresh stats and faults per test
+        return openai_server
+
+    def test_rating(server):
+        client = OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        server.set_faults({"dog": ["429", "500"], "cat": "always:500"})
+        ...
+        assert server.stats()["attempts"]["dog"] == 3
+
+As its own process (benchmarks)::
+
+    python -m tests.openai_server --port 0 --latency 0.05 --scale 1 7
+    # prints "READY http://127.0.0.1:PORT" and serves until killed;
+    # GET /_stats returns stats() as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+try:
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    import json
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    _loads = json.loads
+
+Scale = tuple[int, int]
+
+DEFAULT_WORD_PATTERN = r'"([^"]*)"'
+CHAT_ENDPOINT = "/v1/chat/completions"
+MODE_MASS = 0.55
+NEIGHBOUR_MASS = 0.15
+SPACED_SHARE = 0.2  # share of each point's mass on the " 5" token (the rest on "5")
+OFF_SCALE_TOKEN = "The"
+NON_NUMERIC_TOKENS = (
+    ("banana", 0.6), ("The", 0.15), ("I", 0.1), ("Sure", 0.06), ("As", 0.04), ("It", 0.03), ("This", 0.02),
+)
+FAULT_KINDS = frozenset({"429", "500", "slow", "malformed", "no_logprobs", "non_numeric"})
+MALFORMED_BODY = b'{"id": "chatcmpl-'
+MAX_TOP_LOGPROBS = 20
+MAX_CHOICE_CACHE = 200_000
+FILE_PURPOSES = frozenset(
+    {"assistants", "batch", "fine-tune", "vision", "user_data", "evals", "batch_output"}
+)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def scale_labels(scale: Scale = (1, 7)) -> list[str]:
+    """The answer labels of an integer scale: (1, 7) -> ["1", ..., "7"]."""
+    low, high = scale
+    if high < low:
+        raise ValueError(f"empty scale {scale}")
+    return [str(k) for k in range(low, high + 1)]
+
+
+def reference_distribution(word: str, scale: Scale = (1, 7)) -> dict[str, float]:
+    """The model's rating distribution for `word`: label -> probability.
+
+    The mode is label index int.from_bytes(sha256(word)[:8], "big") % points;
+    it gets 0.55, each existing neighbour 0.15, and the other points share the
+    rest equally (weights renormalised when a scale has no other points).
+    """
+    labels = scale_labels(scale)
+    digest = hashlib.sha256(word.encode("utf-8")).digest()
+    mode = int.from_bytes(digest[:8], "big") % len(labels)
+    neighbours = {i for i in (mode - 1, mode + 1) if 0 <= i < len(labels)}
+    others = len(labels) - 1 - len(neighbours)
+    rest = (1.0 - MODE_MASS - NEIGHBOUR_MASS * len(neighbours)) / others if others else 0.0
+    weights = [MODE_MASS if i == mode else NEIGHBOUR_MASS if i in neighbours else rest for i in range(len(labels))]
+    total = sum(weights)
+    return {label: weight / total for label, weight in zip(labels, weights)}
+
+
+def reference_mode(word: str, scale: Scale = (1, 7)) -> str:
+    """The most likely label: the answer content at temperature 0."""
+    distribution = reference_distribution(word, scale)
+    return max(distribution, key=distribution.__getitem__)
+
+
+def reference_expected(word: str, scale: Scale = (1, 7)) -> float:
+    """The expected rating, sum of k * p(k)."""
+    return sum(int(label) * p for label, p in reference_distribution(word, scale).items())
+
+
+def reference_top_logprobs(
+    word: str, scale: Scale = (1, 7), off_scale_mass: float = 0.02
+) -> list[tuple[str, float]]:
+    """The full first-token distribution as (token, logprob), most likely first.
+
+    Each point's probability, scaled by 1 - off_scale_mass, is split 80/20
+    between the tokens "5" and " 5"; the token "The" gets off_scale_mass. Ties
+    sort by token. The server returns the first `top_logprobs` entries.
+    """
+    probabilities = []
+    for label, p in reference_distribution(word, scale).items():
+        scaled = p * (1.0 - off_scale_mass)
+        probabilities += [(label, scaled * (1.0 - SPACED_SHARE)), (" " + label, scaled * SPACED_SHARE)]
+    if off_scale_mass > 0:
+        probabilities.append((OFF_SCALE_TOKEN, off_scale_mass))
+    probabilities.sort(key=lambda item: (-item[1], item[0]))
+    return [(token, math.log(p)) for token, p in probabilities]
+
+
+def extract_word(text: str, pattern: re.Pattern[str]) -> str:
+    """The last match of `pattern` in `text` (its first group if it has one), else the stripped text."""
+    last = None
+    for last in pattern.finditer(text):
+        pass
+    if last is None:
+        return text.strip()
+    return last.group(1) if pattern.groups else last.group(0)
+
+
+class ApiError(Exception):
+    """An error answered in the OpenAI shape {"error": {message, type, param, code}}."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def _bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """The parts of a chat completions request that the model uses."""
+
+    model: str
+    word: str
+    prompt_chars: int
+    n: int
+    top_logprobs: int | None  # None: logprobs not requested
+    temperature: float
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    """The text of a message's content: a string or a list of {"type": "text"} parts."""
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    raise _bad_request("Invalid type for 'messages[].content': expected a string or an array.", "messages")
+
+
+def _optional_int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _bad_request(f"Invalid '{name}': expected an integer from {low} to {high}.", name, "invalid_value")
+    return value
+
+
+def parse_chat_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest:
+    """Validate a chat completions body (unknown fields are ignored); raise ApiError(400) if malformed."""
+    if not isinstance(body, dict):
+        raise _bad_request("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad_request("You must provide a model parameter.", "model", "missing_required_parameter")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise _bad_request("'messages' must be a non-empty array of message objects.", "messages")
+    if body.get("stream"):
+        raise _bad_request("Streaming is not supported by this test server.", "stream", "unsupported_value")
+    texts = [_message_text(m) for m in messages]
+    user_texts = [t for m, t in zip(messages, texts) if m.get("role") == "user"]
+    n = _optional_int(body, "n", 1, 128) or 1
+    _optional_int(body, "max_tokens", 1, 1 << 31)
+    _optional_int(body, "max_completion_tokens", 1, 1 << 31)
+    top_logprobs = _optional_int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    logprobs = body.get("logprobs")
+    if logprobs not in (None, True, False):
+        raise _bad_request("Invalid 'logprobs': expected a boolean.", "logprobs", "invalid_type")
+    if top_logprobs is not None and logprobs is not True:
+        raise _bad_request("'logprobs' must be true when 'top_logprobs' is set.", "top_logprobs")
+    temperature = body.get("temperature")
+    if temperature is None:
+        temperature = 0.0
+    elif isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        raise _bad_request("Invalid 'temperature': expected a number from 0 to 2.", "temperature", "invalid_value")
+    return ChatRequest(
+        model=model,
+        word=extract_word(user_texts[-1] if user_texts else texts[-1], pattern),
+        prompt_chars=sum(map(len, texts)),
+        n=n,
+        top_logprobs=(top_logprobs or 0) if logprobs else None,
+        temperature=float(temperature),
+    )
+
+
+class Model:
+    """The deterministic model: per-word choices, computed lazily and cached as serialized JSON."""
+
+    def __init__(self, scale: Scale, off_scale_mass: float) -> None:
+        self.scale = scale
+        self.off_scale_mass = off_scale_mass
+        self._choices: dict[tuple[str, str, int | None, str], bytes] = {}
+        self._modes: dict[str, str] = {}
+
+    def completion_json(self, request: ChatRequest, completion_id: str, attempt: int, variant: str) -> bytes:
+        """A serialized chat completion; variant is "normal", "no_logprobs" or "non_numeric"."""
+        prompt_tokens = request.prompt_chars // 4 + 1
+        head = _dumps({
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.model,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": request.n,
+                      "total_tokens": prompt_tokens + request.n},
+            "system_fingerprint": None,
+        })
+        top_k = None if variant == "no_logprobs" else request.top_logprobs
+        choices = b",".join(
+            b'{"index":%d,' % i + self._choice_json(request.word, label, top_k, variant)
+            for i, label in enumerate(self._answer_labels(request, attempt))
+        )
+        return head[:-1] + b',"choices":[' + choices + b"]}"
+
+    def _answer_labels(self, request: ChatRequest, attempt: int) -> list[str]:
+        """The mode n times at temperature 0, else n labels sampled with an RNG seeded by (word, attempt)."""
+        if request.temperature <= 0:
+            mode = self._modes.get(request.word)
+            if mode is None:
+                mode = self._modes[request.word] = reference_mode(request.word, self.scale)
+            return [mode] * request.n
+        distribution = reference_distribution(request.word, self.scale)
+        seed = hashlib.sha256(f"{request.word}\x00{attempt}".encode()).digest()
+        rng = random.Random(int.from_bytes(seed[:8], "big"))
+        return rng.choices(list(distribution), weights=list(distribution.values()), k=request.n)
+
+    def _choice_json(self, word: str, label: str, top_k: int | None, variant: str) -> bytes:
+        """A serialized choice without its leading '{"index": i,' part."""
+        key = (word, label, top_k, variant)
+        choice = self._choices.get(key)
+        if choice is None:
+            if len(self._choices) >= MAX_CHOICE_CACHE:
+                self._choices.clear()
+                self._modes.clear()
+            choice = self._choices[key] = _dumps(self._build_choice(word, label, top_k, variant))[1:]
+        return choice
+
+    def _build_choice(self, word: str, label: str, top_k: int | None, variant: str) -> dict[str, Any]:
+        if variant == "non_numeric":
+            content, tokens = NON_NUMERIC_TOKENS[0][0], [(t, math.log(p)) for t, p in NON_NUMERIC_TOKENS]
+        else:
+            content, tokens = label, reference_top_logprobs(word, self.scale, self.off_scale_mass)
+        logprobs = None
+        if top_k is not None:
+            chosen = next(lp for token, lp in tokens if token == content)
+            top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in tokens[:top_k]]
+            entry = {"token": content, "logprob": chosen, "bytes": list(content.encode()), "top_logprobs": top}
+            logprobs = {"content": [entry], "refusal": None}
+        message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+        return {"message": message, "logprobs": logprobs, "finish_reason": "stop"}
+
+
+# --------------------------------------------------------------------------- faults and stats
+
+
+@dataclass(slots=True)
+class _FaultScript:
+    """The faults still to come for one word: (kind, permanent) entries; a permanent one is never consumed."""
+
+    pending: deque[tuple[str, bool]]
+
+    @classmethod
+    def parse(cls, spec: str | list[str] | tuple[str, ...]) -> _FaultScript:
+        entries = [spec] if isinstance(spec, str) else list(spec)
+        parsed = deque()
+        for entry in entries:
+            permanent = entry.startswith("always:")
+            kind = entry.removeprefix("always:")
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {entry!r}; kinds: {sorted(FAULT_KINDS)}")
+            parsed.append((kind, permanent))
+        return cls(parsed)
+
+    def next(self) -> str | None:
+        """The fault for the next attempt, or None when the script is exhausted."""
+        if not self.pending:
+            return None
+        kind, permanent = self.pending[0]
+        if not permanent:
+            self.pending.popleft()
+        return kind
+
+
+@dataclass(slots=True)
+class _Stats:
+    requests: int = 0
+    chat_requests: int = 0
+    chat_ok: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    batches_created: int = 0
+    files_uploaded: int = 0
+    attempts: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "chat_requests": self.chat_requests,
+            "chat_ok": self.chat_ok,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "batches_created": self.batches_created,
+            "files_uploaded": self.files_uploaded,
+            "attempts": dict(self.attempts),
+        }
+
+
+@dataclass(slots=True)
+class _Batch:
+    obj: dict[str, Any]  # the documented batch object, as served
+    expire_after: int | None
+    task: asyncio.Task[None] | None = None
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response; `body` is an object or already serialized bytes."""
+    data = body if isinstance(body, bytes) else _dumps(body)
+    return web.Response(body=data, status=status, headers=headers, content_type="application/json")
+
+
+def _error_response(error: ApiError) -> web.Response:
+    return _json_response(error.body, error.status)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class OpenAIServer:
+    """An aiohttp server speaking the OpenAI chat completions, files and batches API, with faults.
+
+    Use it as a context manager (``with OpenAIServer() as server``) or call
+    start()/stop(). set_faults, expire_batches_after, stats and reset are
+    thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        scale: Scale = (1, 7),
+        word_pattern: str = DEFAULT_WORD_PATTERN,
+        off_scale_mass: float = 0.02,
+        retry_after: float = 0.2,
+        slow_seconds: float = 5.0,
+        batch_seconds: float = 0.5,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.latency = latency
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.batch_seconds = batch_seconds
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self.model = Model(tuple(scale), off_scale_mass)
+        self._pattern = re.compile(word_pattern)
+        self._lock = threading.Lock()
+        self._faults: dict[str, _FaultScript] = {}
+        self._expire_after: int | None = None
+        self._stats = _Stats()
+        self._ids = itertools.count(1)
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- control (any thread)
+
+    @property
+    def url(self) -> str:
+        """The server root, "http://127.0.0.1:PORT"."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The `base_url` for the openai client: url + "/v1"."""
+        return self.url + "/v1"
+
+    def set_faults(self, faults: dict[str, str | list[str]]) -> None:
+        """Script faults per word, replacing those words' earlier scripts.
+
+        A list is consumed one entry per attempt, then the word is answered
+        normally; an entry "always:KIND" (or a plain string "always:KIND")
+        answers every later attempt with KIND. A plain string "KIND" is a
+        one-entry list. Kinds: 429, 500, slow, malformed, no_logprobs, non_numeric.
+        """
+        scripts = {word: _FaultScript.parse(spec) for word, spec in faults.items()}
+        with self._lock:
+            self._faults.update(scripts)
+
+    def expire_batches_after(self, n: int | None) -> None:
+        """Batches created from now on expire after answering their first n lines (None: never)."""
+        with self._lock:
+            self._expire_after = n
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: requests (all /v1), chat_requests, chat_ok (chat answered 200 with a JSON completion),
+        in_flight and max_in_flight (concurrent chat requests), batches_created, files_uploaded,
+        and attempts (word -> chat requests plus batch lines for that word)."""
+        with self._lock:
+            return self._stats.as_dict()
+
+    def reset(self) -> None:
+        """Clear stats, fault scripts and batch expiry; files and batches stay."""
+        with self._lock:
+            self._stats = _Stats()
+            self._faults.clear()
+            self._expire_after = None
+
+    def start(self) -> OpenAIServer:
+        """Serve from a background thread with its own event loop; returns once listening."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-server", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.open(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and end the background thread."""
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop = self._thread = None
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- lifecycle (server loop)
+
+    async def open(self) -> None:
+        """Start listening in the running event loop; sets `port` when it was 0."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=1 << 30)
+        app.add_routes([
+            web.post("/v1/chat/completions", self._chat),
+            web.post("/v1/files", self._upload_file),
+            web.get("/v1/files/{file_id}", self._get_file),
+            web.get("/v1/files/{file_id}/content", self._file_content),
+            web.delete("/v1/files/{file_id}", self._delete_file),
+            web.post("/v1/batches", self._create_batch),
+            web.get("/v1/batches", self._list_batches),
+            web.get("/v1/batches/{batch_id}", self._get_batch),
+            web.post("/v1/batches/{batch_id}/cancel", self._cancel_batch),
+            web.get("/_stats", self._stats_handler),
+        ])
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Cancel running batches and stop listening."""
+        for batch in self._batches.values():
+            if batch.task is not None:
+                batch.task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ----------------------------------------------------------------- HTTP plumbing
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count /v1 requests, check the bearer key, and answer errors in the OpenAI shape."""
+        if not request.path.startswith("/v1/"):
+            return await handler(request)
+        with self._lock:
+            self._stats.requests += 1
+        try:
+            self._authorize(request)
+            return await handler(request)
+        except ApiError as error:
+            return _error_response(error)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error_response(ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}"))
+
+    def _authorize(self, request: web.Request) -> None:
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key or (self.api_key is not None and key != self.api_key):
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> Any:
+        try:
+            return _loads(await request.read())
+        except ValueError:
+            raise _bad_request("We could not parse the JSON body of your request.") from None
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):016x}"
+
+    def _begin_attempt(self, word: str) -> tuple[int, str | None]:
+        """Count an attempt for `word`; return its number (1-based) and its fault, if any."""
+        with self._lock:
+            self._stats.attempts[word] += 1
+            script = self._faults.get(word)
+            return self._stats.attempts[word], script.next() if script else None
+
+    # ----------------------------------------------------------------- chat completions
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        with self._lock:
+            stats = self._stats
+            stats.chat_requests += 1
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            chat = parse_chat_request(await self._json_body(request), self._pattern)
+            attempt, fault = self._begin_attempt(chat.word)
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return await self._answer_chat(chat, attempt, fault)
+        finally:
+            with self._lock:
+                stats.in_flight -= 1
+
+    async def _answer_chat(self, chat: ChatRequest, attempt: int, fault: str | None) -> web.Response:
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        elif fault == "malformed":
+            return web.Response(body=MALFORMED_BODY, content_type="application/json")
+        request_id = self._new_id("req_")
+        status, body = self._outcome(chat, attempt, fault)
+        headers = {"x-request-id": request_id}
+        if status == 429:
+            headers["retry-after"] = str(math.ceil(self.retry_after))
+            headers["retry-after-ms"] = str(round(self.retry_after * 1000))
+        elif status == 200:
+            with self._lock:
+                self._stats.chat_ok += 1
+        return _json_response(body, status, headers)
+
+    def _outcome(self, chat: ChatRequest, attempt: int, fault: str | None) -> tuple[int, bytes]:
+        """Status and serialized body for one chat request under `fault` (in a batch, "slow" is
+        answered normally and "malformed" as a 500)."""
+        if fault == "429":
+            error = ApiError(429, "Rate limit reached (test server).", type="rate_limit_error", code="rate_limit_exceeded")
+            return 429, _dumps(error.body)
+        if fault in ("500", "malformed"):
+            return 500, _dumps(ApiError(500, "The server had an error (test server).", type="server_error").body)
+        variant = fault if fault in ("no_logprobs", "non_numeric") else "normal"
+        return 200, self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, variant)
+
+    # ----------------------------------------------------------------- files
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload, purpose = form.get("file"), form.get("purpose")
+        if not isinstance(upload, web.FileField):
+            raise _bad_request("Missing file upload in the 'file' field.", "file", "missing_required_parameter")
+        if purpose not in FILE_PURPOSES:
+            raise _bad_request(f"Invalid 'purpose': {purpose!r}.", "purpose", "invalid_value")
+        file_obj = self._store_file(upload.file.read(), upload.filename, str(purpose))
+        with self._lock:
+            self._stats.files_uploaded += 1
+        return _json_response(file_obj)
+
+    def _store_file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        file_obj = {
+            "id": self._new_id("file-"),
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
+        self._files[file_obj["id"]] = (file_obj, data)
+        return file_obj
+
+    def _file(self, file_id: str) -> tuple[dict[str, Any], bytes]:
+        try:
+            return self._files[file_id]
+        except KeyError:
+            raise ApiError(404, f"No such File object: {file_id}", param="id") from None
+
+    async def _get_file(self, request: web.Request) -> web.Response:
+        return _json_response(self._file(request.match_info["file_id"])[0])
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._file(request.match_info["file_id"])[1], content_type="application/octet-stream")
+
+    async def _delete_file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        self._file(file_id)
+        del self._files[file_id]
+        return _json_response({"id": file_id, "object": "file", "deleted": True})
+
+    # ----------------------------------------------------------------- batches
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            raise _bad_request("The request body must be a JSON object.")
+        if body.get("endpoint") != CHAT_ENDPOINT:
+            raise _bad_request(f"Only endpoint {CHAT_ENDPOINT!r} is supported.", "endpoint", "invalid_value")
+        if body.get("completion_window") != "24h":
+            raise _bad_request("'completion_window' must be '24h'.", "completion_window", "invalid_value")
+        input_file_id = body.get("input_file_id")
+        if not isinstance(input_file_id, str) or input_file_id not in self._files:
+            raise _bad_request(f"Invalid 'input_file_id': {input_file_id!r}.", "input_file_id", "invalid_value")
+        now = int(time.time())
+        obj = {
+            "id": self._new_id("batch_"),
+            "object": "batch",
+            "endpoint": CHAT_ENDPOINT,
+            "errors": None,
+            "input_file_id": input_file_id,
+            "completion_window": "24h",
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + 24 * 3600,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+        }
+        with self._lock:
+            self._stats.batches_created += 1
+            batch = _Batch(obj, self._expire_after)
+        self._batches[obj["id"]] = batch
+        batch.task = asyncio.create_task(self._run_batch(batch))
+        return _json_response(obj)
+
+    def _batch(self, batch_id: str) -> _Batch:
+        try:
+            return self._batches[batch_id]
+        except KeyError:
+            raise ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id") from None
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        return _json_response(self._batch(request.match_info["batch_id"]).obj)
+
+    async def _cancel_batch(self, request: web.Request) -> web.Response:
+        obj = self._batch(request.match_info["batch_id"]).obj
+        if obj["status"] not in ("validating", "in_progress", "finalizing", "cancelling"):
+            raise ApiError(409, f"Cannot cancel a batch with status '{obj['status']}'.")
+        if obj["status"] != "cancelling":
+            obj.update(status="cancelling", cancelling_at=int(time.time()))
+        return _json_response(obj)
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", 20))
+        except ValueError:
+            raise _bad_request("Invalid 'limit'.", "limit", "invalid_value") from None
+        if not 1 <= limit <= 100:
+            raise _bad_request("'limit' must be from 1 to 100.", "limit", "invalid_value")
+        objs = [batch.obj for batch in reversed(self._batches.values())]  # newest first
+        after = request.query.get("after")
+        if after is not None:
+            ids = [obj["id"] for obj in objs]
+            objs = objs[ids.index(after) + 1:] if after in ids else []
+        page = objs[:limit]
+        return _json_response({
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(objs) > limit,
+        })
+
+    async def _run_batch(self, batch: _Batch) -> None:
+        """Move a batch through validating -> in_progress -> finalizing -> completed in ~batch_seconds,
+        answering its lines in six steps; it ends early as failed, expired or cancelled."""
+        obj = batch.obj
+        step = self.batch_seconds / 10
+        await asyncio.sleep(2 * step)
+        lines, errors = parse_batch_lines(self._files[obj["input_file_id"]][1], self._pattern)
+        output: list[bytes] = []  # JSONL lines of the output file
+        failures: list[bytes] = []  # JSONL lines of the error file
+        if obj["status"] == "cancelling":
+            self._finish_batch(obj, "cancelled", lines, output, failures)
+            return
+        if errors:
+            obj.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": errors})
+            return
+        obj.update(status="in_progress", in_progress_at=int(time.time()))
+        obj["request_counts"]["total"] = len(lines)
+        limit = len(lines) if batch.expire_after is None else min(batch.expire_after, len(lines))
+        chunk = max(1, math.ceil(limit / 6))
+        for start in range(0, max(limit, 1), chunk):
+            await asyncio.sleep(step)
+            if obj["status"] == "cancelling":
+                self._finish_batch(obj, "cancelled", lines, output, failures)
+                return
+            for custom_id, chat in lines[start:min(start + chunk, limit)]:
+                self._answer_line(custom_id, chat, output, failures)
+            obj["request_counts"].update(completed=len(output), failed=len(failures))
+        if limit < len(lines):
+            self._finish_batch(obj, "expired", lines, output, failures)
+            return
+        obj.update(status="finalizing", finalizing_at=int(time.time()))
+        await asyncio.sleep(step)
+        status = "cancelled" if obj["status"] == "cancelling" else "completed"
+        self._finish_batch(obj, status, lines, output, failures)
+
+    def _answer_line(self, custom_id: str, chat: ChatRequest, output: list[bytes], failures: list[bytes]) -> None:
+        """Answer one batch line into the output lines (200) or the error lines (else)."""
+        attempt, fault = self._begin_attempt(chat.word)
+        status, body = self._outcome(chat, attempt, fault)
+        line = b'{"id":%s,"custom_id":%s,"response":{"status_code":%d,"request_id":%s,"body":%s},"error":null}' % (
+            _dumps(self._new_id("batch_req_")), _dumps(custom_id), status, _dumps(self._new_id("req_")), body
+        )
+        (output if status == 200 else failures).append(line)
+
+    def _finish_batch(
+        self,
+        obj: dict[str, Any],
+        status: str,
+        lines: list[tuple[str, ChatRequest]],
+        output: list[bytes],
+        failures: list[bytes],
+    ) -> None:
+        """End a batch: unanswered lines of an expired/cancelled batch go to the error file."""
+        code = {"expired": "batch_expired", "cancelled": "batch_cancelled"}.get(status)
+        if code is not None:
+            error = {"code": code, "message": f"This request could not be executed before the batch was {status}."}
+            answered = len(output) + len(failures)
+            failures += [
+                _dumps({"id": self._new_id("batch_req_"), "custom_id": custom_id, "response": None, "error": error})
+                for custom_id, _ in lines[answered:]
+            ]
+        for key, entries, name in (("output_file_id", output, "output"), ("error_file_id", failures, "error")):
+            if entries:
+                data = b"".join(entry + b"\n" for entry in entries)
+                obj[key] = self._store_file(data, f"{obj['id']}_{name}.jsonl", "batch_output")["id"]
+        obj["request_counts"] = {"total": len(lines), "completed": len(output), "failed": len(failures)}
+        obj.update({"status": status, f"{status}_at": int(time.time())})
+
+    async def _stats_handler(self, request: web.Request) -> web.Response:
+        return _json_response(self.stats())
+
+
+def parse_batch_lines(
+    data: bytes, pattern: re.Pattern[str]
+) -> tuple[list[tuple[str, ChatRequest]], list[dict[str, Any]]]:
+    """Parse and validate a batch input file: ([(custom_id, request)], [batch errors]).
+
+    Errors follow the documented shape {code, message, param, line} (1-based line).
+    """
+    lines: list[tuple[str, ChatRequest]] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def fail(line_no: int, code: str, message: str, param: str | None = None) -> None:
+        errors.append({"code": code, "message": message, "param": param, "line": line_no})
+
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = _loads(raw)
+        except ValueError:
+            fail(line_no, "invalid_json_line", "This line is not parseable as valid JSON.")
+            continue
+        if not isinstance(entry, dict):
+            fail(line_no, "invalid_json_line", "Each line must be a JSON object.")
+            continue
+        custom_id = entry.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            fail(line_no, "missing_required_parameter", "Missing 'custom_id'.", "custom_id")
+        elif custom_id in seen:
+            fail(line_no, "duplicate_custom_id", f"The custom_id {custom_id!r} is duplicated.", "custom_id")
+        elif entry.get("method") != "POST":
+            fail(line_no, "invalid_method", "'method' must be 'POST'.", "method")
+        elif entry.get("url") != CHAT_ENDPOINT:
+            fail(line_no, "mismatched_endpoint", f"'url' must be {CHAT_ENDPOINT!r}.", "url")
+        else:
+            seen.add(custom_id)
+            try:
+                lines.append((custom_id, parse_chat_request(entry.get("body"), pattern)))
+            except ApiError as error:
+                fail(line_no, "invalid_request", error.body["error"]["message"], "body")
+    if not lines and not errors:
+        fail(0, "empty_file", "The input file contains no requests.")
+    return lines, errors
+
+
+# --------------------------------------------------------------------------- command line
+
+
+async def _serve(server: OpenAIServer) -> None:
+    await server.open()
+    print(f"READY {server.url}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server in the foreground until killed; prints "READY http://127.0.0.1:PORT"."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--scale", type=int, nargs=2, default=(1, 7), metavar=("MIN", "MAX"))
+    parser.add_argument("--off-scale-mass", type=float, default=0.02)
+    parser.add_argument("--batch-seconds", type=float, default=0.5)
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args(argv)
+    server = OpenAIServer(
+        latency=args.latency,
+        scale=tuple(args.scale),
+        off_scale_mass=args.off_scale_mass,
+        batch_seconds=args.batch_seconds,
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+    )
+    try:
+        asyncio.run(_serve(server))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

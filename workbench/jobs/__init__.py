@@ -1,0 +1,1 @@
+"""Running raters over items: concurrency, retries, resume, accounting."""

@@ -1,0 +1,80 @@
+"""Raters that run in this process: the local open-weight model and the baselines.
+
+Items go through in chunks; each chunk's ratings are handed to the writer,
+which commits them, so an interrupted run keeps every finished chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from workbench.jobs.writer import JobWriter, Outcome
+from workbench.raters.config import ResolvedRater
+from workbench.raters.readout import Readout, greedy_from_answer, parsed_from_answer
+
+CHUNK = 64
+
+
+def _chunks(texts: dict[int, str], size: int):
+    ids = list(texts)
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size]
+        yield part, [texts[i] for i in part]
+
+
+def run_local(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
+              progress: Callable[[int], None] | None) -> str:
+    """Rate with the local model: expected values from the full next-token distribution, or greedy answers."""
+    from workbench.raters.local import LocalModel
+
+    spec = resolved.spec
+    if spec.readout == "samples":
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"raters.{resolved.name}: the local backend reads expected values exactly; use readout expected, greedy or parsed.")
+    model = LocalModel.load(spec.model)
+    assert resolved.prompt is not None
+    prefix, _ = resolved.prompt.split("")
+    for ids, words in _chunks(texts, max(CHUNK, spec.batch_size)):
+        suffixes = [resolved.prompt.split(w)[1] for w in words]
+        if spec.readout == "expected":
+            readouts = model.rate_expected(prefix, suffixes, resolved.points, min_mass=spec.min_mass, batch_size=spec.batch_size)
+        else:
+            answers = model.generate_greedy(prefix, suffixes, max_new_tokens=spec.max_tokens, batch_size=spec.batch_size)
+            read = greedy_from_answer if spec.readout == "greedy" else parsed_from_answer
+            readouts = [read(a, resolved.points) for a in answers]
+        for item_id, readout in zip(ids, readouts, strict=True):
+            writer.add(Outcome(item_id, readout))
+        if progress:
+            progress(writer.done)
+    return "completed"
+
+
+def run_baseline(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
+                 progress: Callable[[int], None] | None) -> str:
+    """Rate with a baseline: log word frequency, or a ridge regression on sentence embeddings."""
+    from workbench.raters import baselines
+
+    spec = resolved.spec
+    words, values = zip(*resolved.train, strict=True) if resolved.train else ((), ())
+    clip = resolved.scale
+    if spec.backend == "embedding":
+        fitted = baselines.fit_embedding_baseline(list(words), list(values), model=spec.model or "all-MiniLM-L6-v2", alpha=spec.alpha)
+    elif resolved.train:
+        fitted = baselines.fit_frequency_baseline(list(words), list(values), language=spec.language)
+    else:
+        fitted = None
+    for ids, chunk in _chunks(texts, 2048):
+        if fitted is not None:
+            predictions = np.clip(fitted.predict(chunk), *clip)
+            note = None
+        else:
+            predictions = baselines.word_frequency(chunk, language=spec.language)
+            note = "Zipf frequency (not on the rating scale: give the rater train and gold to map it)"
+        for item_id, value in zip(ids, predictions, strict=True):
+            writer.add(Outcome(item_id, Readout(float(value), None, None, False, None, note)))
+        if progress:
+            progress(writer.done)
+    return "completed"

@@ -1,0 +1,179 @@
+"""Committing a job's results in small batches, so an interrupted job keeps what it finished.
+
+Every flush is one transaction: the ratings (inserted with "on conflict do
+nothing", so a resume or a second runner can never duplicate one), the call
+log rows, the job's running counts and cost, and the store generation. A
+``kill -9`` loses only what was not flushed yet: the requests in flight and at
+most ``commit_every`` results or ``commit_seconds`` of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.orm import Session
+
+from workbench.raters.pricing import Rate
+from workbench.raters.readout import Readout, SamplesReadout
+from workbench.store.engine import bump_generation
+from workbench.store.models import Call, Job, Rating
+
+MAX_FAILURES_KEPT = 200
+
+
+@dataclass
+class Outcome:
+    """What became of one item: a read-out (possibly with no value), or a failure after retries."""
+
+    item_id: int
+    readout: Readout | None
+    error: str | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    replicate: int = 0
+
+
+def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert ratings, skipping any whose (rater, dimension, item, replicate) is already stored."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(Rating).on_conflict_do_nothing(
+        index_elements=["rater_id", "dimension_id", "item_id", "replicate"]
+    )
+    session.execute(stmt, rows)
+
+
+def rating_row(outcome: Outcome, *, rater_id: int, dimension_id: int, job_id: int) -> dict[str, Any]:
+    r = outcome.readout
+    assert r is not None
+    sd = n = None
+    if isinstance(r, SamplesReadout):
+        sd, n = r.sd, r.n_valid
+    return {
+        "item_id": outcome.item_id,
+        "dimension_id": dimension_id,
+        "rater_id": rater_id,
+        "replicate": outcome.replicate,
+        "value": r.value,
+        "sd": sd,
+        "n": n,
+        "distribution": r.distribution,
+        "raw_answer": r.answer,
+        "mass": r.mass,
+        "note": r.reason,
+        "job_id": job_id,
+    }
+
+
+class JobWriter:
+    """Buffers outcomes and commits them every ``commit_every`` items or ``commit_seconds``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        job_id: int,
+        rater_id: int,
+        dimension_id: int,
+        rate: Rate | None,
+        names: dict[int, str],
+        commit_every: int = 64,
+        commit_seconds: float = 1.0,
+        redact: Callable[[str], str] = lambda s: s,
+    ) -> None:
+        self.engine, self.job_id, self.rater_id, self.dimension_id = engine, job_id, rater_id, dimension_id
+        self.rate, self.names, self.redact = rate, names, redact
+        self.commit_every, self.commit_seconds = commit_every, commit_seconds
+        self.pending: list[Outcome] = []
+        self.last_flush = time.monotonic()
+        self.counts: dict[str, Any] = {
+            "rated": 0, "unreadable": 0, "low_mass": 0, "failed": 0, "calls": 0,
+            "prompt_tokens": 0, "completion_tokens": 0,
+        }  # fmt: skip
+        self.failures: list[dict[str, str]] = []
+        self.cost = 0.0
+
+    @property
+    def done(self) -> int:
+        return self.counts["rated"] + self.counts["unreadable"] + self.counts["failed"]
+
+    def add(self, outcome: Outcome) -> None:
+        self.pending.append(outcome)
+        c = self.counts
+        c["calls"] += len(outcome.calls)
+        c["prompt_tokens"] += outcome.prompt_tokens
+        c["completion_tokens"] += outcome.completion_tokens
+        if self.rate is not None:
+            self.cost += self.rate.cost(outcome.prompt_tokens, outcome.completion_tokens)
+        if outcome.readout is None:
+            c["failed"] += 1
+            if len(self.failures) < MAX_FAILURES_KEPT:
+                self.failures.append({"item": self.names.get(outcome.item_id, str(outcome.item_id)), "reason": outcome.error or "failed"})
+        elif outcome.readout.value is None:
+            c["unreadable"] += 1
+        else:
+            c["rated"] += 1
+            c["low_mass"] += bool(outcome.readout.low_mass)
+        if len(self.pending) >= self.commit_every or time.monotonic() - self.last_flush >= self.commit_seconds:
+            self.flush()
+
+    def _call_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for o in self.pending:
+            for call in o.calls:
+                row = dict(call, job_id=self.job_id, item_id=o.item_id)
+                for key in ("error", "response"):
+                    if row.get(key):
+                        row[key] = self.redact(row[key])
+                rows.append(row)
+        return rows
+
+    def flush(self) -> None:
+        """Commit what is buffered, with the job's counts so far."""
+        with Session(self.engine) as s, s.begin():
+            ratings = [
+                rating_row(o, rater_id=self.rater_id, dimension_id=self.dimension_id, job_id=self.job_id)
+                for o in self.pending
+                if o.readout is not None
+            ]
+            insert_ignoring_duplicates(s, ratings)
+            calls = self._call_rows()
+            if calls:
+                s.execute(insert(Call), calls)
+            self._save_job(s)
+            if ratings:
+                bump_generation(s)
+        self.pending.clear()
+        self.last_flush = time.monotonic()
+
+    def _save_job(self, s: Session, **extra: Any) -> None:
+        counts = dict(self.counts, failures=self.failures)
+        s.execute(
+            update(Job).where(Job.id == self.job_id).values(counts=counts, cost=round(self.cost, 6), **extra)
+        )
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Flush and close the job with its final status."""
+        if error is None and self.failures:
+            shown = "; ".join(f"{f['item']}: {f['reason']}" for f in self.failures[:5])
+            more = f" (and {self.counts['failed'] - 5} more)" if self.counts["failed"] > 5 else ""
+            error = f"{self.counts['failed']} item(s) failed: {shown}{more}"
+        self.flush()
+        with Session(self.engine) as s, s.begin():
+            self._save_job(s, status=status, error=self.redact(error) if error else None, finished_at=dt.datetime.now(dt.UTC))
+
+
+def job_status(engine: Engine, job_id: int) -> str:
+    with Session(engine) as s:
+        return s.scalar(select(Job.status).where(Job.id == job_id)) or "missing"

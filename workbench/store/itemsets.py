@@ -1,0 +1,114 @@
+"""Named sets of items, and the gold values a dataset gives them.
+
+A name that a study or a command uses for "these items" is either an item set
+(made by the study's ``item_sets:``) or a dataset (its rated items).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from workbench.errors import WorkbenchError
+from workbench.store.engine import bump_generation
+from workbench.store.models import Dataset, Dimension, Item, ItemSet, ItemSetMember, Rater, Rating
+
+
+def _dataset_items(session: Session, dataset: Dataset) -> list[int]:
+    q = (
+        select(Rating.item_id)
+        .join(Rater, Rater.id == Rating.rater_id)
+        .where(Rater.dataset_id == dataset.id, Rating.value.is_not(None))
+        .distinct()
+    )
+    return sorted(session.scalars(q))
+
+
+def resolve_items(session: Session, name: str) -> list[int]:
+    """The ids of the items an item set or a dataset names, sorted; a clear error for an unknown name."""
+    item_set = session.scalar(select(ItemSet).where(ItemSet.name == name))
+    if item_set is not None:
+        q = select(ItemSetMember.item_id).where(ItemSetMember.item_set_id == item_set.id)
+        return sorted(session.scalars(q))
+    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
+    if dataset is not None:
+        return _dataset_items(session, dataset)
+    known = sorted(session.scalars(select(ItemSet.name))) + sorted(session.scalars(select(Dataset.name)))
+    hint = f" Known: {', '.join(known)}." if known else " The store has none yet: run `workbench apply`."
+    raise WorkbenchError(f"no item set or dataset named {name!r}.{hint}")
+
+
+def gold_values(session: Session, dataset: str, dimension: str) -> dict[int, float]:
+    """item id -> the dataset's rating on the dimension (its norm rater's values)."""
+    ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
+    if ds is None:
+        raise WorkbenchError(f"no dataset named {dataset!r} in the store: import it first.")
+    q = (
+        select(Rating.item_id, Rating.value)
+        .join(Rater, Rater.id == Rating.rater_id)
+        .join(Dimension, Dimension.id == Rating.dimension_id)
+        .where(Rater.dataset_id == ds.id, Dimension.name == dimension, Rating.value.is_not(None))
+    )
+    values = {item_id: float(v) for item_id, v in session.execute(q)}
+    if not values:
+        raise WorkbenchError(f"dataset {dataset!r} has no ratings on {dimension!r}.")
+    return values
+
+
+def item_texts(session: Session, item_ids: list[int]) -> dict[int, str]:
+    """item id -> text, for the given ids (queried in chunks)."""
+    out: dict[int, str] = {}
+    for start in range(0, len(item_ids), 5000):
+        chunk = item_ids[start : start + 5000]
+        out.update({i: t for i, t in session.execute(select(Item.id, Item.text).where(Item.id.in_(chunk)))})
+    return out
+
+
+def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
+    """The items a definition {from, exclude, sample, seed} selects, sorted by id.
+
+    Several sources give the items they share; the sample is drawn from the
+    candidates ordered by their text, so it does not depend on insertion order.
+    """
+    sources = [set(resolve_items(session, name)) for name in definition["from"]]
+    chosen = set.intersection(*sources) if sources else set()
+    for name in definition.get("exclude", []):
+        chosen -= set(resolve_items(session, name))
+    ordered = sorted(chosen)
+    sample = definition.get("sample")
+    if sample is not None and sample < len(ordered):
+        texts = item_texts(session, ordered)
+        by_text = sorted(ordered, key=lambda i: texts[i])
+        rng = np.random.default_rng(definition.get("seed", 0))
+        ordered = sorted(by_text[i] for i in rng.choice(len(by_text), size=sample, replace=False))
+    return ordered
+
+
+def item_set_action(session: Session, name: str, definition: dict[str, Any]) -> str:
+    """create, update or unchanged: what saving this definition would do."""
+    current = session.scalar(select(ItemSet).where(ItemSet.name == name))
+    if current is None:
+        return "create"
+    return "unchanged" if current.definition == definition else "update"
+
+
+def save_item_set(session: Session, name: str, definition: dict[str, Any], description: str | None = None) -> int:
+    """Create or replace the item set; returns its size. The caller owns the transaction."""
+    if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+        raise WorkbenchError(f"item set {name!r} has the name of a dataset: give it another name.")
+    members = select_members(session, definition)
+    if not members:
+        raise WorkbenchError(f"item set {name!r} would be empty: check its from/exclude.")
+    item_set = session.scalar(select(ItemSet).where(ItemSet.name == name))
+    if item_set is None:
+        item_set = ItemSet(name=name)
+        session.add(item_set)
+    item_set.definition, item_set.description = definition, description
+    session.flush()
+    session.execute(delete(ItemSetMember).where(ItemSetMember.item_set_id == item_set.id))
+    session.execute(insert(ItemSetMember), [{"item_set_id": item_set.id, "item_id": i} for i in members])
+    bump_generation(session)
+    return len(members)
