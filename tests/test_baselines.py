@@ -235,7 +235,7 @@ def test_embedding_model_encodes_unit_float32_vectors(embedder: EmbeddingModel) 
 def test_embedding_model_loads_without_network(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedder: EmbeddingModel
 ) -> None:
-    """A fresh, uncached load works with every socket connection refused, quietly, and leaves the environment as it was."""
+    """A fresh, uncached load works with sockets refused, prints nothing, and restores the environment."""
 
     def refuse(*args, **kwargs):
         raise OSError("network access attempted")
@@ -250,23 +250,26 @@ def test_embedding_model_loads_without_network(
 
 
 def test_embedding_model_sets_offline_switches_during_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+    import sentence_transformers
+
     seen = {}
 
     class FakeSentenceTransformer:
         def __init__(self, path: str, **kwargs) -> None:
             seen.update({var: os.environ.get(var) for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}, **kwargs)
+            seen["hub_flag"] = huggingface_hub.constants.HF_HUB_OFFLINE
 
         def get_sentence_embedding_dimension(self) -> int:
             return 384
 
-    import sentence_transformers
-
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeSentenceTransformer)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     baselines._load_embedding_model.__wrapped__("all-MiniLM-L6-v2")
-    assert seen["HF_HUB_OFFLINE"] == seen["TRANSFORMERS_OFFLINE"] == "1"
+    assert seen["HF_HUB_OFFLINE"] == seen["TRANSFORMERS_OFFLINE"] == "1" and seen["hub_flag"] is True
     assert seen["local_files_only"] is True
-    assert "HF_HUB_OFFLINE" not in os.environ
+    assert "HF_HUB_OFFLINE" not in os.environ and huggingface_hub.constants.HF_HUB_OFFLINE is False
 
 
 def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -360,3 +363,12 @@ def test_a_baseline_refuses_other_embedding_weights(embedding_baseline) -> None:
     stored = embedding_baseline.to_dict() | {"fingerprint": "0123456789abcdef"}
     with pytest.raises(WorkbenchError, match="refit the baseline"):
         FittedBaseline.from_dict(stored).predict(["dog"])
+
+
+def test_a_malformed_stored_baseline_is_refused(frequency_baseline) -> None:
+    stored = frequency_baseline.to_dict()
+    del stored["regressor"]["slope"]
+    with pytest.raises(WorkbenchError, match="incomplete or malformed.*slope"):
+        FittedBaseline.from_dict(stored)
+    with pytest.raises(WorkbenchError, match="Unknown baseline kind 'lexicon'"):
+        FittedBaseline.from_dict(stored | {"kind": "lexicon"})

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from workbench.jobs.writer import JobWriter, Outcome
 from workbench.raters.config import ResolvedRater
 from workbench.raters.readout import Readout, greedy_from_answer, parsed_from_answer
@@ -54,27 +52,29 @@ def run_local(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
 
 def run_baseline(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
                  progress: Callable[[int], None] | None) -> str:
-    """Rate with a baseline: log word frequency, or a ridge regression on sentence embeddings."""
+    """Rate with a baseline: log word frequency (mapped onto the scale when trained), or ridge on embeddings."""
     from workbench.raters import baselines
 
     spec = resolved.spec
-    words, values = zip(*resolved.train, strict=True) if resolved.train else ((), ())
-    clip = resolved.scale
+    words = [w for w, _ in resolved.train]
+    values = [v for _, v in resolved.train]
     if spec.backend == "embedding":
-        fitted = baselines.fit_embedding_baseline(list(words), list(values), model=spec.model or "all-MiniLM-L6-v2", alpha=spec.alpha)
+        fitted = baselines.fit_embedding_baseline(words, values, model=spec.model or "all-MiniLM-L6-v2", alpha=spec.alpha, clip=resolved.scale)
     elif resolved.train:
-        fitted = baselines.fit_frequency_baseline(list(words), list(values), language=spec.language)
+        fitted = baselines.fit_frequency_baseline(words, values, language=spec.language, clip=resolved.scale)
     else:
         fitted = None
     for ids, chunk in _chunks(texts, 2048):
+        unknown = set(baselines.unknown_words(chunk, language=spec.language)) if spec.backend == "wordfreq" else set()
         if fitted is not None:
-            predictions = np.clip(fitted.predict(chunk), *clip)
+            predictions = fitted.predict(chunk)
             note = None
         else:
             predictions = baselines.word_frequency(chunk, language=spec.language)
-            note = "Zipf frequency (not on the rating scale: give the rater train and gold to map it)"
-        for item_id, value in zip(ids, predictions, strict=True):
-            writer.add(Outcome(item_id, Readout(float(value), None, None, False, None, note)))
+            note = "Zipf frequency, not on the rating scale (give the rater train and gold to map it)"
+        for item_id, word, value in zip(ids, chunk, predictions, strict=True):
+            why = f"unknown to wordfreq ({spec.language})" if word in unknown else note
+            writer.add(Outcome(item_id, Readout(float(value), None, None, False, None, why)))
         if progress:
             progress(writer.done)
     return "completed"

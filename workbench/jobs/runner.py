@@ -248,17 +248,15 @@ def _dispatch(engine: Engine, resolved: ResolvedRater, texts: dict[int, str], wr
 
 def _run_chat(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
               progress: Callable[[int], None] | None, backoff_base: float) -> str:
-    import openai
-
-    from workbench.jobs.chat import RetryPolicy, rate_all
+    from workbench.jobs.chat import ChatClient, RetryPolicy, rate_all
     from workbench.raters.openai_chat import api_key
 
     spec = resolved.spec
     policy = RetryPolicy(max_retries=spec.max_retries, timeout=spec.timeout, backoff_base=backoff_base)
+    key = api_key(resolved)
 
     async def main() -> None:
-        client = openai.AsyncOpenAI(api_key=api_key(resolved), base_url=spec.base_url, max_retries=0, timeout=spec.timeout)
-        async with client:
+        async with ChatClient(spec.base_url, key, concurrency=spec.concurrency) as client:
             await rate_all(client, resolved, list(texts.items()), writer, policy, concurrency=spec.concurrency, on_progress=progress)
 
     asyncio.run(main())

@@ -189,13 +189,23 @@ def unknown_words(words: Iterable[str], language: str = "en") -> list[str]:
 
 @contextmanager
 def _offline() -> Iterator[None]:
-    """Set the Hugging Face offline switches for the duration of the block, then restore them."""
-    saved = {var: os.environ.get(var) for var in _OFFLINE_VARS}
+    """Hugging Face offline mode for the block, then restore what was there.
+
+    Sets the environment switches (read when the libraries are first
+    imported) and huggingface_hub's own flag (read on every hub call, so it
+    also holds when the libraries were imported earlier).
+    """
+    import huggingface_hub.constants as hub_constants
+
+    saved_env = {var: os.environ.get(var) for var in _OFFLINE_VARS}
+    saved_flag = hub_constants.HF_HUB_OFFLINE
     os.environ.update({var: "1" for var in _OFFLINE_VARS})
+    hub_constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        for var, value in saved.items():
+        hub_constants.HF_HUB_OFFLINE = saved_flag
+        for var, value in saved_env.items():
             if value is None:
                 os.environ.pop(var, None)
             else:
@@ -224,6 +234,19 @@ def _weights_fingerprint(distribution: str, model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def embedding_fingerprint(name: str = DEFAULT_EMBEDDING_MODEL) -> str:
+    """The weights' fingerprint without loading the model (for a rater's identity)."""
+    packaged = _PACKAGED_MODELS.get(name)
+    if packaged is None:
+        known = ", ".join(sorted(_PACKAGED_MODELS))
+        raise WorkbenchError(f"Unknown embedding model {name!r}; the packaged ones are: {known}.")
+    try:
+        model_dir = Path(importlib.import_module(packaged.module).get_model_path())
+        return _weights_fingerprint(packaged.distribution, model_dir)
+    except (ImportError, PackageNotFoundError, FileNotFoundError) as e:
+        raise WorkbenchError(f"The embedding model {name!r} is not installed; {_INSTALL_HINT}.") from e
+
+
 @functools.cache
 def _load_embedding_model(name: str) -> EmbeddingModel:
     """Load a packaged embedding model offline on the CPU (cached: once per process and name)."""
@@ -232,13 +255,16 @@ def _load_embedding_model(name: str) -> EmbeddingModel:
         known = ", ".join(sorted(_PACKAGED_MODELS))
         raise WorkbenchError(f"Unknown embedding model {name!r}; the packaged ones are: {known}.")
     try:
-        model_dir = Path(importlib.import_module(packaged.module).get_model_path())
+        with _offline(), _no_progress_bars():
+            model_dir = Path(importlib.import_module(packaged.module).get_model_path())
+            if not (model_dir / "modules.json").is_file():
+                raise FileNotFoundError(f"no model files under {model_dir}")
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         fingerprint = _weights_fingerprint(packaged.distribution, model_dir)
-        from sentence_transformers import SentenceTransformer
     except (ImportError, PackageNotFoundError, FileNotFoundError) as e:
         raise WorkbenchError(f"The embedding model {name!r} is not installed; {_INSTALL_HINT}.") from e
-    with _offline(), _no_progress_bars():
-        model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     return EmbeddingModel(name, model, fingerprint)
 
 
@@ -322,6 +348,8 @@ class LinearMap:
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as JSON-ready values."""
+        if self.slope is None:
+            raise WorkbenchError("This LinearMap is not fitted yet.")
         return {"type": "linear_map", "intercept": self.intercept, "slope": self.slope}
 
     @classmethod
@@ -523,16 +551,19 @@ class FittedBaseline:
         """Rebuild a baseline from :meth:`to_dict`'s output."""
         if data.get("kind") not in ("frequency", "embedding"):
             raise WorkbenchError(f"Unknown baseline kind {data.get('kind')!r}; expected 'frequency' or 'embedding'.")
-        return cls(
-            kind=data["kind"],
-            source=data["source"],
-            regressor=_regressor_from_dict(data["regressor"]),
-            n_train=int(data["n_train"]),
-            in_sample_r=data.get("in_sample_r"),
-            clip=_check_clip(data.get("clip")),
-            fingerprint=data.get("fingerprint"),
-            n_unknown=int(data.get("n_unknown", 0)),
-        )
+        try:
+            return cls(
+                kind=data["kind"],
+                source=data["source"],
+                regressor=_regressor_from_dict(data["regressor"]),
+                n_train=int(data["n_train"]),
+                in_sample_r=data.get("in_sample_r"),
+                clip=_check_clip(data.get("clip")),
+                fingerprint=data.get("fingerprint"),
+                n_unknown=int(data.get("n_unknown", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise WorkbenchError(f"The stored baseline is incomplete or malformed ({e!r}).") from e
 
     def _features(self, words: list[str]) -> np.ndarray:
         """The regressor's input for `words`."""

@@ -36,6 +36,7 @@ All functions are pure; probabilities are combined in log space
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -178,12 +179,25 @@ def single_token_scale(points: Sequence[Number]) -> bool:
     token for each single digit, while "10", "100" or "2.5" may be split into
     several tokens, so their first token does not identify the point.
     """
-    _check_points(points)
-    return all(float(p).is_integer() and 0 <= p <= 9 and len(point_label(p)) == 1 for p in points)
+    return all(len(label) == 1 and label.isdigit() for label in _check_points(points))
 
 
 def _check_points(points: Sequence[Number]) -> list[str]:
-    """Validate the scale points; return their labels."""
+    """Validate the scale points; return their labels (cached for tuples: a job reads thousands of answers)."""
+    if isinstance(points, tuple) and not any(isinstance(p, bool | np.bool_) for p in points):  # True == 1
+        try:
+            return list(_checked_labels(points))
+        except TypeError:  # unhashable members: checked below, uncached
+            pass
+    return _labels_of(points)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_labels(points: tuple) -> tuple[str, ...]:
+    return tuple(_labels_of(points))
+
+
+def _labels_of(points: Sequence[Number]) -> list[str]:
     if isinstance(points, str | bytes) or not isinstance(points, Sequence):
         raise WorkbenchError(f"scale points must be a sequence of numbers, got {points!r}")
     if len(points) < 2:
@@ -202,13 +216,15 @@ def _scale_name(points: Sequence[Number]) -> str:
 
 
 def _logsumexp(values: Sequence[float]) -> float:
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
+    # plain Python: the lists are short (a few top logprobs), where numpy's call overhead dominates
+    if not values:
         return -math.inf
-    m = float(np.max(arr))
+    m = max(values)
     if m == -math.inf:
         return -math.inf
-    return m + math.log(float(np.sum(np.exp(arr - m))))
+    if len(values) == 1:
+        return float(m)
+    return m + math.log(math.fsum(math.exp(v - m) for v in values))
 
 
 def _check_logprob(token: str, lp: object, *, allow_positive: bool = False) -> float:
@@ -255,7 +271,7 @@ def _distribution(labels: list[str], logp: dict[str, float], total: float) -> di
 
 def _expected(points: Sequence[Number], labels: list[str], dist: dict[str, float]) -> float:
     value = sum(float(p) * dist[lab] for p, lab in zip(points, labels, strict=True))
-    return float(np.clip(value, float(min(points)), float(max(points))))  # guard rounding
+    return min(max(value, float(min(points))), float(max(points)))  # guard rounding
 
 
 # --------------------------------------------------------------------------- expected
