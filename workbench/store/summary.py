@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from workbench.store.models import Dataset, Dimension, Item, Rater, Rating
+from workbench.store.models import Dataset, Dimension, Item, ItemSet, ItemSetMember, Job, Rater, Rating
+
+RECENT_JOBS = 10
 
 
 @dataclass
@@ -17,6 +19,8 @@ class Summary:
     datasets: list[dict]
     dimensions: list[dict]
     raters: list[dict]
+    item_sets: list[dict]
+    jobs: list[dict]  # the most recent rating jobs, newest first
 
 
 def summarise(session: Session) -> Summary:
@@ -58,10 +62,42 @@ def summarise(session: Session) -> Summary:
         {"name": d.name, "scale": [d.scale_min, d.scale_max], "ratings": dim_counts.get(d.id, 0)}
         for d in session.scalars(select(Dimension).order_by(Dimension.name))
     ]
+    item_sets = [
+        {"name": name, "items": n}
+        for name, n in session.execute(
+            select(ItemSet.name, func.count(ItemSetMember.item_id))
+            .outerjoin(ItemSetMember, ItemSetMember.item_set_id == ItemSet.id)
+            .group_by(ItemSet.name)
+            .order_by(ItemSet.name)
+        )
+    ]
     return Summary(
         items=session.scalar(select(func.count()).select_from(Item)) or 0,
         ratings=session.scalar(select(func.count()).select_from(Rating)) or 0,
         datasets=datasets,
         dimensions=dimensions,
         raters=raters,
+        item_sets=item_sets,
+        jobs=_recent_jobs(session),
     )
+
+
+def _recent_jobs(session: Session) -> list[dict]:
+    q = (
+        select(Job, Rater.name)
+        .join(Rater, Rater.id == Job.rater_id)
+        .where(Job.kind.like("rate:%"))
+        .order_by(Job.id.desc())
+        .limit(RECENT_JOBS)
+    )
+    jobs = []
+    for job, rater in session.execute(q):
+        counts = job.counts or {}
+        jobs.append(
+            {
+                "id": job.id, "rater": rater, "backend": job.kind.removeprefix("rate:"), "status": job.status,
+                "rated": counts.get("rated", 0), "failed": counts.get("failed", 0), "cost": job.cost,
+                "started": job.started_at.isoformat(timespec="seconds") if job.started_at else None,
+            }
+        )  # fmt: skip
+    return jobs
