@@ -33,6 +33,7 @@ COLUMNS = {
     "raters": ["rater_id", "rater", "kind", "dataset"],
     "ratings": [
         "item", "language", "dimension", "rater", "rater_kind", "dataset", "replicate", "value", "sd", "n",
+        "mass", "note", "answer",
         "item_id", "rater_id", "dimension_id",
     ],
 }
@@ -105,6 +106,7 @@ def test_counts_and_values_match_store(store):
         {
             "item": "abdomen", "language": "en", "dimension": "familiarity", "rater": "toolbox-mrc",
             "rater_kind": "norm", "dataset": "toolbox-mrc", "replicate": 0, "value": 4.26, "sd": None, "n": None,
+            "mass": None, "note": None, "answer": None,
             "item_id": row[0]["item_id"], "rater_id": row[0]["rater_id"], "dimension_id": row[0]["dimension_id"],
         }
     ]

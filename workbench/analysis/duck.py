@@ -44,7 +44,10 @@ Tables in the snapshot
     rater_kind (VARCHAR), dataset (VARCHAR or NULL), replicate (INTEGER: 0,
     or the repeat number for raters asked more than once), value (DOUBLE: the
     mean rating), sd (DOUBLE or NULL), n (INTEGER or NULL: raters behind the
-    mean), item_id, rater_id, dimension_id (INTEGER: keys into the tables above)
+    mean), mass (DOUBLE or NULL: an LLM's probability on scale tokens), note
+    (VARCHAR or NULL: why a value is missing, or a warning), answer (VARCHAR or
+    NULL: the model's raw answer), item_id, rater_id, dimension_id (INTEGER:
+    keys into the tables above)
 
 Example::
 
@@ -90,7 +93,7 @@ SOURCE = {
     "dimensions": "SELECT id, name, scale_min, scale_max FROM dimensions",
     "datasets": "SELECT id, name, preset, language, citation, licence, origin_file, checksum, {imported_at} FROM datasets",
     "raters": "SELECT id, name, kind, dataset_id FROM raters",
-    "ratings": "SELECT item_id, dimension_id, rater_id, replicate, value, sd, n FROM ratings",
+    "ratings": "SELECT item_id, dimension_id, rater_id, replicate, value, sd, n, mass, note, raw_answer FROM ratings",
 }
 
 # how the snapshot's tables are made from the copied ones (src_<table>)
@@ -107,6 +110,7 @@ BUILD = [
        d.dataset FROM src_raters r LEFT JOIN datasets d ON d.dataset_id = r.dataset_id ORDER BY rater_id""",
     """CREATE TABLE ratings AS SELECT i.item, i.language, d.dimension, r.rater, r.kind AS rater_kind, r.dataset,
        x.replicate::INTEGER AS replicate, x.value::DOUBLE AS value, x.sd::DOUBLE AS sd, x.n::INTEGER AS n,
+       x.mass::DOUBLE AS mass, x.note::VARCHAR AS note, x.raw_answer::VARCHAR AS answer,
        i.item_id, r.rater_id, d.dimension_id
        FROM src_ratings x
        JOIN items i ON i.item_id = x.item_id

@@ -518,15 +518,15 @@ class LocalModel:
                 if t is not None and (any("0" <= c <= "9" for c in t) or _BYTE_TOKEN.fullmatch(t))
             ]  # fmt: skip
             numerals: dict[str, list[int]] = {}
-            digit_start = torch.zeros(self.vocab_size, dtype=torch.bool)
+            digit_start: list[int] = []
             for i, text in zip(candidates, self._token_texts(candidates), strict=True):
                 key = "".join(c for c in text if not c.isspace() and c not in _SPACE_MARKERS)
                 if _NUMERAL.fullmatch(key):
                     numerals.setdefault(key, []).append(i)
                 if text[:1].isascii() and text[:1].isdigit():
-                    digit_start[i] = True
+                    digit_start.append(i)
             self._numeral_tokens = {k: tuple(v) for k, v in numerals.items()}
-            self._digit_start = digit_start
+            self._digit_start = torch.tensor(digit_start, dtype=torch.long)  # ids of tokens that continue a number
         return self._numeral_tokens
 
     # ------------------------------------------------------------------ forward passes
@@ -569,15 +569,19 @@ class LocalModel:
     def _kv(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(layer.keys, layer.values) for layer in cache.layers]
 
-    def _prefix_kv(self, head: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """The key/value cache of the shared head tokens (batch 1); None without a head."""
+    def _start(self, tokens: PromptTokens, cache_prefix: bool) -> tuple[list[tuple[Any, Any]] | None, int, list[Sequence[int]]]:
+        """(key/value cache of the shared head, its length, the rows to run after it).
+
+        With cache_prefix, the head runs once (batch 1) and the rows are the
+        prompts' tails; without, there is no cache and the rows are whole prompts.
+        """
         import torch
 
-        if not head:
-            return None
+        if not cache_prefix or not tokens.head or not tokens.tails:
+            return None, 0, [tokens.full(i) for i in range(len(tokens.tails))]
         cache = self._new_cache()
-        self._forward(torch.tensor([list(head)]), cache=cache)
-        return self._kv(cache)
+        self._forward(torch.tensor([list(tokens.head)]), cache=cache)
+        return self._kv(cache), len(tokens.head), list(tokens.tails)
 
     def _run_rows(
         self,
@@ -623,10 +627,7 @@ class LocalModel:
                 yield [i], self._plain_logits(tokens.full(i), 1)
                 progress.add(1)
             return
-        if cache_prefix:
-            prefix_kv, past, rows = self._prefix_kv(tokens.head), len(tokens.head), list(tokens.tails)
-        else:
-            prefix_kv, past, rows = None, 0, [tokens.full(i) for i in range(n)]
+        prefix_kv, past, rows = self._start(tokens, cache_prefix)
         for batch in _batches([len(r) for r in rows], batch_size, equal_lengths=False):
             hidden, _ = self._run_rows(prefix_kv, past, [rows[i] for i in batch])
             last = torch.tensor([len(rows[i]) - 1 for i in batch])
@@ -758,13 +759,20 @@ class LocalModel:
                 scores = self._continuation_batched(tokens, conts, batch_size, cache_prefix, number_end, progress)
         return [expected_from_continuation_logprobs(points, dict(zip(labels, s, strict=True))) for s in scores]
 
+    def _number_end_logprob(self, logits: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+        """log p(the next token does not start with a digit), per row: log(1 - p(digit tokens))."""
+        import torch
+
+        digits = torch.logsumexp(logits[..., self._digit_start], dim=-1) - lse
+        return torch.log(-torch.expm1(digits))
+
     def _step_logprob(self, logits: torch.Tensor, target: int | None) -> float:
         """log p(target) from one row of logits; target None: log p(next token does not start with a digit)."""
         import torch
 
         lse = torch.logsumexp(logits, dim=-1)
         if target is None:
-            return float(torch.logsumexp(logits[~self._digit_start], dim=-1) - lse)
+            return float(self._number_end_logprob(logits, lse))
         return float(logits[target] - lse)
 
     def _continuation_plain(self, tokens, conts, number_end, progress) -> list[list[float]]:
@@ -794,11 +802,7 @@ class LocalModel:
         import torch
 
         n = len(tokens.tails)
-        if cache_prefix:
-            prefix_kv, past, rows = self._prefix_kv(tokens.head), len(tokens.head), list(tokens.tails)
-        else:
-            prefix_kv, past, rows = None, 0, [tokens.full(i) for i in range(n)]
-        end_mask = ~self._digit_start if number_end else None
+        prefix_kv, past, rows = self._start(tokens, cache_prefix)
         scores: list[list[float]] = [[] for _ in range(n)]
         for batch in _batches([len(r) for r in rows], batch_size, equal_lengths=True):
             # what each context must give: (batch row, context tokens) -> next tokens (-1: the number ends)
@@ -812,7 +816,7 @@ class LocalModel:
             def read(keys: list[tuple[int, tuple[int, ...]]], hidden: torch.Tensor) -> None:
                 logits = self._logits(hidden)
                 lse = torch.logsumexp(logits, dim=-1)
-                ends = (torch.logsumexp(logits[:, end_mask], dim=-1) - lse).tolist() if number_end else None
+                ends = self._number_end_logprob(logits, lse).tolist() if number_end else None
                 for q, key in enumerate(keys):
                     got[key] = {t: (ends[q] if t < 0 else float(logits[q, t] - lse[q])) for t in need[key]}
 
@@ -872,10 +876,7 @@ class LocalModel:
             tokens = self.split_tokens(prefix, suffixes)
             n = len(tokens.tails)
             self._check_length(max((len(tokens.head) + len(t) for t in tokens.tails), default=0) + max_new_tokens)
-            if cache_prefix:
-                prefix_kv, past, rows = self._prefix_kv(tokens.head), len(tokens.head), list(tokens.tails)
-            else:
-                prefix_kv, past, rows = None, 0, [tokens.full(i) for i in range(n)]
+            prefix_kv, past, rows = self._start(tokens, cache_prefix)
             answers: list[str] = [""] * n
             for batch in _batches([len(r) for r in rows], batch_size, equal_lengths=True):
                 hidden, cache = self._run_rows(prefix_kv, past, [rows[i] for i in batch], keep_cache=True)
