@@ -124,11 +124,14 @@ def test_prefix_tokenisation_boundary(model):
     suffixes = [likert_suffix(w) for w in WORDS]
     split = model.split_tokens(PREFIX, suffixes)
     # a prefix ending in a newline and suffixes starting with a letter split exactly at the boundary
-    assert split.boundary_ok
-    assert list(split.head) == bos + tok(PREFIX, add_special_tokens=False)["input_ids"]
+    prefix_tokens = bos + tok(PREFIX, add_special_tokens=False)["input_ids"]
+    assert split.boundary_ok and list(split.prefix_tokens) == prefix_tokens
+    # the shared head is the prefix plus what every suffix starts with ('Word: "')
+    shared = len(split.head) - len(prefix_tokens)
+    assert list(split.head[: len(prefix_tokens)]) == prefix_tokens and shared == 3
     for s, tail in zip(suffixes, split.tails, strict=True):
         assert list(split.head) + list(tail) == bos + tok(PREFIX + s, add_special_tokens=False)["input_ids"]
-        assert list(tail) == tok(s, add_special_tokens=False)["input_ids"]
+        assert list(split.head[len(prefix_tokens) :]) + list(tail) == tok(s, add_special_tokens=False)["input_ids"]
     assert len({len(t) for t in split.tails}) >= 3  # the batches are padded
 
     # "\n" + "\n" is one "\n\n" token: the shared head ends a token earlier, the tokens stay those of the whole prompt
@@ -156,7 +159,7 @@ def test_fast_equals_plain_single_token(model, likert_fast):
 
 
 def test_fast_equals_plain_continuation(model):
-    words = WORDS[:8]
+    words = WORDS[:5]  # tokens per word: 1 to 3
     suffixes = [hundreds_suffix(w) for w in words]
     fast = model.rate_expected(PREFIX_100, suffixes, HUNDREDS)
     plain = model.rate_expected(PREFIX_100, suffixes, HUNDREDS, cache_prefix=False, batch_size=1)
@@ -165,10 +168,27 @@ def test_fast_equals_plain_continuation(model):
     assert np.abs(distributions(fast) - distributions(plain)).max() < TOL
     assert all(r.ok and abs(sum(r.distribution.values()) - 1) < 1e-9 for r in fast)
     # without the number's end, each point is just the sum of its tokens' log-probabilities
-    fast_open = model.rate_expected(PREFIX_100, suffixes[:3], HUNDREDS, number_end=False)
-    plain_open = model.rate_expected(PREFIX_100, suffixes[:3], HUNDREDS, number_end=False, cache_prefix=False, batch_size=1)
+    fast_open = model.rate_expected(PREFIX_100, suffixes[:2], HUNDREDS, number_end=False)
+    plain_open = model.rate_expected(PREFIX_100, suffixes[:2], HUNDREDS, number_end=False, cache_prefix=False, batch_size=1)
     assert np.abs(values(fast_open) - values(plain_open)).max() / 100 < TOL
-    assert np.abs(values(fast_open) - values(fast[:3])).max() > 1e-3  # the number's end does matter
+    assert np.abs(values(fast_open) - values(fast[:2])).max() > 1e-3  # the number's end does matter
+
+
+def test_points_of_different_token_lengths(model):
+    # 1-10: " 1" is a prefix of " 10", and the points' rows have 2 or 3 tokens (padded)
+    ten = scale_points(1, 10)
+    prefix = "Rate how familiar each word is, from 1 to 10.\n\n" + "".join(
+        f'Word: "{w}"\nRating: {r}\n\n' for w, r in [("cat", 10), ("zygote", 2), ("house", 9), ("abacus", 4)]
+    )
+    suffixes = [hundreds_suffix(w) for w in ["dog", "xylem", "serendipity"]]
+    fast = model.rate_expected(prefix, suffixes, ten, batch_size=2)
+    plain = model.rate_expected(prefix, suffixes, ten, cache_prefix=False, batch_size=1)
+    assert np.abs(values(fast) - values(plain)).max() < TOL
+    assert np.abs(distributions(fast) - distributions(plain)).max() < TOL
+    assert all(r.distribution["10"] > 0.01 for r in fast)
+    # without the number's end, "1" would also count every answer "10"
+    open_ended = model.rate_expected(prefix, suffixes, ten, number_end=False)
+    assert all(o.distribution["1"] > f.distribution["1"] for o, f in zip(open_ended, fast, strict=True))
 
 
 def test_next_token_logprobs_fast_equals_plain(model):
@@ -209,18 +229,24 @@ def test_mass_is_the_exact_probability_of_all_variant_tokens(model):
         assert abs(r.value - sum(float(lab) * q for lab, q in per_point.items()) / mass) < TOL
 
 
+def test_without_the_space_the_mass_is_on_the_space_token(model):
+    # Gemma answers " 5" as "▁" "5": after "Rating:" the next token is the space, and the read-out says so
+    (r,) = model.rate_expected(PREFIX, ['Word: "dog"\nRating:'], LIKERT)
+    assert r.low_mass and r.mass < 0.1 and "scale points" in r.reason
+
+
 # --------------------------------------------------------------------------- batching and padding
 
 
 def test_batch_size_and_padding_do_not_change_results(model, likert_fast):
     suffixes = [likert_suffix(w) for w in WORDS]
-    for bs in (1, 7):
+    for bs in (1, 7, 16):
         other = model.rate_expected(PREFIX, suffixes, LIKERT, batch_size=bs)
         assert np.abs(values(other) - values(likert_fast)).max() < 1e-5, bs
     unbatched_no_cache = model.rate_expected(PREFIX, suffixes[:7], LIKERT, cache_prefix=False, batch_size=7)
     assert np.abs(values(unbatched_no_cache) - values(likert_fast[:7])).max() < 1e-5
 
-    cont = [hundreds_suffix(w) for w in WORDS[:10]]
+    cont = [hundreds_suffix(w) for w in WORDS[:6]]
     by_size = [values(model.rate_expected(PREFIX_100, cont, HUNDREDS, batch_size=bs)) for bs in (1, 7, 16)]
     assert max(np.abs(v - by_size[0]).max() for v in by_size) / 100 < 1e-5
 
@@ -256,6 +282,6 @@ def test_greedy_answers(model):
     first = model.next_token_logprobs(PREFIX, suffixes).argmax(axis=1)
     for a, t in zip(answers, first, strict=True):
         assert a.startswith(model.tokenizer.decode([int(t)]))
-    assert model.generate_greedy(PREFIX, suffixes, cache_prefix=False, batch_size=1) == answers
+    assert model.generate_greedy(PREFIX, suffixes[:3], cache_prefix=False, batch_size=1) == answers[:3]
     one_token = [model.tokenizer.decode([int(t)]).split("\n", 1)[0] for t in first]
     assert model.generate_greedy(PREFIX, suffixes, batch_size=2, max_new_tokens=1) == one_token

