@@ -493,7 +493,7 @@ def test_failure_mid_import_leaves_the_store_unchanged(engine, shared_data, tmp_
     assert before["store_meta"] == [("generation", "2")]
     assert_fails_unchanged(
         engine, path, preset_specs("glasgow_mrc", "toolbox"),
-        "A human rater is already named 'toolbox-mrc': choose another --dataset name.",
+        "A human rater is already named 'toolbox-mrc': choose another name.",
         replace=True,
     )
     assert snapshot(engine) == before

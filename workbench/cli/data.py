@@ -28,7 +28,12 @@ PRESET_HELP = "Known dataset layout: " + "; ".join(f"{p.name} ({p.description})"
 
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV, TSV, .xlsx or Parquet file.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Name of the dataset in the store.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Name of the dataset in the store.")] = None,
+    as_rater: Annotated[
+        str | None,
+        typer.Option("--as-rater", help="Import ratings produced elsewhere (another tool, an earlier run) as this rater, not as gold norms."),
+    ] = None,
+    kind: Annotated[str, typer.Option(help="With --as-rater: llm or model.")] = "llm",
     preset: Annotated[str | None, typer.Option(help=PRESET_HELP)] = None,
     item_column: Annotated[str | None, typer.Option(help="Column with the items (without --preset).")] = None,
     rating: Annotated[
@@ -50,16 +55,23 @@ def import_(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Import a norm file: by --preset, or by naming --item-column and --rating columns."""
+    """Import a norm file (by --preset, or by naming --item-column and --rating columns), or a model's ratings (--as-rater)."""
     if decimal not in (".", ","):
         raise WorkbenchError("--decimal must be . or ,")
+    if bool(dataset) == bool(as_rater):
+        raise WorkbenchError("Name what the file becomes: --dataset NAME for norms, or --as-rater NAME for a model's ratings.")
+    if kind not in ("llm", "model"):
+        raise WorkbenchError(f"--kind must be llm or model, not {kind!r}.")
+    if as_rater and preset:
+        raise WorkbenchError("--as-rater reads --item-column and --rating columns, not a --preset.")
+    name = dataset or as_rater
     sep = separator_char(separator) if separator is not None else None
     scales = dict(parse_scale_option(s) for s in scale or [])
     rescales = dict(parse_rescale_option(s) for s in rescale or [])
     if preset:
         if item_column or rating:
             raise WorkbenchError("Give --preset, or --item-column with --rating, not both.")
-        specs = preset_specs(preset, dataset, language=language, rescale=rescales, scale=scales, decimal=decimal)
+        specs = preset_specs(preset, name, language=language, rescale=rescales, scale=scales, decimal=decimal)
     else:
         if not item_column or not rating:
             raise WorkbenchError(
@@ -73,7 +85,7 @@ def import_(
                 raise WorkbenchError(f"--scale/--rescale name {d!r}, which no --rating declares.")
         specs = [
             DatasetSpec(
-                dataset,
+                name,
                 item=(item_column,),
                 ratings=tuple(
                     RatingColumns(
@@ -88,6 +100,7 @@ def import_(
                 ),
                 language=language,
                 decimal=decimal,
+                rater_kind=kind if as_rater else "norm",
             )
         ]
     with open_store(store_url(db, study)) as engine, working(f"Importing {file.name}"):

@@ -185,14 +185,12 @@ def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str
 
     rater = session.scalar(select(Rater).where(Rater.name == spec.name))
     if rater is None:
-        clash = session.scalar(select(Rater).where(Rater.name == spec.name, Rater.kind != "norm"))
-        if clash is not None:
-            raise WorkbenchError(f"A {clash.kind} rater is already named {spec.name!r}: choose another --dataset name.")
-        rater = Rater(name=spec.name, kind="norm", dataset_id=ds.id, config={"dataset": spec.name})
+        config = {"dataset": spec.name} if spec.rater_kind == "norm" else {"imported_from": origin, "columns": details["dimensions"]}
+        rater = Rater(name=spec.name, kind=spec.rater_kind, dataset_id=ds.id, config=config)
         session.add(rater)
         session.flush()
-    elif rater.kind != "norm":
-        raise WorkbenchError(f"A {rater.kind} rater is already named {spec.name!r}: choose another --dataset name.")
+    elif rater.kind != spec.rater_kind or rater.dataset_id != ds.id:
+        raise WorkbenchError(f"A {rater.kind} rater is already named {spec.name!r}: choose another name.")
     else:
         session.execute(delete(Rating).where(Rating.rater_id == rater.id))
 

@@ -57,11 +57,15 @@ class DatasetSpec:
     url: str | None = None
     decimal: str = "."
     extra_na: tuple[str, ...] = field(default=())
+    # norm: a published dataset (gold); llm or model: ratings produced elsewhere, imported as a rater
+    rater_kind: str = "norm"
 
     def fingerprint(self) -> str:
         """A hash of everything that changes what is imported."""
         d = asdict(self)
         d.pop("citation"), d.pop("licence"), d.pop("url")
+        if d["rater_kind"] == "norm":  # the key of datasets imported before raters could be imported
+            d.pop("rater_kind")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
