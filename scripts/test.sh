@@ -6,4 +6,5 @@ set -euo pipefail
 source "$(dirname "$0")/_venv.sh" test
 cd "$ROOT"
 python -m workbench.study.schema --check
+python -m workbench.analysis.report_model --check
 python -m pytest -q -n 2 "$@"

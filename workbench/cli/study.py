@@ -93,8 +93,8 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             for r in results:
                 typer.echo("  " + r.describe())
         else:
-            past = {"create": "created", "update": "updated"}.get(step.action, step.action)
-            typer.echo(f"  {step.kind} {step.name}: {past}")
+            past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
+            typer.echo(f"  {step.kind} {step.name}: {past}" + (f" ({step.detail})" if step.detail else ""))
 
     def rated(rep) -> None:
         nonlocal done

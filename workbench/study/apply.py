@@ -7,6 +7,7 @@ apply resumes from there.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
 from workbench.jobs.runner import RunReport, run_rater, run_rater_dry
-from workbench.store.engine import bump_generation
+from workbench.store.engine import bump_generation, generation
 from workbench.store.itemsets import item_set_action, save_item_set
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, resolve_file, separator_of
-from workbench.study.models import ItemSetSpec
+from workbench.study.models import ItemSetSpec, ReportSpec
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Step:
             "import": "import",
             "replace": "replace",
             "rate": "rate",
+            "write": "write",
             "unchanged": "unchanged",
         }[self.action]
         return f"{verb:<9} {self.kind} {self.name}" + (f"  ({self.detail})" if self.detail else "")
@@ -90,8 +92,49 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
         plan.steps.append(Step("item set", name, action, "from " + ", ".join(spec.from_)))
         waiting = waiting or action != "unchanged"
     for name in study.raters:
-        plan.steps.append(_rater_step(session, loaded, name, waiting))
+        step = _rater_step(session, loaded, name, waiting)
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
+    for name, spec in study.reports.items():
+        fresh = not waiting and report_is_current(loaded, name, spec, generation(session))
+        plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
     return plan
+
+
+def report_dir(loaded: LoadedStudy, spec: ReportSpec) -> Path:
+    out = Path(spec.out)
+    return out if out.is_absolute() else loaded.base_dir / out
+
+
+def _report_stamp(loaded: LoadedStudy, name: str, spec: ReportSpec, gen: int) -> tuple[Path, str]:
+    key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+    return report_dir(loaded, spec) / f".{name}.stamp", f"{gen}:{key}"
+
+
+def report_is_current(loaded: LoadedStudy, name: str, spec: ReportSpec, gen: int) -> bool:
+    """True when the report's files were written from this store generation and this spec."""
+    stamp, value = _report_stamp(loaded, name, spec, gen)
+    files = [report_dir(loaded, spec) / f"{name}.{fmt}" for fmt in spec.formats]
+    return stamp.exists() and stamp.read_text() == value and all(f.exists() for f in files)
+
+
+def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: ReportSpec) -> list[Path]:
+    """Write one of the study's reports in each of its formats."""
+    from workbench.analysis.report import build_report, write_report
+
+    with Session(engine) as s:
+        gen = generation(s)
+        cal = spec.calibrate.model_dump() if spec.calibrate else None
+        rep, datas = build_report(
+            s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
+            n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
+        )  # fmt: skip
+    written = []
+    for fmt in spec.formats:
+        written += write_report(rep, datas, report_dir(loaded, spec) / f"{name}.{fmt}", fmt)
+    stamp, value = _report_stamp(loaded, name, spec, gen)
+    stamp.write_text(value)
+    return written
 
 
 def item_set_definition(spec: ItemSetSpec) -> dict:
@@ -175,4 +218,12 @@ def apply_study(
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
+    for name, spec in study.reports.items():
+        with Session(engine) as s:
+            current = report_is_current(loaded, name, spec, generation(s))
+        if current:
+            continue
+        written = write_study_report(engine, loaded, name, spec)
+        if on_step:
+            on_step(Step("report", name, "write", str(written[0])), None)
     return plan

@@ -182,6 +182,27 @@ class RaterSpec(Strict):
         return self
 
 
+class CalibrateSpec(Strict):
+    """Fit a linear map rater -> gold on one item set, report it on another."""
+
+    train: Name
+    test: Name
+
+
+class ReportSpec(Strict):
+    """A validation report that apply writes: raters against gold norms, beside the human ceiling."""
+
+    gold: list[Name] | None = Field(None, description="gold datasets (default: every norm dataset of the dimension)")
+    raters: list[Name] | None = Field(None, description="raters (default: every LLM and model rater)")
+    dimension: Name | None = Field(None, description="one dimension (default: all)")
+    items: Name | None = Field(None, description="restrict to an item set or dataset")
+    calibrate: CalibrateSpec | None = None
+    formats: list[Literal["html", "md", "json"]] = Field(["html", "md", "json"], description="files to write")
+    out: str = Field("reports", description="folder for the files, relative to the study")
+    seed: int = 0
+    n_boot: int = Field(1000, ge=100, le=100_000, description="bootstrap resamples")
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -193,3 +214,4 @@ class Study(Strict):
     datasets: dict[Name, DatasetSource] = Field(default_factory=dict)
     item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
     raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")
+    reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")

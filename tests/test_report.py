@@ -1,0 +1,171 @@
+"""Validation reports from the store: numbers against scipy on real norms, the published figure, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr, spearmanr
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from workbench.analysis import stats
+from workbench.analysis.report import build_report, write_report
+from workbench.analysis.report_model import Report
+from workbench.errors import WorkbenchError
+from workbench.ingest.load import import_file, upsert_items
+from workbench.ingest.presets import preset_specs
+from workbench.ingest.spec import DatasetSpec, RatingColumns
+from workbench.store.models import Dimension, Job, Rater, Rating
+
+
+@pytest.fixture
+def store(engine, shared_data):
+    """The toolbox paper's 2,545 words: Glasgow and MRC familiarity as gold, MRC again as an imported model rater."""
+    path = shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx"
+    with Session(engine) as s, s.begin():
+        import_file(s, path, preset_specs("glasgow_mrc", "toolbox"))
+        spec = DatasetSpec("mrc-model", item=("Word",), ratings=(RatingColumns("familiarity", mean=("FAM_MRC",), scale=(1, 7)),),
+                           rater_kind="model")  # fmt: skip
+        import_file(s, path, [spec])
+    return engine
+
+
+def test_imported_ratings_reproduce_the_published_correlation(store):
+    with Session(store) as s:
+        report, _ = build_report(s, n_boot=200)
+    (part,) = report.dimensions
+    assert part.gold == ["toolbox-glasgow", "toolbox-mrc"] and part.raters == ["mrc-model"]
+    row = next(r for r in part.table if r.gold == "toolbox-glasgow")
+    assert row.n == 2545 and round(row.spearman, 2) == 0.80  # Conde et al. (2025): Glasgow vs MRC rho = 0.80
+    (ceiling,) = part.ceiling
+    assert ceiling.spearman == pytest.approx(row.spearman, abs=1e-12)
+    same = next(r for r in part.table if r.gold == "toolbox-mrc")
+    assert same.spearman == pytest.approx(1.0) and same.mae == pytest.approx(0.0)
+
+
+def test_numbers_match_scipy_and_the_stats_module(store, shared_data):
+    import pandas as pd
+
+    df = pd.read_excel(shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx")
+    x, y = df["FAM_MRC"].to_numpy(float), df["FAM_Glas"].to_numpy(float)
+    with Session(store) as s:
+        report, _ = build_report(s, gold=["toolbox-glasgow"], dimension="familiarity", n_boot=300, seed=5)
+    row = report.dimensions[0].table[0]
+    assert row.spearman == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
+    assert row.pearson == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
+    assert row.mae == pytest.approx(np.mean(np.abs(x - y))) and row.bias == pytest.approx(np.mean(x - y))
+    assert row.rmse == pytest.approx(np.sqrt(np.mean((x - y) ** 2))) and row.sd_ratio == pytest.approx(x.std() / y.std())
+    # the CI is the stats module's bootstrap over the same items in the report's item order (sorted by word)
+    order = np.argsort(df["Word"].to_numpy(str), kind="stable")
+    ref = stats.agreement(x[order], y[order], n_boot=300, seed=5)
+    assert row.spearman_ci == pytest.approx(ref.spearman_ci, abs=1e-12)
+    assert row.spearman_ci[0] < row.spearman < row.spearman_ci[1]
+
+
+def test_reports_are_deterministic_for_a_seed_and_the_json_validates(store, tmp_path):
+    import jsonschema
+
+    from workbench.analysis.report_model import SCHEMA_PATH
+
+    outs = []
+    for k in range(2):
+        with Session(store) as s:
+            report, datas = build_report(s, n_boot=200, seed=3)
+        path = tmp_path / f"r{k}.json"
+        write_report(report, datas, path, "json")
+        outs.append(path.read_bytes())
+    assert outs[0] == outs[1]
+    data = json.loads(outs[0])
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    assert Report.model_validate(data).dimensions[0].heatmap.labels == ["toolbox-glasgow", "toolbox-mrc", "mrc-model"]
+    with Session(store) as s:
+        other, _ = build_report(s, n_boot=200, seed=4)
+    assert other.dimensions[0].table[0].spearman_ci != report.dimensions[0].table[0].spearman_ci
+
+
+def add_annotators(engine, words: list[str], truth: np.ndarray, k: int = 6, seed: int = 0) -> np.ndarray:
+    """k simulated annotators (integer ratings 1-7 around the truth), stored as human raters."""
+    rng = np.random.default_rng(seed)
+    matrix = np.clip(np.rint(truth[:, None] + rng.normal(0, 1.0, (len(words), k))), 1, 7)
+    matrix[rng.random(matrix.shape) < 0.1] = np.nan  # some items not rated by some annotators
+    with Session(engine) as s, s.begin():
+        dim = s.scalar(select(Dimension.id).where(Dimension.name == "familiarity"))
+        ids = upsert_items(s, words, "en")
+        job = Job(kind="annotation", status="done")
+        s.add(job)
+        s.flush()
+        for j in range(k):
+            rater = Rater(name=f"annotator{j}", kind="human")
+            s.add(rater)
+            s.flush()
+            rows = [{"item_id": int(i), "dimension_id": dim, "rater_id": rater.id, "replicate": 0, "value": float(v), "job_id": job.id}
+                    for i, v in zip(ids, matrix[:, j], strict=True) if not np.isnan(v)]  # fmt: skip
+            s.execute(insert(Rating), rows)
+    return matrix
+
+
+def test_human_reliability_from_individual_ratings(store, shared_data):
+    import pandas as pd
+
+    df = pd.read_excel(shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx").head(300)
+    words = sorted(df["Word"].astype(str))
+    truth = df.set_index("Word").loc[words, "FAM_Glas"].to_numpy(float)
+    matrix = add_annotators(store, words, truth)
+    with Session(store) as s:
+        report, _ = build_report(s, n_boot=200)
+    rel = report.dimensions[0].reliability
+    assert rel.raters == [f"annotator{j}" for j in range(6)]
+    ref_icc = stats.icc(matrix)
+    assert rel.icc2_k == pytest.approx(ref_icc.icc2_k) and rel.icc_items == ref_icc.n_items
+    assert rel.krippendorff_alpha == pytest.approx(stats.krippendorff_alpha_interval(matrix))
+    assert 0.7 < rel.split_half < 1 and rel.split_half == pytest.approx(stats.split_half(matrix, n_splits=200).reliability)
+
+
+def test_comparisons_errors_and_calibration(store, tmp_path):
+    from workbench.store.itemsets import save_item_set
+
+    with Session(store) as s, s.begin():
+        save_item_set(s, "first", {"from": ["toolbox-glasgow"], "exclude": [], "sample": 1500, "seed": 42})
+        save_item_set(s, "rest", {"from": ["toolbox-glasgow"], "exclude": ["first"], "sample": None, "seed": 0})
+    with Session(store) as s:
+        report, _ = build_report(s, gold=["toolbox-glasgow"], raters=["mrc-model", "toolbox-mrc"], n_boot=200,
+                                 calibrate={"train": "first", "test": "rest"})  # fmt: skip
+    part = report.dimensions[0]
+    (cmp,) = part.comparisons
+    assert cmp.difference == pytest.approx(0.0, abs=1e-12) and "no reliable difference" in cmp.verdict
+    err = part.errors[0]
+    assert len(err.largest) == 15 and abs(err.largest[0].residual) >= abs(err.largest[-1].residual)
+    assert sum(b.n for b in err.by_length) == 2545 and sum(b.n for b in err.by_frequency) > 2000
+    cal = part.calibration[0]
+    assert cal.n_train == 1500 and cal.raw.n == 1045
+    assert cal.calibrated.spearman == pytest.approx(cal.raw.spearman) and cal.calibrated.mae <= cal.raw.mae
+    assert abs(cal.calibrated.bias) < abs(cal.raw.bias) + 0.05
+
+
+def test_unknown_names_are_clear_errors(store):
+    with Session(store) as s:
+        with pytest.raises(WorkbenchError, match="no gold dataset 'nope' with ratings on 'familiarity'"):
+            build_report(s, dimension="familiarity", gold=["nope"])
+        with pytest.raises(WorkbenchError, match="no dimension 'valence' in the store"):
+            build_report(s, dimension="valence")
+
+
+def test_cli_import_as_rater_then_report_json(tmp_path, shared_data):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    path = shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "workbench.cli.main", *a, "--db", db], capture_output=True, text=True)  # noqa: E731
+    assert run("import", str(path), "--preset", "glasgow_mrc", "--dataset", "toolbox").returncode == 0
+    r = run("import", str(path), "--as-rater", "gpt-ish", "--kind", "llm", "--item-column", "Word", "--rating", "familiarity=FAM_MRC")
+    assert r.returncode == 0, r.stderr
+    bad = run("import", str(path), "--as-rater", "x", "--dataset", "y", "--item-column", "Word", "--rating", "familiarity=FAM_MRC")
+    assert bad.returncode == 1 and "--dataset NAME for norms, or --as-rater NAME" in bad.stderr
+    out = tmp_path / "rep.json"
+    r = run("report", "--format", "json", "--out", str(out), "--gold", "toolbox-glasgow", "--n-boot", "200")
+    assert r.returncode == 0, r.stderr
+    assert "gpt-ish ~ toolbox-glasgow: rho 0.801" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["dimensions"][0]["table"][0]["rater_kind"] == "llm"
