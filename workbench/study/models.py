@@ -84,13 +84,13 @@ class DatasetSource(Strict):
 class ItemSetSpec(Strict):
     """A named set of items: the items of one or more datasets, optionally a seeded random sample."""
 
-    from_: list[Name] = Field(
+    from_: Name | list[Name] = Field(
         alias="from",
         description="dataset(s) or item set(s) whose items make the set; with several, only the items they all share",
     )
     sample: int | None = Field(None, gt=0, description="keep a random sample of this many items")
     seed: int = Field(0, description="seed of the random sample")
-    exclude: list[Name] = Field(default_factory=list, description="leave out the items of these datasets or item sets")
+    exclude: Name | list[Name] = Field(default_factory=list, description="leave out the items of these datasets or item sets")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
