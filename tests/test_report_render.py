@@ -9,6 +9,7 @@ dimension carries the nulls.
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -393,7 +394,7 @@ def test_escaping(browser, loaded, page_html, report):
 
     md = render_markdown(report)
     assert "<script" not in md.lower() and "<b>" not in md
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in md
+    assert '&lt;script&gt;alert("x")&lt;/script&gt; &amp; co' in md  # GitHub shows the entities as text
 
 
 def test_deterministic(built, report, figures, page_html):
@@ -415,7 +416,7 @@ def test_markdown(report):
         cells = [format_number(getattr(row, f), f"dimensions.0.table.{i}.{f}") for f in ("n", "spearman", "spearman_ci", "pearson", "pearson_ci", "mae", "rmse", "bias", "sd_ratio")]
         assert " | ".join(cells) in md, row.rater
     for c in dim.comparisons:
-        assert f"- {c.verdict}\n" in md  # the rater names have no Markdown specials
+        assert f"- {html.escape(c.verdict, quote=False)}\n" in md  # the rater names have no Markdown specials
     assert "![heatmap](familiarity_heatmap.png)" in md
     assert "(familiarity%20mass%20A.png)" in md
     assert len(re.findall(r"!\[[^\]]*\]\([^)]+\.png\)", md)) == len(dim.plots)
@@ -428,9 +429,10 @@ def test_markdown(report):
 
 def test_plots_leave_matplotlib_alone():
     code = (
-        "import sys, matplotlib; before = matplotlib.get_backend(); import workbench.analysis.plots as p;"
+        "import sys, matplotlib; matplotlib.rcParams['font.size'] = 17; before = dict(matplotlib.rcParams);"
+        "import workbench.analysis.plots as p;"
         "p.heatmap(['a','b'], [[1, .5], [.5, None]]); p.scatter([1,2,3], [1,2,4], rater='r', gold='g');"
-        "assert 'matplotlib.pyplot' not in sys.modules; assert matplotlib.get_backend() == before; print('ok')"
+        "assert 'matplotlib.pyplot' not in sys.modules; assert dict(matplotlib.rcParams) == before; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -88,7 +88,35 @@ def test_tables_and_columns(store):
         "SELECT table_name, list(column_name ORDER BY ordinal_position) AS columns "
         "FROM information_schema.columns GROUP BY ALL",
     )
-    assert {r["table_name"]: r["columns"] for r in table.to_pylist()} == COLUMNS
+    got = {r["table_name"]: r["columns"] for r in table.to_pylist()}
+    assert got.pop("ratings_wide") == ["item", "language", "dimension", "toolbox-glasgow", "toolbox-mrc"]
+    assert got.pop("rating_pairs") == [
+        "item", "language", "dimension", "rater_a", "rater_b", "kind_a", "kind_b", "value_a", "value_b", "item_id",
+    ]
+    assert got == COLUMNS
+
+
+PAIRS_SPEARMAN_SQL = """
+WITH ranked AS (
+    SELECT rater_a, rater_b,
+        rank() OVER w_a + (count(*) OVER (PARTITION BY rater_a, rater_b, value_a) - 1) / 2 AS ra,
+        rank() OVER w_b + (count(*) OVER (PARTITION BY rater_a, rater_b, value_b) - 1) / 2 AS rb
+    FROM rating_pairs
+    WINDOW w_a AS (PARTITION BY rater_a, rater_b ORDER BY value_a), w_b AS (PARTITION BY rater_a, rater_b ORDER BY value_b)
+)
+SELECT rater_a, rater_b, count(*) AS n, corr(ra, rb) AS rho FROM ranked GROUP BY ALL
+"""
+
+
+def test_wide_and_pairs_views_give_the_same_spearman_as_scipy(store):
+    from scipy.stats import spearmanr
+
+    wide = run_sql(store, 'SELECT "toolbox-glasgow" AS g, "toolbox-mrc" AS m FROM ratings_wide').to_pydict()
+    assert len(wide["g"]) == 2545
+    expected = spearmanr(wide["g"], wide["m"])[0]
+    (row,) = run_sql(store, PAIRS_SPEARMAN_SQL).to_pylist()
+    assert (row["rater_a"], row["rater_b"], row["n"]) == ("toolbox-glasgow", "toolbox-mrc", 2545)
+    assert row["rho"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_counts_and_values_match_store(store):

@@ -49,6 +49,14 @@ Tables in the snapshot
     NULL: the model's raw answer), item_id, rater_id, dimension_id (INTEGER:
     keys into the tables above)
 
+``ratings_wide`` -- one row per (item, language, dimension), one column per
+    rater holding its value (NULL: not rated); quote rater names with
+    hyphens: "toolbox-mrc"
+
+``rating_pairs`` -- (a view) every two raters' values on an item both rated:
+    item, language, dimension, rater_a, rater_b (rater_a < rater_b), kind_a,
+    kind_b, value_a, value_b, item_id
+
 Example::
 
     SELECT dimension, rater, count(*), avg(value) FROM ratings GROUP BY ALL
@@ -117,6 +125,29 @@ BUILD = [
        JOIN dimensions d ON d.dimension_id = x.dimension_id
        JOIN raters r ON r.rater_id = x.rater_id""",
 ]
+
+
+# agreement work: every two raters' values on the items both rated (a view: computed when queried)
+PAIRS = """CREATE VIEW rating_pairs AS
+   SELECT a.item, a.language, a.dimension, a.rater AS rater_a, b.rater AS rater_b,
+          a.rater_kind AS kind_a, b.rater_kind AS kind_b, a.value AS value_a, b.value AS value_b, a.item_id
+   FROM ratings a JOIN ratings b
+     ON a.item_id = b.item_id AND a.dimension_id = b.dimension_id AND a.rater < b.rater
+   WHERE a.replicate = 0 AND b.replicate = 0 AND a.value IS NOT NULL AND b.value IS NOT NULL"""
+
+
+def _build_wide(con) -> None:
+    """ratings_wide: one row per item and dimension, one column per rater (its value)."""
+    con.execute(PAIRS)
+    raters = [r for (r,) in con.execute("SELECT DISTINCT rater FROM ratings ORDER BY rater").fetchall()]
+    if not raters:
+        con.execute("CREATE TABLE ratings_wide AS SELECT item, language, dimension FROM ratings")
+        return
+    con.execute(
+        "CREATE TABLE ratings_wide AS SELECT * FROM (PIVOT (SELECT item, language, dimension, rater, value "
+        "FROM ratings WHERE replicate = 0) ON rater USING first(value) GROUP BY item, language, dimension) "
+        "ORDER BY dimension, item"
+    )
 
 
 # --- where the snapshot lives -------------------------------------------------
@@ -233,6 +264,7 @@ def _build(engine: Engine) -> Path:
                 con.register(f"src_{name}", table)
             for sql in BUILD:
                 con.execute(sql)
+            _build_wide(con)
         finally:
             con.close()
         tmp.replace(path)

@@ -625,7 +625,7 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
             rows = [
                 [str(j + 1), _md(dd.item)]
                 + [format_number(getattr(dd, f), f"{k}.largest.{j}.{f}") for f in ("value", "gold_value", "residual", "mass")]
-                + [f"`{_md_code(dd.answer)}`" if dd.answer else MISSING]
+                + [f"<code>{_md(dd.answer)}</code>" if dd.answer else MISSING]
                 for j, dd in enumerate(ea.largest)
             ]
             out.append(_md_table(["#", "Item", "Rater", "Gold", "Residual", "Mass", "Raw answer"], rows, [True, False, True, True, True, True, False]))
@@ -665,11 +665,6 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
         out.append("### Figures\n")
         out.append("".join(f"![{_md(name)}]({urllib.parse.quote(file_name)})\n\n" for name, file_name in dim.plots.items()))
     return "\n".join(out)
-
-
-def _md_code(text: str) -> str:
-    """Text for an inline code span inside a table cell: no backticks, pipes escaped, one line."""
-    return " ".join(text.split()).replace("`", "'").replace("|", "\\|")
 
 
 def render_markdown(report: Report) -> str:
