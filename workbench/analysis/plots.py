@@ -264,6 +264,10 @@ rule between gold and rater blocks. Figure and
         fig = _figure(side + margin + 1.3, side + margin + 0.7)
         ax = fig.add_subplot()
         cmap = mpl.colormaps["RdBu_r"].with_extremes(bad=_NAN_CELL)
+        if k == 0:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no raters", transform=ax.transAxes, ha="center", va="center", color=_MUTED)
+            return _png(fig)
         img = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest", aspect="equal")
         for i in range(k):
             for j in range(k):

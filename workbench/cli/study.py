@@ -94,7 +94,8 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
                 typer.echo("  " + r.describe())
         else:
             past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            typer.echo(f"  {step.kind} {step.name}: {past}" + (f" ({step.detail})" if step.detail else ""))
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "report") else ""
+            typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     def rated(rep) -> None:
         nonlocal done

@@ -433,7 +433,8 @@ class LocalModel:
         n = len(with_special) - len(plain)
         self._bos: list[int] = list(with_special[:n]) if n > 0 and with_special[n:][: len(plain)] == plain else []
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._eos = {tokenizer.eos_token_id} - {None}
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        self._eos = ({tokenizer.eos_token_id} | set(eos if isinstance(eos, list) else [eos])) - {None}
         self._numeral_tokens: dict[str, tuple[int, ...]] | None = None
         self._digit_start: Any = None
         self._lock = threading.RLock()
@@ -920,14 +921,14 @@ class LocalModel:
                             done[b] = True
                             continue
                         generated[b].append(t)
-                        if "\n" in self.tokenizer.decode(generated[b]):
+                        if "\n" in self.tokenizer.decode(generated[b], skip_special_tokens=True):
                             done[b] = True
                     if all(done) or step == max_new_tokens - 1:
                         break
                     hidden = self._forward(next_ids.unsqueeze(1), cache=cache, past=position)
                     position += 1
                 for b, i in enumerate(batch):
-                    answers[i] = self.tokenizer.decode(generated[b]).split("\n", 1)[0]
+                    answers[i] = self.tokenizer.decode(generated[b], skip_special_tokens=True).split("\n", 1)[0]
                 progress.add(len(batch))
         return answers
 
