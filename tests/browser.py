@@ -161,7 +161,13 @@ class Browser:
         t0 = time.monotonic()
         self._profile = tempfile.mkdtemp(prefix="wb-chromium-")
         self._log = open(Path(self._profile) / "chromium.log", "wb")  # noqa: SIM115
-        args = [self.executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", f"--window-size={self.width},{self.height}", "about:blank"]
+        args = [
+            self.executable,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={self._profile}",
+            f"--window-size={self.width},{self.height}",
+            "about:blank",
+        ]
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self._run(self._connect())
@@ -199,7 +205,9 @@ class Browser:
         self._session = attached["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             await self._send(f"{domain}.enable")
-        await self._send("Emulation.setDeviceMetricsOverride", {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+        await self._send(
+            "Emulation.setDeviceMetricsOverride", {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False}
+        )
 
     def close(self) -> None:
         """Close the browser (Browser.close, then SIGTERM/SIGKILL of its process group if needed) and remove the profile."""
@@ -316,7 +324,9 @@ class Browser:
         if result.get("errorText"):
             raise RuntimeError(f"cannot load {url}: {result['errorText']}")
         await asyncio.wait_for(self._loaded.wait(), self.timeout)
-        await self._evaluate("Promise.all(Array.from(document.images, i => i.decode().catch(() => null))).then(() => document.fonts.ready).then(() => true)")
+        await self._evaluate(
+            "Promise.all(Array.from(document.images, i => i.decode().catch(() => null))).then(() => document.fonts.ready).then(() => true)"
+        )
 
     async def _evaluate(self, expression: str) -> Any:
         r = await self._send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})

@@ -169,3 +169,41 @@ def test_cli_import_as_rater_then_report_json(tmp_path, shared_data):
     assert "gpt-ish ~ toolbox-glasgow: rho 0.801" in r.stdout
     data = json.loads(out.read_text())
     assert data["dimensions"][0]["table"][0]["rater_kind"] == "llm"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_html_report_end_to_end_in_headless_chromium(store, tmp_path):
+    from tests.browser import Browser, find_chromium
+    from workbench.analysis.render import format_number
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); CI installs it")
+    with Session(store) as s:
+        report, datas = build_report(s, n_boot=200)
+    html, js = tmp_path / "report.html", tmp_path / "report.json"
+    write_report(report, datas, html, "html")
+    write_report(report, datas, js, "json")
+    data = json.loads(js.read_text())
+
+    def at(key):
+        node = data
+        for part in key.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    with Browser() as b:
+        page = b.load(html)
+        assert page.errors == [] and all(r.startswith(("file:", "data:")) for r in page.requests)
+        cells = b.data_keys()
+        images = b.images()
+        png = b.screenshot()
+    assert len(cells) > 50
+    for key, text in cells:
+        assert text == format_number(at(key), key), key
+    assert len(images) == len(report.dimensions[0].plots) and all(i["naturalWidth"] > 0 for i in images)
+    import io
+
+    from matplotlib.image import imread
+
+    pixels = imread(io.BytesIO(png))
+    assert pixels.std() > 0.05  # not blank

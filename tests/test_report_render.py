@@ -133,15 +133,25 @@ def build_report() -> tuple[Report, dict[str, tuple[str, Any]]]:
         s = c.spearman
         comparisons.append(
             Comparison(
-                rater_a=A, rater_b=B, gold=g, n=c.n, spearman_a=s.r_a, spearman_b=s.r_b, difference=s.difference,
-                difference_ci=s.difference_ci, williams_t=s.williams_t, williams_p=s.williams_p, verdict=c.verdict,
+                rater_a=A,
+                rater_b=B,
+                gold=g,
+                n=c.n,
+                spearman_a=s.r_a,
+                spearman_b=s.r_b,
+                difference=s.difference,
+                difference_ci=s.difference_ci,
+                williams_t=s.williams_t,
+                williams_p=s.williams_p,
+                verdict=c.verdict,
             )
         )
 
     res = llm_a - glas
     order = np.argsort(-np.nan_to_num(np.abs(res), nan=-1))[:10]
     largest = [
-        Disagreement(item=df["Word"][i], value=llm_a[i], gold_value=glas[i], residual=res[i], answer=answers[i], mass=mass[i]) for i in order
+        Disagreement(item=df["Word"][i], value=llm_a[i], gold_value=glas[i], residual=res[i], answer=answers[i], mass=mass[i])
+        for i in order
     ]
     lengths = df["Word"].str.len().to_numpy(float)
     counts, edges = np.histogram(mass, bins=np.linspace(0, 1, 21))
@@ -151,7 +161,12 @@ def build_report() -> tuple[Report, dict[str, tuple[str, Any]]]:
             gold="FAM_Glas",
             largest=largest,
             by_frequency=_bands(res, _zipf(df["Word"]), [0, 2, 3, 4, 5, 6, 8], lambda lo, hi: f"Zipf {lo:g}–{hi:g}"),
-            by_length=_bands(res, lengths, [1, 4, 6, 8, 11, 30, math.inf], lambda lo, hi: f"{lo:g}+ letters" if math.isinf(hi) else f"{lo:g}–{hi - 1:g} letters"),
+            by_length=_bands(
+                res,
+                lengths,
+                [1, 4, 6, 8, 11, 30, math.inf],
+                lambda lo, hi: f"{lo:g}+ letters" if math.isinf(hi) else f"{lo:g}–{hi - 1:g} letters",
+            ),
             mass=MassSummary(
                 n=n, median=float(np.median(mass)), low_mass=int((mass < 0.45).sum()), bins=edges.tolist(), counts=counts.tolist()
             ),
@@ -166,7 +181,13 @@ def build_report() -> tuple[Report, dict[str, tuple[str, Any]]]:
         cal = stats.calibrate(x[is_train], glas[is_train])
         calibration.append(
             CalibrationRow(
-                rater=r, gold="FAM_Glas", train="train_1500", test="test_1045", intercept=cal.intercept, slope=cal.slope, n_train=cal.n,
+                rater=r,
+                gold="FAM_Glas",
+                train="train_1500",
+                test="test_1045",
+                intercept=cal.intercept,
+                slope=cal.slope,
+                n_train=cal.n,
                 raw=_row(x[is_test], glas[is_test], r, "llm", "FAM_Glas"),
                 calibrated=_row(cal.apply(x[is_test]), glas[is_test], f"{r} (calibrated)", "llm", "FAM_Glas"),
             )
@@ -220,9 +241,19 @@ def build_report() -> tuple[Report, dict[str, tuple[str, Any]]]:
         raters=["constant rater"],
         table=[
             AgreementRow(
-                rater="constant rater", rater_kind="model", gold="pilot gold", n=degenerate.n, spearman=None, spearman_ci=(None, None),
-                pearson=None, pearson_ci=(None, None), mae=degenerate.mae, rmse=degenerate.rmse, bias=degenerate.bias,
-                sd_ratio=degenerate.sd_ratio, note=degenerate.note,
+                rater="constant rater",
+                rater_kind="model",
+                gold="pilot gold",
+                n=degenerate.n,
+                spearman=None,
+                spearman_ci=(None, None),
+                pearson=None,
+                pearson_ci=(None, None),
+                mae=degenerate.mae,
+                rmse=degenerate.rmse,
+                bias=degenerate.bias,
+                sd_ratio=degenerate.sd_ratio,
+                note=degenerate.note,
             )
         ],
         ceiling=[],
@@ -413,10 +444,12 @@ def test_markdown(report):
     assert "| Rater | Kind | Gold | n | Spearman ρ | 95% CI | Pearson r | 95% CI | MAE | RMSE | Bias | SD ratio |" in md
     assert "### Human ceiling: gold against gold" in md
     for i, row in enumerate(dim.table):
-        cells = [format_number(getattr(row, f), f"dimensions.0.table.{i}.{f}") for f in ("n", "spearman", "spearman_ci", "pearson", "pearson_ci", "mae", "rmse", "bias", "sd_ratio")]
+        fields = ("n", "spearman", "spearman_ci", "pearson", "pearson_ci", "mae", "rmse", "bias", "sd_ratio")
+        cells = [format_number(getattr(row, f), f"dimensions.0.table.{i}.{f}") for f in fields]
         assert " | ".join(cells) in md, row.rater
     for c in dim.comparisons:
-        assert f"- {html.escape(c.verdict, quote=False)}\n" in md  # the rater names have no Markdown specials
+        gold = c.gold.replace("_", "\\_")  # the rater names have no other Markdown specials
+        assert f"- *against {gold}:* {html.escape(c.verdict, quote=False)}\n" in md
     assert "![heatmap](familiarity_heatmap.png)" in md
     assert "(familiarity%20mass%20A.png)" in md
     assert len(re.findall(r"!\[[^\]]*\]\([^)]+\.png\)", md)) == len(dim.plots)

@@ -165,8 +165,14 @@ def scatter(x: ArrayLike, y: ArrayLike, *, rater: str, gold: str, scale: Sequenc
         if n >= 2 and np.ptp(yv) > 0:
             slope, intercept = np.polyfit(yv, xv, 1)
             gx = np.array(lim if lim else (yv.min(), yv.max()))
-            ax.plot(gx, intercept + slope * gx, lw=1.8, color=_FIT, zorder=4,
-                    label=f"least squares: rater = {intercept:.2f} + {slope:.2f} × gold")
+            ax.plot(
+                gx,
+                intercept + slope * gx,
+                lw=1.8,
+                color=_FIT,
+                zorder=4,
+                label=f"least squares: rater = {intercept:.2f} + {slope:.2f} × gold",
+            )
         if n == 0:
             ax.text(0.5, 0.5, "no items rated by both", transform=ax.transAxes, ha="center", va="center", color=_MUTED)
         ax.set_xlabel(f"gold: {_short(gold, 48)}")
@@ -174,7 +180,7 @@ def scatter(x: ArrayLike, y: ArrayLike, *, rater: str, gold: str, scale: Sequenc
         ax.grid(True, color="#e6e6e6", lw=0.6, zorder=0)
         ax.set_axisbelow(True)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left")
+            ax.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="none", facecolor="white")
         _title(ax, rater, gold, n, rho)
         return _png(fig)
 
@@ -219,7 +225,7 @@ def residuals(x: ArrayLike, y: ArrayLike, *, rater: str, gold: str) -> bytes:
         ax.set_ylabel("residual: rater − gold")
         ax.grid(True, color="#e6e6e6", lw=0.6, zorder=0)
         ax.set_axisbelow(True)
-        ax.legend(loc="best")
+        ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none", facecolor="white")
         bias = f", bias = {res.mean():+.3f}" if n else ""
         ax.set_title(f"Residuals: {_short(rater)} vs {_short(gold)}\nn = {n:,}{bias}", color=_INK)
         return _png(fig)
@@ -242,13 +248,13 @@ def _text_colour(rgba: Sequence[float]) -> str:
 def heatmap(labels: Sequence[str], rho: Sequence[Sequence[float | None]], *, gold: Sequence[str] = (), title: str | None = None) -> bytes:
     """Spearman rho between every two raters and gold sets, one annotated cell each.
 
-    Diverging colour map RdBu_r fixed to [-1, 1] (a reversed scale shows up
-    red-blue at once); missing cells (None/NaN: too few shared items) are
-    grey with "n/a". Cells carry rho to two decimals without the leading
-    zero. Labels named in `gold` are bold and marked "(gold)", with a dark
-rule between gold and rater blocks. Figure and
-    fonts scale with the number of labels; readable up to about 20; labels
-    longer than 28 characters are cut with an ellipsis.
+        Diverging colour map RdBu_r fixed to [-1, 1] (a reversed scale shows up
+        red-blue at once); missing cells (None/NaN: too few shared items) are
+        grey with "n/a". Cells carry rho to two decimals without the leading
+        zero. Labels named in `gold` are bold and marked "(gold)", with a dark
+    rule between gold and rater blocks. Figure and
+        fonts scale with the number of labels; readable up to about 20; labels
+        longer than 28 characters are cut with an ellipsis.
     """
     k = len(labels)
     m = np.array([[math.nan if v is None else float(v) for v in row] for row in rho], dtype=np.float64).reshape(k, k)

@@ -178,19 +178,20 @@ th, td { padding:.28rem .6rem; border-bottom:1px solid var(--rule); vertical-ali
 thead th { border-bottom:2px solid var(--ink); font-weight:600; white-space:nowrap; background:#fff; }
 tbody tr:nth-child(even) { background:var(--soft); }
 td.num { text-align:right; white-space:nowrap; }
-td.ci { color:var(--muted); font-size:.82rem; }
+td.ci { color:var(--muted); font-size:.92em; }
 td.bar { background-image:linear-gradient(90deg, var(--barc) var(--bar), transparent var(--bar)); }
 td.name { font-weight:600; }
-td.note { color:var(--warn); font-size:.8rem; min-width:14em; }
-td.answer { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:.8rem;
+td.note { color:var(--warn); font-size:.92em; min-width:14em; }
+td.answer { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:.92em;
   white-space:pre-wrap; overflow-wrap:anywhere; max-width:30em; }
-.kind { display:inline-block; padding:0 .45em; border-radius:1em; font-size:.75rem; background:#eef1f4; color:var(--muted); }
+.kind { display:inline-block; padding:0 .45em; border-radius:1em; font-size:.85em; background:#eef1f4; color:var(--muted); }
 .kind-llm, .kind-model { background:#e6effa; color:#0b4a8b; }
 .kind-norm, .kind-human { background:#fbefd5; color:#7a4d00; }
 section.ceiling { background:var(--ceil); border-left:4px solid #d4a72c; padding:.6rem 1rem .2rem; margin:1rem 0; }
 section.ceiling h3 { margin-top:.2rem; }
 section.ceiling table tbody tr:nth-child(even) { background:rgba(255,255,255,.45); }
 section.ceiling td.bar { --barc:var(--ceilbar); }
+.verdict .against { font-weight:600; margin-right:.3em; }
 .verdict { margin:.3rem 0; padding:.45rem .8rem; border-left:3px solid var(--accent); background:var(--soft); }
 .pair { display:flex; flex-wrap:wrap; gap:0 2rem; }
 .calib { margin:1rem 0 1.4rem; }
@@ -213,13 +214,19 @@ footer dd { margin:0 0 .3rem 0; }
 @media print {
   @page { margin:14mm 12mm; }
   body { font-size:10pt; }
+  h1 { font-size:18pt; } h2 { font-size:14pt; } h3 { font-size:11.5pt; } h4 { font-size:10pt; }
   main { max-width:none; padding:0; }
   h2 { break-before:page; } section.dimension:first-of-type h2 { break-before:auto; }
   h2, h3, h4 { break-after:avoid; }
   table, figure, .verdict, section.ceiling { break-inside:avoid; }
   .scroll { overflow:visible; }
-  table { font-size:8pt; }
+  table { font-size:7.5pt; }
+  th, td { padding:.15em .35em; }
+  td.name { min-width:8em; }
+  td.note { min-width:8em; }
   nav.toc { display:none; }
+  details > summary { display:none; }
+  details::details-content { content-visibility:visible; display:block; }
   * { -webkit-print-color-adjust:exact; print-color-adjust:exact; }
 }
 """
@@ -314,7 +321,7 @@ def _reliability_html(rel: Reliability, base: str) -> str:
 
 def _comparisons_html(comps: Sequence[Comparison], base: str, ci: float) -> str:
     out = ["<h3>Comparisons</h3>"]
-    out += [f'<p class="verdict">{_e(c.verdict)}</p>' for c in comps]
+    out += [f'<p class="verdict"><span class="against">against {_e(c.gold)}:</span> {_e(c.verdict)}</p>' for c in comps]
     cols: list[Column] = [
         ("Rater A", lambda key, c: _txt(c.rater_a, "name")),
         ("Rater B", lambda key, c: _txt(c.rater_b, "name")),
@@ -403,9 +410,7 @@ def _calibration_html(rows: Sequence[CalibrationRow], base: str, ci: float) -> s
         cols = _with_notes(_agreement_columns(ci, who=False, stage=["raw", "calibrated"], bars=False), [c.raw, c.calibrated])
         out.append(
             f'<div class="calib"><h4>{_e(c.rater)} → {_e(c.gold)}: fitted on {_e(c.train)}, tested on {_e(c.test)}</h4>'
-            f'<div class="scroll">{fit}</div>'
-            + _table(cols, [(f"{key}.raw", c.raw), (f"{key}.calibrated", c.calibrated)])
-            + "</div>"
+            f'<div class="scroll">{fit}</div>' + _table(cols, [(f"{key}.raw", c.raw), (f"{key}.calibrated", c.calibrated)]) + "</div>"
         )
     return "".join(out)
 
@@ -441,7 +446,14 @@ def _heatmap_html(hm: Heatmap, base: str) -> str:
     )
 
 
-_MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+_MIME = {
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 def _mime(file_name: str) -> str:
@@ -449,19 +461,26 @@ def _mime(file_name: str) -> str:
     return _MIME.get(suffix, "image/png")
 
 
+def _png_size(data: bytes) -> str:
+    """width/height attributes from a PNG header (so the layout does not jump while images decode); "" otherwise."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return ""
+    return f' width="{int.from_bytes(data[16:20], "big")}" height="{int.from_bytes(data[20:24], "big")}"'
+
+
 def _figures_html(dim: DimensionReport, plots: Mapping[str, bytes]) -> str:
     if not dim.plots:
         return ""
     figs = []
     for name, file_name in dim.plots.items():
-        wide = " wide" if "heatmap" in name.lower() else ""
-        data = plots.get(file_name)
+        cls = ' class="wide"' if "heatmap" in name.lower() else ""
+        data = plots.get(file_name, plots.get(name))
         if data is None:
             body = f'<p class="missing">Figure file {_e(file_name)} is missing.</p>'
         else:
             uri = f"data:{_mime(file_name)};base64,{base64.b64encode(data).decode('ascii')}"
-            body = f'<img src="{uri}" alt="{_e(name)}">'
-        figs.append(f'<figure class="{wide.strip()}">{body}<figcaption>{_e(name)} <span class="meta">({_e(file_name)})</span></figcaption></figure>')
+            body = f'<img src="{uri}" alt="{_e(name)}"{_png_size(data)}>'
+        figs.append(f'<figure{cls}>{body}<figcaption>{_e(name)} <span class="meta">({_e(file_name)})</span></figcaption></figure>')
     return '<h3>Figures</h3><div class="figures">' + "".join(figs) + "</div>"
 
 
@@ -501,15 +520,26 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
     return "".join(out)
 
 
-_FOOTER = """<footer><dl>
-<dt>Numbers</dt><dd>Three decimals; signed quantities (bias, residuals, differences, t) carry a sign; p below 0.001 shows as “&lt; 0.001”; “–” marks a value that could not be computed (too few items, a constant rater).</dd>
-<dt>Intervals</dt><dd>Percentile bootstrap intervals over items, [low, high].</dd>
-<dt>Errors</dt><dd>Residual = rater − gold. MAE: mean |residual|; RMSE: root mean squared residual; bias: mean residual (positive: the rater rates higher); SD ratio: sd(rater) / sd(gold), below 1 the rater compresses the scale.</dd>
-</dl></footer>"""
+_FOOTER = (
+    "<footer><dl>"
+    "<dt>Numbers</dt><dd>Three decimals; signed quantities (bias, residuals, differences, t) carry a sign; "
+    "p below 0.001 shows as “&lt; 0.001”; “–” marks a value that could not be computed "
+    "(too few items, a constant rater).</dd>"
+    "<dt>Intervals</dt><dd>Percentile bootstrap intervals over items, [low, high].</dd>"
+    "<dt>Errors</dt><dd>Residual = rater − gold. MAE: mean |residual|; RMSE: root mean squared residual; "
+    "bias: mean residual (positive: the rater rates higher); SD ratio: sd(rater) / sd(gold), "
+    "below 1 the rater compresses the scale.</dd>"
+    "</dl></footer>"
+)
 
 
 def render_html(report: Report, plots: Mapping[str, bytes] | None = None) -> str:
-    """The report as one self-contained HTML page; `plots` maps plot file names (DimensionReport.plots values) to their bytes."""
+    """The report as one self-contained HTML page.
+
+    `plots` maps plot file names (the values of DimensionReport.plots) to
+    their bytes (a plot's name is tried too); a plot without bytes shows as
+    a "missing" note instead of a broken image.
+    """
     plots = plots or {}
     items = report.items if report.items is not None else "all items"
     toc = ""
@@ -573,6 +603,9 @@ def _md_agreement(rows: Sequence[AgreementRow], base: str, ci: float, stage: Seq
     )
 
 
+_COMPARISON_FIELDS = ("n", "spearman_a", "spearman_b", "difference", "difference_ci", "williams_t", "williams_p")
+
+
 def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
     base = f"dimensions.{d}"
     out = [
@@ -604,19 +637,21 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
             out.append(f"{_md(rel.note)}\n")
     if dim.comparisons:
         out.append("### Comparisons\n")
-        out.append("".join(f"- {_md(c.verdict)}\n" for c in dim.comparisons))
+        out.append("".join(f"- *against {_md(c.gold)}:* {_md(c.verdict)}\n" for c in dim.comparisons))
         rows = []
         for i, c in enumerate(dim.comparisons):
             k = f"{base}.comparisons.{i}"
             rows.append(
-                [_md(c.rater_a), _md(c.rater_b), _md(c.gold)]
-                + [format_number(getattr(c, f), f"{k}.{f}") for f in ("n", "spearman_a", "spearman_b", "difference", "difference_ci", "williams_t", "williams_p")]
+                [_md(c.rater_a), _md(c.rater_b), _md(c.gold)] + [format_number(getattr(c, f), f"{k}.{f}") for f in _COMPARISON_FIELDS]
             )
-        out.append("\n" + _md_table(
-            ["Rater A", "Rater B", "Gold", "n", "ρ A", "ρ B", "Δρ (A − B)", f"{_ci_label(ci)} (paired bootstrap)", "Williams t", "p"],
-            rows,
-            [False] * 3 + [True] * 7,
-        ))
+        out.append(
+            "\n"
+            + _md_table(
+                ["Rater A", "Rater B", "Gold", "n", "ρ A", "ρ B", "Δρ (A − B)", f"{_ci_label(ci)} (paired bootstrap)", "Williams t", "p"],
+                rows,
+                [False] * 3 + [True] * 7,
+            )
+        )
     if dim.errors:
         out.append("### Error analysis\n")
         for i, ea in enumerate(dim.errors):
@@ -628,15 +663,26 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
                 + [f"<code>{_md(dd.answer)}</code>" if dd.answer else MISSING]
                 for j, dd in enumerate(ea.largest)
             ]
-            out.append(_md_table(["#", "Item", "Rater", "Gold", "Residual", "Mass", "Raw answer"], rows, [True, False, True, True, True, True, False]))
-            for name, bands, title in (("by_frequency", ea.by_frequency, "word frequency (Zipf)"), ("by_length", ea.by_length, "word length (characters)")):
+            out.append(
+                _md_table(
+                    ["#", "Item", "Rater", "Gold", "Residual", "Mass", "Raw answer"], rows, [True, False, True, True, True, True, False]
+                )
+            )
+            for name, bands, title in (
+                ("by_frequency", ea.by_frequency, "word frequency (Zipf)"),
+                ("by_length", ea.by_length, "word length (characters)"),
+            ):
                 if not bands:
                     continue
                 rows = [
-                    [_md(b.band)] + [format_number(getattr(b, f), f"{k}.{name}.{j}.{f}") for f in ("low", "high", "n", "mean_residual", "mae")]
+                    [_md(b.band)]
+                    + [format_number(getattr(b, f), f"{k}.{name}.{j}.{f}") for f in ("low", "high", "n", "mean_residual", "mae")]
                     for j, b in enumerate(bands)
                 ]
-                out.append(f"\nResiduals by {title}:\n\n" + _md_table(["Band", "From", "To", "n", "Mean residual", "MAE"], rows, [False] + [True] * 5))
+                out.append(
+                    f"\nResiduals by {title}:\n\n"
+                    + _md_table(["Band", "From", "To", "n", "Mean residual", "MAE"], rows, [False] + [True] * 5)
+                )
             if ea.mass is not None:
                 m = ea.mass
                 out.append(
@@ -659,7 +705,10 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
     hm = dim.heatmap
     if hm.labels:
         out.append("### Correlations between all raters and norms (Spearman ρ)\n")
-        rows = [[f"**{_md(lab)}**"] + [format_number(v, f"{base}.heatmap.rho.{i}.{j}") for j, v in enumerate(hm.rho[i])] for i, lab in enumerate(hm.labels)]
+        rows = [
+            [f"**{_md(lab)}**"] + [format_number(v, f"{base}.heatmap.rho.{i}.{j}") for j, v in enumerate(hm.rho[i])]
+            for i, lab in enumerate(hm.labels)
+        ]
         out.append(_md_table([""] + [_md(lab) for lab in hm.labels], rows, [False] + [True] * len(hm.labels)))
     if dim.plots:
         out.append("### Figures\n")
@@ -681,4 +730,4 @@ def render_markdown(report: Report) -> str:
         "– marks a value that could not be computed. Intervals: percentile bootstrap over items. "
         "Residual = rater − gold.\n"
     )
-    return head + "\n" + body + foot
+    return re.sub(r"\n{3,}", "\n\n", head + "\n" + body + foot)

@@ -391,13 +391,25 @@ def make_plots(report: Report, datas: list[DimensionData]) -> dict[str, bytes]:
 FORMATS = ("html", "md", "json")
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def write_report(report: Report, datas: list[DimensionData], out: Path, fmt: str) -> list[Path]:
     """Write the report as html (one self-contained file), md (plus PNGs beside it) or json; returns the files."""
     if fmt not in FORMATS:
         raise WorkbenchError(f"unknown report format {fmt!r}: use html, md or json.")
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
-        out.write_text(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        data = _finite(report.model_dump(mode="json"))
+        out.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
         return [out]
     from workbench.analysis import render
 
