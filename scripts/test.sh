@@ -4,6 +4,12 @@
 # arguments go to pytest, e.g. scripts/test.sh -k import
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh" test
+# Debian's Chromium renders the HTML report in a browser test (skipped when it cannot be had)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "Installing chromium (Debian) for the report's browser test" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "Could not install chromium: the browser test will be skipped" >&2
+fi
 cd "$ROOT"
 python -m workbench.study.schema --check
 python -m workbench.analysis.report_model --check
