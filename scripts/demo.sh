@@ -14,3 +14,5 @@ workbench sql --study "$STUDY" --file "$ROOT/examples/concreteness/agreement.sql
 echo
 echo "Raters (Gemma 3 270M in process, word frequency, embeddings) against the human norms (Spearman rho):"
 workbench sql --study "$STUDY" --file "$ROOT/examples/concreteness/raters.sql"
+echo
+echo "Validation report (open it in a browser): $ROOT/examples/concreteness/reports/concreteness.html"
