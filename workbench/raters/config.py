@@ -79,7 +79,7 @@ def read_text_or_file(value: str | None, base_dir: Path) -> str | None:
     if "\n" not in value and len(value) < 300:
         path = Path(value) if Path(value).is_absolute() else base_dir / value
         if path.suffix and path.is_file():
-            return path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8").rstrip("\n")  # the file's last newline is not part of the prompt
     return value
 
 

@@ -91,7 +91,7 @@ from workbench.raters.readout import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MODEL", "LocalModel", "PromptTokens"]
+__all__ = ["DEFAULT_MODEL", "LocalModel", "PromptTokens", "weights_fingerprint"]
 
 DEFAULT_MODEL = "gemma3-270m"
 """The name of the packaged model (Gemma 3 270M base, GGUF Q4_K_M)."""
@@ -178,6 +178,26 @@ def _fingerprint(path: Path) -> str:
             if (path / name).is_file():
                 _file_digest(h, path / name)
     return "sha256:" + h.hexdigest()
+
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def weights_fingerprint(model: str | os.PathLike[str] | None = None) -> str:
+    """The fingerprint of a local model's weights without loading it (for a rater's identity).
+
+    model: as for :meth:`LocalModel.load`. Equal to ``LocalModel.load(model).fingerprint``.
+    Needs no torch; raises a WorkbenchError when the model is not there.
+    """
+    return _resolve_fingerprint(_resolve(model)[1])
+
+
+def _resolve_fingerprint(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = _fingerprint(path)
+    return _FINGERPRINTS[key]
 
 
 def _resolve(model: str | os.PathLike[str] | None) -> tuple[str, Path]:
@@ -470,7 +490,7 @@ class LocalModel:
         with _LOAD_LOCK:
             if key in _MODELS:
                 return _MODELS[key]
-            fingerprint = _fingerprint(path)
+            fingerprint = _resolve_fingerprint(path)
             folder = _convert_gguf(path, fingerprint) if path.is_file() else path
             from transformers import AutoModelForCausalLM, AutoTokenizer
 

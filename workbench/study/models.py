@@ -162,7 +162,7 @@ class RaterSpec(Strict):
     concurrency: int = Field(16, ge=1, le=1024)
     timeout: float = Field(60, gt=0, description="seconds per request")
     max_retries: int = Field(5, ge=0, le=50)
-    batch_size: int = Field(16, ge=1, le=1024, description="items per forward pass (local)")
+    batch_size: int = Field(32, ge=1, le=1024, description="items per forward pass (local)")
     poll_seconds: float = Field(30, gt=0, description="seconds between batch status checks (openai-batch)")
     # baselines
     train: Name | None = Field(None, description="item set the baseline is fitted on")
