@@ -12,7 +12,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from workbench.cli.rate import describe, progress_bar
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
+from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
 from workbench.ingest.readers import read_table
 from workbench.ingest.validate import find_column, missing_column_error

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.jobs.writer import JobWriter, Outcome
+from workbench.jobs.writer import JobWriter
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
-from workbench.raters.pricing import Rate, estimate_tokens, price_of
+from workbench.raters.pricing import estimate_tokens, price_of
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items
 from workbench.store.models import Dimension, Job, Rater, Rating
@@ -263,4 +263,4 @@ def _run_chat(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
     return "completed" if writer.counts["failed"] == 0 else "partial"
 
 
-__all__ = ["Outcome", "Rate", "RunReport", "run_rater"]
+__all__ = ["RunReport", "run_rater", "run_rater_dry"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.orm import Session
 
 from workbench.raters.pricing import Rate
@@ -173,7 +173,3 @@ class JobWriter:
         with Session(self.engine) as s, s.begin():
             self._save_job(s, status=status, error=self.redact(error) if error else None, finished_at=dt.datetime.now(dt.UTC))
 
-
-def job_status(engine: Engine, job_id: int) -> str:
-    with Session(engine) as s:
-        return s.scalar(select(Job.status).where(Job.id == job_id)) or "missing"
