@@ -192,6 +192,8 @@ def _errors(data: DimensionData) -> list[ErrorAnalysis]:
         return []
     gold = data.gold[0]
     out = []
+    zipf_all = _zipf(list(data.values.index))  # once for every word of the dimension
+    zipf_of = dict(zip(data.values.index, zipf_all, strict=True)) if zipf_all is not None else None
     for r in data.raters:
         pair = data.values[[r, gold]].dropna()
         if pair.empty:
@@ -206,7 +208,7 @@ def _errors(data: DimensionData) -> list[ErrorAnalysis]:
             )
             for i in order
         ]  # fmt: skip
-        zipf = _zipf(words)
+        zipf = np.array([zipf_of[w] for w in words]) if zipf_of is not None else None
         by_freq = _bands(resid, zipf, FREQUENCY_BANDS, "Zipf {lo:g}-{hi:g}") if zipf is not None else []
         lengths = np.array([len(w) for w in words], dtype=float)
         by_len = _bands(resid, lengths, LENGTH_BANDS, "{lo:g}-{hi:g} letters")

@@ -38,6 +38,8 @@ Spearman (1910) and Brown (1910), British Journal of Psychology 3.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -50,6 +52,7 @@ from scipy import stats as sps
 Method = Literal["spearman", "pearson"]
 
 MIN_PAIRS = 3  # correlations over fewer pairs are reported as NaN
+WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 CHUNK_BYTES = 16 * 2**20  # bootstrap work arrays [chunk, n] of about this size (100 resamples of 40,000 items)
 
 
@@ -365,23 +368,36 @@ def _boot_correlations(
     x_groups, y_groups = [_TieGroups.of(x[:, k]) for k in range(n_raters)], _TieGroups.of(y)
     chunk = chunk or max(1, CHUNK_BYTES // (np.dtype(dtype).itemsize * max(n, 1)))
 
-    rho, r = np.empty((n_boot, n_raters)), np.empty((n_boot, n_raters))
-    start = 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for idx in _index_chunks(n, n_boot, seed, chunk):
-            rows = slice(start, start + len(idx))
-            w = _counts(idx, n, dtype)
-            s = np.einsum("bj,kj->bk", w, moments).reshape(len(w), 6, n_raters)
-            totals = s[:, 0].astype(dtype)  # draws of rated items, exact
-            y_ranks = None
-            if complete:
-                ry, _ = y_groups.centred_ranks(w, totals[:, :1])
-                y_ranks = np.take(ry, y_groups.group, axis=1)
-            for k in range(n_raters):
-                wk = w if complete else w * masks[:, k]
-                rho[rows, k] = _rank_correlation(wk, totals[:, k : k + 1], x_groups[k], y_groups, y_ranks)
-            r[rows] = np.where(np.isnan(rho[rows]), np.nan, _moment_correlation(s))
-            start = rows.stop
+    def chunk_correlations(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(divide="ignore", invalid="ignore"):  # per thread: numpy's error state is thread-local
+            return _chunk(idx)
+
+    def _chunk(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = _counts(idx, n, dtype)
+        s = np.einsum("bj,kj->bk", w, moments).reshape(len(w), 6, n_raters)
+        totals = s[:, 0].astype(dtype)  # draws of rated items, exact
+        y_ranks = None
+        if complete:
+            ry, _ = y_groups.centred_ranks(w, totals[:, :1])
+            y_ranks = np.take(ry, y_groups.group, axis=1)
+        rho_c = np.empty((len(idx), n_raters))
+        for k in range(n_raters):
+            wk = w if complete else w * masks[:, k]
+            rho_c[:, k] = _rank_correlation(wk, totals[:, k : k + 1], x_groups[k], y_groups, y_ranks)
+        return rho_c, np.where(np.isnan(rho_c), np.nan, _moment_correlation(s))
+
+    # chunks are drawn in order (the resamples do not depend on threads) and computed on
+    # WORKERS threads: numpy's take, cumsum and einsum release the GIL on arrays this size
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        pending: list = []
+        for idx in _index_chunks(n, n_boot, seed, chunk):  # at most 2 x WORKERS chunks in memory
+            pending.append(pool.submit(chunk_correlations, idx))
+            if len(pending) >= 2 * WORKERS:
+                parts.append(pending.pop(0).result())
+        parts += [f.result() for f in pending]
+    rho = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, n_raters))
+    r = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, n_raters))
     return rho, r
 
 
