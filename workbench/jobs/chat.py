@@ -119,6 +119,7 @@ async def rate_one(client: ChatClient, resolved: ResolvedRater, item_id: int, te
         wait: float | None = None
         code: int | None = None
         payload: str | None = None
+        permanent = False  # the request itself is wrong: retrying cannot help
         try:
             code, payload, headers = await client.post(body, policy.timeout)
             if code == 200:
@@ -142,9 +143,7 @@ async def rate_one(client: ChatClient, resolved: ResolvedRater, item_id: int, te
                 last_error, wait = "rate limited (HTTP 429)", retry_after(headers)
             else:
                 last_error = f"HTTP {code}: {_error_message(payload)}"
-                if code < 500 and code not in (408, 409):
-                    outcome.calls.append(_call_row(attempt, body, status="error", http_status=code, latency=time.perf_counter() - start, response=payload, error=last_error))
-                    break  # the request itself is wrong: retrying cannot help
+                permanent = code < 500 and code not in (408, 409)
         except BadResponse as exc:
             last_error = str(exc)
         except (TimeoutError, asyncio.TimeoutError):
@@ -152,6 +151,8 @@ async def rate_one(client: ChatClient, resolved: ResolvedRater, item_id: int, te
         except aiohttp.ClientError as exc:
             last_error = f"connection failed: {exc.__class__.__name__}"
         outcome.calls.append(_call_row(attempt, body, status="error", http_status=code, latency=time.perf_counter() - start, response=payload, error=last_error))
+        if permanent:
+            break
         if attempt <= policy.max_retries:
             await asyncio.sleep(wait if wait is not None else policy.backoff(attempt))
     else:

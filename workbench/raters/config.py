@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.raters.prompts import DEFAULT_TEMPLATE, Prompt, fill_template, format_examples
 from workbench.raters.readout import scale_points
-from workbench.store.itemsets import gold_values, item_texts, resolve_items
+from workbench.store.itemsets import gold_values, item_texts, resolve_items, sample_items
 from workbench.store.models import Dimension, Rater
 from workbench.study.models import RaterSpec
 
@@ -101,10 +100,8 @@ def _examples(session: Session, spec: RaterSpec, dimension: str, step: float) ->
         raise WorkbenchError(
             f"few_shot: {fs.items!r} has only {len(pool)} items with a {fs.gold!r} rating; fewer than n = {fs.n}."
         )
-    texts = item_texts(session, pool)
-    by_text = sorted(pool, key=lambda i: texts[i])
-    rng = np.random.default_rng(fs.seed)
-    chosen = [by_text[i] for i in rng.choice(len(by_text), size=fs.n, replace=False)]
+    chosen = sample_items(session, pool, fs.n, fs.seed)
+    texts = item_texts(session, chosen)
     return [(texts[i], gold[i]) for i in chosen]
 
 
@@ -125,14 +122,11 @@ def resolve_rater(session: Session, name: str, spec: RaterSpec, *, study_dimensi
         "scale": [dim.scale_min, dim.scale_max, step],
     }
     identity.update(spec.model_dump(exclude=set(RUN_FIELDS) | {"backend", "dimension", "prompt", "system", "few_shot"}, exclude_none=True))
-    if spec.backend in LLM_BACKENDS:
-        for baseline_only in ("train", "gold", "alpha", "language"):
-            identity.pop(baseline_only, None)
     prompt = system = None
     train: list[tuple[str, float]] = []
     if spec.backend in LLM_BACKENDS:
-        if spec.backend != "local":
-            identity.pop("batch_size", None)
+        for baseline_only in ("train", "gold", "alpha", "language"):
+            identity.pop(baseline_only, None)
         examples = _examples(session, spec, dim_name, step) if spec.few_shot else []
         template = read_text_or_file(spec.prompt, base_dir) or DEFAULT_TEMPLATE
         if examples and "{examples}" not in template:

@@ -80,11 +80,20 @@ def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
     ordered = sorted(chosen)
     sample = definition.get("sample")
     if sample is not None and sample < len(ordered):
-        texts = item_texts(session, ordered)
-        by_text = sorted(ordered, key=lambda i: texts[i])
-        rng = np.random.default_rng(definition.get("seed", 0))
-        ordered = sorted(by_text[i] for i in rng.choice(len(by_text), size=sample, replace=False))
+        ordered = sorted(sample_items(session, ordered, sample, definition.get("seed", 0)))
     return ordered
+
+
+def sample_items(session: Session, item_ids: list[int], n: int, seed: int) -> list[int]:
+    """n of the items drawn without replacement, seeded, in draw order.
+
+    The candidates are ordered by their text first, so the draw does not
+    depend on the order items were inserted (or on their ids).
+    """
+    texts = item_texts(session, item_ids)
+    by_text = sorted(item_ids, key=lambda i: texts[i])
+    rng = np.random.default_rng(seed)
+    return [by_text[i] for i in rng.choice(len(by_text), size=n, replace=False)]
 
 
 def item_set_action(session: Session, name: str, definition: dict[str, Any]) -> str:
