@@ -18,7 +18,9 @@ from sqlalchemy import create_engine, text
 from workbench.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
+"""Norm files the tests read (source and licence of each: tests/data/README.md)."""
+SHARED = DATA  # the name older tests import
 PG_SERVER = os.environ.get("WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -86,6 +88,5 @@ def engine(db_url):
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED.exists():
-        pytest.fail(f"the shared norm data is expected at {SHARED}")
-    return SHARED
+    """The folder of norm files in the repository (tests/data)."""
+    return DATA
