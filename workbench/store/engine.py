@@ -1,13 +1,12 @@
-"""Engines, URLs and the store's change counter.
+"""Engines and the store's change counter.
 
 Nothing here runs at import time: callers make one engine per command and
 one Session per unit of work (`with Session(engine) as s, s.begin(): ...`).
+Imports go one way: engine -> migrate -> urls (URLs are in `urls`).
 """
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, select, text
@@ -17,37 +16,18 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.store.models import StoreMeta
+from workbench.store.urls import DEFAULT_DB_NAME, redact_url, resolve_url
 
-DEFAULT_DB_NAME = "workbench.db"
-
-
-def resolve_url(explicit: str | None, study_database: str | None = None, base_dir: Path | None = None) -> str:
-    """The store URL: --db/WORKBENCH_DB, else the study file's, else a SQLite file beside the study.
-
-    A bare path is taken as a SQLite file; relative SQLite paths in a study
-    file are relative to the study's folder.
-    """
-    base_dir = base_dir or Path.cwd()
-    raw = explicit or os.environ.get("WORKBENCH_DB") or study_database
-    if not raw:
-        return f"sqlite:///{(base_dir / DEFAULT_DB_NAME).resolve()}"
-    if "://" not in raw:
-        return f"sqlite:///{(base_dir / raw).resolve()}"
-    if raw.startswith("postgresql://") or raw.startswith("postgres://"):
-        raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
-    if raw.startswith("sqlite:///") and not raw.startswith("sqlite:////") and raw != "sqlite:///:memory:":
-        rel = raw[len("sqlite:///") :]
-        if rel and not Path(rel).is_absolute():
-            raw = f"sqlite:///{(base_dir / rel).resolve()}"
-    return raw
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "bump_generation",
+    "connect",
+    "generation",
+    "make_engine",
+    "redact_url",
+    "resolve_url",
+    "server_version",
+]
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial

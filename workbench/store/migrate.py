@@ -11,16 +11,32 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 from workbench.errors import StoreVersionError
-from workbench.store.engine import redact_url
+from workbench.store.urls import redact_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def migrations_dir() -> Path:
+    """Alembic's scripts: `workbench/migrations/` in a wheel, else `migrations/` at the top of a source tree.
+
+    The wheel build copies the top-level folder into the package (pyproject.toml,
+    `[tool.hatch.build.targets.wheel.force-include]`); a source checkout or an
+    editable install reads the top-level folder itself.
+    """
+    for candidate in (_PACKAGE / "migrations", _PACKAGE.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    return _PACKAGE / "migrations"
+
+
+MIGRATIONS_DIR = migrations_dir()
 
 
 def alembic_config(engine: Engine) -> Config:
     if not (MIGRATIONS_DIR / "env.py").exists():
         raise StoreVersionError(
-            f"The migrations folder {MIGRATIONS_DIR} is missing: install workbench from its source tree "
-            "(pip install -e .)."
+            f"The migrations folder {MIGRATIONS_DIR} is missing: reinstall workbench (pip install workbench, "
+            "or pip install -e . in a source tree)."
         )
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

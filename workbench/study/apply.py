@@ -20,7 +20,7 @@ from workbench.jobs.runner import RunReport, run_rater, run_rater_dry
 from workbench.store.engine import bump_generation, generation
 from workbench.store.itemsets import item_set_action, save_item_set
 from workbench.store.models import Dataset, Dimension
-from workbench.study.load import LoadedStudy, dataset_specs, resolve_file, separator_of
+from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
 
 
@@ -81,7 +81,9 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
         actions = plan_import(session, path, specs, file_checksum(path))
         for ds_name, action in actions.items():
             detail = src.preset and f"preset {src.preset}" or "columns " + ", ".join(src.ratings or {})
-            plan.steps.append(Step("dataset", ds_name, action, f"{path.name}, {detail}"))
+            # a file outside the study's folder is shown in full, so the user sees what will be read
+            shown = f"{path.resolve()} (outside the study folder)" if not src.file.startswith("package:") and is_outside(path, loaded.base_dir) else path.name
+            plan.steps.append(Step("dataset", ds_name, action, f"{shown}, {detail}"))
     plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
     waiting = bool(plan.changes)
     for name, spec in study.item_sets.items():
