@@ -97,11 +97,12 @@ def assign(rc: ResolvedCampaign, placed: dict[int, int], list_sizes: dict[int, i
     """The tasks to add, by list number: items not in a list yet fill the last list, then new lists;
     a new list gets its control items at seeded positions."""
     spec = rc.spec
-    fresh = sorted((i for i in rc.items if i not in placed), key=lambda i: (rc.items[i], i))
+    # one seeded order of all the campaign's items, so a push cut short and run again assigns the same lists
+    every = sorted(rc.items, key=lambda i: (rc.items[i], i))
+    order = np.random.default_rng(spec.seed).permutation(len(every))
+    fresh = [every[k] for k in order if every[k] not in placed]
     if not fresh:
         return {}
-    order = np.random.default_rng(spec.seed).permutation(len(fresh))
-    fresh = [fresh[k] for k in order]
     out: dict[int, list[NewTask]] = {}
     last = max(list_sizes, default=0)
     if last and list_sizes[last] < spec.list_size:
