@@ -4,7 +4,7 @@ References: scipy.stats (spearmanr, pearsonr, linregress), a plain per-resample
 loop over the same bootstrap indices, pingouin.intraclass_corr, the
 `krippendorff` package, and published values for Williams' t and Steiger's z.
 Data: the Glasgow norms and the Glasgow/MRC familiarity words in
-../shared/data; individual ratings (for reliability) are simulated from the
+tests/data; individual ratings (for reliability) are simulated from the
 Glasgow familiarity means and SDs, since the norms publish no raw ratings.
 """
 

@@ -1,53 +1,35 @@
-"""Engines, URLs and the store's change counter.
+"""Engines and the store's change counter.
 
 Nothing here runs at import time: callers make one engine per command and
 one Session per unit of work (`with Session(engine) as s, s.begin(): ...`).
+Imports go one way: engine -> migrate -> meta, urls (URLs are in `urls`, the
+store's identity and change counter in `meta`).
 """
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
-from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.store.models import StoreMeta
+from workbench.store.meta import bump_generation, generation, store_id, store_version
+from workbench.store.urls import DEFAULT_DB_NAME, redact_url, resolve_url
 
-DEFAULT_DB_NAME = "workbench.db"
-
-
-def resolve_url(explicit: str | None, study_database: str | None = None, base_dir: Path | None = None) -> str:
-    """The store URL: --db/WORKBENCH_DB, else the study file's, else a SQLite file beside the study.
-
-    A bare path is taken as a SQLite file; relative SQLite paths in a study
-    file are relative to the study's folder.
-    """
-    base_dir = base_dir or Path.cwd()
-    raw = explicit or os.environ.get("WORKBENCH_DB") or study_database
-    if not raw:
-        return f"sqlite:///{(base_dir / DEFAULT_DB_NAME).resolve()}"
-    if "://" not in raw:
-        return f"sqlite:///{(base_dir / raw).resolve()}"
-    if raw.startswith("postgresql://") or raw.startswith("postgres://"):
-        raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
-    if raw.startswith("sqlite:///") and not raw.startswith("sqlite:////") and raw != "sqlite:///:memory:":
-        rel = raw[len("sqlite:///") :]
-        if rel and not Path(rel).is_absolute():
-            raw = f"sqlite:///{(base_dir / rel).resolve()}"
-    return raw
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "bump_generation",
+    "connect",
+    "generation",
+    "make_engine",
+    "redact_url",
+    "resolve_url",
+    "server_version",
+    "store_id",
+    "store_version",
+]
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -110,24 +92,6 @@ def connect(url: str, *, upgrade: bool = False) -> Engine:
         engine.dispose()
         raise
     return engine
-
-
-def generation(session: Session) -> int:
-    """How many changes have been committed to the store (for caches)."""
-    value = session.scalar(select(StoreMeta.value).where(StoreMeta.key == "generation"))
-    return int(value) if value is not None else 0
-
-
-def bump_generation(session: Session) -> int:
-    """Count one more change; call inside the transaction that makes it."""
-    row = session.get(StoreMeta, "generation", with_for_update=True)
-    if row is None:
-        row = StoreMeta(key="generation", value="1")
-        session.add(row)
-    else:
-        row.value = str(int(row.value) + 1)
-    session.flush()
-    return int(row.value)
 
 
 def server_version(engine: Engine) -> str:

@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
+
+# the widest scale a norm is on: years of age of acquisition, milliseconds of a naming latency, percentages
+SCALE_LIMIT = 1e6
+
+
+def _check_scale(v: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = v
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"scale [{lo}, {hi}]: both ends must be finite numbers, e.g. [1, 7]")
+    if not lo < hi:
+        raise ValueError(f"scale [{lo:g}, {hi:g}]: the minimum must be below the maximum")
+    if max(abs(lo), abs(hi)) > SCALE_LIMIT:
+        raise ValueError(f"scale [{lo:g}, {hi:g}]: ends beyond ±{SCALE_LIMIT:g} are not a rating scale")
+    return v
+
+
 Scale = Annotated[
     tuple[float, float],
-    Field(description="[min, max] of the rating scale, e.g. [1, 7]"),
+    Field(description="[min, max] of the rating scale, e.g. [1, 7]: finite, min below max"),
+    AfterValidator(_check_scale),
+]
+
+
+def _check_factor(v: float | None) -> float | None:
+    if v is not None and not (math.isfinite(v) and 1e-9 <= v <= 1e9):
+        raise ValueError(f"rescale factor {v}: must be a positive finite number such as 0.01")
+    return v
+
+
+Factor = Annotated[float, AfterValidator(_check_factor)]
+NaMarkers = Annotated[
+    list[Annotated[str, Field(max_length=100)]],
+    Field(
+        description="cell values that mean 'no value' besides the built-in ones (empty, NA, N/A, #N/A and its "
+        "spreadsheet spellings such as #N/D, #NV, #N/B), e.g. ['0', '-']",
+        max_length=100,
+    ),
 ]
 
 
@@ -36,6 +71,12 @@ class DimensionSpec(Strict):
     def _order(self):
         if not self.scale[0] < self.scale[1]:
             raise ValueError(f"scale minimum {self.scale[0]} must be below the maximum {self.scale[1]}")
+        if self.step is not None:
+            if not (math.isfinite(self.step) and self.step > 0):
+                raise ValueError(f"step {self.step}: must be a positive number such as 1")
+            points = (self.scale[1] - self.scale[0]) / self.step
+            if points > 1000:
+                raise ValueError(f"step {self.step:g} makes {points:.0f} scale points; at most 1000")
         return self
 
 
@@ -46,7 +87,7 @@ class ColumnSpec(Strict):
     sd: str | None = Field(None, description="column with the standard deviation")
     n: str | None = Field(None, description="column with the number of raters")
     scale: Scale | None = Field(None, description="scale the file uses, if not the dimension's")
-    rescale: float | None = Field(None, gt=0, description="multiply values (and SDs) by this factor after checking the scale")
+    rescale: Factor | None = Field(None, gt=0, description="multiply values (and SDs) by this factor after checking the scale")
 
 
 class DatasetSource(Strict):
@@ -62,8 +103,13 @@ class DatasetSource(Strict):
     )
     language: str = Field("en", pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]+)?$")
     scale: dict[str, Scale] = Field(default_factory=dict, description="override a preset dimension's scale")
-    rescale: dict[str, float] = Field(default_factory=dict, description="dimension -> factor, e.g. {familiarity: 0.01}")
-    encoding: str | None = None
+    rescale: dict[str, Factor] = Field(default_factory=dict, description="dimension -> factor, e.g. {familiarity: 0.01}")
+    na: NaMarkers = Field(default_factory=list)
+    encoding: str | None = Field(
+        None,
+        description="text encoding (default: detected; files mixing encodings are refused): utf-8, cp1252, "
+        "latin-1, utf-16, or mixed to read each line in its own encoding",
+    )
     separator: Literal[",", ";", "\t", "tab", "comma", "semicolon"] | None = None
     decimal: Literal[".", ","] = "."
     sheet: str | None = None
@@ -71,6 +117,19 @@ class DatasetSource(Strict):
     citation: str | None = None
     licence: str | None = None
     url: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        if v is None or v.lower() == "mixed":
+            return v
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}: use utf-8, cp1252, latin-1, utf-16 or mixed") from None
+        return v
 
     @model_validator(mode="after")
     def _preset_or_columns(self):
