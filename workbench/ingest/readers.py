@@ -241,10 +241,14 @@ def check_quotes(path: Path, text: str, sep: str, first_line: int) -> None:
     for m in opening.finditer(text):
         field = m.group()
         closed = bool(m.group(1))
-        if closed and len(field) <= MAX_QUOTED_FIELD and "\n" not in field:
+        after = text[m.end() : m.end() + 1]
+        ends_cell = after in ("", "\n", sep)
+        if closed and ends_cell and len(field) <= MAX_QUOTED_FIELD and "\n" not in field:
             continue
         line = first_line + text.count("\n", 0, m.start())
-        if not closed:
+        if closed and not ends_cell and "\n" not in field:
+            what = "opens a quoted field that closes before the end of its cell (text follows the closing quote)"
+        elif not closed:
             what = "opens a quoted field that is never closed"
         elif "\n" in field:
             what = f"opens a quoted field that runs over {field.count(chr(10)) + 1} lines, to line {line + field.count(chr(10))}"
