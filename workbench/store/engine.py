@@ -2,20 +2,20 @@
 
 Nothing here runs at import time: callers make one engine per command and
 one Session per unit of work (`with Session(engine) as s, s.begin(): ...`).
-Imports go one way: engine -> migrate -> urls (URLs are in `urls`).
+Imports go one way: engine -> migrate -> meta, urls (URLs are in `urls`, the
+store's identity and change counter in `meta`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
-from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.store.models import StoreMeta
+from workbench.store.meta import bump_generation, generation, store_id, store_version
 from workbench.store.urls import DEFAULT_DB_NAME, redact_url, resolve_url
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "redact_url",
     "resolve_url",
     "server_version",
+    "store_id",
+    "store_version",
 ]
 
 
@@ -90,24 +92,6 @@ def connect(url: str, *, upgrade: bool = False) -> Engine:
         engine.dispose()
         raise
     return engine
-
-
-def generation(session: Session) -> int:
-    """How many changes have been committed to the store (for caches)."""
-    value = session.scalar(select(StoreMeta.value).where(StoreMeta.key == "generation"))
-    return int(value) if value is not None else 0
-
-
-def bump_generation(session: Session) -> int:
-    """Count one more change; call inside the transaction that makes it."""
-    row = session.get(StoreMeta, "generation", with_for_update=True)
-    if row is None:
-        row = StoreMeta(key="generation", value="1")
-        session.add(row)
-    else:
-        row.value = str(int(row.value) + 1)
-    session.flush()
-    return int(row.value)
 
 
 def server_version(engine: Engine) -> str:

@@ -9,8 +9,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import OperationalError
 
 from workbench.errors import StoreVersionError
+from workbench.store.meta import ensure_store_id
 from workbench.store.urls import redact_url
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -67,6 +69,15 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         command.downgrade(cfg, revision)
 
 
+def _ensure_identity(engine: Engine) -> None:
+    """A store at head has an identity (see workbench.store.meta); a read-only store keeps none."""
+    try:
+        with engine.begin() as conn:
+            ensure_store_id(conn)
+    except OperationalError:  # e.g. a read-only SQLite file: caches are keyed without an identity
+        pass
+
+
 def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
     """Bring a new store to head; refuse (or upgrade) an old one; refuse a foreign one."""
     script = ScriptDirectory.from_config(alembic_config(engine))
@@ -74,6 +85,7 @@ def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
     current = current_revision(engine)
     where = redact_url(engine.url.render_as_string(hide_password=False))
     if current == head:
+        _ensure_identity(engine)
         return
     if current is None:
         tables = set(inspect(engine).get_table_names())
@@ -83,6 +95,7 @@ def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
                 "point --db at an empty database or a workbench store."
             )
         upgrade(engine)
+        _ensure_identity(engine)
         return
     try:
         script.get_revision(current)
@@ -93,6 +106,7 @@ def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
         ) from None
     if allow_upgrade:
         upgrade(engine)
+        _ensure_identity(engine)
         return
     raise StoreVersionError(
         f"The store at {where} is at schema revision {current}; this workbench needs {head}. "

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from workbench.errors import WorkbenchError, did_you_mean
+from workbench.raters.backend import RaterOptions, backend_class, backend_names
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
 
@@ -159,86 +173,45 @@ class ItemSetSpec(Strict):
         return [v] if isinstance(v, str) else v
 
 
-class FewShotSpec(Strict):
-    """Few-shot examples: items from a set, shown with their gold values."""
-
-    items: Name = Field(description="item set or dataset the examples are drawn from")
-    gold: Name = Field(description="dataset whose ratings are shown as the examples' answers")
-    n: int = Field(5, ge=1, le=200, description="number of examples")
-    seed: int = Field(0, description="seed of the draw")
-    format: str = Field(
-        'Word: "{item}"\nRating: {value}',
-        description="how one example is written; {item} and {value} are filled in",
-    )
-    round: bool = Field(True, description="round gold values to the nearest scale point (so answers are scale tokens)")
-
-
-class Price(Strict):
-    """US dollars per million tokens."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+def _rater_options(value: Any) -> RaterOptions:
+    """Validate a rater entry with the Options model of the backend it names."""
+    if isinstance(value, RaterOptions):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("a rater is a mapping with at least `backend:`")
+    if "backend" not in value:
+        raise ValueError(f"say which backend rates: backend: one of {', '.join(backend_names())}")
+    try:
+        cls = backend_class(str(value["backend"]))
+    except WorkbenchError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+    try:
+        return cls.Options.model_validate(value)
+    except ValidationError as exc:
+        raise _naming_the_backend(exc, cls) from None
 
 
-BACKENDS = ("openai", "openai-batch", "local", "wordfreq", "embedding")
+def _naming_the_backend(exc: ValidationError, cls: type) -> ValidationError:
+    """The same errors, where an option the backend does not take says so (and suggests the closest one)."""
+    errors: list[Any] = []
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden":
+            field = str(error["loc"][-1])
+            hint = did_you_mean(field, cls.Options.model_fields)
+            message = PydanticCustomError(
+                "option_not_taken", "the {backend} backend does not take this option.{hint}", {"backend": cls.name, "hint": hint}
+            )
+            errors.append({"type": message, "loc": error["loc"], "input": error["input"]})
+        else:
+            errors.append(error)
+    return ValidationError.from_exception_data(exc.title, errors)
 
 
-class RaterSpec(Strict):
-    """A rater: backend + model + prompt + read-out + parameters. Its identity is the hash of all of them."""
-
-    backend: Literal["openai", "openai-batch", "local", "wordfreq", "embedding"] = Field(
-        description="openai (any OpenAI-compatible server), openai-batch (the Batch API), local (an open-weight "
-        "model in process), wordfreq or embedding (baselines)"
-    )
-    model: str | None = Field(
-        None,
-        description="model name on the server; for local, gemma3-270m (default) or a .gguf path; "
-        "for embedding, all-MiniLM-L6-v2 (default)",
-    )
-    dimension: Name | None = Field(None, description="the dimension rated (default: the study's only dimension)")
-    items: Name | None = Field(None, description="item set or dataset to rate (default: every item with a gold rating on the dimension)")
-    prompt: str | None = Field(
-        None,
-        description="prompt template, a file relative to the study or the text; fills {item}, {examples}, "
-        "{dimension}, {scale_min}, {scale_max}, {labels}, {instructions}",
-    )
-    system: str | None = Field(None, description="system prompt (chat backends), a file or the text")
-    readout: Literal["expected", "greedy", "parsed", "samples"] = Field(
-        "expected", description="how the answer becomes a rating"
-    )
-    few_shot: FewShotSpec | None = None
-    # generation
-    temperature: float | None = Field(None, ge=0, le=2, description="default 0, or 1 for the samples read-out")
-    max_tokens: int = Field(5, ge=1, le=4096)
-    top_logprobs: int = Field(20, ge=1, le=20)
-    samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
-    min_mass: float = Field(0.5, ge=0, le=1, description="flag items with less probability mass on scale tokens")
-    # server
-    base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (never stored)")
-    price: Price | None = Field(None, description="price per million tokens, when the built-in table does not know the model")
-    # how the job runs (not part of the rater's identity)
-    concurrency: int = Field(16, ge=1, le=1024)
-    timeout: float = Field(60, gt=0, description="seconds per request")
-    max_retries: int = Field(5, ge=0, le=50)
-    batch_size: int = Field(32, ge=1, le=1024, description="items per forward pass (local)")
-    poll_seconds: float = Field(30, gt=0, description="seconds between batch status checks (openai-batch)")
-    # baselines
-    train: Name | None = Field(None, description="item set the baseline is fitted on")
-    gold: Name | None = Field(None, description="dataset whose ratings the baseline is fitted to (and few-shot answers)")
-    alpha: float | None = Field(None, gt=0, description="ridge penalty (embedding); default chosen by cross-validation")
-    language: str = Field("en", description="language of the items (wordfreq)")
-
-    @model_validator(mode="after")
-    def _backend_needs(self):
-        if self.backend in ("wordfreq", "embedding"):
-            if self.backend == "embedding" and not (self.train and self.gold):
-                raise ValueError("an embedding baseline needs train (an item set) and gold (a dataset)")
-            if bool(self.train) != bool(self.gold):
-                raise ValueError("give train and gold together")
-        elif self.backend in ("openai", "openai-batch") and not self.model:
-            raise ValueError(f"backend {self.backend} needs a model")
-        return self
+RaterSpec = Annotated[
+    SerializeAsAny[RaterOptions],
+    BeforeValidator(_rater_options),
+    Field(description="a rater: backend: NAME and that backend's options (schemas/ lists each backend's)"),
+]
 
 
 class CalibrateSpec(Strict):
