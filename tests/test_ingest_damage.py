@@ -244,3 +244,27 @@ def test_as_rater_values_off_the_dimensions_scale_are_reported(runner, db_url, t
     assert "row 3, column 'Fam', value '1.7e308': outside the familiarity scale 1-7" in out.stderr
     cli(runner, *args, "--skip-invalid")
     assert rows_in_store(db_url)["ratings"] == 3
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_unknown_dataset_names_get_a_suggestion(runner, db_url, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from workbench.errors import WorkbenchError
+    from workbench.store import connect
+    from workbench.store.itemsets import gold_values, resolve_items
+
+    cli(runner, "import", write(tmp_path / "g.csv", "Word,Fam\ncat,3\n"), "--dataset", "glasgow", *FAM, "--db", db_url)
+    eng = connect(db_url)
+    try:
+        with Session(eng) as s:
+            with pytest.raises(WorkbenchError, match=r"no item set or dataset named 'glasgw'\. Did you mean 'glasgow'\?"):
+                resolve_items(s, "glasgw")
+            with pytest.raises(WorkbenchError, match=r"no dataset named 'Glasgow' in the store\. Did you mean 'glasgow'\?"):
+                gold_values(s, "Glasgow", "familiarity")
+    finally:
+        eng.dispose()
+    out = cli(runner, "export", "--dataset", "glasow", "-o", tmp_path / "o.csv", "--db", db_url, code=1)
+    assert "Unknown dataset 'glasow'. Did you mean 'glasgow'?" in out.stderr
