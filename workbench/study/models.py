@@ -154,6 +154,30 @@ class DatasetSource(Strict):
         return self
 
 
+class UncertaintySpec(Strict):
+    """Items where the models are least sure first: people rate those first."""
+
+    by: Literal["spread", "mass", "disagreement"] = Field(
+        description="spread: sd of an LLM rater's distribution over the scale points; mass: lowest probability on "
+        "scale tokens; disagreement: sd of the values of several raters"
+    )
+    raters: Name | list[Name] = Field(description="the rater (spread, mass) or raters (disagreement, two or more)")
+    top: int = Field(gt=0, description="keep this many items")
+
+    @field_validator("raters", mode="before")
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _enough_raters(self):
+        if self.by == "disagreement" and len(self.raters) < 2:
+            raise ValueError("disagreement needs two or more raters")
+        if self.by != "disagreement" and len(self.raters) != 1:
+            raise ValueError(f"{self.by} ranks by one rater: name one")
+        return self
+
+
 class ItemSetSpec(Strict):
     """A named set of items: the items of one or more datasets, optionally a seeded random sample."""
 
@@ -165,7 +189,17 @@ class ItemSetSpec(Strict):
     seed: int = Field(0, description="seed of the random sample")
     exclude: Name | list[Name] = Field(default_factory=list, description="leave out the items of these datasets or item sets")
 
+    uncertainty: UncertaintySpec | None = Field(
+        None, description="rank the items by how unsure models are about them and keep the top N (instead of a sample)"
+    )
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _sample_or_rank(self):
+        if self.uncertainty is not None and self.sample is not None:
+            raise ValueError("give either sample or uncertainty, not both")
+        return self
 
     @field_validator("from_", "exclude", mode="before")
     @classmethod
@@ -235,6 +269,71 @@ class ReportSpec(Strict):
     n_boot: int = Field(1000, ge=100, le=100_000, description="bootstrap resamples")
 
 
+class ControlsSpec(Strict):
+    """Control items mixed into every list: words with known extreme values, and nonwords."""
+
+    gold: Name | None = Field(None, description="dataset whose lowest and highest rated words become control items")
+    per_list: int = Field(4, ge=0, le=100, description="known words per list, half from each end of the scale")
+    tolerance: float | None = Field(
+        None, gt=0, description="a known word fails when rated further than this from its gold value (default: a third of the scale)"
+    )
+    nonwords: list[str] | str = Field(
+        default_factory=list,
+        description="nonwords that should get \"I don't know this word\": a list, or a file with one per line",
+    )
+    nonwords_per_list: int = Field(2, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _some(self):
+        if self.per_list and not self.gold:
+            raise ValueError("known control words need gold: the dataset they come from (or per_list: 0)")
+        return self
+
+
+class ExclusionSpec(Strict):
+    """Exclusion rules as norming studies apply them; excluded annotators stay in the store, with the reason."""
+
+    max_failed_controls: float | None = Field(
+        None, ge=0, le=1, description="exclude an annotator who fails more than this share of the control items"
+    )
+    min_correlation: float | None = Field(
+        None, ge=-1, le=1, description="exclude an annotator whose ratings correlate less than this with the mean of the others (e.g. 0.2)"
+    )
+    min_median_seconds: float | None = Field(
+        None, ge=0, description="exclude an annotator whose median time per word is below this"
+    )
+    min_ratings: int = Field(10, ge=1, description="apply the rules only to annotators with at least this many ratings")
+
+
+class LabelStudioServer(Strict):
+    """Where the Label Studio server is; the key comes from the environment (never the study file or the store)."""
+
+    url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:8080 (default: LABEL_STUDIO_URL, else the server `workbench annotate serve` started)"
+    )
+    api_key_env: str = Field("LABEL_STUDIO_API_KEY", description="environment variable holding the token (legacy or personal access token)")
+    timeout: float = Field(60, gt=0, description="seconds per request")
+
+
+class CampaignSpec(Strict):
+    """A human norming campaign: lists of items in Label Studio, k independent ratings per item."""
+
+    backend: Literal["label-studio"] = "label-studio"
+    dimension: Name | None = Field(None, description="the dimension rated (default: the study's only dimension); "
+                                   "its instructions are the annotators' instructions")  # fmt: skip
+    items: Name = Field(description="item set or dataset to rate")
+    raters_per_item: int = Field(5, ge=1, le=100, description="independent annotators per item")
+    list_size: int = Field(100, ge=1, le=10_000, description="items per list (one Label Studio project per list)")
+    controls: ControlsSpec | None = None
+    exclude: ExclusionSpec | None = None
+    pre_annotations: Name | None = Field(
+        None, description="show this rater's ratings as pre-annotations (off by default: they anchor human raters)"
+    )
+    dataset: Name | None = Field(None, description="name of the campaign's aggregate dataset (default: the campaign's name)")
+    seed: int = Field(0, description="seed of the list assignment and control positions")
+    server: LabelStudioServer = Field(default_factory=LabelStudioServer)
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -247,3 +346,6 @@ class Study(Strict):
     item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
     raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
+    campaigns: dict[Name, CampaignSpec] = Field(
+        default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
+    )
