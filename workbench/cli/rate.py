@@ -10,16 +10,24 @@ from typing import Annotated
 import typer
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
-from workbench.jobs.runner import RunReport, run_rater
+from workbench.jobs.runner import RunReport
 from workbench.store.engine import redact_url
 from workbench.study.load import load_study
+from workbench.study.rate import run_rater
 
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar with rate and ETA on stderr (plain lines when stderr is not a terminal)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not sys.stderr.isatty():

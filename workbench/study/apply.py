@@ -16,12 +16,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
-from workbench.jobs.runner import RunReport, run_rater, run_rater_dry
+from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
+from workbench.study.rate import run_rater, run_rater_dry
 
 
 @dataclass
@@ -146,7 +147,7 @@ def item_set_definition(spec: ItemSetSpec) -> dict:
 
 def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool) -> Step:
     spec = loaded.study.raters[name]
-    what = f"{spec.backend}" + (f" {spec.model}" if spec.model else "")
+    what = f"{spec.backend}" + (f" {spec.model_name}" if spec.model_name else "")
     if waiting:
         return Step("rater", name, "rate", f"{what}, after the steps above")
     report = run_rater_dry(session, loaded, name)
