@@ -97,7 +97,7 @@ class ChatClient:
     The official ``openai`` client costs about 1.7 ms of CPU per call, which caps
     one process at a few hundred requests a second; this path costs a tenth of
     that, so 64 requests in flight keep a 50 ms server busy. Files and batches
-    go through the official client (jobs/batch.py).
+    go through the official client (raters/backends/openai_batch.py).
     """
 
     def __init__(self, base_url: str | None, key: str, *, concurrency: int, path: str = "/chat/completions",
