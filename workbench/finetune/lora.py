@@ -41,13 +41,14 @@ import shutil
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
-from workbench.raters.adapter import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint, base_folder, fresh_model, load_tuned
+from workbench.raters.adapter import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint, base_folder, fresh_model, load_tokenizer, load_tuned
 
 __all__ = ["Example", "LoraSettings", "TrainResult", "adapter_fingerprint", "load_tuned", "train_lora"]
 
@@ -85,6 +86,8 @@ class LoraSettings:
     label_sd: float = 1.0
     seed: int = 0
     base_model: str = "gemma3-270m"
+    layers: int | None = None  # LoRA on the top N layers only: the frozen layers below need no backward pass
+    autocast: str | None = None  # "bfloat16": matmuls in bfloat16 (CPUs with AVX512-BF16, GPUs); None: float32
 
     def key(self) -> dict[str, Any]:
         d = asdict(self)
@@ -320,11 +323,16 @@ def train_lora(
     folder.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     torch.manual_seed(settings.seed)
-    model, tokenizer = fresh_model(base_dir, dev)
+    tokenizer = load_tokenizer(base_dir)
+    batcher = _Batcher(tokenizer, settings, points)  # checks the scale's tokens before the model loads
+    model, tokenizer = fresh_model(base_dir, dev, tokenizer)
+    n_layers = int(model.config.num_hidden_layers)
+    top = None if settings.layers is None else list(range(max(0, n_layers - settings.layers), n_layers))
     cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                     target_modules=list(settings.target_modules), task_type="CAUSAL_LM")  # fmt: skip
-    peft_model = get_peft_model(model, cfg)
-    batcher = _Batcher(tokenizer, settings, points)
+                     target_modules=list(settings.target_modules), layers_to_transform=top, task_type="CAUSAL_LM")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' rename of is_gradient_checkpointing, read by peft
+        peft_model = get_peft_model(model, cfg)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     per_epoch = math.ceil(len(examples) / settings.batch_size)
@@ -356,7 +364,8 @@ def train_lora(
             lr = settings.learning_rate * _schedule(step, total, settings.warmup_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = _loss(model, batcher, batcher.batch(chosen, dev))  # the LoRA layers sit inside model
+            with _autocast(settings.autocast, dev):
+                loss = _loss(model, batcher, batcher.batch(chosen, dev))  # the LoRA layers sit inside model
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -387,6 +396,16 @@ def train_lora(
                                                       "final_loss": loss_value, "device": dev,
                                                       "adapter": adapter_fingerprint(folder)}, indent=2))  # fmt: skip
     return TrainResult(folder, step, start_step, seconds, peak, loss_value, dev, _read_log(log_path))
+
+
+def _autocast(dtype: str | None, device: str):
+    import contextlib
+
+    import torch
+
+    if not dtype:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype={"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype])
 
 
 def _save_checkpoint(peft_model: Any, opt: Any, ckpt: Path, step: int) -> None:

@@ -68,15 +68,27 @@ def base_folder(base_model: str) -> tuple[Path, str]:
     return folder, fingerprint
 
 
-def fresh_model(folder: Path, device: str) -> tuple[Any, Any]:
+def load_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    from workbench.raters.local import _quiet_transformers
+
+    with _quiet_transformers():
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
+def fresh_model(folder: Path, device: str, tokenizer: Any = None) -> tuple[Any, Any]:
     """A private copy of the base model (never the shared one :meth:`LocalModel.load` caches)."""
+    import warnings
+
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from workbench.raters.local import _own_memory, _quiet_transformers
 
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    tokenizer = tokenizer or load_tokenizer(folder)
+    with _quiet_transformers(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
     _own_memory(model)
     return model.to(device), tokenizer
@@ -104,7 +116,11 @@ def load_tuned(folder: str | os.PathLike[str]) -> Any:
             return _TUNED[(str(folder), adapter_fp)]
         base_dir, base_fp = base_folder(base)
         model, tokenizer = fresh_model(base_dir, "cpu")
-        merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
         merged.eval()
         fingerprint = tuned_fingerprint(base_fp, adapter_fp)
         loaded = LocalModel(f"{base}+{folder.name}", folder, fingerprint, merged, tokenizer, torch.float32)
