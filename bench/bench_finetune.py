@@ -88,7 +88,7 @@ def main() -> None:
 
     if not args.skip_baselines:
         from workbench.raters.baselines import fit_embedding_baseline
-        from workbench.raters.local import LocalModel
+        from workbench.raters.local_model import LocalModel
         from workbench.raters.prompts import format_examples
         import numpy as np
 

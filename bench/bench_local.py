@@ -4,7 +4,7 @@
     python bench/bench_local.py --n 100 --batch-sizes 8 16 --continuation-n 0
 
 Words: the first --n words of the Glasgow/MRC familiarity test set
-(/work/shared/data/glasgow_mrc/test_1045.xlsx, column Word). Prompt: rating
+(tests/data/glasgow_mrc/test_1045.xlsx, column Word). Prompt: rating
 instructions and 10 few-shot examples from the training set (train_1500.xlsx,
 FAM_Glas rounded to the 1-7 scale), then 'Word: "<word>"\\nRating: ' per item.
 
@@ -39,13 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from workbench.raters.local import LocalModel  # noqa: E402
+from workbench.raters.local_model import LocalModel  # noqa: E402
 from workbench.raters.readout import scale_points  # noqa: E402
 
 GOAL = 3.0
 TOLERANCE = 1e-4
 RESULTS = ROOT / "bench" / "results"
-DATA = ROOT.parent / "shared" / "data" / "glasgow_mrc"
+DATA = ROOT / "tests" / "data" / "glasgow_mrc"
 
 INSTRUCTIONS = (
     "Familiarity is a measure of how familiar something is. A word is very FAMILIAR if you see, hear or use it "

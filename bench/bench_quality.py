@@ -3,7 +3,7 @@
     python bench/bench_quality.py [--limit N]
 
 Reported, not pass/fail. A fresh SQLite store gets the train (1,500 words)
-and test (1,045 words) files of ../shared/data/glasgow_mrc; then, through the
+and test (1,045 words) files of tests/data/glasgow_mrc; then, through the
 study file and `run_rater`, four raters rate the test words:
 
 - gemma-zero: Gemma 3 270M (local backend), zero-shot, expected value;
@@ -35,14 +35,14 @@ from scipy.stats import spearmanr  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from workbench.jobs.runner import run_rater  # noqa: E402
+from workbench.study.rate import run_rater  # noqa: E402
 from workbench.store import connect  # noqa: E402
 from workbench.store.itemsets import gold_values  # noqa: E402
 from workbench.store.models import Rater, Rating  # noqa: E402
 from workbench.study.apply import apply_study  # noqa: E402
 from workbench.study.load import LoadedStudy, load_study  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "glasgow_mrc"
+DATA = ROOT / "tests" / "data" / "glasgow_mrc"
 RESULTS = ROOT / "bench" / "results"
 PROMPT = (
     "Familiarity is how familiar a word is: how often you have seen, heard or used it. "

@@ -18,7 +18,9 @@ from sqlalchemy import create_engine, text
 from workbench.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
+"""Norm files the tests read (source and licence of each: tests/data/README.md)."""
+SHARED = DATA  # the name older tests import
 PG_SERVER = os.environ.get("WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -55,8 +57,12 @@ def pg_template():
 
 @pytest.fixture
 def pg_url(request):
-    """A fresh, migrated PostgreSQL store."""
+    """A fresh, migrated PostgreSQL store (a copy of the template, with an identity of its own)."""
     with _fresh_database("wb_t", request.getfixturevalue("pg_template")) as name:
+        eng = create_engine(_pg_url(name))
+        with eng.begin() as c:
+            c.execute(text("UPDATE store_meta SET value = :v WHERE key = 'store_id'"), {"v": uuid.uuid4().hex})
+        eng.dispose()
         yield _pg_url(name)
 
 
@@ -86,6 +92,5 @@ def engine(db_url):
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED.exists():
-        pytest.fail(f"the shared norm data is expected at {SHARED}")
-    return SHARED
+    """The folder of norm files in the repository (tests/data)."""
+    return DATA

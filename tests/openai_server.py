@@ -1,11 +1,13 @@
 """A fault-injecting OpenAI API test double that speaks real HTTP.
 
-`OpenAIServer` serves the documented chat completions, files and batches
-endpoints on 127.0.0.1 well enough for the official `openai` client to run
-against it unchanged (``base_url=server.base_url``). Its "model" is
-deterministic: the rated word is the last double-quoted string in the last
-user message, and the answer follows `reference_distribution(word)`, so tests
-can compute the expected ratings without the server.
+`OpenAIServer` serves the documented chat completions, text completions
+(/v1/completions with ``logprobs: N``, as vLLM and llama.cpp serve it), files
+and batches endpoints on 127.0.0.1 well enough for the official `openai`
+client to run against it unchanged (``base_url=server.base_url``). Its
+"model" is deterministic: the rated word is the last double-quoted string in
+the last user message (or in the prompt, for text completions), and the
+answer follows `reference_distribution(word)`, so tests can compute the
+expected ratings without the server.
 
 In-process (a background thread with its own event loop)::
 
@@ -27,7 +29,7 @@ In-process (a background thread with its own event loop)::
 
 As its own process (benchmarks)::
 
-    python -m tests.openai_server --port 0 --latency 0.05 --scale 1 7
+    python -m tests.openai_server --port 0 --latency 0.05 --scale 1 7 [--rpm 3000] [--echo-key]
     # prints "READY http://127.0.0.1:PORT" and serves until killed;
     # GET /_stats returns stats() as JSON.
 """
@@ -75,7 +77,14 @@ OFF_SCALE_TOKEN = "The"
 NON_NUMERIC_TOKENS = (
     ("banana", 0.6), ("The", 0.15), ("I", 0.1), ("Sure", 0.06), ("As", 0.04), ("It", 0.03), ("This", 0.02),
 )
-FAULT_KINDS = frozenset({"429", "500", "slow", "malformed", "no_logprobs", "non_numeric"})
+FAULT_KINDS = frozenset({
+    "429", "500", "slow", "malformed", "no_logprobs", "non_numeric",
+    # a 200 whose logprobs are broken: "logprob": "abc", null logprobs, entries missing fields, wrong types
+    "bad_logprob", "null_logprob", "missing_fields", "wrong_types",
+    # an empty answer with no logprobs (a model with no chat template)
+    "empty",
+})
+BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
 MAX_CHOICE_CACHE = 200_000
@@ -169,6 +178,40 @@ class ApiError(Exception):
         self.status = status
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
 
+    def echoing(self, echo: str | None) -> ApiError:
+        """The same error, its message (and code) carrying `echo` (echo_key mode)."""
+        if echo:
+            error = self.body["error"]
+            error["message"] = f"{error['message']} You sent: {echo}"
+            error["param"] = echo
+        return self
+
+
+class _RateLimited(ApiError):
+    """A 429 from the rate limit, answered with its headers."""
+
+    def __init__(self, error: ApiError, headers: dict[str, str]) -> None:
+        super().__init__(error.status, error.body["error"]["message"], type=error.body["error"]["type"],
+                         code=error.body["error"]["code"])  # fmt: skip
+        self.headers = headers
+
+
+def _echo_into(body: bytes, echo: str) -> bytes:
+    """A chat completion with `echo` in every string the client reads: id, content, the chosen token and
+    an extra top logprob entry (with a negligible probability, so the read-out stays the same)."""
+    data = _loads(body)
+    data["id"] = f"{data['id']} {echo}"
+    data["system_fingerprint"] = echo
+    for choice in data["choices"]:
+        message = choice["message"]
+        message["content"] = f"{message['content']} {echo}"
+        message["refusal"] = echo
+        for entry in (choice.get("logprobs") or {}).get("content") or []:
+            if isinstance(entry.get("top_logprobs"), list):
+                entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
+                entry["top_logprobs"].append({"token": echo.partition(" ")[2], "logprob": -31.0, "bytes": None})
+    return _dumps(data)
+
 
 def _bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
@@ -184,6 +227,7 @@ class ChatRequest:
     n: int
     top_logprobs: int | None  # None: logprobs not requested
     temperature: float
+    max_tokens: int | None = None
 
 
 def _message_text(message: dict[str, Any]) -> str:
@@ -220,8 +264,8 @@ def parse_chat_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest:
     texts = [_message_text(m) for m in messages]
     user_texts = [t for m, t in zip(messages, texts) if m.get("role") == "user"]
     n = _optional_int(body, "n", 1, 128) or 1
-    _optional_int(body, "max_tokens", 1, 1 << 31)
-    _optional_int(body, "max_completion_tokens", 1, 1 << 31)
+    max_tokens = _optional_int(body, "max_tokens", 1, 1 << 31)
+    max_completion_tokens = _optional_int(body, "max_completion_tokens", 1, 1 << 31)
     top_logprobs = _optional_int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
     logprobs = body.get("logprobs")
     if logprobs not in (None, True, False):
@@ -240,6 +284,40 @@ def parse_chat_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest:
         n=n,
         top_logprobs=(top_logprobs or 0) if logprobs else None,
         temperature=float(temperature),
+        max_tokens=max_tokens if max_tokens is not None else max_completion_tokens,
+    )
+
+
+def parse_completion_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest:
+    """Validate a text completions body (/v1/completions: prompt, max_tokens, logprobs: N, n, temperature)."""
+    if not isinstance(body, dict):
+        raise _bad_request("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad_request("You must provide a model parameter.", "model", "missing_required_parameter")
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise _bad_request("'prompt' must be a string (this test server takes one prompt per request).", "prompt")
+    if body.get("stream"):
+        raise _bad_request("Streaming is not supported by this test server.", "stream", "unsupported_value")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= MAX_TOP_LOGPROBS):
+        raise _bad_request(f"Invalid 'logprobs': expected an integer from 0 to {MAX_TOP_LOGPROBS}.", "logprobs", "invalid_value")
+    temperature = body.get("temperature")
+    if temperature is None:
+        temperature = 1.0  # the documented default of /v1/completions
+    elif isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        raise _bad_request("Invalid 'temperature': expected a number from 0 to 2.", "temperature", "invalid_value")
+    return ChatRequest(
+        model=model,
+        word=extract_word(prompt, pattern),
+        prompt_chars=len(prompt),
+        n=_optional_int(body, "n", 1, 128) or 1,
+        top_logprobs=logprobs,
+        temperature=float(temperature),
+        max_tokens=_optional_int(body, "max_tokens", 1, 1 << 31),
     )
 
 
@@ -253,7 +331,8 @@ class Model:
         self._modes: dict[str, str] = {}
 
     def completion_json(self, request: ChatRequest, completion_id: str, attempt: int, variant: str) -> bytes:
-        """A serialized chat completion; variant is "normal", "no_logprobs" or "non_numeric"."""
+        """A serialized chat completion; variant is "normal", "no_logprobs", "non_numeric", "empty"
+        or one of BROKEN_LOGPROBS."""
         prompt_tokens = request.prompt_chars // 4 + 1
         head = _dumps({
             "id": completion_id,
@@ -264,12 +343,55 @@ class Model:
                       "total_tokens": prompt_tokens + request.n},
             "system_fingerprint": None,
         })
-        top_k = None if variant == "no_logprobs" else request.top_logprobs
+        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
         choices = b",".join(
             b'{"index":%d,' % i + self._choice_json(request.word, label, top_k, variant)
             for i, label in enumerate(self._answer_labels(request, attempt))
         )
         return head[:-1] + b',"choices":[' + choices + b"]}"
+
+    def text_completion_json(self, request: ChatRequest, completion_id: str, attempt: int, variant: str) -> bytes:
+        """A serialized text completion (/v1/completions): the same answers as completion_json, with the
+        first token's top logprobs as a {token: logprob} dict, the legacy shape."""
+        prompt_tokens = request.prompt_chars // 4 + 1
+        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
+        choices = [
+            dict(self._text_choice(request, label, top_k, variant), index=i)
+            for i, label in enumerate(self._answer_labels(request, attempt))
+        ]
+        return _dumps({
+            "id": completion_id,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": request.model,
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": request.n,
+                      "total_tokens": prompt_tokens + request.n},
+        })  # fmt: skip
+
+    def _text_choice(self, request: ChatRequest, label: str, top_k: int | None, variant: str) -> dict[str, Any]:
+        if variant == "empty":
+            return {"text": "", "logprobs": None, "finish_reason": "stop"}
+        if variant == "non_numeric":
+            text, tokens = NON_NUMERIC_TOKENS[0][0], [(t, math.log(p)) for t, p in NON_NUMERIC_TOKENS]
+        else:
+            text, tokens = label, reference_top_logprobs(request.word, self.scale, self.off_scale_mass)
+        if variant in BROKEN_LOGPROBS:
+            top_k = top_k or MAX_TOP_LOGPROBS
+        logprobs = None
+        if top_k is not None:
+            chosen = next(lp for token, lp in tokens if token == text)
+            top: Any = {t: lp for t, lp in tokens[:top_k]}
+            if variant == "bad_logprob":
+                top = {t: "abc" for t in top}
+            elif variant == "null_logprob":
+                top = None
+            elif variant == "wrong_types":
+                top = [[t, lp] for t, lp in top.items()]
+            logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
+            if variant == "missing_fields":
+                logprobs = {"tokens": [text]}
+        return {"text": text, "logprobs": logprobs, "finish_reason": "length" if request.max_tokens == 1 else "stop"}
 
     def _answer_labels(self, request: ChatRequest, attempt: int) -> list[str]:
         """The mode n times at temperature 0, else n labels sampled with an RNG seeded by (word, attempt)."""
@@ -295,6 +417,12 @@ class Model:
         return choice
 
     def _build_choice(self, word: str, label: str, top_k: int | None, variant: str) -> dict[str, Any]:
+        if variant == "empty":
+            message = {"role": "assistant", "content": "", "refusal": None, "annotations": []}
+            return {"message": message, "logprobs": None, "finish_reason": "stop"}
+        if variant in BROKEN_LOGPROBS:
+            choice = self._build_choice(word, label, top_k or MAX_TOP_LOGPROBS, "normal")
+            return _break_logprobs(choice, variant)
         if variant == "non_numeric":
             content, tokens = NON_NUMERIC_TOKENS[0][0], [(t, math.log(p)) for t, p in NON_NUMERIC_TOKENS]
         else:
@@ -307,6 +435,28 @@ class Model:
             logprobs = {"content": [entry], "refusal": None}
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         return {"message": message, "logprobs": logprobs, "finish_reason": "stop"}
+
+
+def _break_logprobs(choice: dict[str, Any], variant: str) -> dict[str, Any]:
+    """A choice whose logprobs are broken the way `variant` says (the answer itself stays right)."""
+    entry = choice["logprobs"]["content"][0]
+    top = entry["top_logprobs"]
+    if variant == "bad_logprob":
+        entry["logprob"] = "abc"
+        top[0]["logprob"] = "abc"
+    elif variant == "null_logprob":
+        entry["logprob"] = None
+        for t in top:
+            t["logprob"] = None
+    elif variant == "missing_fields":
+        entry.pop("logprob")
+        for t in top:
+            t.pop("logprob")
+        top[1].pop("token")
+    else:  # wrong_types
+        entry["token"] = 5
+        entry["top_logprobs"] = {"1": "-0.1", "2": [1]}
+    return choice
 
 
 # --------------------------------------------------------------------------- faults and stats
@@ -345,22 +495,30 @@ class _Stats:
     requests: int = 0
     chat_requests: int = 0
     chat_ok: int = 0
+    completion_requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     batches_created: int = 0
     files_uploaded: int = 0
+    rate_limited: int = 0
+    models_listed: int = 0
     attempts: Counter[str] = field(default_factory=Counter)
+    max_tokens: Counter[int | None] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "chat_requests": self.chat_requests,
             "chat_ok": self.chat_ok,
+            "completion_requests": self.completion_requests,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "batches_created": self.batches_created,
             "files_uploaded": self.files_uploaded,
+            "rate_limited": self.rate_limited,
+            "models_listed": self.models_listed,
             "attempts": dict(self.attempts),
+            "max_tokens": dict(self.max_tokens),
         }
 
 
@@ -369,6 +527,7 @@ class _Batch:
     obj: dict[str, Any]  # the documented batch object, as served
     expire_after: int | None
     task: asyncio.Task[None] | None = None
+    echo: str | None = None  # echo_key mode: the creator's Authorization header
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -378,14 +537,73 @@ def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None 
 
 
 def _error_response(error: ApiError) -> web.Response:
-    return _json_response(error.body, error.status)
+    return _json_response(error.body, error.status, getattr(error, "headers", None))
+
+
+def format_duration(seconds: float) -> str:
+    """A duration the way OpenAI's x-ratelimit-reset-* headers write it: "20ms", "1s", "1.5s", "6m0s"."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+class RateLimit:
+    """Requests and tokens per minute over a sliding window, the way an API key is capped.
+
+    A request is admitted when the requests and tokens of the last `window`
+    seconds, with it, stay within the limits; else it gets a 429 with
+    Retry-After. Every answer carries OpenAI's headers: x-ratelimit-limit-*,
+    x-ratelimit-remaining-* (what the window has left) and x-ratelimit-reset-*
+    (when the oldest request in the window leaves it, so the next one fits).
+    A request costs its prompt tokens (characters / 4 + 1) plus max_tokens
+    (16 when not given) times n, as OpenAI counts it when it admits a request.
+    """
+
+    def __init__(self, rpm: int | None = None, tpm: int | None = None, window: float = 60.0) -> None:
+        self.rpm, self.tpm, self.window = rpm, tpm, window
+        self.entries: deque[tuple[float, int]] = deque()
+        self.tokens = 0
+
+    def _prune(self, now: float) -> None:
+        while self.entries and self.entries[0][0] <= now - self.window:
+            self.tokens -= self.entries.popleft()[1]
+
+    def admit(self, cost: int, now: float) -> tuple[bool, dict[str, str], float]:
+        """(admitted, headers, seconds until it would fit)."""
+        self._prune(now)
+        fits_requests = self.rpm is None or len(self.entries) + 1 <= self.rpm
+        fits_tokens = self.tpm is None or self.tokens + cost <= self.tpm or not self.entries
+        wait = 0.0
+        if fits_requests and fits_tokens:
+            self.entries.append((now, cost))
+            self.tokens += cost
+        else:
+            if not fits_requests:
+                wait = self.entries[len(self.entries) - self.rpm][0] + self.window - now
+            if not fits_tokens:
+                freed, need = 0, self.tokens + cost - self.tpm
+                for stamp, tokens in self.entries:
+                    freed += tokens
+                    if freed >= need:
+                        wait = max(wait, stamp + self.window - now)
+                        break
+        next_free = self.entries[0][0] + self.window - now if self.entries else 0.0
+        headers = {}
+        for kind, limit, used in (("requests", self.rpm, len(self.entries)), ("tokens", self.tpm, self.tokens)):
+            if limit is not None:
+                headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+                headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - used))
+                headers[f"x-ratelimit-reset-{kind}"] = format_duration(next_free)
+        return fits_requests and fits_tokens, headers, max(0.0, wait)
 
 
 # --------------------------------------------------------------------------- the server
 
 
 class OpenAIServer:
-    """An aiohttp server speaking the OpenAI chat completions, files and batches API, with faults.
+    """An aiohttp server speaking the OpenAI chat and text completions, files and batches API, with faults.
 
     Use it as a context manager (``with OpenAIServer() as server``) or call
     start()/stop(). set_faults, expire_batches_after, stats and reset are
@@ -405,7 +623,17 @@ class OpenAIServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        models: list[str] | None = None,
+        strict_models: bool = False,
+        echo_key: bool = False,
     ) -> None:
+        """rpm/tpm: enforce those limits (see RateLimit); models: what GET /v1/models lists (None: the
+        endpoint does not exist, as on servers that do not list); strict_models: answer an unlisted
+        model with 404 model_not_found (else any name is accepted, as llama.cpp does); echo_key: a
+        hostile server that puts the caller's Authorization header in every field it can (error
+        bodies, answer content, logprob tokens, batch files, response headers)."""
         self.latency = latency
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -414,6 +642,10 @@ class OpenAIServer:
         self.host = host
         self.port = port
         self.model = Model(tuple(scale), off_scale_mass)
+        self.models = models
+        self.strict_models = strict_models
+        self.echo_key = echo_key
+        self.limit = RateLimit(rpm, tpm) if rpm or tpm else None
         self._pattern = re.compile(word_pattern)
         self._lock = threading.Lock()
         self._faults: dict[str, _FaultScript] = {}
@@ -444,11 +676,18 @@ class OpenAIServer:
         A list is consumed one entry per attempt, then the word is answered
         normally; an entry "always:KIND" (or a plain string "always:KIND")
         answers every later attempt with KIND. A plain string "KIND" is a
-        one-entry list. Kinds: 429, 500, slow, malformed, no_logprobs, non_numeric.
+        one-entry list. Kinds: 429, 500, slow, malformed, no_logprobs, non_numeric, empty (an empty
+        answer with no logprobs), and 200 answers with broken logprobs: bad_logprob ("logprob": "abc"),
+        null_logprob, missing_fields, wrong_types.
         """
         scripts = {word: _FaultScript.parse(spec) for word, spec in faults.items()}
         with self._lock:
             self._faults.update(scripts)
+
+    def set_rate_limit(self, rpm: int | None = None, tpm: int | None = None, window: float = 60.0) -> None:
+        """Enforce requests/tokens per `window` seconds from now on (both None: no limit)."""
+        with self._lock:
+            self.limit = RateLimit(rpm, tpm, window) if rpm or tpm else None
 
     def expire_batches_after(self, n: int | None) -> None:
         """Batches created from now on expire after answering their first n lines (None: never)."""
@@ -463,11 +702,13 @@ class OpenAIServer:
             return self._stats.as_dict()
 
     def reset(self) -> None:
-        """Clear stats, fault scripts and batch expiry; files and batches stay."""
+        """Clear stats, fault scripts, batch expiry and the rate limit's window; files and batches stay."""
         with self._lock:
             self._stats = _Stats()
             self._faults.clear()
             self._expire_after = None
+            if self.limit is not None:
+                self.limit = RateLimit(self.limit.rpm, self.limit.tpm, self.limit.window)
 
     def start(self) -> OpenAIServer:
         """Serve from a background thread with its own event loop; returns once listening."""
@@ -500,6 +741,8 @@ class OpenAIServer:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 30)
         app.add_routes([
             web.post("/v1/chat/completions", self._chat),
+            web.post("/v1/completions", self._completions),
+            web.get("/v1/models", self._list_models),
             web.post("/v1/files", self._upload_file),
             web.get("/v1/files/{file_id}", self._get_file),
             web.get("/v1/files/{file_id}/content", self._file_content),
@@ -534,15 +777,26 @@ class OpenAIServer:
             return await handler(request)
         with self._lock:
             self._stats.requests += 1
+        echo = self._echo(request)
         try:
             self._authorize(request)
-            return await handler(request)
+            response = await handler(request)
         except ApiError as error:
-            return _error_response(error)
+            response = _error_response(error.echoing(echo))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _error_response(ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}"))
+            response = _error_response(ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}").echoing(echo))
+        if echo:
+            response.headers["x-echo-authorization"] = echo
+        return response
+
+    def _echo(self, request: web.Request) -> str | None:
+        """In echo_key mode, the caller's Authorization header and its key, to put everywhere."""
+        if not self.echo_key:
+            return None
+        auth = request.headers.get("Authorization", "")
+        return f"{auth} (key: {auth.partition(' ')[2].strip()})"
 
     def _authorize(self, request: web.Request) -> None:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
@@ -577,23 +831,59 @@ class OpenAIServer:
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
             chat = parse_chat_request(await self._json_body(request), self._pattern)
+            self._check_model(chat.model)
+            limit_headers = self._admit(chat)
             attempt, fault = self._begin_attempt(chat.word)
+            with self._lock:
+                self._stats.max_tokens[chat.max_tokens] += 1
             if self.latency:
                 await asyncio.sleep(self.latency)
-            return await self._answer_chat(chat, attempt, fault)
+            response = await self._answer_chat(chat, attempt, fault, self._echo(request))
+            response.headers.update(limit_headers)
+            return response
         finally:
             with self._lock:
                 stats.in_flight -= 1
 
-    async def _answer_chat(self, chat: ChatRequest, attempt: int, fault: str | None) -> web.Response:
+    def _check_model(self, model: str) -> None:
+        if self.strict_models and self.models is not None and model not in self.models:
+            raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                           code="model_not_found")  # fmt: skip
+
+    def _admit(self, chat: ChatRequest) -> dict[str, str]:
+        """The rate limit's headers for an admitted request; ApiError(429) with them when over the limit."""
+        if self.limit is None:
+            return {}
+        cost = chat.prompt_chars // 4 + 1 + (chat.max_tokens or 16) * chat.n
+        with self._lock:
+            admitted, headers, wait = self.limit.admit(cost, time.monotonic())
+            if not admitted:
+                self._stats.rate_limited += 1
+        if admitted:
+            return headers
+        error = ApiError(429, "Rate limit reached for requests (test server).", type="requests", code="rate_limit_exceeded")
+        raise _RateLimited(error, dict(headers, **{"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}))
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        if self.models is None:
+            raise ApiError(404, "Unknown request URL: GET /v1/models.", code="unknown_url")
+        with self._lock:
+            self._stats.models_listed += 1
+        owner = self._echo(request) or "test-server"
+        return _json_response({
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": owner} for m in self.models],
+        })
+
+    async def _answer_chat(self, chat: ChatRequest, attempt: int, fault: str | None, echo: str | None = None) -> web.Response:
         if fault is None and chat.model in self._ft_state().models:
             return _json_response(self._finetuned_completion(chat))
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
-            return web.Response(body=MALFORMED_BODY, content_type="application/json")
+            return web.Response(body=MALFORMED_BODY + (echo or "").encode(), content_type="application/json")
         request_id = self._new_id("req_")
-        status, body = self._outcome(chat, attempt, fault)
+        status, body = self._outcome(chat, attempt, fault, echo)
         headers = {"x-request-id": request_id}
         if status == 429:
             headers["retry-after"] = str(math.ceil(self.retry_after))
@@ -603,16 +893,43 @@ class OpenAIServer:
                 self._stats.chat_ok += 1
         return _json_response(body, status, headers)
 
-    def _outcome(self, chat: ChatRequest, attempt: int, fault: str | None) -> tuple[int, bytes]:
+    def _outcome(self, chat: ChatRequest, attempt: int, fault: str | None, echo: str | None = None) -> tuple[int, bytes]:
         """Status and serialized body for one chat request under `fault` (in a batch, "slow" is
-        answered normally and "malformed" as a 500)."""
+        answered normally and "malformed" as a 500); in echo_key mode every string field carries `echo`."""
         if fault == "429":
             error = ApiError(429, "Rate limit reached (test server).", type="rate_limit_error", code="rate_limit_exceeded")
-            return 429, _dumps(error.body)
+            return 429, _dumps(error.echoing(echo).body)
         if fault in ("500", "malformed"):
-            return 500, _dumps(ApiError(500, "The server had an error (test server).", type="server_error").body)
-        variant = fault if fault in ("no_logprobs", "non_numeric") else "normal"
-        return 200, self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, variant)
+            return 500, _dumps(ApiError(500, "The server had an error (test server).", type="server_error").echoing(echo).body)
+        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        body = self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, variant)
+        return 200, _echo_into(body, echo) if echo else body
+
+    # ----------------------------------------------------------------- text completions
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        """POST /v1/completions, as vLLM and llama.cpp's server serve it: the chat model's answers and
+        faults (429, 500, slow, malformed, no_logprobs, non_numeric, empty, broken logprobs)."""
+        with self._lock:
+            self._stats.completion_requests += 1
+        completion = parse_completion_request(await self._json_body(request), self._pattern)
+        self._check_model(completion.model)
+        limit_headers = self._admit(completion)
+        attempt, fault = self._begin_attempt(completion.word)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        elif fault == "malformed":
+            return web.Response(body=b'{"id": "cmpl-', content_type="application/json")
+        if fault in ("429", "500"):
+            status, body = self._outcome(completion, attempt, fault, self._echo(request))
+            headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
+            return _json_response(body, status, headers)
+        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        response = _json_response(self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant))
+        response.headers.update(limit_headers)
+        return response
 
     # ----------------------------------------------------------------- files
 
@@ -702,7 +1019,7 @@ class OpenAIServer:
         }
         with self._lock:
             self._stats.batches_created += 1
-            batch = _Batch(obj, self._expire_after)
+            batch = _Batch(obj, self._expire_after, echo=self._echo(request))
         self._batches[obj["id"]] = batch
         batch.task = asyncio.create_task(self._run_batch(batch))
         return _json_response(obj)
@@ -758,6 +1075,8 @@ class OpenAIServer:
             self._finish_batch(obj, "cancelled", lines, output, failures)
             return
         if errors:
+            if batch.echo:
+                errors = [dict(e, message=f"{e['message']} You sent: {batch.echo}") for e in errors]
             obj.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": errors})
             return
         obj.update(status="in_progress", in_progress_at=int(time.time()))
@@ -770,7 +1089,7 @@ class OpenAIServer:
                 self._finish_batch(obj, "cancelled", lines, output, failures)
                 return
             for custom_id, chat in lines[start:min(start + chunk, limit)]:
-                self._answer_line(custom_id, chat, output, failures)
+                self._answer_line(custom_id, chat, output, failures, batch.echo)
             obj["request_counts"].update(completed=len(output), failed=len(failures))
         if limit < len(lines):
             self._finish_batch(obj, "expired", lines, output, failures)
@@ -780,10 +1099,11 @@ class OpenAIServer:
         status = "cancelled" if obj["status"] == "cancelling" else "completed"
         self._finish_batch(obj, status, lines, output, failures)
 
-    def _answer_line(self, custom_id: str, chat: ChatRequest, output: list[bytes], failures: list[bytes]) -> None:
+    def _answer_line(self, custom_id: str, chat: ChatRequest, output: list[bytes], failures: list[bytes],
+                     echo: str | None = None) -> None:  # fmt: skip
         """Answer one batch line into the output lines (200) or the error lines (else)."""
         attempt, fault = self._begin_attempt(chat.word)
-        status, body = self._outcome(chat, attempt, fault)
+        status, body = self._outcome(chat, attempt, fault, echo)
         line = b'{"id":%s,"custom_id":%s,"response":{"status_code":%d,"request_id":%s,"body":%s},"error":null}' % (
             _dumps(self._new_id("batch_req_")), _dumps(custom_id), status, _dumps(self._new_id("req_")), body
         )
@@ -1107,6 +1427,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--off-scale-mass", type=float, default=0.02)
     parser.add_argument("--batch-seconds", type=float, default=0.5)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--rpm", type=int, default=None, help="enforce requests per minute (sliding window, with headers)")
+    parser.add_argument("--tpm", type=int, default=None, help="enforce tokens per minute")
+    parser.add_argument("--models", nargs="*", default=None, help="what GET /v1/models lists")
+    parser.add_argument("--echo-key", action="store_true", help="echo the Authorization header in every field")
     args = parser.parse_args(argv)
     server = OpenAIServer(
         latency=args.latency,
@@ -1116,6 +1440,10 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         host=args.host,
         port=args.port,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        models=args.models,
+        echo_key=args.echo_key,
     )
     try:
         asyncio.run(_serve(server))

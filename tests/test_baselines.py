@@ -28,7 +28,7 @@ from workbench.raters.baselines import (
     word_frequency,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glasgow_mrc"
+DATA = Path(__file__).resolve().parent / "data" / "glasgow_mrc"
 UNKNOWN = "qxzvbnmwq"  # not a word in any wordfreq list
 
 
@@ -294,8 +294,6 @@ def test_unknown_embedding_model_is_refused() -> None:
 @pytest.fixture(scope="module")
 def split() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper's train (1,500) / test (1,045) split with Glasgow and MRC familiarity."""
-    if not DATA.is_dir():
-        pytest.skip(f"the shared norm data is not at {DATA}")
     return pd.read_excel(DATA / "train_1500.xlsx"), pd.read_excel(DATA / "test_1045.xlsx")
 
 

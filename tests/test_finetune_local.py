@@ -27,9 +27,10 @@ pytest.importorskip("torch")
 from tests.conftest import ROOT, SHARED  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.finetune.lora import Example, LoraSettings, train_lora, training_status  # noqa: E402
-from workbench.finetune.run import current_job, finetune_dir, start_finetune  # noqa: E402
+from workbench.finetune.run import current_job, finetune_dir  # noqa: E402
+from workbench.study.finetune import finetune_run, start_finetune  # noqa: E402
 from workbench.raters.adapter import adapter_fingerprint, load_tuned  # noqa: E402
-from workbench.raters.local import LocalModel  # noqa: E402
+from workbench.raters.local_model import LocalModel  # noqa: E402
 from workbench.store import connect  # noqa: E402
 from workbench.store.itemsets import gold_values, item_texts, resolve_items  # noqa: E402
 from workbench.store.models import Rater, Rating  # noqa: E402
@@ -71,7 +72,7 @@ def test_local_lora_moves_ratings_toward_the_training_targets(tmp_path):
     engine = connect(f"sqlite:///{folder / 'store.db'}")
     events: list[str] = []
     apply_study(engine, loaded, on_finetune_event=events.append)
-    adapter = finetune_dir(loaded, "gemma-ft")
+    adapter = finetune_dir(finetune_run(loaded, "gemma-ft"))
     with Session(engine) as s:
         job = current_job(s, "gemma-ft")
         assert job.status == "succeeded", job.error

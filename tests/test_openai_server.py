@@ -356,3 +356,97 @@ def test_runs_as_a_process_and_reports_stats():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+# ------------------------------------------------------------------ fault modes for hostile and capped servers
+
+
+@pytest.mark.parametrize("fault", ["bad_logprob", "null_logprob", "missing_fields", "wrong_types"])
+def test_broken_logprob_faults_answer_200_with_broken_logprobs(client, server, fault):
+    server.set_faults({"dog": fault})
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=prompt("dog"), logprobs=True, top_logprobs=5, max_tokens=1
+    )
+    assert raw.status_code == 200
+    choice = json.loads(raw.text)["choices"][0]
+    assert choice["message"]["content"] == reference_mode("dog")
+    entry = choice["logprobs"]["content"][0]
+    broken = {
+        "bad_logprob": lambda: entry["top_logprobs"][0]["logprob"] == "abc",
+        "null_logprob": lambda: all(t["logprob"] is None for t in entry["top_logprobs"]),
+        "missing_fields": lambda: "logprob" not in entry and "token" not in entry["top_logprobs"][1],
+        "wrong_types": lambda: entry["token"] == 5 and isinstance(entry["top_logprobs"], dict),
+    }
+    assert broken[fault]()
+    assert server.stats()["max_tokens"] == {1: 1}
+
+
+def test_empty_fault_answers_nothing_and_no_logprobs(client, server):
+    server.set_faults({"dog": "empty"})
+    response = rate(client, "dog", logprobs=True, top_logprobs=5)
+    assert response.choices[0].message.content == "" and response.choices[0].logprobs is None
+
+
+def test_echo_key_mode_puts_the_authorization_header_everywhere():
+    secret = "sk-echo-1234567890"
+    with OpenAIServer(echo_key=True, models=["gpt-test"], batch_seconds=0.2) as server:
+        with OpenAI(base_url=server.base_url, api_key=secret, max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-test", messages=prompt("dog"), logprobs=True, top_logprobs=5
+            )
+            assert secret in raw.headers["x-echo-authorization"]
+            data = json.loads(raw.text)
+            assert secret in data["choices"][0]["message"]["content"]
+            tokens = [t["token"] for t in data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]]
+            assert any(secret in t for t in tokens)
+            assert secret in json.dumps(client.models.list().model_dump())
+            server.set_faults({"cat": "500"})
+            with pytest.raises(openai.InternalServerError) as caught:
+                rate(client, "cat")
+            assert secret in str(caught.value)
+
+
+def test_models_listing_and_strict_model_names():
+    with OpenAIServer() as silent:
+        with OpenAI(base_url=silent.base_url, api_key="k", max_retries=0) as client:
+            with pytest.raises(openai.NotFoundError):
+                client.models.list()
+    with OpenAIServer(models=["gpt-test", "other"], strict_models=True) as server:
+        with OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client:
+            assert [m.id for m in client.models.list()] == ["gpt-test", "other"]
+            with pytest.raises(openai.NotFoundError, match="gpt-tset` does not exist"):
+                client.chat.completions.create(model="gpt-tset", messages=prompt("dog"))
+            assert rate(client, "dog").choices[0].message.content == reference_mode("dog")
+
+
+def test_rate_limit_mode_enforces_a_sliding_window_and_sends_openai_headers(server):
+    server.set_rate_limit(rpm=5, window=1.0)
+    try:
+        with OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client:
+            seen = []
+            for i in range(5):
+                raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=prompt(f"w{i}"))
+                seen.append(raw.headers)
+            assert [h["x-ratelimit-remaining-requests"] for h in seen] == ["4", "3", "2", "1", "0"]
+            assert all(h["x-ratelimit-limit-requests"] == "5" for h in seen)
+            assert seen[-1]["x-ratelimit-reset-requests"].endswith("ms")
+            with pytest.raises(openai.RateLimitError) as caught:
+                rate(client, "w5")
+            headers = caught.value.response.headers
+            assert headers["x-ratelimit-remaining-requests"] == "0" and 0 < int(headers["retry-after-ms"]) <= 1000
+            assert server.stats()["rate_limited"] == 1
+            time.sleep(int(headers["retry-after-ms"]) / 1000 + 0.05)
+            assert rate(client, "w6").choices[0].message.content == reference_mode("w6")
+    finally:
+        server.set_rate_limit(None)
+
+
+def test_rate_limit_counts_tokens_the_way_openai_admits_them():
+    from tests.openai_server import RateLimit, format_duration
+
+    limit = RateLimit(tpm=100, window=60)
+    assert limit.admit(60, 0.0)[0] and not limit.admit(60, 1.0)[0]
+    admitted, headers, wait = limit.admit(60, 2.0)
+    assert not admitted and headers["x-ratelimit-remaining-tokens"] == "40" and wait == pytest.approx(58.0)
+    assert limit.admit(60, 60.5)[0]
+    assert [format_duration(x) for x in (0.02, 1, 1.5, 360, 3725.25)] == ["20ms", "1s", "1.5s", "6m0s", "62m5.25s"]

@@ -1,6 +1,6 @@
 """Raters that run in process, through the study file: the baselines and the local Gemma model.
 
-Real data (the Glasgow/MRC familiarity split of ../shared/data/glasgow_mrc),
+Real data (the Glasgow/MRC familiarity split of tests/data/glasgow_mrc),
 real models (wordfreq, all-MiniLM-L6-v2, Gemma 3 270M), SQLite store (the
 store paths are the same as for the HTTP raters, which run on both databases).
 """
@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.jobs.runner import run_rater
+from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.itemsets import gold_values
 from workbench.store.models import Item, Job, Rater, Rating
@@ -54,9 +54,9 @@ def store(tmp_path_factory, shared_data_module):
 
 @pytest.fixture(scope="module")
 def shared_data_module():
-    from tests.conftest import SHARED
+    from tests.conftest import DATA
 
-    return SHARED
+    return DATA
 
 
 def rho_against(engine, rater: str, gold: str) -> tuple[float, int]:

@@ -7,3 +7,18 @@ class WorkbenchError(Exception):
 
 class StoreVersionError(WorkbenchError):
     """The store's schema is not the one this workbench expects."""
+
+
+class StoreLockedError(WorkbenchError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
+def did_you_mean(name: str, choices) -> str:
+    """" Did you mean 'x'?" naming the closest of `choices` to `name`, or "" when none is close.
+
+    Meant to be appended to an error sentence: f"Unknown rater {name!r}.{did_you_mean(name, raters)}"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""

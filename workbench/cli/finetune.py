@@ -45,7 +45,7 @@ def start(
 ) -> None:
     """Start the fine-tune, or resume its job; on success its rater rates the `rate` items."""
     from workbench.cli.rate import describe, progress_bar
-    from workbench.finetune.run import start_finetune
+    from workbench.study.finetune import start_finetune
     from workbench.study.load import load_study
 
     loaded = load_study(study)
@@ -65,7 +65,7 @@ def start(
 @app.command()
 def status(name: Name, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """The fine-tune's job: running (with its progress), succeeded (its model), failed (why) or cancelled."""
-    from workbench.finetune.run import finetune_status
+    from workbench.study.finetune import finetune_status
     from workbench.study.load import load_study
 
     loaded = load_study(study)
@@ -80,7 +80,7 @@ def status(name: Name, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 @app.command()
 def cancel(name: Name, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Cancel the fine-tune's running job (upstream too); a finished job is left as it is."""
-    from workbench.finetune.run import cancel_finetune
+    from workbench.study.finetune import cancel_finetune
     from workbench.study.load import load_study
 
     loaded = load_study(study)

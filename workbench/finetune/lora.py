@@ -26,7 +26,7 @@ the batches the interrupted one would have). Other settings or data in the
 folder are refused unless ``restart=True``, which starts over cleanly.
 
 The tuned model is loaded for rating with :func:`load_tuned`: the base model
-with the adapter merged in, a :class:`~workbench.raters.local.LocalModel`
+with the adapter merged in, a :class:`~workbench.raters.local_model.LocalModel`
 whose fingerprint combines the base weights' and the adapter's
 (:func:`adapter_fingerprint`).
 """

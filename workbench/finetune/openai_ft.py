@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from workbench.errors import WorkbenchError
 from workbench.finetune.lora import Example, answer_text
 from workbench.store.models import Job
-from workbench.study.load import LoadedStudy
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -41,7 +40,7 @@ def chat_lines(prep: Any, examples: list[Example]) -> list[str]:
 def _client(prep_or_resolved: Any) -> Any:
     from openai import OpenAI
 
-    from workbench.raters.openai_chat import api_key
+    from workbench.raters.http import api_key
 
     resolved = getattr(prep_or_resolved, "rater", prep_or_resolved)
     return OpenAI(base_url=resolved.spec.base_url, api_key=api_key(resolved), max_retries=3, timeout=60)
@@ -90,7 +89,7 @@ def _upload(client: Any, path: Path, what: str) -> str:
     return obj.id
 
 
-def run_openai(engine: Engine, loaded: LoadedStudy, prep: Any, job_id: int, say) -> None:
+def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
     """Upload, create and poll the OpenAI job until it ends; the job row follows every step."""
     from workbench.finetune.run import finetune_dir, update_job
 
@@ -99,7 +98,7 @@ def run_openai(engine: Engine, loaded: LoadedStudy, prep: Any, job_id: int, say)
     cfg, external = _job_config(engine, job_id)
     try:
         if not external:
-            folder = finetune_dir(loaded, name)
+            folder = finetune_dir(run)
             folder.mkdir(parents=True, exist_ok=True)
             files = {}
             for part, examples in (("training", prep.train), ("validation", prep.validation)):
@@ -170,12 +169,11 @@ def _poll(engine: Engine, client: Any, prep: Any, job_id: int, external: str, sa
         time.sleep(prep.spec.poll_seconds)
 
 
-def cancel_remote(loaded: LoadedStudy, name: str, external_id: str) -> None:
+def cancel_remote(run: Any, external_id: str) -> None:
     from workbench.finetune.run import tuned_rater_spec
     from workbench.raters.config import ResolvedRater
 
-    spec = tuned_rater_spec(loaded, name)
-    resolved = ResolvedRater(name, spec, "", (), {})
+    resolved = ResolvedRater(run.name, tuned_rater_spec(run), "", (), {})
     client = _client(resolved)
     try:
         _api_call(f"cancelling job {external_id}", client.fine_tuning.jobs.cancel, external_id)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +28,33 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, did_you_mean
 from workbench.finetune.lora import Example, LoraSettings, check_examples
+from workbench.finetune.spec import FinetuneSpec
 from workbench.finetune.splits import check_disjoint
-from workbench.raters.config import ResolvedRater, read_text_or_file, resolve_rater
+from workbench.jobs.runner import RaterRun, run_rater, run_rater_dry
+from workbench.raters.backend import RaterOptions, backend_class
+from workbench.raters.config import ResolvedRater, resolve_rater
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items
 from workbench.store.models import Dataset, Dimension, Job, Rater, Rating
-from workbench.study.load import LoadedStudy
-from workbench.study.models import FinetuneSpec, RaterSpec
 
 OnEvent = Callable[[str], None]
 LOCAL_PROMPT = "Word: {item}\nRating: "
 STATES_DONE = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """What a fine-tune needs from its study: its entry, the study's raters (its base among them),
+    dimensions and folder."""
+
+    name: str
+    spec: FinetuneSpec
+    raters: Mapping[str, RaterOptions]
+    dimensions: tuple[str, ...]
+    base_dir: Path
+    where: str = "study.yaml"  # the study file, for messages
 
 
 @dataclass
@@ -72,20 +86,15 @@ class FinetuneReport:
     rating: Any = None  # the RunReport of the tuned rater's rating, when it rated
 
 
-def finetune_dir(loaded: LoadedStudy, name: str) -> Path:
-    """Where a local fine-tune keeps its adapter, settings, log and checkpoints."""
-    return loaded.base_dir / ".workbench" / "finetunes" / name
+def finetune_dir(run: FinetuneRun) -> Path:
+    """Where a fine-tune keeps its files: a local one its adapter, settings, log and checkpoints."""
+    return run.base_dir / ".workbench" / "finetunes" / run.name
 
 
-def _spec(loaded: LoadedStudy, name: str) -> FinetuneSpec:
-    specs = loaded.study.finetunes
-    if name not in specs:
-        from difflib import get_close_matches
-
-        close = get_close_matches(name, list(specs), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else f" The study's fine-tunes: {', '.join(specs) or 'none'}."
-        raise WorkbenchError(f"{loaded.path}: no fine-tune named {name!r}.{hint}")
-    return specs[name]
+def check_name(name: str, finetunes: Mapping[str, Any], where: str) -> None:
+    if name not in finetunes:
+        known = ", ".join(finetunes) or "none"
+        raise WorkbenchError(f"{where}: no fine-tune named {name!r} (the study's fine-tunes: {known}).{did_you_mean(name, finetunes)}")
 
 
 def _gold(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None]]:
@@ -109,21 +118,19 @@ def _examples(session: Session, ids: list[int], gold: dict[int, tuple[float, flo
     return sorted((Example(texts[i], gold[i][0], gold[i][1]) for i in ids if i in gold), key=lambda e: e.item)
 
 
-def tuned_rater_spec(loaded: LoadedStudy, name: str, model: str | None = None) -> RaterSpec:
+def tuned_rater_spec(run: FinetuneRun, model: str | None = None) -> RaterOptions:
     """The rater a fine-tune makes (model: the fine-tuned model id or adapter folder; None: the base model)."""
-    spec = _spec(loaded, name)
-    study = loaded.study
-    base = study.raters.get(spec.base) if spec.base else None
+    spec, name = run.spec, run.name
+    base = run.raters.get(spec.base) if spec.base else None
     if spec.base and base is None:
         raise WorkbenchError(f"finetunes.{name}.base: no rater named {spec.base!r} in the study.")
-    if base is not None and base.backend not in (("openai", "openai-batch") if spec.backend == "openai" else ("local",)):
+    wanted = ("openai", "openai-batch") if spec.backend == "openai" else ("local",)
+    if base is not None and base.backend not in wanted:
         raise WorkbenchError(f"finetunes.{name}: a {spec.backend} fine-tune starts from a {spec.backend} rater; {spec.base!r} is {base.backend}.")
     fields: dict[str, Any] = base.model_dump(exclude_none=True, exclude={"few_shot", "items"}) if base else {}
     fields["backend"] = "openai" if spec.backend == "openai" else "local"
-    fields.pop("train", None)
-    fields.pop("gold", None)
     if spec.backend == "local":
-        fields["prompt"] = spec.prompt or (base.prompt if base and base.prompt else LOCAL_PROMPT)
+        fields["prompt"] = spec.prompt or (fields.get("prompt") or LOCAL_PROMPT)
         fields["readout"] = "expected"
     else:
         if spec.prompt:
@@ -131,18 +138,24 @@ def tuned_rater_spec(loaded: LoadedStudy, name: str, model: str | None = None) -
         fields["readout"] = spec.readout or "expected"
     if spec.dimension:
         fields["dimension"] = spec.dimension
-    fields["model"] = model or (spec.model or (base.model if base else None) or ("gemma3-270m" if spec.backend == "local" else None))
+    default = "gemma3-270m" if spec.backend == "local" else None
+    fields["model"] = model or spec.model or fields.get("model") or default
     if spec.rate:
         fields["items"] = spec.rate
-    return RaterSpec.model_validate(fields)
+    options_model = backend_class(fields["backend"]).Options
+    fields = {k: v for k, v in fields.items() if k in options_model.model_fields}
+    return options_model.model_validate(fields)
 
 
-def prepare(session: Session, loaded: LoadedStudy, name: str) -> Prepared:
+def _tuned_run(run: FinetuneRun, model: str | None) -> RaterRun:
+    return RaterRun(run.name, tuned_rater_spec(run, model), run.dimensions, run.base_dir)
+
+
+def prepare(session: Session, run: FinetuneRun) -> Prepared:
     """Resolve a fine-tune against the store; every check that can fail before training runs here."""
-    spec = _spec(loaded, name)
-    rater_spec = tuned_rater_spec(loaded, name)
-    resolved = resolve_rater(session, name, rater_spec, study_dimensions=list(loaded.study.dimensions),
-                             base_dir=loaded.base_dir, weights_fingerprint=None)  # fmt: skip
+    spec, name = run.spec, run.name
+    rater_spec = tuned_rater_spec(run)
+    resolved = resolve_rater(session, name, rater_spec, dimensions=list(run.dimensions), base_dir=run.base_dir)
     points = resolved.points
     gold = _gold(session, spec.gold, resolved.dimension)
     train_ids = resolve_items(session, spec.train)
@@ -165,7 +178,7 @@ def prepare(session: Session, loaded: LoadedStudy, name: str) -> Prepared:
         "backend": spec.backend, "model": rater_spec.model, "prompt": resolved.prompt.text if resolved.prompt else None,
         "system": resolved.system, "dimension": resolved.dimension, "scale": list(resolved.scale),
         "train": [(e.item, e.mean, e.sd) for e in train], "validation": [(e.item, e.mean, e.sd) for e in validation],
-        "settings": settings, "base_url": rater_spec.base_url,
+        "settings": settings, "base_url": getattr(rater_spec, "base_url", None),
     }  # fmt: skip
     key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     return Prepared(name, spec, resolved.dimension, points, resolved, train, validation, train_ids, key, settings)
@@ -236,8 +249,7 @@ def _report(job: Job, backend: str) -> FinetuneReport:
 
 def start_finetune(
     engine: Engine,
-    loaded: LoadedStudy,
-    name: str,
+    run: FinetuneRun,
     *,
     restart: bool = False,
     on_event: OnEvent | None = None,
@@ -250,8 +262,9 @@ def start_finetune(
     cancelled (a local one also drops its checkpoint and trains from scratch).
     """
     say = on_event or (lambda _m: None)
+    name = run.name
     with Session(engine) as s:
-        prep = prepare(s, loaded, name)
+        prep = prepare(s, run)
         job = current_job(s, name, prep.key)
         job_id, status, external = (job.id, job.status, job.external_id) if job else (None, None, None)
         error = job.error if job else None
@@ -262,7 +275,7 @@ def start_finetune(
         if restart and prep.spec.backend == "local":
             import shutil
 
-            shutil.rmtree(finetune_dir(loaded, name), ignore_errors=True)
+            shutil.rmtree(finetune_dir(run), ignore_errors=True)
         job_id = _new_job(engine, prep)
         status = "running"
         say(f"{name}: job {job_id} started ({prep.spec.backend}, {len(prep.train)} training items).")
@@ -271,11 +284,11 @@ def start_finetune(
     if status == "running":
         try:
             if prep.spec.backend == "local":
-                _run_local(engine, loaded, prep, job_id, say)
+                _run_local(engine, run, prep, job_id, say)
             else:
                 from workbench.finetune.openai_ft import run_openai
 
-                run_openai(engine, loaded, prep, job_id, say)
+                run_openai(engine, run, prep, job_id, say)
         except KeyboardInterrupt:
             say(f"{name}: interrupted; job {job_id} stays running: run the command again to resume.")
             raise
@@ -286,15 +299,15 @@ def start_finetune(
         job = s.get(Job, job_id)
         report = _report(job, prep.spec.backend)
     if report.status == "succeeded" and rate and prep.spec.rate:
-        report.rating = rate_tuned(engine, loaded, name, report.model, prep, on_progress=on_rate_progress)
+        report.rating = rate_tuned(engine, run, report.model, prep, on_progress=on_rate_progress)
     return report
 
 
-def _run_local(engine: Engine, loaded: LoadedStudy, prep: Prepared, job_id: int, say: OnEvent) -> None:
+def _run_local(engine: Engine, run: FinetuneRun, prep: Prepared, job_id: int, say: OnEvent) -> None:
     from workbench.finetune.lora import train_lora
     from workbench.raters.adapter import adapter_fingerprint
 
-    folder = finetune_dir(loaded, prep.name)
+    folder = finetune_dir(run)
     update_job(engine, job_id, external_id=str(folder))
     settings = local_settings(prep.spec, prep.rater)
     last = [0.0]
@@ -318,17 +331,14 @@ def _run_local(engine: Engine, loaded: LoadedStudy, prep: Prepared, job_id: int,
     say(f"{prep.name}: trained ({result.steps} steps, final loss {result.final_loss}); adapter in {folder}.")
 
 
-def rate_tuned(engine: Engine, loaded: LoadedStudy, name: str, model: str | None, prep: Prepared | None = None,
+def rate_tuned(engine: Engine, run: FinetuneRun, model: str | None, prep: Prepared | None = None,
                *, on_progress: Callable[[int, int], None] | None = None):
     """Rate the ``rate`` set with the tuned rater; record which items it was trained on."""
-    from workbench.jobs.runner import run_rater
-
-    spec = tuned_rater_spec(loaded, name, model)
-    study = loaded.study.model_copy(update={"raters": {**loaded.study.raters, name: spec}})
-    report = run_rater(engine, LoadedStudy(loaded.path, study), name, on_progress=on_progress)
+    name = run.name
+    report = run_rater(engine, _tuned_run(run, model), on_progress=on_progress)
     if prep is None:
         with Session(engine) as s:
-            prep = prepare(s, loaded, name)
+            prep = prepare(s, run)
     with Session(engine) as s, s.begin():
         rater = s.scalar(select(Rater).where(Rater.name == name))
         if rater is not None:
@@ -339,11 +349,11 @@ def rate_tuned(engine: Engine, loaded: LoadedStudy, name: str, model: str | None
     return report
 
 
-def finetune_status(session: Session, loaded: LoadedStudy, name: str) -> FinetuneReport:
+def finetune_status(session: Session, run: FinetuneRun) -> FinetuneReport:
     """The current job's state (and, for a local job, its progress) without touching anything."""
-    spec = _spec(loaded, name)
+    spec, name = run.spec, run.name
     try:
-        key = prepare(session, loaded, name).key
+        key = prepare(session, run).key
     except WorkbenchError:
         key = None
     job = current_job(session, name, key)
@@ -361,14 +371,15 @@ def finetune_status(session: Session, loaded: LoadedStudy, name: str) -> Finetun
     return report
 
 
-def cancel_finetune(engine: Engine, loaded: LoadedStudy, name: str, on_event: OnEvent | None = None) -> FinetuneReport:
+def cancel_finetune(engine: Engine, run: FinetuneRun, on_event: OnEvent | None = None) -> FinetuneReport:
     """Cancel the running job (upstream too, for openai); a finished job is left as it is."""
     say = on_event or (lambda _m: None)
+    name = run.name
     with Session(engine) as s:
         job = current_job(s, name)
         if job is None:
             raise WorkbenchError(f"fine-tune {name!r} has no job to cancel.")
-        backend = _spec(loaded, name).backend
+        backend = run.spec.backend
         report = _report(job, backend)
     if report.status != "running":
         say(f"{name}: job {report.job_id} is {report.status}; nothing to cancel.")
@@ -376,8 +387,13 @@ def cancel_finetune(engine: Engine, loaded: LoadedStudy, name: str, on_event: On
     if backend == "openai" and report.external_id:
         from workbench.finetune.openai_ft import cancel_remote
 
-        cancel_remote(loaded, name, report.external_id)
+        cancel_remote(run, report.external_id)
     update_job(engine, report.job_id, status="cancelled", error="cancelled by the user")  # type: ignore[arg-type]
     say(f"{name}: job {report.job_id} cancelled.")
     report.status = "cancelled"
     return report
+
+
+def tuned_rate_plan(session: Session, run: FinetuneRun, model: str | None):
+    """The dry run of the tuned rater over its ``rate`` set (what apply's plan shows)."""
+    return run_rater_dry(session, _tuned_run(run, model))

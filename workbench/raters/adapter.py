@@ -38,11 +38,11 @@ def _base_of(folder: Path) -> str:
 
 def weights_fingerprint(folder: str | os.PathLike[str]) -> str:
     """The tuned model's fingerprint without loading it."""
-    from workbench.raters import local
+    from workbench.raters.local_files import resolve_fingerprint, resolve_model
 
     folder = Path(folder).expanduser().resolve()
-    _name, path = local._resolve(_base_of(folder))
-    return tuned_fingerprint(local._resolve_fingerprint(path), adapter_fingerprint(folder))
+    _name, path = resolve_model(_base_of(folder))
+    return tuned_fingerprint(resolve_fingerprint(path), adapter_fingerprint(folder))
 
 
 def adapter_fingerprint(folder: str | os.PathLike[str]) -> str:
@@ -59,21 +59,21 @@ def adapter_fingerprint(folder: str | os.PathLike[str]) -> str:
 
 def base_folder(base_model: str) -> tuple[Path, str]:
     """The transformers-format folder of the base model and its weights' fingerprint."""
-    from workbench.raters import local
+    from workbench.raters.local_files import convert_gguf, require_packages, resolve_fingerprint, resolve_model
 
-    local._require_packages("torch", "transformers", "peft")
-    _name, path = local._resolve(base_model)
-    fingerprint = local._resolve_fingerprint(path)
-    folder = local._convert_gguf(path, fingerprint) if path.is_file() else path
+    require_packages("torch", "transformers", "peft")
+    _name, path = resolve_model(base_model)
+    fingerprint = resolve_fingerprint(path)
+    folder = convert_gguf(path, fingerprint) if path.is_file() else path
     return folder, fingerprint
 
 
 def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
-    from workbench.raters.local import _quiet_transformers
+    from workbench.raters.local_files import quiet_transformers
 
-    with _quiet_transformers():
+    with quiet_transformers():
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
@@ -84,10 +84,11 @@ def fresh_model(folder: Path, device: str, tokenizer: Any = None) -> tuple[Any, 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from workbench.raters.local import _own_memory, _quiet_transformers
+    from workbench.raters.local_files import quiet_transformers
+    from workbench.raters.local_model import _own_memory
 
     tokenizer = tokenizer or load_tokenizer(folder)
-    with _quiet_transformers(), warnings.catch_warnings():
+    with quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
     _own_memory(model)
@@ -106,7 +107,7 @@ def load_tuned(folder: str | os.PathLike[str]) -> Any:
     import torch
     from peft import PeftModel
 
-    from workbench.raters.local import LocalModel
+    from workbench.raters.local_model import LocalModel
 
     folder = Path(folder).resolve()
     adapter_fp = adapter_fingerprint(folder)

@@ -33,7 +33,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RATER_KINDS = ("norm", "human", "llm", "model")
 
 
 def utcnow() -> dt.datetime:
@@ -204,3 +203,93 @@ class Call(Base):
     )
 
     __table_args__ = (CheckConstraint("status IN ('ok', 'error')", name="status"),)
+
+
+class Campaign(Base):
+    """A human norming campaign in Label Studio: one project per list of items.
+
+    ``dataset_id`` is the campaign's aggregate (mean, sd, n, known-ness per
+    word after exclusions), written by each pull and usable as gold.
+    """
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    dimension_id: Mapped[int] = mapped_column(ForeignKey("dimensions.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    server_url: Mapped[str] = mapped_column(Text)
+    # the campaign's declaration as last pushed (items, raters per item, list size, controls, rules)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    pushed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    pulled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    lists: Mapped[list[CampaignList]] = relationship(back_populates="campaign", order_by="CampaignList.list_no")
+
+
+class CampaignList(Base):
+    """One list of a campaign: a Label Studio project that k annotators each work through."""
+
+    __tablename__ = "campaign_lists"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    list_no: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[int] = mapped_column(Integer)
+    # hash of the project's settings (label config, instructions, k) as last pushed
+    settings_hash: Mapped[str | None] = mapped_column(String(64))
+    # pull's state: the server time of the last pull, and what the project looked like then
+    synced_at: Mapped[str | None] = mapped_column(String(64))
+    fingerprint: Mapped[str | None] = mapped_column(String(200))
+
+    campaign: Mapped[Campaign] = relationship(back_populates="lists")
+
+    __table_args__ = (UniqueConstraint("campaign_id", "list_no", name="uq_campaign_lists_campaign_list"),)
+
+
+class CampaignTask(Base):
+    """The map between a Label Studio task and what it asks about: an item, a control item or a nonword."""
+
+    __tablename__ = "campaign_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("campaign_lists.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # item | control | nonword
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(String(500))
+    gold: Mapped[float | None] = mapped_column(Float)  # a control's known value
+    # set when pull found the task gone from Label Studio (push recreates it)
+    deleted: Mapped[bool] = mapped_column(default=False, server_default="0")
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "task_id", name="uq_campaign_tasks_campaign_task"),
+        CheckConstraint("role IN ('item', 'control', 'nonword')", name="role"),
+    )
+
+
+class CampaignAnnotation(Base):
+    """One Label Studio annotation as pull last saw it (the sync state behind the ratings).
+
+    ``annotator`` is a pseudonym (an HMAC of the server's user id with the
+    study's secret); names and emails stay on the server.
+    """
+
+    __tablename__ = "campaign_annotations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    task_row_id: Mapped[int] = mapped_column(ForeignKey("campaign_tasks.id", ondelete="CASCADE"), index=True)
+    annotation_id: Mapped[int] = mapped_column(Integer)
+    annotator: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    unknown: Mapped[bool] = mapped_column(default=False, server_default="0")
+    lead_time: Mapped[float | None] = mapped_column(Float)
+    # ok | skipped | off_scale | duplicate (an earlier annotation by the same annotator of the same item)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "annotation_id", name="uq_campaign_annotations_campaign_annotation"),
+        CheckConstraint("status IN ('ok', 'skipped', 'off_scale', 'duplicate')", name="status"),
+    )
