@@ -316,6 +316,9 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
 
     def line_numbers() -> list[tuple[int, list[str]]]:
         """(line, fields) of every non-blank record after the header, by a csv.reader pass."""
+        # a cell may be longer than the csv module's default limit (128 KiB): the checks that follow say why
+        # it is wrong, naming its line, which needs this pass to get through it
+        csv.field_size_limit(max(csv.field_size_limit(), len(stripped) + 1))
         reader = csv.reader(io.StringIO(stripped), delimiter=sep)
         out = []
         for i, rec in enumerate(reader):
