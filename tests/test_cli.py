@@ -144,9 +144,11 @@ def test_import_needs_a_layout(runner, tmp_path, db_url):
     )
     out = run(runner, "import", f, "--dataset", "x", "--preset", "nope", "--db", db_url, code=1)
     assert out.stderr == (
-        "Error: Unknown preset 'nope': choose one of glasgow, lancaster, brysbaert2014, warriner2013, "
+        "Error: Unknown preset 'nope'. Presets: glasgow, lancaster, brysbaert2014, warriner2013, "
         "kuperman2012, mrc, glasgow_mrc.\n"
     )
+    out = run(runner, "import", f, "--dataset", "x", "--preset", "brysbaert", "--db", db_url, code=1)
+    assert out.stderr.startswith("Error: Unknown preset 'brysbaert'. Did you mean 'brysbaert2014'? Presets: glasgow,")
 
 
 def test_missing_study_file_is_one_clear_line(runner, tmp_path):

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.rate import describe, progress_bar
+from workbench.cli.rate import describe, exit_if_failed, progress_bar
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
 from workbench.store.engine import redact_url
@@ -72,7 +72,10 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
 
 def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Make the store match the study file, resuming where a previous apply stopped."""
+    """Make the store match the study file, resuming where a previous apply stopped.
+
+    Exits with code 2 when a rater's job left failed items: the next apply retries them.
+    """
     loaded = load_study(study)
     url = store_url(db, study)
     done = 0
@@ -90,8 +93,11 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "report") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
+    failed = 0
+
     def rated(rep) -> None:
-        nonlocal done
+        nonlocal done, failed
+        failed += rep.failed
         if rep.job_id is not None:
             done += 1
             for line in describe(rep):
@@ -102,6 +108,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars)
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
+    exit_if_failed(failed)
 
 
 def register(app: typer.Typer) -> None:

@@ -164,9 +164,14 @@ def check_encoding(path: Path, data: bytes, text: str, enc: str) -> None:
         ends = [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
         bad = sorted({bisect.bisect_right(ends, start) + 1 for start, _, _ in spans})
         start, end, fixed = spans[0]
+        a, b = start, end  # the word around the first one, as an example
+        while a > 0 and start - a < 40 and text[a - 1] not in ' \t\r\n,;"':
+            a -= 1
+        while b < len(text) and b - end < 40 and text[b] not in ' \t\r\n,;"':
+            b += 1
         raise WorkbenchError(
             f"{path}: line(s) {_line_list(bad)} hold UTF-8 text that was decoded twice "
-            f"({text[start:end]!r} where {fixed!r} was meant), so it would be stored garbled. Fix the file, "
+            f"({text[a:b]!r} where {text[a:start] + fixed + text[end:b]!r} was meant), so it would be stored garbled. Fix the file, "
             "or pass --encoding mixed to repair it (or --encoding utf-8 to keep it as it is)."
         )
 
@@ -236,10 +241,14 @@ def check_quotes(path: Path, text: str, sep: str, first_line: int) -> None:
     for m in opening.finditer(text):
         field = m.group()
         closed = bool(m.group(1))
-        if closed and len(field) <= MAX_QUOTED_FIELD and "\n" not in field:
+        after = text[m.end() : m.end() + 1]
+        ends_cell = after in ("", "\n", sep)
+        if closed and ends_cell and len(field) <= MAX_QUOTED_FIELD and "\n" not in field:
             continue
         line = first_line + text.count("\n", 0, m.start())
-        if not closed:
+        if closed and not ends_cell and "\n" not in field:
+            what = "opens a quoted field that closes before the end of its cell (text follows the closing quote)"
+        elif not closed:
             what = "opens a quoted field that is never closed"
         elif "\n" in field:
             what = f"opens a quoted field that runs over {field.count(chr(10)) + 1} lines, to line {line + field.count(chr(10))}"

@@ -19,6 +19,7 @@ from workbench.ingest.load import ImportResult, file_checksum, import_file, plan
 from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
+from workbench.store.locks import lock_names
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
@@ -213,6 +214,7 @@ def apply_study(
     for name, spec in study.item_sets.items():
         definition = item_set_definition(spec)
         with Session(engine) as s, s.begin():
+            lock_names(s, "item_set", [name])  # a parallel apply saving the same set waits, then finds it done
             if item_set_action(s, name, definition) == "unchanged":
                 continue
             size = save_item_set(s, name, definition)

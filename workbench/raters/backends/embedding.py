@@ -47,7 +47,7 @@ class EmbeddingBaseline(TrainedBackend):
         fitted = baselines.fit_embedding_baseline(words, values, model=spec.model, alpha=spec.alpha, clip=rater.scale)
         for ids, chunk in in_chunks(texts, 2048):
             for item_id, value in zip(ids, fitted.predict(chunk), strict=True):
-                readout = Readout(value=float(value), distribution=None, mass=None, low_mass=False, answer=None, reason=None)
+                readout = Readout(value=float(value))
                 job.writer.add(Outcome(item_id, readout))
             job.report()
         return "completed"
