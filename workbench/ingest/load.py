@@ -255,6 +255,7 @@ def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str
                 "rescale": d.columns.rescale,
                 "stored_scale": list(d.columns.stored_scale()) if d.columns.scale else None,
                 "ratings": int(len(d.value)),
+                **({"open_scale": True} if d.columns.open_scale else {}),
             }
             for d in table.dimensions
         },

@@ -139,8 +139,8 @@ def _kuperman2012(name: str, language: str) -> list[DatasetSpec]:
             name,
             item=("Word",),
             ratings=(
-                RatingColumns(
-                    "aoa", mean=("Rating.Mean",), sd=("Rating.SD",), n=("OccurNum",), scale=(0, 25)
+                RatingColumns(  # years: the bounds only limit the values, no rating scale to map onto
+                    "aoa", mean=("Rating.Mean",), sd=("Rating.SD",), n=("OccurNum",), scale=(0, 25), open_scale=True
                 ),
             ),
             language=language,

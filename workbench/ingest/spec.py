@@ -52,6 +52,9 @@ class RatingColumns:
     rescale: float | None = None
     na_values: tuple[str, ...] = ()
     optional: bool = False
+    # a measure such as years, not a rating scale: `scale` only bounds it, and reports
+    # compare it with other datasets by correlation only (no linear map onto a 1-7 scale)
+    open_scale: bool = False
 
     def stored_scale(self) -> tuple[float, float] | None:
         if self.scale is None:
@@ -83,6 +86,9 @@ class DatasetSpec:
         d.pop("citation"), d.pop("licence"), d.pop("url")
         if d["rater_kind"] == "norm":  # the key of datasets imported before raters could be imported
             d.pop("rater_kind")
+        for r in d["ratings"]:  # likewise before open scales were recorded
+            if not r["open_scale"]:
+                r.pop("open_scale")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
