@@ -83,6 +83,7 @@ FAULT_KINDS = frozenset({
     "empty",
 })
 BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
+ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
 MAX_CHOICE_CACHE = 200_000
@@ -570,6 +571,7 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self._faults: dict[str, _FaultScript] = {}
         self._expire_after: int | None = None
+        self._endpoint_faults: dict[str, str] = {}
         self._stats = _Stats()
         self._ids = itertools.count(1)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -609,6 +611,15 @@ class OpenAIServer:
         with self._lock:
             self.limit = RateLimit(rpm, tpm, window) if rpm or tpm else None
 
+    def set_endpoint_faults(self, faults: dict[str, str]) -> None:
+        """Answer every request whose path starts with a key (e.g. "/v1/files", "/v1/batches") with a
+        fault until reset: "401", "500", "garbage" (a 200 with a broken JSON body) or "html" (a 200 page)."""
+        for kind in faults.values():
+            if kind not in ENDPOINT_FAULTS:
+                raise ValueError(f"unknown endpoint fault {kind!r}; kinds: {sorted(ENDPOINT_FAULTS)}")
+        with self._lock:
+            self._endpoint_faults.update(faults)
+
     def expire_batches_after(self, n: int | None) -> None:
         """Batches created from now on expire after answering their first n lines (None: never)."""
         with self._lock:
@@ -626,6 +637,7 @@ class OpenAIServer:
         with self._lock:
             self._stats = _Stats()
             self._faults.clear()
+            self._endpoint_faults.clear()
             self._expire_after = None
             if self.limit is not None:
                 self.limit = RateLimit(self.limit.rpm, self.limit.tpm, self.limit.window)
@@ -698,7 +710,7 @@ class OpenAIServer:
         echo = self._echo(request)
         try:
             self._authorize(request)
-            response = await handler(request)
+            response = self._endpoint_fault(request, echo) or await handler(request)
         except ApiError as error:
             response = _error_response(error.echoing(echo))
         except web.HTTPException as exc:
@@ -708,6 +720,19 @@ class OpenAIServer:
         if echo:
             response.headers["x-echo-authorization"] = echo
         return response
+
+    def _endpoint_fault(self, request: web.Request, echo: str | None) -> web.Response | None:
+        with self._lock:
+            kind = next((k for p, k in self._endpoint_faults.items() if request.path.startswith(p)), None)
+        if kind == "401":
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+        if kind == "500":
+            raise ApiError(500, "The server had an error (test server).", type="server_error")
+        if kind == "garbage":
+            return web.Response(body=b'{"id": "' + (echo or "").encode(), content_type="application/json")
+        if kind == "html":
+            return web.Response(text=f"<html><body>Bad gateway {echo or ''}</body></html>", content_type="text/html")
+        return None
 
     def _echo(self, request: web.Request) -> str | None:
         """In echo_key mode, the caller's Authorization header and its key, to put everywhere."""
