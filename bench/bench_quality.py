@@ -35,7 +35,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from workbench.jobs.runner import run_rater  # noqa: E402
+from workbench.study.rate import run_rater  # noqa: E402
 from workbench.store import connect  # noqa: E402
 from workbench.store.itemsets import gold_values  # noqa: E402
 from workbench.store.models import Rater, Rating  # noqa: E402

@@ -10,6 +10,9 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "Could not install chromium: the browser test will be skipped" >&2
 fi
+# Label Studio in its own virtualenv (it pins its own Django) for tests/test_annotate.py
+bash "$ROOT/scripts/label_studio.sh" >/dev/null
+export WORKBENCH_REQUIRE_LABEL_STUDIO=1
 cd "$ROOT"
 python -m workbench.study.schema --check
 python -m workbench.analysis.report_model --check

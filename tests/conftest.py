@@ -57,8 +57,12 @@ def pg_template():
 
 @pytest.fixture
 def pg_url(request):
-    """A fresh, migrated PostgreSQL store."""
+    """A fresh, migrated PostgreSQL store (a copy of the template, with an identity of its own)."""
     with _fresh_database("wb_t", request.getfixturevalue("pg_template")) as name:
+        eng = create_engine(_pg_url(name))
+        with eng.begin() as c:
+            c.execute(text("UPDATE store_meta SET value = :v WHERE key = 'store_id'"), {"v": uuid.uuid4().hex})
+        eng.dispose()
         yield _pg_url(name)
 
 

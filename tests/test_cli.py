@@ -60,12 +60,13 @@ def test_init_scaffolds_a_study(runner, tmp_path):
 def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
     study = write_study(tmp_path, shared_data)
     url = redact_url(db_url)
+    xlsx = (shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx").resolve()
     plan = run(runner, "plan", "--study", study, "--db", db_url)
     assert plan.output == (
         f"Store: {url}\n"
         "  create    dimension familiarity  (scale 1-7)\n"
-        "  import    dataset toolbox-glasgow  (glasgow_mrc_familiarity.xlsx, preset glasgow_mrc)\n"
-        "  import    dataset toolbox-mrc  (glasgow_mrc_familiarity.xlsx, preset glasgow_mrc)\n"
+        f"  import    dataset toolbox-glasgow  ({xlsx} (outside the study folder), preset glasgow_mrc)\n"
+        f"  import    dataset toolbox-mrc  ({xlsx} (outside the study folder), preset glasgow_mrc)\n"
         "3 to do. Run `workbench apply` to do it.\n"
     )
     # plan did not touch the store
@@ -143,9 +144,11 @@ def test_import_needs_a_layout(runner, tmp_path, db_url):
     )
     out = run(runner, "import", f, "--dataset", "x", "--preset", "nope", "--db", db_url, code=1)
     assert out.stderr == (
-        "Error: Unknown preset 'nope': choose one of glasgow, lancaster, brysbaert2014, warriner2013, "
+        "Error: Unknown preset 'nope'. Presets: glasgow, lancaster, brysbaert2014, warriner2013, "
         "kuperman2012, mrc, glasgow_mrc.\n"
     )
+    out = run(runner, "import", f, "--dataset", "x", "--preset", "brysbaert", "--db", db_url, code=1)
+    assert out.stderr.startswith("Error: Unknown preset 'brysbaert'. Did you mean 'brysbaert2014'? Presets: glasgow,")
 
 
 def test_missing_study_file_is_one_clear_line(runner, tmp_path):
@@ -161,7 +164,7 @@ def test_bad_study_file_names_the_field(runner, tmp_path):
     study.write_text("study: x\ndimensions:\n  fam: {scale: [7, 1]}\n")
     out = run(runner, "validate", "--study", study, code=1)
     assert out.stderr == (
-        f"Error: {study}: dimensions.fam: scale minimum 7.0 must be below the maximum 1.0. See schemas/study.schema.json.\n"
+        f"Error: {study}: dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum. See schemas/study.schema.json.\n"
     )
     study.write_text("study: x\ndatasets:\n  g: {file: g.csv, preset: glasgow, colour: red}\n")
     out = run(runner, "validate", "--study", study, code=1)

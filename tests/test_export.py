@@ -135,9 +135,9 @@ def test_wide_needs_one_rater(store, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dataset": "glasgow"}, r"Unknown dataset 'glasgow': the store's datasets are toolbox-glasgow, toolbox-mrc\."),
-        ({"rater": "gpt"}, r"Unknown rater 'gpt': the store's raters are toolbox-glasgow, toolbox-mrc\."),
-        ({"dimension": "valence"}, r"Unknown dimension 'valence': the store's dimensions are familiarity\."),
+        ({"dataset": "glasgow"}, r"Unknown dataset 'glasgow'\. Did you mean 'toolbox-glasgow'\? The store's datasets are toolbox-glasgow, toolbox-mrc\."),
+        ({"rater": "gpt"}, r"Unknown rater 'gpt'\. The store's raters are toolbox-glasgow, toolbox-mrc\."),
+        ({"dimension": "valence"}, r"Unknown dimension 'valence'\. The store's dimensions are familiarity\."),
     ],
 )
 def test_unknown_names_are_listed(store, tmp_path, kwargs, message):

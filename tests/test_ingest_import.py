@@ -490,7 +490,7 @@ def test_failure_mid_import_leaves_the_store_unchanged(engine, shared_data, tmp_
         s.add(Rater(name="toolbox-mrc", kind="human"))
     run_import(engine, shared_data / "glasgow" / "glasgow_norms.csv", preset_specs("glasgow", "glasgow"))
     before = snapshot(engine)
-    assert before["store_meta"] == [("generation", "2")]
+    assert ("generation", "2") in before["store_meta"]
     assert_fails_unchanged(
         engine, path, preset_specs("glasgow_mrc", "toolbox"),
         "A human rater is already named 'toolbox-mrc': choose another name.",

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from tests.openai_server import OpenAIServer, reference_distribution, reference_expected
 from workbench.errors import WorkbenchError
-from workbench.jobs.runner import run_rater
+from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.models import Call, Job, Rater, Rating
 from workbench.study.apply import apply_study

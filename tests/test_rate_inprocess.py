@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.jobs.runner import run_rater
+from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.itemsets import gold_values
 from workbench.store.models import Item, Job, Rater, Rating

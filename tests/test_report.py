@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -207,3 +208,127 @@ def test_html_report_end_to_end_in_headless_chromium(store, tmp_path):
 
     pixels = imread(io.BytesIO(png))
     assert pixels.std() > 0.05  # not blank
+
+
+# --------------------------------------------------------------------------- scales, plot files, extreme values
+
+
+def _scales_store(engine, tmp_path, n: int = 120):
+    """concreteness on 1-5: brysbaert-like gold (1-5), glasgow-like (1-7, the same values mapped), age in years (open),
+    a dataset whose scale was not recorded, a model rater on 1-5 with an offset, and a rater of other words only."""
+    rng = np.random.default_rng(7)
+    truth = rng.uniform(1, 5, n)
+    words = [f"w{i:04d}" for i in range(n)]
+    path = tmp_path / "scales.csv"
+    cols = {
+        "word": words,
+        "b15": np.round(truth, 3),
+        "g17": np.round(1 + (truth - 1) * 1.5, 3),  # the same judgements on 1-7
+        "aoa": np.round(20 - 3 * truth + rng.normal(0, 0.5, n), 2),  # years
+        "model": np.round(np.clip(truth + 0.3 + rng.normal(0, 0.4, n), 1, 5), 3),
+        "noscale": np.round(truth * 10, 2),
+    }
+    with path.open("w") as f:
+        f.write(",".join(cols) + "\n")
+        for row in zip(*cols.values(), strict=True):
+            f.write(",".join(str(v) for v in row) + "\n")
+    other = tmp_path / "other.csv"
+    other.write_text("word,v\n" + "".join(f"x{i},{1 + i % 5}\n" for i in range(20)))
+
+    def rc(col, scale=None, **kw):
+        return (RatingColumns("concreteness", mean=(col,), scale=scale, **kw),)
+
+    with Session(engine) as s, s.begin():
+        import_file(s, path, [DatasetSpec("brysbaert", item=("word",), ratings=rc("b15", (1, 5)))])
+        import_file(s, path, [DatasetSpec("glasgow", item=("word",), ratings=rc("g17", (1, 7)))])
+        import_file(s, path, [DatasetSpec("kuperman", item=("word",), ratings=rc("aoa", (0, 25), open_scale=True))])
+        import_file(s, path, [DatasetSpec("model", item=("word",), ratings=rc("model", (1, 5)), rater_kind="model")])
+        import_file(s, path, [DatasetSpec("unscaled", item=("word",), ratings=rc("noscale"))])
+        import_file(s, other, [DatasetSpec("elsewhere", item=("word",), ratings=rc("v", (1, 5)), rater_kind="llm")])
+    return truth
+
+
+def test_datasets_on_other_scales_are_mapped_onto_the_dimension_scale(engine, tmp_path):
+    _scales_store(engine, tmp_path)
+    with Session(engine) as s:
+        report, datas = build_report(s, n_boot=100)
+    (part,) = report.dimensions
+    ceiling = {(r.rater, r.gold): r for r in part.ceiling}
+    same = ceiling[("glasgow", "brysbaert")]  # the same judgements on 1-7: no bias once on one scale
+    assert same.spearman == pytest.approx(1.0, abs=1e-4) and abs(same.bias) < 0.002 and same.mae < 0.002
+    assert part.scale == (1, 5) and part.value_scale == (1, 5)
+    assert same.sd_ratio == pytest.approx(1.0, abs=0.002)
+    years = ceiling[("kuperman", "brysbaert")]
+    assert years.spearman < -0.9 and years.mae is None and years.bias is None and years.rmse is None and years.sd_ratio is None
+    assert "correlations only" in years.note and "open scale" in years.note
+    rows = {(r.rater, r.gold): r for r in part.table}
+    on_glasgow = rows[("model", "glasgow")]
+    assert on_glasgow.bias == pytest.approx(rows[("model", "brysbaert")].bias, abs=0.01) and 0.2 < on_glasgow.bias < 0.4
+    unscaled = ceiling[("unscaled", "brysbaert")]
+    assert unscaled.spearman > 0.99 and unscaled.mae is None and "scale not recorded" in unscaled.note
+    scales = {c.name: c for c in part.scales}
+    assert scales["glasgow"].scale == (1, 7) and scales["glasgow"].mapped and scales["glasgow"].factor == pytest.approx(4 / 6)
+    assert scales["brysbaert"].factor == 1 and not scales["kuperman"].mapped and scales["kuperman"].open
+    assert "glasgow (1-7)" in part.scale_note and "kuperman" in part.scale_note and "unscaled" in part.scale_note
+    # errors and plots only where both sides are on the scale
+    assert {e.rater for e in part.errors} == {"model"}
+    assert "scatter:glasgow" in part.plots and not any(k.endswith(":kuperman") for k in part.plots)
+    md = tmp_path / "r.md"
+    write_report(report, datas, md, "md")
+    text = md.read_text()
+    assert text.index(part.scale_note[:40]) < text.index("| Rater | Kind | Gold |")
+
+
+def test_json_and_markdown_list_only_the_figures_written(engine, tmp_path):
+    _scales_store(engine, tmp_path)
+    with Session(engine) as s:
+        report, datas = build_report(s, n_boot=100)
+    (part,) = report.dimensions
+    assert part.raters == ["elsewhere", "model"]
+    assert not any(k.endswith(":elsewhere") and not k.startswith("mass:") for k in part.plots)  # no items shared with gold
+    out = tmp_path / "json" / "report.json"
+    assert write_report(report, datas, out, "json") == [out]
+    assert json.loads(out.read_text())["dimensions"][0]["plots"] == {} and list(out.parent.iterdir()) == [out]
+    md = tmp_path / "md" / "report.md"
+    written = write_report(report, datas, md, "md")
+    listed = re.findall(r"\]\(([^)]+\.png)\)", md.read_text())
+    assert sorted(listed) == sorted(p.name for p in written[1:]) and all((md.parent / n).stat().st_size > 0 for n in listed)
+
+
+def test_plot_files_of_raters_with_similar_names_are_unique_and_stable(engine, tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("word,gold,a,b,c\n" + "".join(f"w{i},{1 + i % 7},{1 + (i * 3) % 7},{1 + (i * 5) % 7},{1 + i % 6}\n" for i in range(30)))
+    with Session(engine) as s, s.begin():
+        import_file(s, path, [DatasetSpec("gold", item=("word",), ratings=(RatingColumns("f", mean=("gold",), scale=(1, 7)),))])
+        for name, col in (("gpt a", "a"), ("gpt_a", "b"), ("GPT_A", "c")):
+            import_file(s, path, [DatasetSpec(name, item=("word",), ratings=(RatingColumns("f", mean=(col,), scale=(1, 7)),), rater_kind="model")])
+    names = []
+    for _ in range(2):
+        with Session(engine) as s:
+            report, datas = build_report(s, n_boot=100)
+        names.append(report.dimensions[0].plots)
+    assert names[0] == names[1]
+    scatter = [names[0][f"scatter:{r}"] for r in ("gpt a", "gpt_a", "GPT_A")]
+    assert len({n.lower() for n in scatter}) == 3 and scatter[1] == "f-scatter-gpt_a.png"
+    written = write_report(report, datas, tmp_path / "out" / "r.md", "md")
+    assert len(written) == 1 + len(names[0])
+
+
+def test_extreme_values_imported_as_a_rater_are_noted_not_fatal(tmp_path):
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "workbench.cli.main", *a, "--db", db], capture_output=True, text=True)  # noqa: E731
+    gold = tmp_path / "gold.csv"
+    gold.write_text("word,v\n" + "".join(f"w{i},{1 + i % 7}\n" for i in range(40)))
+    wild = tmp_path / "wild.csv"
+    wild.write_text("word,v\n" + "".join(f"w{i},{[1.7e308, -1.7e308, 3.0, 4.5][i % 4]}\n" for i in range(40)))
+    # no scale anywhere: the dimension has none, so the values are not checked at import
+    assert run("import", str(gold), "--dataset", "gold", "--item-column", "word", "--rating", "f=v").returncode == 0
+    r = run("import", str(wild), "--as-rater", "wild", "--kind", "llm", "--item-column", "word", "--rating", "f=v")
+    assert r.returncode == 0, r.stderr
+    for fmt in ("html", "md", "json"):
+        out = tmp_path / f"rep.{fmt}"
+        r = run("report", "--format", fmt, "--out", str(out), "--n-boot", "100")
+        assert r.returncode == 0 and "Traceback" not in r.stderr and "Warning" not in r.stderr, r.stderr
+    row = json.loads((tmp_path / "rep.json").read_text())["dimensions"][0]["table"][0]
+    assert row["rater"] == "wild" and row["pearson"] is None and row["mae"] is None and "wild" in row["note"]
+    assert "wild" in (tmp_path / "rep.html").read_text()

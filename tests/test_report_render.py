@@ -317,7 +317,7 @@ def loaded(browser, page_html, tmp_path_factory):
 
 
 def _is_interval(field: str) -> bool:
-    return field.endswith(("_ci", "_interval")) or field == "scale"
+    return field.endswith(("_ci", "_interval")) or field in ("scale", "value_scale")
 
 
 def numeric_leaves(node: Any, path: str = "", field: str = "") -> dict[str, Any]:

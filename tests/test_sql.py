@@ -22,7 +22,7 @@ from workbench.analysis.duck import (
 from workbench.errors import WorkbenchError
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import preset_specs
-from workbench.store import Dataset, Dimension, Item, Rater, Rating, connect, generation
+from workbench.store import Dataset, Dimension, Item, Rater, Rating, connect, generation, store_id
 
 COLUMNS = {
     "items": ["item_id", "item", "language"],
@@ -182,7 +182,10 @@ def test_snapshot_reused_then_rebuilt_after_import(store, shared_data):
 def test_snapshot_location(store, db_url, tmp_path):
     path = snapshot_path(store)
     if store.dialect.name == "sqlite":
-        assert path == tmp_path / ".workbench-cache" / "store.db.g1.v1.duckdb"
+        with Session(store) as s:
+            ident = store_id(s)
+        assert len(ident) == 32
+        assert path == tmp_path / ".workbench-cache" / f"store.db.{ident}-g1.v1.duckdb"
     else:
         assert path.parent == tmp_path / "cache"
         assert path.name.startswith("postgresql-" + store.url.database + "-")

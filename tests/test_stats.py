@@ -206,11 +206,36 @@ def test_degenerate_inputs_give_nan_and_a_note(x, y, note):
 
 @NO_WARNINGS
 def test_tiny_samples_leave_out_undefined_resamples():
+    # 4 items: about 1 resample in 8 draws a constant side; too many to trust what is left
     a = agreement([1.0, 2.0, 1.0, 2.0], [1.0, 2.0, 3.0, 4.0], n_boot=200)
     assert a.spearman == pytest.approx(sps.spearmanr([1, 2, 1, 2], [1, 2, 3, 4]).statistic)
-    assert re.fullmatch(r"\d+ of 200 resamples had an undefined correlation and were left out", a.note)
+    assert re.fullmatch(r"\d+ of 200 resamples had an undefined correlation \(more than 5%\): interval undefined", a.note)
+    assert all(map(math.isnan, a.spearman_ci + a.pearson_ci))
     many = agreement_many(np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan], [5.0, 1.0]]), [1.0, 2.0, 4.0, 3.0])
     assert "resamples had an undefined correlation" in many[0].note and "1 complete pair" in many[1].note
+    # 12 items: a few resamples left out (under 5%) still give an interval
+    x = np.array([1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0])
+    few = agreement(x, np.arange(12.0), n_boot=400)
+    assert re.fullmatch(r"\d+ of 400 resamples had an undefined correlation and were left out", few.note)
+    assert few.spearman_ci[0] < few.spearman_ci[1]
+
+
+@NO_WARNINGS
+def test_near_constant_rater_has_no_interval():
+    """199 of 200 values equal: most resamples miss the odd one; the interval over the rest would exclude 0."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=200)
+    x = np.full(200, 3.0)
+    x[int(np.argmax(y))] = 4.0  # the one different value sits on the highest gold value
+    a = agreement(x, y, n_boot=500, seed=0)
+    assert a.spearman > 0 and a.n == 200
+    assert all(map(math.isnan, a.spearman_ci + a.pearson_ci))
+    assert "(more than 5%): interval undefined" in a.note
+    assert a.to_dict()["spearman_ci"] == [None, None]
+    many = agreement_many(np.c_[x, y + rng.normal(size=200)], y, n_boot=500)
+    assert math.isnan(many[0].spearman_ci[0]) and many[1].spearman_ci[0] > 0.5 and many[1].note is None
+    cmp = compare_dependent(x, y + rng.normal(size=200), y, n_boot=300)
+    assert "interval undefined" in cmp.note and cmp.verdict.startswith("cannot compare")
 
 
 values = st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0, np.nan])

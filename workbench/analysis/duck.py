@@ -4,11 +4,14 @@
 store's tables, through Arrow (ADBC drivers; SQLAlchemy if ADBC fails), into
 a DuckDB file, the snapshot, and runs the query there, so aggregates over
 millions of ratings run at columnar speed. The snapshot is keyed by the
-store's change counter (`store_meta.generation`, bumped by every write): it
-is rebuilt on the first query after a change and reused until the next one.
+store's identity (a random id created with the store, `store_meta.store_id`)
+and its change counter (`store_meta.generation`, bumped by every write): it
+is rebuilt on the first query after a change and reused until the next one;
+a store deleted and created again at the same path or URL never gets the
+old store's snapshot.
 
 Where the snapshot lives: for a SQLite store ``/x/y/store.db`` in
-``/x/y/.workbench-cache/store.db.g<generation>.v<format>.duckdb``; for
+``/x/y/.workbench-cache/store.db.<id>-g<generation>.v<format>.duckdb``; for
 PostgreSQL in ``$WORKBENCH_CACHE_DIR`` or ``~/.cache/workbench/``, named
 after the database and a hash of its URL (password left out). When
 ``WORKBENCH_CACHE_DIR`` is set it is used for SQLite stores too. Older
@@ -82,7 +85,7 @@ from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.store.engine import generation
+from workbench.store.meta import store_version
 
 # bump when the snapshot's tables change, so old cache files are not reused
 SNAPSHOT_FORMAT = 1
@@ -154,7 +157,7 @@ def _build_wide(con) -> None:
 
 
 def _cache_base(engine: Engine) -> Path:
-    """The snapshot's path without the ``.g<generation>...`` suffix."""
+    """The snapshot's path without the ``.<id>-g<generation>...`` suffix."""
     url = engine.url
     env = os.environ.get("WORKBENCH_CACHE_DIR")
     if url.get_backend_name() == "sqlite":
@@ -170,18 +173,18 @@ def _cache_base(engine: Engine) -> Path:
     return folder / f"{url.get_backend_name()}-{name}-{digest}"
 
 
-def _path_for(base: Path, gen: int) -> Path:
-    return base.with_name(f"{base.name}.g{gen}.v{SNAPSHOT_FORMAT}.duckdb")
+def _path_for(base: Path, version: str) -> Path:
+    return base.with_name(f"{base.name}.{version}.v{SNAPSHOT_FORMAT}.duckdb")
 
 
-def _store_generation(engine: Engine) -> int:
+def _store_version(engine: Engine) -> str:
     with Session(engine) as session:
-        return generation(session)
+        return store_version(session)
 
 
 def snapshot_path(engine: Engine) -> Path:
-    """Where the snapshot of the store's current generation is (or will be) kept."""
-    return _path_for(_cache_base(engine), _store_generation(engine))
+    """Where the snapshot of the store's current contents (identity + generation) is (or will be) kept."""
+    return _path_for(_cache_base(engine), _store_version(engine))
 
 
 # --- copying the store --------------------------------------------------------
@@ -235,21 +238,21 @@ def _fetch_tables(engine: Engine, queries: dict[str, str]) -> dict[str, pa.Table
         return _fetch_sqlalchemy(engine, queries)
 
 
-def _fetch(engine: Engine) -> tuple[int, dict[str, pa.Table]]:
-    """The store's tables and their generation: no change was committed while they were read."""
+def _fetch(engine: Engine) -> tuple[str, dict[str, pa.Table]]:
+    """The store's tables and their version: no change was committed while they were read."""
     queries = _source_queries(engine)
     for _attempt in range(5):
-        before = _store_generation(engine)
+        before = _store_version(engine)
         tables = _fetch_tables(engine, queries)
-        if _store_generation(engine) == before:
+        if _store_version(engine) == before:
             return before, tables
     raise WorkbenchError("The store kept changing while its snapshot was taken; run the query again.")
 
 
 def _build(engine: Engine) -> Path:
-    gen, tables = _fetch(engine)
+    version, tables = _fetch(engine)
     base = _cache_base(engine)
-    path = _path_for(base, gen)
+    path = _path_for(base, version)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -276,7 +279,7 @@ def _build(engine: Engine) -> Path:
 
 
 def _remove_older(base: Path, keep: Path) -> None:
-    pattern = re.compile(re.escape(base.name) + r"\.g\d+\.v\d+\.duckdb")
+    pattern = re.compile(re.escape(base.name) + r"\.(\w+-)?g\d+\.v\d+\.duckdb")
     for old in base.parent.iterdir():
         if old != keep and pattern.fullmatch(old.name):
             try:

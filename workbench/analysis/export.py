@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, did_you_mean
 from workbench.store.models import Dataset, Dimension, Item, Rater, Rating
 
 LONG_SCHEMA = pa.schema(
@@ -47,7 +47,7 @@ def _check(session: Session, column, name: str | None, what: str) -> None:
     known = _known(session, column)
     if name not in known:
         listing = ", ".join(known) if known else "none yet"
-        raise WorkbenchError(f"Unknown {what} {name!r}: the store's {what}s are {listing}.")
+        raise WorkbenchError(f"Unknown {what} {name!r}.{did_you_mean(name, known)} The store's {what}s are {listing}.")
 
 
 def export_ratings(

@@ -33,6 +33,8 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
+from workbench.numeric import least_squares
+
 __all__ = ["DPI", "HEXBIN_ABOVE", "heatmap", "mass_histogram", "residuals", "scatter"]
 
 DPI = 110
@@ -162,8 +164,9 @@ def scatter(x: ArrayLike, y: ArrayLike, *, rater: str, gold: str, scale: Sequenc
             ax.set_xlim(lim)
             ax.set_ylim(lim)
             ax.set_aspect("equal", adjustable="box")
-        if n >= 2 and np.ptp(yv) > 0:
-            slope, intercept = np.polyfit(yv, xv, 1)
+        line = least_squares(yv, xv)
+        if line is not None:
+            intercept, slope = line
             gx = np.array(lim if lim else (yv.min(), yv.max()))
             ax.plot(
                 gx,

@@ -22,16 +22,16 @@ segment of the key that is not a list index.
 
 - missing (None or NaN): "–" (en dash); +-infinity: "∞" and "-∞"
 - counts (n, n_items, n_splits, icc_items, n_train, low_mass, counts, seed,
-  n_boot): integer with thousands separators, "2,545"
+  n_boot, outside): integer with thousands separators, "2,545"
 - p values (williams_p): 3 decimals, "< 0.001" below 0.001
 - signed quantities (bias, residual, mean_residual, difference,
   williams_t): 3 decimals with a sign, "+0.244", "-0.101" ("0.000" for zero)
 - bin edges (low, high, bins): up to 3 decimals, trailing zeros dropped, "3.5"
 - the interval level (ci): percent, "95%"
-- intervals (fields ending _ci or _interval, and scale): "[low, high]", each
-  end by the rule of the field without the suffix (spearman_ci as spearman,
-  difference_ci as difference, scale as an edge), "[0.781, 0.823]"; "–"
-  when both ends are missing
+- intervals (fields ending _ci or _interval, scale and value_scale):
+  "[low, high]", each end by the rule of the field without the suffix
+  (spearman_ci as spearman, difference_ci as difference, scales as edges),
+  "[0.781, 0.823]"; "–" when both ends are missing
 - any other number (correlations, reliabilities, mae, rmse, sd_ratio, rating
   values, mass, intercept, slope): 3 decimals, "0.742"
 
@@ -66,10 +66,10 @@ __all__ = ["MISSING", "format_number", "render_html", "render_markdown"]
 
 MISSING = "–"
 
-INT_FIELDS = frozenset({"n", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot"})
+INT_FIELDS = frozenset({"n", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside"})
 P_FIELDS = frozenset({"williams_p"})
 SIGNED_FIELDS = frozenset({"bias", "residual", "mean_residual", "difference", "williams_t"})
-EDGE_FIELDS = frozenset({"low", "high", "bins", "scale"})
+EDGE_FIELDS = frozenset({"low", "high", "bins", "scale", "value_scale"})
 INTERVAL_SUFFIXES = ("_ci", "_interval")
 
 
@@ -116,13 +116,13 @@ def format_number(value: Any, key: str) -> str:
     """The text of a number (or interval) at `key` (a dotted JSON path, or just the field name): see the module docstring."""
     field = _field(key)
     base = next((field[: -len(s)] for s in INTERVAL_SUFFIXES if field.endswith(s)), None)
-    if base is not None or field == "scale":
+    if base is not None or field in ("scale", "value_scale"):
         if _missing(value):
             return MISSING
         low, high = value
         if _missing(low) and _missing(high):
             return MISSING
-        rule = base if base is not None else "scale"
+        rule = base if base is not None else field
         return f"[{_scalar(low, rule)}, {_scalar(high, rule)}]"
     return _scalar(value, field)
 
@@ -415,6 +415,27 @@ def _calibration_html(rows: Sequence[CalibrationRow], base: str, ci: float) -> s
     return "".join(out)
 
 
+def _scales_html(dim: DimensionReport, base: str) -> str:
+    """The note on scales above the agreement table, and each column's own scale (collapsed)."""
+    out = []
+    if dim.scale_note:
+        out.append(f'<p class="lead scale-note">{_e(dim.scale_note)}</p>')
+    if dim.scales:
+        cols: list[Column] = [
+            ("Gold or rater", lambda key, c: _txt(c.name, "name")),
+            ("Own scale", _field_cell("scale")),
+            ("Mapped", lambda key, c: _txt("yes" if c.mapped else "no: correlations only")),
+            ("Factor", _field_cell("factor")),
+            ("Offset", _field_cell("offset")),
+            ("Values outside", _field_cell("outside")),
+            ("Note", lambda key, c: _txt(c.note or "", "note")),
+        ]
+        rows = [(f"{base}.scales.{i}", c) for i, c in enumerate(dim.scales)]
+        caption = "Value on the report's scale = offset + factor × own value."
+        out.append("<details><summary>Scales of the gold datasets and raters</summary>" + _table(cols, rows, caption=caption) + "</details>")
+    return "".join(out)
+
+
 def _diverging(v: float) -> str:
     """RdBu-like background for rho in [-1, 1]: blue (negative), white (0), red (positive)."""
     v = max(-1.0, min(1.0, v))
@@ -492,8 +513,15 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
         '<p class="meta">'
         f'<span>scale <span data-key="{base}.scale">{_e(format_number(dim.scale, base + ".scale"))}</span></span>'
         f"<span>gold: {_e(', '.join(dim.gold) or MISSING)}</span>"
-        f"<span>raters: {_e(', '.join(dim.raters) or MISSING)}</span></p>",
+        f"<span>raters: {_e(', '.join(dim.raters) or MISSING)}</span>"
+        + (
+            f'<span>values on <span data-key="{base}.value_scale">{_e(format_number(dim.value_scale, base + ".value_scale"))}</span></span>'
+            if dim.value_scale is not None
+            else ""
+        )
+        + "</p>",
         "<h3>Agreement with the human norms</h3>",
+        _scales_html(dim, base),
         _agreement_html(dim.table, f"{base}.table", ci, "Every rater against every gold dataset, on the items both rated."),
         '<section class="ceiling"><h3>Human ceiling: gold against gold</h3>',
         _agreement_html(
@@ -603,6 +631,23 @@ def _md_agreement(rows: Sequence[AgreementRow], base: str, ci: float, stage: Seq
     )
 
 
+def _md_scales(dim: DimensionReport, base: str) -> list[str]:
+    out = []
+    if dim.scale_note:
+        out.append(f"> {_md(dim.scale_note)}\n")
+    if dim.scales:
+        rows = [
+            [_md(c.name), format_number(c.scale, f"{base}.scales.{i}.scale"), "yes" if c.mapped else "no: correlations only"]
+            + [format_number(getattr(c, f), f"{base}.scales.{i}.{f}") for f in ("factor", "offset", "outside")]
+            + [_md(c.note or "")]
+            for i, c in enumerate(dim.scales)
+        ]
+        out.append(
+            _md_table(["Gold or rater", "Own scale", "Mapped", "Factor", "Offset", "Values outside", "Note"], rows, [False, True, False, True, True, True, False])
+        )
+    return out
+
+
 _COMPARISON_FIELDS = ("n", "spearman_a", "spearman_b", "difference", "difference_ci", "williams_t", "williams_p")
 
 
@@ -612,6 +657,7 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
         f"## {_md(dim.dimension)}\n",
         f"Scale {format_number(dim.scale, base + '.scale')} · gold: {_md(', '.join(dim.gold) or MISSING)} · raters: {_md(', '.join(dim.raters) or MISSING)}\n",
         "### Agreement with the human norms\n",
+        *_md_scales(dim, base),
         _md_agreement(dim.table, f"{base}.table", ci),
         "### Human ceiling: gold against gold\n",
         "> How well one published norm agrees with another: a rater that reaches these values agrees with a norm as well as another human norm does.\n",

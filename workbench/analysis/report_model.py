@@ -72,8 +72,8 @@ class Comparison(Model):
 
 class Disagreement(Model):
     item: str
-    value: float
-    gold_value: float
+    value: float = Field(description="the rater's value on the report's value scale")
+    gold_value: float = Field(description="the gold value on the report's value scale")
     residual: float = Field(description="value - gold_value")
     answer: str | None = Field(None, description="the model's raw answer")
     mass: float | None = Field(None, description="probability on scale tokens")
@@ -129,9 +129,32 @@ class Heatmap(Model):
     n: list[list[int]]
 
 
+class ColumnScale(Model):
+    """A gold dataset's or rater's own scale, and how its values enter the scale-dependent figures."""
+
+    name: str
+    scale: tuple[float | None, float | None] | None = Field(
+        description="its own scale, as recorded at import (datasets.details) or in the rater's configuration; null: not recorded"
+    )
+    open: bool = Field(False, description="an open scale (a measure such as years): the bounds only limit the values")
+    mapped: bool = Field(
+        description="mapped linearly onto the report's value scale for MAE, RMSE, bias, SD ratio, residuals and plots; "
+        "false: correlations only"
+    )
+    factor: float | None = Field(None, description="value on the report's scale = offset + factor * own value")
+    offset: float | None = None
+    outside: int = Field(0, description="values outside its own scale")
+    note: str | None = None
+
+
 class DimensionReport(Model):
     dimension: str
     scale: tuple[float | None, float | None]
+    value_scale: tuple[float, float] | None = Field(
+        None, description="the scale of MAE, RMSE, bias, residuals and plots: the dimension's (else the first gold's)"
+    )
+    scale_note: str | None = Field(None, description="which columns were mapped onto value_scale, which get correlations only")
+    scales: list[ColumnScale] = Field(default_factory=list, description="each gold dataset's and rater's own scale")
     gold: list[str]
     raters: list[str]
     table: list[AgreementRow] = Field(description="every rater against every gold dataset")
@@ -141,7 +164,11 @@ class DimensionReport(Model):
     errors: list[ErrorAnalysis] = Field(default_factory=list)
     calibration: list[CalibrationRow] = Field(default_factory=list)
     heatmap: Heatmap
-    plots: dict[str, str] = Field(default_factory=dict, description="plot name -> file name (HTML embeds them)")
+    plots: dict[str, str] = Field(
+        default_factory=dict,
+        description="plot name -> file name: the figures drawn (HTML embeds them, Markdown writes them beside the .md); "
+        "empty in JSON, which writes no figures",
+    )
 
 
 class Report(Model):

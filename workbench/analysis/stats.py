@@ -49,31 +49,22 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
+from workbench.numeric import MIN_PAIRS, json_safe, least_squares, pearson
+
 Method = Literal["spearman", "pearson"]
 
-MIN_PAIRS = 3  # correlations over fewer pairs are reported as NaN
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+MAX_LEFT_OUT = 0.05  # share of resamples with an undefined statistic above which an interval is undefined
 CHUNK_BYTES = 16 * 2**20  # bootstrap work arrays [chunk, n] of about this size (100 resamples of 40,000 items)
 
 
 # --------------------------------------------------------------------------- results
 
 
-def _json_ready(value: Any) -> Any:
-    """NaN to None and tuples to lists, recursively, so `json.dumps` writes valid JSON."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 class _Result:
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict (NaN becomes None, tuples become lists)."""
-        return _json_ready(asdict(self))  # type: ignore[call-overload]
+        """The fields as a JSON-ready dict (NaN and infinities become None, tuples become lists)."""
+        return json_safe(asdict(self))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -200,29 +191,37 @@ def _vector(a: ArrayLike) -> np.ndarray:
     return v
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r = sum(dx dy) / sqrt(sum dx^2 sum dy^2) with d the deviation from the mean; NaN if undefined."""
-    if len(x) < MIN_PAIRS or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    dx, dy = x - x.mean(), y - y.mean()
-    return float(np.clip((dx @ dy) / math.sqrt((dx @ dx) * (dy @ dy)), -1.0, 1.0))
-
-
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rho: Pearson r of average ranks (ties share the mean of their ranks)."""
-    return _pearson(sps.rankdata(x), sps.rankdata(y))
+    return pearson(sps.rankdata(x), sps.rankdata(y))
 
 
 def _percentile_ci(samples: np.ndarray, ci: float) -> np.ndarray:
-    """Percentile interval per column of [n_boot, k] samples, NaN samples left out; [2, k]."""
+    """Percentile interval per column of [n_boot, k] samples, NaN samples left out; [2, k].
+
+    NaN (undefined) where more than MAX_LEFT_OUT of a column's samples are
+    NaN: the samples left are then a biased subset (a near-constant rater's
+    resamples that happened to draw its odd value), not the distribution.
+    """
     lo_q, hi_q = (1 - ci) / 2, (1 + ci) / 2
     out = np.full((2, samples.shape[1]), np.nan)
     for j in range(samples.shape[1]):
         s = samples[:, j]
         s = s[~np.isnan(s)]
-        if len(s):
+        if len(s) and not _too_many_left_out(len(samples) - len(s), len(samples)):
             out[:, j] = np.quantile(s, [lo_q, hi_q])
     return out
+
+
+def _too_many_left_out(left_out: int, total: int) -> bool:
+    return left_out > MAX_LEFT_OUT * total
+
+
+def _left_out_note(left_out: int, total: int, what: str = "resamples", why: str = "had an undefined correlation") -> str:
+    """The note on resamples (or splits) left out; says when there are too many for an interval."""
+    if _too_many_left_out(left_out, total):
+        return f"{left_out} of {total} {what} {why} (more than {MAX_LEFT_OUT:.0%}): interval undefined"
+    return f"{left_out} of {total} {what} {why} and were left out"
 
 
 def _p_text(p: float) -> str:
@@ -364,12 +363,13 @@ def _boot_correlations(
     complete = bool(present.all())
     dtype = _exact_dtype(n)
     masks = present.astype(dtype)
-    moments = _pearson_moments(x, y, present)  # [6R, n]
+    with np.errstate(all="ignore"):  # values near the float limit overflow: their Pearson r is NaN
+        moments = _pearson_moments(x, y, present)  # [6R, n]
     x_groups, y_groups = [_TieGroups.of(x[:, k]) for k in range(n_raters)], _TieGroups.of(y)
     chunk = chunk or max(1, CHUNK_BYTES // (np.dtype(dtype).itemsize * max(n, 1)))
 
     def chunk_correlations(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(divide="ignore", invalid="ignore"):  # per thread: numpy's error state is thread-local
+        with np.errstate(all="ignore"):  # per thread: numpy's error state is thread-local (overflow: values near the float limit)
             return _chunk(idx)
 
     def _chunk(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -404,24 +404,38 @@ def _boot_correlations(
 # --------------------------------------------------------------------------- agreement
 
 
+def errors(x: ArrayLike, y: ArrayLike) -> dict[str, float]:
+    """The scale-dependent figures of complete pairs (rater x, gold y on the same scale).
+
+    mae = mean|x - y|, rmse = sqrt(mean (x - y)^2), bias = mean(x - y),
+    sd_ratio = sd(x) / sd(y) (any ddof: it cancels); NaN where undefined (no
+    pairs, constant gold, or sums that overflow).
+    """
+    xv, yv = _vector(x), _vector(y)
+    n = len(xv)
+    with np.errstate(all="ignore"):
+        err = xv - yv
+        sd_y = float(np.std(yv)) if n else math.nan
+        out = {
+            "mae": float(np.abs(err).mean()) if n else math.nan,
+            "rmse": float(np.sqrt((err * err).mean())) if n else math.nan,
+            "bias": float(err.mean()) if n else math.nan,
+            "sd_ratio": float(np.std(xv)) / sd_y if n >= 2 and sd_y > 0 else math.nan,
+        }
+    return {k: v if math.isfinite(v) else math.nan for k, v in out.items()}
+
+
 def _describe(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], list[str]]:
     """Point statistics of complete pairs and the notes on what is undefined."""
     n = len(x)
     notes = []
+    with np.errstate(all="ignore"):
+        constant_x, constant_y = bool(np.ptp(x) == 0) if n else True, bool(np.ptp(y) == 0) if n else True
     if n < MIN_PAIRS:
         notes.append(f"{n} complete pair{'s' if n != 1 else ''}: correlations need at least {MIN_PAIRS}")
-    elif np.ptp(x) == 0 or np.ptp(y) == 0:
-        notes.append(f"{'rater' if np.ptp(x) == 0 else 'gold'} values are constant: correlations undefined")
-    err = x - y
-    sd_y = float(np.std(y)) if n else math.nan
-    return {
-        "spearman": _spearman(x, y),
-        "pearson": _pearson(x, y),
-        "mae": float(np.abs(err).mean()) if n else math.nan,
-        "rmse": float(np.sqrt((err * err).mean())) if n else math.nan,
-        "bias": float(err.mean()) if n else math.nan,
-        "sd_ratio": float(np.std(x)) / sd_y if n >= 2 and sd_y > 0 else math.nan,
-    }, notes
+    elif constant_x or constant_y:
+        notes.append(f"{'rater' if constant_x else 'gold'} values are constant: correlations undefined")
+    return {"spearman": _spearman(x, y), "pearson": pearson(x, y), **errors(x, y)}, notes
 
 
 def _agreements(x: np.ndarray, y: np.ndarray, names: Sequence[str | None], n_boot: int, seed: int, ci: float) -> list[Agreement]:
@@ -436,7 +450,9 @@ def _agreements(x: np.ndarray, y: np.ndarray, names: Sequence[str | None], n_boo
     for k, (point, notes) in enumerate(described):
         left_out = int(np.isnan(rho[:, k]).sum())
         if not notes and left_out:
-            notes.append(f"{left_out} of {n_boot} resamples had an undefined correlation and were left out")
+            notes.append(_left_out_note(left_out, n_boot))
+        if not notes and math.isnan(point["pearson"]):
+            notes.append("Pearson r undefined: the values are too large to compute with")
         out.append(
             Agreement(
                 n=int(present[:, k].sum()),
@@ -616,8 +632,8 @@ def compare_dependent(
         boot = {"spearman": rho[:, 0] - rho[:, 1], "pearson": r[:, 0] - r[:, 1]}
         left_out = int(np.isnan(boot["spearman"]).sum())
         if left_out:
-            notes.append(f"{left_out} of {n_boot} resamples had an undefined correlation and were left out")
-    correlate = {"spearman": _spearman, "pearson": _pearson}
+            notes.append(_left_out_note(left_out, n_boot))
+    correlate = {"spearman": _spearman, "pearson": pearson}
     diffs = {m: _difference(m, f(a, g), f(b, g), f(a, b), n, boot[m], ci) for m, f in correlate.items()}  # type: ignore[arg-type]
     return DependentComparison(
         n=n,
@@ -695,7 +711,7 @@ def split_half(matrix: ArrayLike, n_splits: int = 100, seed: int = 0, ci: float 
         r = _columnwise_pearson(sum_a / count_a, sum_b / count_b, valid)
         rel = 2 * r / (1 + r)
     defined = ~np.isnan(rel)
-    note = None if defined.all() else f"{int((~defined).sum())} of {n_splits} splits gave no correlation and were left out"
+    note = None if defined.all() else _left_out_note(int((~defined).sum()), n_splits, "splits", "gave no correlation")
     lo, hi = _percentile_ci(rel[:, None], ci)[:, 0]
     return SplitHalf(
         reliability=float(rel[defined].mean()) if defined.any() else math.nan,
@@ -791,11 +807,10 @@ def calibrate(train_x: ArrayLike, train_y: ArrayLike) -> Calibration:
         raise ValueError(f"train_x and train_y differ in length: {len(x)} and {len(y)}")
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
-    if len(x) < 2 or np.ptp(x) == 0:
+    line = least_squares(x, y)
+    if line is None:
         raise ValueError("cannot calibrate: need at least 2 complete pairs and rater values that vary")
-    dx = x - x.mean()
-    slope = float(dx @ (y - y.mean()) / (dx @ dx))
-    return Calibration(intercept=float(y.mean() - slope * x.mean()), slope=slope, n=len(x))
+    return Calibration(intercept=line[0], slope=line[1], n=len(x))
 
 
 def residual_bands(residuals: ArrayLike, covariate: ArrayLike, bands: Sequence[float]) -> list[Band]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +44,22 @@ def import_(
     scale: Annotated[list[str] | None, typer.Option(help="DIM=MIN:MAX: the scale values must lie on.")] = None,
     rescale: Annotated[list[str] | None, typer.Option(help="DIM=FACTOR: multiply values after checking the scale.")] = None,
     language: Annotated[str, typer.Option(help="Language of the items (ISO 639 code).")] = "en",
-    encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding (default: detected; a file mixing UTF-8 and Windows-1252 lines, or with "
+            "double-decoded UTF-8 like cafÃ©, is refused): utf-8, cp1252, latin-1, utf-16, or mixed to read "
+            "each line in its own encoding and repair double-decoded text."
+        ),
+    ] = None,
+    na: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--na",
+            help="A cell value that means 'no value', besides the built-in ones (empty, NA, N/A, #N/A and its "
+            "spreadsheet spellings #N/D, #NV, #N/B, ...). Repeat for several: --na 0 --na -",
+        ),
+    ] = None,
     separator: Annotated[str | None, typer.Option(help="comma, tab or semicolon (default: detected).")] = None,
     decimal: Annotated[str, typer.Option(help="Decimal mark: . or , (for files with decimal commas).")] = ".",
     sheet: Annotated[str | None, typer.Option(help="Sheet of an .xlsx workbook (default: the first).")] = None,
@@ -65,6 +81,7 @@ def import_(
     if as_rater and preset:
         raise WorkbenchError("--as-rater reads --item-column and --rating columns, not a --preset.")
     name = dataset or as_rater
+    extra_na = tuple(dict.fromkeys(na or ()))
     sep = separator_char(separator) if separator is not None else None
     scales = dict(parse_scale_option(s) for s in scale or [])
     rescales = dict(parse_rescale_option(s) for s in rescale or [])
@@ -72,6 +89,8 @@ def import_(
         if item_column or rating:
             raise WorkbenchError("Give --preset, or --item-column with --rating, not both.")
         specs = preset_specs(preset, name, language=language, rescale=rescales, scale=scales, decimal=decimal)
+        if extra_na:
+            specs = [dataclasses.replace(s, extra_na=extra_na) for s in specs]
     else:
         if not item_column or not rating:
             raise WorkbenchError(
@@ -100,6 +119,7 @@ def import_(
                 ),
                 language=language,
                 decimal=decimal,
+                extra_na=extra_na,
                 rater_kind=kind if as_rater else "norm",
             )
         ]

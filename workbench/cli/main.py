@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from workbench import __version__
-from workbench.cli import data, db, rate, report, sql, study
+from workbench.cli import annotate, data, db, rate, report, sql, study
 from workbench.errors import WorkbenchError
 
 
@@ -40,6 +40,7 @@ rate.register(app)
 report.register(app)
 sql.register(app)
 app.add_typer(db.app, name="db")
+annotate.register(app)
 
 
 def _version(value: bool) -> None:

@@ -10,16 +10,24 @@ from typing import Annotated
 import typer
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
-from workbench.jobs.runner import RunReport, run_rater
+from workbench.jobs.runner import RunReport
 from workbench.store.engine import redact_url
 from workbench.study.load import load_study
+from workbench.study.rate import run_rater
 
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar with rate and ETA on stderr (plain lines when stderr is not a terminal)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not sys.stderr.isatty():
@@ -80,6 +88,18 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
+FAILED_ITEMS_EXIT = 2  # a job ended with failed items: scripts notice, the next run retries them
+
+
+def exit_if_failed(failed: int) -> None:
+    """Exit with code 2 after a run that left failed items, saying so on stderr."""
+    if failed:
+        typer.echo(
+            f"{failed} item(s) failed and have no rating yet: run the command again to retry them.", err=True
+        )
+        raise typer.Exit(FAILED_ITEMS_EXIT)
+
+
 def rate(
     rater: Annotated[str, typer.Argument(help="A rater declared in the study's raters:.")],
     items: Annotated[str | None, typer.Option("--items", help="Item set or dataset to rate (default: the rater's items).")] = None,
@@ -88,7 +108,10 @@ def rate(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Rate every item the rater has not rated yet; interrupt at any time and run again to resume."""
+    """Rate every item the rater has not rated yet; interrupt at any time and run again to resume.
+
+    Exits with code 2 when items failed (after retries): the next run retries them.
+    """
     loaded = load_study(study)
     url = store_url(db, study)
     typer.echo(f"Store: {redact_url(url)}")
@@ -100,6 +123,7 @@ def rate(
                 report = run_rater(engine, loaded, rater, items=items, limit=limit, on_progress=bar)
     for line in describe(report):
         typer.echo(line)
+    exit_if_failed(report.failed)
 
 
 def register(app: typer.Typer) -> None:

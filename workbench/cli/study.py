@@ -11,14 +11,12 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.rate import describe, progress_bar
+from workbench.cli.rate import describe, exit_if_failed, progress_bar
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
-from workbench.ingest.readers import read_table
-from workbench.ingest.validate import find_column, missing_column_error
 from workbench.store.engine import redact_url
 from workbench.study.apply import apply_study, make_plan
-from workbench.study.load import dataset_specs, load_study, resolve_file, separator_of
+from workbench.study.load import load_study
 
 
 def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study.")]) -> None:
@@ -43,21 +41,16 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new stud
 
 
 def validate(study: StudyPath = DEFAULT_STUDY) -> None:
-    """Check the study file: schema, files, presets and column names."""
+    """Check the study file and read every dataset file as apply would: schema, files, presets, columns, values."""
+    from workbench.study.check import check_datasets
+
     loaded = load_study(study)
     s = loaded.study
-    for name, src in s.datasets.items():
-        path = resolve_file(src.file, loaded.base_dir)
-        if not path.exists():
-            raise WorkbenchError(f"{study}: datasets.{name}.file: no file at {path}.")
-        specs = dataset_specs(name, src, s.dimensions)
-        raw = read_table(path, encoding=src.encoding, separator=separator_of(src), sheet=src.sheet)
-        for spec in specs:
-            if find_column(raw, spec.item) is None:
-                raise missing_column_error(raw, "the item", spec.item)
-            for rc in spec.ratings:
-                if not rc.optional and find_column(raw, rc.mean) is None:
-                    raise missing_column_error(raw, f"the mean of {rc.dimension}", rc.mean)
+    checks = check_datasets(loaded)
+    for c in checks:
+        where = f"{c.file} (outside the study folder)" if c.outside else c.file
+        rejected = f", {c.rejected_rows} rows rejected" if c.rejected_rows else ""
+        typer.echo(f"  dataset {c.name}: {c.items} items, {c.ratings} ratings from {where}{rejected}")
     typer.echo(f"{study}: valid ({len(s.dimensions)} dimensions, {len(s.datasets)} datasets).")
 
 
@@ -79,7 +72,10 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
 
 def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Make the store match the study file, resuming where a previous apply stopped."""
+    """Make the store match the study file, resuming where a previous apply stopped.
+
+    Exits with code 2 when a rater's job left failed items: the next apply retries them.
+    """
     loaded = load_study(study)
     url = store_url(db, study)
     done = 0
@@ -97,8 +93,11 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "report") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
+    failed = 0
+
     def rated(rep) -> None:
-        nonlocal done
+        nonlocal done, failed
+        failed += rep.failed
         if rep.job_id is not None:
             done += 1
             for line in describe(rep):
@@ -109,6 +108,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars)
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
+    exit_if_failed(failed)
 
 
 def register(app: typer.Typer) -> None:

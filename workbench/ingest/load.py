@@ -12,11 +12,12 @@ import csv
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
@@ -102,6 +103,9 @@ def import_file(
     `replace`, which swaps its ratings. Nothing is written if any dataset fails.
     """
     path = Path(path)
+    if rejects_path is not None:
+        check_rejects_path(session, Path(rejects_path), path)
+    lock_datasets(session, [s.name for s in specs])
     checksum = file_checksum(path)
     actions = plan_import(session, path, specs, checksum)
     for spec in specs:
@@ -114,7 +118,12 @@ def import_file(
         return [ImportResult(s.name, "unchanged") for s in specs]
 
     raw = raw or read_table(path, encoding=encoding, separator=separator, sheet=sheet)
-    tables = [build_norms(raw, spec, skip_invalid=skip_invalid) for spec in specs if actions[spec.name] != "unchanged"]
+    tables = []
+    for spec in specs:
+        if actions[spec.name] != "unchanged":
+            table = build_norms(raw, rater_scale(session, spec), skip_invalid=skip_invalid)
+            table.spec = spec  # the import key is the spec's as given
+            tables.append(table)
     if any(t.items == [] for t in tables):
         empty = next(t for t in tables if not t.items)
         raise WorkbenchError(f"{path}: no usable rows for dataset {empty.spec.name!r}: the file has a header but no data.")
@@ -122,6 +131,8 @@ def import_file(
     rejects_file = None
     if any(t.rejected for t in tables):
         rejects_file = rejects_path or path.with_name(path.stem + ".rejected.csv")
+        if rejects_path is None:
+            check_rejects_path(session, rejects_file, path)
         write_rejects(rejects_file, tables)
 
     results = [ImportResult(s.name, "unchanged") for s in specs if actions[s.name] == "unchanged"]
@@ -131,6 +142,69 @@ def import_file(
         results.append(res)
     bump_generation(session)
     return sorted(results, key=lambda r: [s.name for s in specs].index(r.dataset))
+
+
+def check_rejects_path(session: Session, rejects: Path, source: Path) -> None:
+    """Refuse a rejects file that would overwrite the store or the input, is a folder, or has no folder."""
+    where = f"--rejects {rejects}"
+    if rejects.is_dir():
+        raise WorkbenchError(f"{where}: is a folder; name a file to write the rejected rows to, e.g. {rejects / 'rejected.csv'}.")
+    if not rejects.parent.is_dir():
+        raise WorkbenchError(f"{where}: the folder {rejects.parent} does not exist; create it or name a file in an existing folder.")
+    if rejects.exists():
+        if source.exists() and rejects.samefile(source):
+            raise WorkbenchError(f"{where}: is the file being imported; name another file for the rejected rows.")
+        bind = session.get_bind()
+        db = bind.url.database if bind.dialect.name == "sqlite" else None
+        if db and db != ":memory:":
+            store = Path(db)
+            for f in (store, Path(f"{db}-wal"), Path(f"{db}-journal"), Path(f"{db}-shm")):
+                if f.exists() and rejects.samefile(f):
+                    raise WorkbenchError(f"{where}: is the store ({store}); name another file for the rejected rows.")
+
+
+def lock_datasets(session: Session, names: Sequence[str]) -> None:
+    """Serialise imports of the same dataset names: the second waits for the first, then sees its result.
+
+    On SQLite the transaction takes the store's write lock now (before it reads anything), so concurrent
+    imports run one after the other; on PostgreSQL a transaction-scoped advisory lock per dataset name.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        try:
+            session.execute(text("DELETE FROM store_meta WHERE 0"))
+        except OperationalError:
+            raise WorkbenchError(
+                "The store is locked by another process (an import or apply?) and stayed locked; "
+                "run the command again when it is done."
+            ) from None
+        return
+    for name in sorted(set(names)):
+        key = int.from_bytes(hashlib.sha256(f"workbench.dataset:{name}".encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SET LOCAL lock_timeout = '120s'"))
+        try:
+            with session.begin_nested():
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        except OperationalError:
+            raise WorkbenchError(
+                f"dataset {name} is being imported by another process; run the command again when it is done."
+            ) from None
+        session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
+
+
+def rater_scale(session: Session, spec: DatasetSpec) -> DatasetSpec:
+    """Ratings imported as a rater are checked against the scale of their dimension in the store,
+    unless --scale names the scale they are on: a value off the scale is a problem, not a silent rating."""
+    if spec.rater_kind == "norm" or all(rc.scale is not None for rc in spec.ratings):
+        return spec
+    ratings = []
+    for rc in spec.ratings:
+        if rc.scale is None:
+            dim = session.scalar(select(Dimension).where(Dimension.name == rc.dimension))
+            if dim is not None and dim.scale_min is not None and dim.scale_max is not None:
+                rc = replace(rc, scale=(dim.scale_min, dim.scale_max))
+        ratings.append(rc)
+    return replace(spec, ratings=tuple(ratings))
 
 
 def write_rejects(path: Path, tables: list[NormTable]) -> None:
@@ -146,12 +220,22 @@ def write_rejects(path: Path, tables: list[NormTable]) -> None:
 
 
 def ensure_dimension(session: Session, name: str, scale: tuple[float, float] | None) -> Dimension:
+    """The dimension `name`, created (race-free: another import may create it at the same time) if missing."""
     dim = session.scalar(select(Dimension).where(Dimension.name == name))
     if dim is None:
-        dim = Dimension(name=name, scale_min=scale[0] if scale else None, scale_max=scale[1] if scale else None)
-        session.add(dim)
-        session.flush()
+        values = {"name": name, "scale_min": scale[0] if scale else None, "scale_max": scale[1] if scale else None}
+        session.execute(_insert(session, Dimension).values(**values).on_conflict_do_nothing())
+        dim = session.scalar(select(Dimension).where(Dimension.name == name))
     return dim
+
+
+def _insert(session: Session, model):
+    """INSERT with the dialect's ON CONFLICT support."""
+    if session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(model)
 
 
 def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str, origin: str, action: str) -> ImportResult:
@@ -171,6 +255,7 @@ def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str
                 "rescale": d.columns.rescale,
                 "stored_scale": list(d.columns.stored_scale()) if d.columns.scale else None,
                 "ratings": int(len(d.value)),
+                **({"open_scale": True} if d.columns.open_scale else {}),
             }
             for d in table.dimensions
         },
@@ -181,7 +266,14 @@ def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str
     ds.citation, ds.licence, ds.origin_url = spec.citation, spec.licence, spec.url
     ds.origin_file, ds.checksum, ds.import_key = origin, checksum, import_key(checksum, spec)
     ds.preset, ds.language, ds.details, ds.imported_at = spec.preset, spec.language, details, utcnow()
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # lock_datasets makes this a safety net: a writer that did not take the lock
+        raise WorkbenchError(
+            f"dataset {spec.name} is being imported by another process (or was just imported); "
+            "run the command again to see its state."
+        ) from None
 
     rater = session.scalar(select(Rater).where(Rater.name == spec.name))
     if rater is None:
@@ -233,17 +325,34 @@ def upsert_items(session: Session, texts: list[str], language: str) -> np.ndarra
     existing = dict(cur.fetchall())
     new = [t for t in dict.fromkeys(texts) if t not in existing]
     if new:
+        # Another import may add the same items at the same time: insert what is missing, skip what a
+        # concurrent writer added (ON CONFLICT DO NOTHING, which waits for that writer), then read the ids
+        # back. Sorted, so two imports wait on each other's rows in one order and cannot deadlock.
+        new.sort()
         if dialect == "sqlite":
             cur.execute("SELECT coalesce(max(id), 0) FROM items")
             (before,) = cur.fetchone()
-            cur.executemany("INSERT INTO items (text, language) VALUES (?, ?)", [(t, language) for t in new])
+            cur.executemany(
+                "INSERT INTO items (text, language) VALUES (?, ?) ON CONFLICT DO NOTHING", [(t, language) for t in new]
+            )
             cur.execute("SELECT text, id FROM items WHERE language = ? AND id > ?", (language, before))
             existing.update(cur.fetchall())
+            if any(t not in existing for t in new):  # added by another writer since the first read
+                cur.execute("SELECT text, id FROM items WHERE language = ?", (language,))
+                existing.update(cur.fetchall())
         else:
-            with cur.copy("COPY items (text, language) FROM STDIN") as cp:
+            cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS wb_new_items (text text, language text) ON COMMIT DROP")
+            cur.execute("TRUNCATE wb_new_items")
+            with cur.copy("COPY wb_new_items (text, language) FROM STDIN") as cp:
                 for t in new:
                     cp.write_row((t, language))
-            cur.execute("SELECT text, id FROM items WHERE language = %s AND text = ANY(%s)", (language, new))
+            cur.execute(
+                "INSERT INTO items (text, language) SELECT text, language FROM wb_new_items ORDER BY text "
+                "ON CONFLICT (language, text) DO NOTHING"
+            )
+            cur.execute(
+                "SELECT i.text, i.id FROM items i JOIN wb_new_items n ON i.language = n.language AND i.text = n.text"
+            )
             existing.update(cur.fetchall())
     cur.close()
     missing = [t for t in new if t not in existing]

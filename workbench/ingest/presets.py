@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, did_you_mean
 from workbench.ingest.spec import DatasetSpec, RatingColumns
 
 
@@ -139,8 +139,8 @@ def _kuperman2012(name: str, language: str) -> list[DatasetSpec]:
             name,
             item=("Word",),
             ratings=(
-                RatingColumns(
-                    "aoa", mean=("Rating.Mean",), sd=("Rating.SD",), n=("OccurNum",), scale=(0, 25)
+                RatingColumns(  # years: the bounds only limit the values, no rating scale to map onto
+                    "aoa", mean=("Rating.Mean",), sd=("Rating.SD",), n=("OccurNum",), scale=(0, 25), open_scale=True
                 ),
             ),
             language=language,
@@ -226,7 +226,7 @@ def preset_specs(
     decimal: str = ".",
 ) -> list[DatasetSpec]:
     if preset not in PRESETS:
-        raise WorkbenchError(f"Unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+        raise WorkbenchError(f"Unknown preset {preset!r}.{did_you_mean(preset, PRESETS)} Presets: {', '.join(PRESETS)}.")
     specs = PRESETS[preset].build(name, language)
     rescale, scale = rescale or {}, scale or {}
     known = {r.dimension for s in specs for r in s.ratings}

@@ -12,6 +12,7 @@ missing values here (the word "null" is a word).
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import io
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.spec import clip
 
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat"}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
@@ -58,6 +60,12 @@ class RawTable:
         return self._lines_cache[row]
 
 
+# a quoted field longer than this is a stray quote, not a cell of a norm table
+MAX_QUOTED_FIELD = 10_000
+# user-asked repair of a file that mixes UTF-8 and Windows-1252 lines
+MIXED = "mixed"
+
+
 def detect_encoding(data: bytes) -> str:
     """The encoding of a text file: BOM first, then UTF-16 without BOM, UTF-8, Windows-1252, Latin-1."""
     if data.startswith(codecs.BOM_UTF8):
@@ -83,17 +91,115 @@ def detect_encoding(data: bytes) -> str:
 
 
 def decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+    """The file's text. A detected encoding is checked: a file that mixes UTF-8 and Windows-1252 lines, or
+    UTF-8 text that carries mojibake ("cafÃ©"), is refused with its line numbers unless --encoding says
+    how to read it (`mixed` reads each line in the encoding it is in and repairs mojibake)."""
+    if encoding is not None and encoding.lower() == MIXED:
+        return decode_mixed(data), MIXED
     enc = encoding or detect_encoding(data)
     try:
         text = data.decode(enc)
     except (UnicodeDecodeError, LookupError) as exc:
         raise WorkbenchError(
-            f"{path}: cannot read the file as {enc} ({exc}). Pass --encoding with the file's encoding "
-            "(e.g. utf-8, utf-16, cp1252, latin-1)."
+            f"{path}: cannot read the file as {enc} ({clip(str(exc))}). Pass --encoding with the file's encoding "
+            "(e.g. utf-8, utf-16, cp1252, latin-1, or mixed for a file mixing UTF-8 and Windows-1252 lines)."
         ) from None
+    if encoding is None:
+        check_encoding(path, data, text, enc)
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, enc
+
+
+# a UTF-8 sequence read as Windows-1252 (or Latin-1): a lead byte C2-F4 then continuation bytes 80-BF
+_CONT = "\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178"
+_MOJIBAKE = re.compile(f"[\u00c2-\u00f4][{_CONT}]{{1,3}}")
+
+
+def _mojibake_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, repaired) of every run that is UTF-8 bytes decoded as Windows-1252/Latin-1."""
+    out = []
+    for m in _MOJIBAKE.finditer(text):
+        s = m.group()
+        for enc in ("cp1252", "latin-1"):
+            try:
+                fixed = s.encode(enc).decode("utf-8")
+            except UnicodeError:
+                continue
+            out.append((m.start(), m.end(), fixed))
+            break
+    return out
+
+
+def _line_list(lines: list[int], n: int = 8) -> str:
+    shown = ", ".join(str(x) for x in lines[:n])
+    return shown + (f" and {len(lines) - n} more" if len(lines) > n else "")
+
+
+def check_encoding(path: Path, data: bytes, text: str, enc: str) -> None:
+    """Refuse a detected decoding that would store mojibake."""
+    if enc in ("cp1252", "latin-1"):
+        # UTF-8 failed somewhere; lines that are valid (non-ASCII) UTF-8 would become mojibake
+        utf8_lines, other_lines = [], []
+        for i, line in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
+            if line.isascii():
+                continue
+            try:
+                line.decode("utf-8")
+                utf8_lines.append(i)
+            except UnicodeDecodeError:
+                other_lines.append(i)
+        if utf8_lines and other_lines:
+            raise WorkbenchError(
+                f"{path}: the file mixes encodings: line(s) {_line_list(utf8_lines)} are UTF-8 and line(s) "
+                f"{_line_list(other_lines)} are not (Windows-1252?), so one of them would come in garbled "
+                "(caf\u00c3\u00a9 for caf\u00e9). Save the file in one encoding, or pass --encoding mixed to read each "
+                "line in its own encoding (or --encoding utf-8 / cp1252 to force one)."
+            )
+        return
+    if text.isascii() or not _MOJIBAKE.search(text):
+        return
+    spans = _mojibake_spans(text)
+    if spans:
+        ends = [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
+        bad = sorted({bisect.bisect_right(ends, start) + 1 for start, _, _ in spans})
+        start, end, fixed = spans[0]
+        a, b = start, end  # the word around the first one, as an example
+        while a > 0 and start - a < 40 and text[a - 1] not in ' \t\r\n,;"':
+            a -= 1
+        while b < len(text) and b - end < 40 and text[b] not in ' \t\r\n,;"':
+            b += 1
+        raise WorkbenchError(
+            f"{path}: line(s) {_line_list(bad)} hold UTF-8 text that was decoded twice "
+            f"({text[a:b]!r} where {text[a:start] + fixed + text[end:b]!r} was meant), so it would be stored garbled. Fix the file, "
+            "or pass --encoding mixed to repair it (or --encoding utf-8 to keep it as it is)."
+        )
+
+
+def decode_mixed(data: bytes) -> str:
+    """Each line in its own encoding (UTF-8, else Windows-1252), with double-decoded UTF-8 repaired."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    parts = []
+    for line in data.split(b"\n"):
+        try:
+            parts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            try:
+                parts.append(line.decode("cp1252"))
+            except UnicodeDecodeError:
+                parts.append(line.decode("latin-1"))
+    text = "\n".join(parts)
+    spans = _mojibake_spans(text)
+    if spans:
+        out, pos = [], 0
+        for start, end, fixed in spans:
+            out.append(text[pos:start])
+            out.append(fixed)
+            pos = end
+        out.append(text[pos:])
+        text = "".join(out)
+    return text
 
 
 _BLANKISH = re.compile(r"(?m)^[ \t]+$")
@@ -123,6 +229,37 @@ def sniff_separator(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def check_quotes(path: Path, text: str, sep: str, first_line: int) -> None:
+    """Refuse a quoted field that spans lines, never closes or is longer than any cell of a norm table.
+
+    A stray opening quote (`"apple,5`) would otherwise swallow the following rows into one cell and the
+    import would report success with fewer rows. `first_line` is the file line of text's first line.
+    """
+    if '"' not in text:
+        return
+    opening = re.compile(f'(?m)(?:^|(?<={re.escape(sep)}))"[^"]*(?:""[^"]*)*("?)')
+    for m in opening.finditer(text):
+        field = m.group()
+        closed = bool(m.group(1))
+        after = text[m.end() : m.end() + 1]
+        ends_cell = after in ("", "\n", sep)
+        if closed and ends_cell and len(field) <= MAX_QUOTED_FIELD and "\n" not in field:
+            continue
+        line = first_line + text.count("\n", 0, m.start())
+        if closed and not ends_cell and "\n" not in field:
+            what = "opens a quoted field that closes before the end of its cell (text follows the closing quote)"
+        elif not closed:
+            what = "opens a quoted field that is never closed"
+        elif "\n" in field:
+            what = f"opens a quoted field that runs over {field.count(chr(10)) + 1} lines, to line {line + field.count(chr(10))}"
+        else:
+            what = f"opens a quoted field of {len(field)} characters"
+        raise WorkbenchError(
+            f"{path}: line {line}: a quote {what}, so the rows after it would be swallowed into one cell "
+            f"(the field starts {clip(field, 40)!r}). Remove the stray quote or close it on the same line."
+        )
+
+
 def read_text_table(path: Path, *, encoding: str | None = None, separator: str | None = None) -> RawTable:
     data = path.read_bytes()
     text, enc = decode(path, data, encoding)
@@ -132,6 +269,9 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
         raise WorkbenchError(f"{path}: the file is empty: it needs a header row and at least one data row.")
     first_line = stripped.split("\n", 1)[0]
     sep = separator or sniff_separator(first_line)
+    leading_blank = len(text) - len(stripped)
+    line_offset = text[:leading_blank].count("\n")
+    check_quotes(path, stripped, sep, line_offset + 1)
     header = next(csv.reader([first_line], delimiter=sep))
     ncols = len(header)
     names = [f"c{i}" for i in range(ncols)]
@@ -161,10 +301,18 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise WorkbenchError(f"{path}: cannot parse the file as a {SEPARATORS.get(sep, sep)}-separated table: {exc}.") from None
+        raise WorkbenchError(
+            f"{path}: cannot parse the file as a {SEPARATORS.get(sep, sep)}-separated table: {clip(str(exc))}."
+        ) from None
+    # every record is one line (check_quotes refused fields that span lines): a parser that saw another
+    # number of rows than the file has lines lost some of them
+    data_lines = stripped.count("\n") + (not stripped.endswith("\n")) - len(re.findall("\n(?=\n)", stripped)) - 1
+    if table.num_rows + len(invalid) != data_lines:
+        raise WorkbenchError(
+            f"{path}: the file has {data_lines} data lines but {table.num_rows + len(invalid)} rows were read: "
+            "a quote or separator is out of place. Check the file with a spreadsheet, or pass --separator."
+        )
     columns = [table.column(i).cast(pa.string()) for i in range(table.num_columns)]
-    leading_blank = len(text) - len(stripped)
-    line_offset = text[:leading_blank].count("\n")
 
     def line_numbers() -> list[tuple[int, list[str]]]:
         """(line, fields) of every non-blank record after the header, by a csv.reader pass."""
@@ -228,6 +376,8 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
                 continue
             rows.append(values)
             lines.append(rownum)
+        if header is not None:
+            check_formulas(path, ws.title, rows, lines)
     finally:
         wb.close()
     if header is None:
@@ -247,6 +397,43 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
                 f"{path}: row {ln} has a value {extra[0]!r} beyond the last headed column. Add a header or remove it."
             )
     return RawTable(path, header, columns, len(rows), None, None, lambda: lines)
+
+
+def check_formulas(path: Path, sheet: str, rows: list[tuple], lines: list[int]) -> None:
+    """Refuse formula cells that have no value saved with them.
+
+    A workbook written by a program (not saved by Excel) keeps formulas without their results; openpyxl
+    reads those cells as empty, which would drop values or whole rows without a word.
+    """
+    import zipfile
+
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            sheets = [z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+        has_formulas = any(b"<f>" in x or b"<f " in x for x in sheets)
+    except (zipfile.BadZipFile, OSError):
+        return
+    if not has_formulas:
+        return
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        ws = wb[sheet]
+        cached = {ln: r for ln, r in zip(lines, rows)}
+        for rownum, values in enumerate(ws.iter_rows(values_only=True), start=1):
+            for j, v in enumerate(values or ()):
+                if isinstance(v, str) and v.startswith("="):
+                    row = cached.get(rownum)
+                    if row is None or j >= len(row) or row[j] is None:
+                        raise WorkbenchError(
+                            f"{path}: cell {sheet}!{get_column_letter(j + 1)}{rownum} holds the formula "
+                            f"{clip(v, 80)!r} with no saved value. Open the workbook in a spreadsheet and save it "
+                            "(so the values are computed), or export the sheet as CSV."
+                        )
+    finally:
+        wb.close()
 
 
 def _cell_str(c) -> str:

@@ -14,7 +14,23 @@ from dataclasses import asdict, dataclass, field
 
 from workbench.errors import WorkbenchError
 
-NA_MARKERS = ("", "NA", "N/A", "#N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "#NA")
+# Cells that mean "no value". Spreadsheets write Excel's #N/A (the NA() error) in the user's language:
+# #N/D (Spanish, Portuguese, Italian), #N/D! (Polish), #NV (German), #N/B (Dutch), #N/V (Slovenian),
+# #I/T (Danish, Norwegian), #SAKNAS! (Swedish), #PUUTTUU! (Finnish), #HIÁNYZIK (Hungarian),
+# #NENÍ_K_DISPOZICI (Czech), #NEDOSTUPNÝ (Slovak), #YOK (Turkish), #Н/Д (Russian, Ukrainian),
+# #Δ/Υ (Greek); data terminals write "#N/A N/A"; R and pandas write NA, NaN, <NA>, 1.#QNAN, ...
+# Users add their own (MRC's 0, "-", "?") with --na or `na:` in the study.
+NA_MARKERS = (
+    "", "NA", "N/A", "#N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "#NA", "<NA>", "-NaN", "-nan",
+    "#N/A N/A", "#N/A!", "#N/D", "#N/D!", "#NV", "#N/B", "#N/V", "#I/T", "#SAKNAS!", "#PUUTTUU!", "#HIÁNYZIK",
+    "#NENÍ_K_DISPOZICI", "#NEDOSTUPNÝ", "#YOK", "#Н/Д", "#Δ/Υ", "1.#QNAN", "-1.#QNAN", "1.#IND", "-1.#IND",
+)  # fmt: skip
+
+
+def clip(value: object, limit: int = 200) -> str:
+    """A cell or name as shown in a message: at most `limit` characters, so no error prints a file's contents."""
+    value = str(value)
+    return value if len(value) <= limit else value[:limit] + f"... ({len(value)} characters)"
 
 
 def header_key(name: str) -> str:
@@ -35,6 +51,9 @@ class RatingColumns:
     rescale: float | None = None
     na_values: tuple[str, ...] = ()
     optional: bool = False
+    # a measure such as years, not a rating scale: `scale` only bounds it, and reports
+    # compare it with other datasets by correlation only (no linear map onto a 1-7 scale)
+    open_scale: bool = False
 
     def stored_scale(self) -> tuple[float, float] | None:
         if self.scale is None:
@@ -66,6 +85,9 @@ class DatasetSpec:
         d.pop("citation"), d.pop("licence"), d.pop("url")
         if d["rater_kind"] == "norm":  # the key of datasets imported before raters could be imported
             d.pop("rater_kind")
+        for r in d["ratings"]:  # likewise before open scales were recorded
+            if not r["open_scale"]:
+                r.pop("open_scale")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from workbench.errors import WorkbenchError
 from workbench.ingest.readers import RawTable
-from workbench.ingest.spec import NA_MARKERS, DatasetSpec, RatingColumns, header_key
+from workbench.ingest.spec import NA_MARKERS, DatasetSpec, RatingColumns, clip, header_key
 
 SHOWN_PROBLEMS = 5
 # a decimal number as written in a table: sign, digits with an optional point, optional exponent
@@ -64,7 +64,8 @@ class ImportProblems(WorkbenchError):
         self.path = path
         self.problems = problems
         shown = "; ".join(
-            f"row {line}, column {p.column!r}, value {p.value!r}: {p.reason}" for line, p in problems[:SHOWN_PROBLEMS]
+            f"row {line}, column {clip(p.column, 80)!r}, value {clip(p.value)!r}: {p.reason}"
+            for line, p in problems[:SHOWN_PROBLEMS]
         )
         more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         noun = "problem" if len(problems) == 1 else "problems"
@@ -74,20 +75,41 @@ class ImportProblems(WorkbenchError):
         )
 
 
+# the longest item the store keeps (items.text is VARCHAR(500))
+MAX_ITEM_LENGTH = 500
+# an item made only of these has nothing to show: control and format characters (zero-width space, joiners,
+# BOM, direction marks), separators and other white space
+_INVISIBLE = r"^[\p{Cc}\p{Cf}\p{Z}\s]+$"
+
+
 def find_column(raw: RawTable, aliases: tuple[str, ...]) -> int | None:
+    """The index of the first alias in the header. A name heading two columns is an error, not a guess."""
     keys = [header_key(h) for h in raw.header]
     for alias in aliases:
         k = header_key(alias)
         if k in keys:
-            return keys.index(k)
+            at = [i for i, key in enumerate(keys) if key == k]
+            if len(at) > 1:
+                raise WorkbenchError(
+                    f"{raw.path}: the header has {len(at)} columns named {clip(raw.header[at[0]], 80)!r} (columns "
+                    f"{', '.join(str(i + 1) for i in at)}), so which one holds the values is a guess. "
+                    "Rename or remove the extra ones."
+                )
+            col = raw.columns[at[0]]
+            if pa.types.is_nested(col.type) or pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+                raise WorkbenchError(
+                    f"{raw.path}: column {clip(raw.header[at[0]], 80)!r} holds {col.type} values, not single numbers "
+                    "or texts. Write one value per cell (e.g. one column per list element)."
+                )
+            return at[0]
     return None
 
 
 def missing_column_error(raw: RawTable, what: str, aliases: tuple[str, ...]) -> WorkbenchError:
-    wanted = " or ".join(repr(a) for a in aliases)
+    wanted = " or ".join(repr(clip(a, 80)) for a in aliases)
     close = difflib.get_close_matches(aliases[0], raw.header, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    shown = ", ".join(repr(h) for h in raw.header[:30]) + (", ..." if len(raw.header) > 30 else "")
+    hint = f" Did you mean {clip(close[0], 80)!r}?" if close else ""
+    shown = clip(", ".join(repr(clip(h, 60)) for h in raw.header[:30]) + (", ..." if len(raw.header) > 30 else ""), 600)
     return WorkbenchError(
         f"{raw.path}: missing required column {wanted} ({what}); the header has {shown}.{hint} "
         "Name the right column (e.g. --item-column, --rating DIM=COLUMN) or fix the header."
@@ -172,6 +194,28 @@ def item_strings(col) -> list[str]:
     return texts
 
 
+def unstorable_items(items: list[str]) -> list[tuple[int, str]]:
+    """(index, reason) of the items the store cannot keep as text, the same on SQLite and PostgreSQL:
+    a NUL character, nothing visible (only zero-width, format or space characters), or too long."""
+    if not items:
+        return []
+    arr = pa.array(items, type=pa.string())
+    nul = pc.match_substring(arr, "\x00")
+    invisible = pc.match_substring_regex(arr, _INVISIBLE)
+    long = pc.greater(pc.utf8_length(arr), MAX_ITEM_LENGTH)
+    bad = pc.or_(pc.or_(nul, invisible), long).to_numpy(zero_copy_only=False)
+    out = []
+    for i in np.flatnonzero(bad).tolist():
+        text = items[i]
+        if "\x00" in text:
+            out.append((i, "the item holds a NUL character (\\x00): remove it"))
+        elif len(text) > MAX_ITEM_LENGTH:
+            out.append((i, f"the item is {len(text)} characters long; the store keeps items of up to {MAX_ITEM_LENGTH}"))
+        else:
+            out.append((i, "the item has no visible characters (only zero-width, format or space characters)"))
+    return out
+
+
 def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False) -> NormTable:
     """Validate one dataset's columns of a table. Raises ImportProblems unless skip_invalid."""
     item_idx = find_column(raw, spec.item)
@@ -239,6 +283,9 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     blank_row = blank_item & all_blank_values
     for i in np.flatnonzero(blank_item & ~blank_row):
         problems.append(Problem(int(i), item_col_name, "", "the item is empty"))
+    for i, reason in unstorable_items(items):
+        if not all_blank_values[i]:
+            problems.append(Problem(i, item_col_name, items[i], reason))
 
     # rows with an item but no value in any of this dataset's columns are not part of it
     # (a file can hold several datasets side by side, each rating a subset of the items)

@@ -1,16 +1,17 @@
-"""Running a rater over the items it has not rated yet: plan, dry run, job lifecycle, dispatch by backend.
+"""Running a rater over the items it has not rated yet: plan, dry run, job lifecycle.
 
 ``run_rater`` resolves the rater against the store, finds the items with no
-rating from this exact configuration, and rates them with its backend,
-committing as it goes. Run it again and it resumes where it stopped.
+rating from this exact configuration, and hands them to its backend (see
+raters/backend.py), committing as it goes. Run it again and it resumes where
+it stopped. The runner never asks which backend it has.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -18,14 +19,23 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.writer import JobWriter
+from workbench.raters.backend import RaterOptions, RunJob
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
-from workbench.raters.pricing import estimate_tokens, price_of
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items
 from workbench.store.models import Dimension, Job, Rater, Rating
-from workbench.study.load import LoadedStudy
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class RaterRun:
+    """What a run needs: the rater's name and options, the study's dimensions, the folder its files are in."""
+
+    name: str
+    options: RaterOptions
+    dimensions: tuple[str, ...]  # the study's dimensions (a rater with no dimension: needs exactly one)
+    base_dir: Path  # prompt and instruction files are relative to it
 
 
 @dataclass
@@ -47,7 +57,11 @@ class RunReport:
     estimated_tokens: tuple[int, int] | None = None
     requests: int = 0
     price_known: bool = True
-    error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        """Items that failed (after retries) in this run: the next run tries them again."""
+        return int(self.counts.get("failed", 0) or 0)
 
 
 def default_items(session: Session, dimension: str) -> list[int]:
@@ -73,67 +87,18 @@ def rated_items(session: Session, rater_hash: str, dimension: str) -> set[int]:
     return set(session.scalars(q))
 
 
-def weights_fingerprint(backend: str, model: str | None) -> str | None:
-    """A cheap identity of the weights a local model or embedding baseline uses."""
-    if backend == "local":
-        from workbench.raters.local import weights_fingerprint as local_fp
-
-        return local_fp(model)
-    if backend == "embedding":
-        from workbench.raters.baselines import embedding_fingerprint
-
-        return embedding_fingerprint(model or "all-MiniLM-L6-v2")
-    return None
-
-
-def resolve(session: Session, loaded: LoadedStudy, name: str) -> ResolvedRater:
-    study = loaded.study
-    if name not in study.raters:
-        known = ", ".join(study.raters) or "none"
-        raise WorkbenchError(f"{loaded.path}: no rater named {name!r} (the study's raters: {known}).")
-    spec = study.raters[name]
-    return resolve_rater(
-        session, name, spec,
-        study_dimensions=list(study.dimensions),
-        base_dir=loaded.base_dir,
-        weights_fingerprint=weights_fingerprint(spec.backend, spec.model),
-    )  # fmt: skip
-
-
-def _plan(session: Session, loaded: LoadedStudy, name: str, items: str | None, limit: int | None):
-    resolved = resolve(session, loaded, name)
-    if resolved.spec.backend in ("openai", "openai-batch"):
-        from workbench.raters.openai_chat import check_readout
-
-        check_readout(resolved)
+def _plan(session: Session, run: RaterRun, items: str | None, limit: int | None):
+    resolved = resolve_rater(session, run.name, run.options, dimensions=list(run.dimensions), base_dir=run.base_dir)
+    resolved.backend.check(resolved)
     set_name = items or resolved.spec.items
     target = resolve_items(session, set_name) if set_name else default_items(session, resolved.dimension)
     if not target:
-        raise WorkbenchError(f"raters.{name}: no items to rate: name an item set with items:, or import a dataset rated on {resolved.dimension!r}.")
+        raise WorkbenchError(f"raters.{run.name}: no items to rate: name an item set with items:, or import a dataset rated on {resolved.dimension!r}.")
     done = rated_items(session, resolved.hash, resolved.dimension)
     todo = [i for i in target if i not in done]
     if limit is not None:
         todo = todo[:limit]
     return resolved, target, done, todo
-
-
-def _estimate(resolved: ResolvedRater, texts: dict[int, str], report: RunReport) -> None:
-    spec = resolved.spec
-    if spec.backend not in ("openai", "openai-batch"):
-        return
-    from workbench.raters.openai_chat import request_body
-
-    prompt_tokens = sum(
-        sum(estimate_tokens(m["content"]) for m in request_body(resolved, text)["messages"]) for text in texts.values()
-    )
-    per_answer = spec.max_tokens * (spec.samples if spec.readout == "samples" else 1)
-    completion_tokens = per_answer * len(texts)
-    report.requests = len(texts)
-    report.estimated_tokens = (prompt_tokens, completion_tokens)
-    rate = price_of(spec.model or "", override=spec.price, batch=spec.backend == "openai-batch")
-    report.price_known = rate is not None
-    if rate is not None:
-        report.estimated_cost = rate.cost(prompt_tokens, completion_tokens)
 
 
 def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: str | None) -> tuple[int, int, int]:
@@ -148,18 +113,12 @@ def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: 
             .values(status="interrupted", finished_at=dt.datetime.now(dt.UTC))
         )
         spec = resolved.spec
+        how = spec.model_dump(include=set(spec.run_fields) - {"items", "api_key_env", "price"})
         job = Job(
             kind=f"rate:{spec.backend}",
             status="running",
             rater_id=rater.id,
-            config={
-                "items": target_name,
-                "requested": todo,
-                "concurrency": spec.concurrency,
-                "timeout": spec.timeout,
-                "max_retries": spec.max_retries,
-                "batch_size": spec.batch_size,
-            },
+            config={"items": target_name, "requested": todo, **how},
         )
         s.add(job)
         s.flush()
@@ -167,20 +126,23 @@ def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: 
         return rater.id, dim_id, job.id
 
 
-def run_rater_dry(session: Session, loaded: LoadedStudy, name: str, *, items: str | None = None,
-                  limit: int | None = None) -> RunReport:
+def run_rater_dry(session: Session, run: RaterRun, *, items: str | None = None, limit: int | None = None) -> RunReport:
     """What rating would take: items to rate, requests, estimated tokens and cost. Sends and stores nothing."""
-    resolved, target, done, todo = _plan(session, loaded, name, items, limit)
+    resolved, target, done, todo = _plan(session, run, items, limit)
     spec = resolved.spec
-    report = RunReport(name, spec.backend, spec.model, len(target), len(done & set(target)), len(todo), dry_run=True)
-    _estimate(resolved, item_texts(session, todo), report)
+    report = RunReport(run.name, spec.backend, spec.model_name, len(target), len(done & set(target)), len(todo), dry_run=True)
+    estimate = resolved.backend.estimate(resolved, item_texts(session, todo))
+    if estimate is not None:
+        report.requests = estimate.requests
+        report.estimated_tokens = (estimate.prompt_tokens, estimate.completion_tokens)
+        report.estimated_cost = estimate.cost
+        report.price_known = estimate.cost is not None
     return report
 
 
 def run_rater(
     engine: Engine,
-    loaded: LoadedStudy,
-    name: str,
+    run: RaterRun,
     *,
     items: str | None = None,
     limit: int | None = None,
@@ -192,24 +154,29 @@ def run_rater(
     """Rate every item of the target set the rater has not rated yet (or, dry, say what that would take)."""
     with Session(engine) as s:
         if dry_run:
-            return run_rater_dry(s, loaded, name, items=items, limit=limit)
-        resolved, target, done, todo = _plan(s, loaded, name, items, limit)
+            return run_rater_dry(s, run, items=items, limit=limit)
+        resolved, target, done, todo = _plan(s, run, items, limit)
         texts = item_texts(s, todo)
-    spec = resolved.spec
-    report = RunReport(name, spec.backend, spec.model, len(target), len(done & set(target)), len(todo))
-    if not todo and spec.backend != "openai-batch":
+    spec, backend = resolved.spec, resolved.backend
+    report = RunReport(run.name, spec.backend, spec.model_name, len(target), len(done & set(target)), len(todo))
+    if not todo and not backend.picks_up_waiting_work:
         return report
-    rate = price_of(spec.model or "", override=spec.price, batch=spec.backend == "openai-batch") if spec.backend.startswith("openai") else None
+    rate = backend.price(resolved)
     rater_id, dim_id, job_id = _start_job(engine, resolved, len(todo), items or spec.items)
     report.job_id = job_id
-    redact = _redactor(resolved)
-    writer = JobWriter(
-        engine, job_id=job_id, rater_id=rater_id, dimension_id=dim_id, rate=rate, names=texts,
-        commit_every=commit_every, redact=redact,
-    )  # fmt: skip
+    redact = _redactor(backend.secrets(resolved))
+
+    def writer_for(job: int) -> JobWriter:
+        return JobWriter(
+            engine, job_id=job, rater_id=rater_id, dimension_id=dim_id, rate=rate, names=texts,
+            commit_every=commit_every, redact=redact,
+        )  # fmt: skip
+
+    writer = writer_for(job_id)
     progress = (lambda done: on_progress(done, len(todo))) if on_progress else None
+    job = RunJob(engine, job_id, writer, progress=progress, backoff_base=backoff_base, writer_for=writer_for)
     try:
-        status = _dispatch(engine, resolved, texts, writer, job_id, progress, backoff_base)
+        status = backend.run(resolved, texts, job)
     except BaseException as exc:  # KeyboardInterrupt included: keep what was rated, mark the job
         reason = str(exc) if isinstance(exc, WorkbenchError) else f"{exc.__class__.__name__}: {exc}"
         writer.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=reason)
@@ -219,48 +186,17 @@ def run_rater(
     return report
 
 
-def _redactor(resolved: ResolvedRater) -> Callable[[str], str]:
-    import os
-
-    key = os.environ.get(resolved.spec.api_key_env) if resolved.spec.backend.startswith("openai") else None
-    if not key:
+def _redactor(secrets: list[str]) -> Callable[[str], str]:
+    secrets = [s for s in secrets if s]
+    if not secrets:
         return lambda text: text
-    return lambda text: text.replace(key, "***")
+
+    def redact(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return redact
 
 
-def _dispatch(engine: Engine, resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter, job_id: int,
-              progress: Callable[[int], None] | None, backoff_base: float) -> str:
-    backend = resolved.spec.backend
-    if backend == "openai":
-        return _run_chat(resolved, texts, writer, progress, backoff_base)
-    if backend == "openai-batch":
-        from workbench.jobs.batch import run_batch
-
-        return run_batch(engine, resolved, texts, writer, job_id, progress)
-    if backend == "local":
-        from workbench.jobs.inprocess import run_local
-
-        return run_local(resolved, texts, writer, progress)
-    from workbench.jobs.inprocess import run_baseline
-
-    return run_baseline(resolved, texts, writer, progress)
-
-
-def _run_chat(resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter,
-              progress: Callable[[int], None] | None, backoff_base: float) -> str:
-    from workbench.jobs.chat import ChatClient, RetryPolicy, rate_all
-    from workbench.raters.openai_chat import api_key
-
-    spec = resolved.spec
-    policy = RetryPolicy(max_retries=spec.max_retries, timeout=spec.timeout, backoff_base=backoff_base)
-    key = api_key(resolved)
-
-    async def main() -> None:
-        async with ChatClient(spec.base_url, key, concurrency=spec.concurrency) as client:
-            await rate_all(client, resolved, list(texts.items()), writer, policy, concurrency=spec.concurrency, on_progress=progress)
-
-    asyncio.run(main())
-    return "completed" if writer.counts["failed"] == 0 else "partial"
-
-
-__all__ = ["RunReport", "run_rater", "run_rater_dry"]
+__all__ = ["RaterRun", "RunReport", "run_rater", "run_rater_dry"]

@@ -12,31 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, insert, update
 from sqlalchemy.orm import Session
 
+from workbench.raters.backend import Outcome
 from workbench.raters.pricing import Rate
-from workbench.raters.readout import Readout, SamplesReadout
+from workbench.raters.readout import SamplesReadout
 from workbench.store.engine import bump_generation
 from workbench.store.models import Call, Job, Rating
 
 MAX_FAILURES_KEPT = 200
 
-
-@dataclass
-class Outcome:
-    """What became of one item: a read-out (possibly with no value), or a failure after retries."""
-
-    item_id: int
-    readout: Readout | None
-    error: str | None = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    replicate: int = 0
+__all__ = ["JobWriter", "Outcome", "insert_ignoring_duplicates", "rating_row"]
 
 
 def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> None:

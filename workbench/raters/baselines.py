@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.numeric import least_squares, pearson
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -332,12 +333,10 @@ class LinearMap:
         """Fit on a 1-D feature (or an ``[n, 1]`` column) and targets; returns self."""
         x = self._column(x)
         y = _as_target(y, len(x))
-        x_centred = x - x.mean()
-        sxx = float(x_centred @ x_centred)
-        if sxx == 0.0:
+        line = least_squares(x, y)
+        if line is None:
             raise WorkbenchError("The feature is constant over the training words, so no line can be fitted.")
-        self.slope = float(x_centred @ (y - y.mean())) / sxx
-        self.intercept = float(y.mean()) - self.slope * float(x.mean())
+        self.intercept, self.slope = line
         return self
 
     def predict(self, x: Any) -> np.ndarray:
@@ -482,9 +481,8 @@ def _clipped(predictions: np.ndarray, clip: tuple[float, float] | None) -> np.nd
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     """Pearson r, or None when either side is constant."""
-    a, b = a - a.mean(), b - b.mean()
-    denominator = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / denominator if denominator > 0 else None
+    r = pearson(a, b, min_pairs=2)
+    return None if math.isnan(r) else r
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.raters.prompts import DEFAULT_TEMPLATE, Prompt, fill_template, format_examples
+from workbench.raters.backend import RaterBackend, RaterOptions, get_backend
+from workbench.raters.prompts import Prompt
 from workbench.raters.readout import scale_points
-from workbench.store.itemsets import gold_values, item_texts, resolve_items, sample_items
 from workbench.store.models import Dimension, Rater
-from workbench.study.models import RaterSpec
-
-LLM_BACKENDS = ("openai", "openai-batch", "local")
-RUN_FIELDS = ("concurrency", "timeout", "max_retries", "batch_size", "poll_seconds", "api_key_env", "items", "price")
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class ResolvedRater:
     """A rater ready to run: its identity, its prompt and how to run it."""
 
     name: str
-    spec: RaterSpec
+    spec: RaterOptions  # the backend's Options
     dimension: str
     points: tuple[float, ...]
     identity: dict[str, Any]
@@ -48,8 +44,12 @@ class ResolvedRater:
     train: list[tuple[str, float]] = field(default_factory=list)
 
     @property
+    def backend(self) -> RaterBackend:
+        return get_backend(self.spec.backend)
+
+    @property
     def kind(self) -> str:
-        return "llm" if self.spec.backend in LLM_BACKENDS else "model"
+        return self.backend.kind
 
     @property
     def hash(self) -> str:
@@ -58,13 +58,6 @@ class ResolvedRater:
     @property
     def scale(self) -> tuple[float, float]:
         return (float(min(self.points)), float(max(self.points)))
-
-
-def effective_temperature(spec: RaterSpec) -> float:
-    """The temperature asked for: as given, else 1 for the samples read-out and 0 otherwise."""
-    if spec.temperature is not None:
-        return spec.temperature
-    return 1.0 if spec.readout == "samples" else 0.0
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -91,28 +84,19 @@ def _dimension(session: Session, name: str) -> Dimension:
     return dim
 
 
-def _examples(session: Session, spec: RaterSpec, dimension: str, step: float) -> list[tuple[str, float]]:
-    fs = spec.few_shot
-    assert fs is not None
-    gold = gold_values(session, fs.gold, dimension)
-    pool = [i for i in resolve_items(session, fs.items) if i in gold]
-    if len(pool) < fs.n:
-        raise WorkbenchError(
-            f"few_shot: {fs.items!r} has only {len(pool)} items with a {fs.gold!r} rating; fewer than n = {fs.n}."
-        )
-    chosen = sample_items(session, pool, fs.n, fs.seed)
-    texts = item_texts(session, chosen)
-    return [(texts[i], gold[i]) for i in chosen]
+def resolve_rater(session: Session, name: str, spec: RaterOptions, *, dimensions: list[str], base_dir: Path) -> ResolvedRater:
+    """Resolve a rater against the store: dimension, scale, then what its backend adds (prompt, training data).
 
-
-def resolve_rater(session: Session, name: str, spec: RaterSpec, *, study_dimensions: list[str], base_dir: Path,
-                  weights_fingerprint: str | None = None) -> ResolvedRater:
-    """Resolve a study's rater against the store: dimension, prompt, examples, training data, identity."""
+    The identity starts from the backend, the dimension, the scale and every
+    option that decides the ratings (not the run fields, not the options that
+    enter through what they produce); the backend completes it.
+    """
+    backend = get_backend(spec.backend)
     dim_name = spec.dimension
     if dim_name is None:
-        if len(study_dimensions) != 1:
-            raise WorkbenchError(f"raters.{name}: the study has {len(study_dimensions)} dimensions: say which one with dimension:.")
-        dim_name = study_dimensions[0]
+        if len(dimensions) != 1:
+            raise WorkbenchError(f"raters.{name}: the study has {len(dimensions)} dimensions: say which one with dimension:.")
+        dim_name = dimensions[0]
     dim = _dimension(session, dim_name)
     step = dim.scale_step or 1.0
     points = scale_points(dim.scale_min, dim.scale_max, step)
@@ -121,53 +105,13 @@ def resolve_rater(session: Session, name: str, spec: RaterSpec, *, study_dimensi
         "dimension": dim_name,
         "scale": [dim.scale_min, dim.scale_max, step],
     }
-    identity.update(spec.model_dump(exclude=set(RUN_FIELDS) | {"backend", "dimension", "prompt", "system", "few_shot"}, exclude_none=True))
-    prompt = system = None
-    train: list[tuple[str, float]] = []
-    if spec.backend in LLM_BACKENDS:
-        for baseline_only in ("train", "gold", "alpha", "language"):
-            identity.pop(baseline_only, None)
-        examples = _examples(session, spec, dim_name, step) if spec.few_shot else []
-        template = read_text_or_file(spec.prompt, base_dir) or DEFAULT_TEMPLATE
-        if examples and "{examples}" not in template:
-            raise WorkbenchError(f"raters.{name}: few_shot is set but the prompt has no {{examples}} field.")
-        prompt = fill_template(
-            template,
-            where=f"raters.{name}.prompt",
-            dimension=dim_name,
-            scale=(dim.scale_min, dim.scale_max),
-            labels=dim.labels,
-            instructions=read_text_or_file(dim.instructions, base_dir),
-            examples=format_examples(examples, spec.few_shot.format, round_to=step if spec.few_shot.round else None)
-            if spec.few_shot
-            else "",
-        )
-        system = read_text_or_file(spec.system, base_dir)
-        if spec.readout != "samples":
-            identity.pop("samples", None)
-        if spec.readout != "expected":
-            identity.pop("top_logprobs", None)
-        identity["temperature"] = effective_temperature(spec)
-        identity["prompt"] = prompt.text
-        identity["system"] = system
-        if spec.backend == "local":
-            identity["model"] = spec.model or "gemma3-270m"
-            identity["weights"] = weights_fingerprint
-    else:
-        for llm_only in ("readout", "temperature", "max_tokens", "top_logprobs", "samples", "min_mass", "base_url"):
-            identity.pop(llm_only, None)
-        if spec.backend == "embedding":
-            identity["model"] = spec.model or "all-MiniLM-L6-v2"
-            identity["weights"] = weights_fingerprint
-        if spec.train:
-            gold = gold_values(session, spec.gold, dim_name)
-            ids = [i for i in resolve_items(session, spec.train) if i in gold]
-            if len(ids) < 10:
-                raise WorkbenchError(f"raters.{name}: train {spec.train!r} has {len(ids)} items with a {spec.gold!r} rating; need at least 10.")
-            texts = item_texts(session, ids)
-            train = sorted((texts[i], gold[i]) for i in ids)
-            identity["train_data"] = hashlib.sha256(json.dumps(train).encode()).hexdigest()
-    return ResolvedRater(name, spec, dim_name, tuple(points), identity, prompt, system, train)
+    leave_out = set(spec.run_fields) | set(spec.derived_fields) | {"backend", "dimension"}
+    identity.update(spec.model_dump(exclude=leave_out, exclude_none=True))
+    fingerprint = backend.weights_fingerprint(spec)
+    if fingerprint is not None:
+        identity["weights"] = fingerprint
+    rater = ResolvedRater(name, spec, dim_name, tuple(points), identity)
+    return backend.resolve(session, rater, base_dir=base_dir)
 
 
 def rater_row(session: Session, resolved: ResolvedRater) -> Rater:

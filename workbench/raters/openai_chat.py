@@ -7,34 +7,33 @@ JSON dicts: what is sent is exactly what is logged.
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
 
-from workbench.errors import WorkbenchError
-from workbench.raters.config import ResolvedRater, effective_temperature
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from workbench.raters.backend import RaterOptions
+from workbench.raters.config import ResolvedRater, read_text_or_file
+from workbench.raters.http import BadResponse
+from workbench.raters.llm import effective_temperature
 from workbench.raters.readout import (
     Readout,
     expected_from_top_logprobs,
     greedy_from_answer,
     mean_of_samples,
     parsed_from_answer,
-    single_token_scale,
 )
+from workbench.raters.server import ServerBackend, ServerOptions
 
 
-class BadResponse(Exception):
-    """The server answered, but not with something a rating can be read from (retried)."""
+class ChatOptions(ServerOptions):
+    """Options of the chat backends (openai, openai-batch)."""
 
+    system: str | None = Field(None, description="system prompt, a file relative to the study or the text")
 
-def check_readout(resolved: ResolvedRater) -> None:
-    """Refuse, before any request, a read-out the server cannot give for this scale."""
-    if resolved.spec.readout == "expected" and not single_token_scale(resolved.points):
-        lo, hi = resolved.scale
-        raise WorkbenchError(
-            f"raters.{resolved.name}: the expected read-out needs scale points that are single tokens, "
-            f"and {lo:g}-{hi:g} has points that are not: the server's top logprobs cover only the first token. "
-            "Use readout: greedy or parsed, or backend: local, which scores whole continuations."
-        )
+    derived_fields: ClassVar[frozenset[str]] = ServerOptions.derived_fields | {"system"}
 
 
 def request_body(resolved: ResolvedRater, item: str) -> dict[str, Any]:
@@ -78,7 +77,10 @@ def read_rating(resolved: ResolvedRater, response: dict[str, Any]) -> Readout:
     if not content or not content[0].get("top_logprobs"):
         raise BadResponse("the response has no logprobs: does the server support logprobs/top_logprobs?")
     result = expected_from_top_logprobs(content[0]["top_logprobs"], points, min_mass=resolved.spec.min_mass)
-    return Readout(result.value, result.distribution, result.mass, result.low_mass, answer, result.reason)
+    return Readout(
+        value=result.value, distribution=result.distribution, mass=result.mass, low_mass=result.low_mass,
+        answer=answer, reason=result.reason,
+    )  # fmt: skip
 
 
 def _content(choice: Any) -> str | None:
@@ -88,16 +90,19 @@ def _content(choice: Any) -> str | None:
     return message.get("content")
 
 
-def usage_of(response: dict[str, Any]) -> tuple[int, int]:
-    usage = response.get("usage") or {}
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+class ChatBackend(ServerBackend):
+    """A model behind POST /chat/completions: the user message is the filled prompt, with an optional system message."""
 
+    Options: ClassVar[type[RaterOptions]] = ChatOptions
+    path = "/chat/completions"
 
-def api_key(resolved: ResolvedRater) -> str:
-    """The API key from the environment variable the rater names; a clear error when unset."""
-    env = resolved.spec.api_key_env
-    key = os.environ.get(env)
-    if not key:
-        where = resolved.spec.base_url or "OpenAI"
-        raise WorkbenchError(f"raters.{resolved.name}: set the environment variable {env} to the API key for {where}.")
-    return key
+    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
+        rater = super().resolve(session, rater, base_dir=base_dir)
+        system = read_text_or_file(rater.spec.system, base_dir)
+        return replace(rater, system=system, identity=dict(rater.identity, system=system))
+
+    def body(self, rater: ResolvedRater, item: str) -> dict[str, Any]:
+        return request_body(rater, item)
+
+    def read(self, rater: ResolvedRater, response: dict[str, Any]) -> Readout:
+        return read_rating(rater, response)

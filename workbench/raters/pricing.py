@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.study.models import Price
+from pydantic import BaseModel, ConfigDict, Field
 
 # model prefix -> (input, output) USD per 1M tokens
 PRICES: dict[str, tuple[float, float]] = {
@@ -28,6 +28,15 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 BATCH_DISCOUNT = 0.5
 CHARS_PER_TOKEN = 4.0  # a rough rule for English prompts, used only for estimates
+
+
+class Price(BaseModel):
+    """US dollars per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-from workbench.store.engine import bump_generation, connect, generation, redact_url, resolve_url
+from workbench.store.engine import bump_generation, connect, generation, redact_url, resolve_url, store_id, store_version
 from workbench.store.models import (
     Base,
     Call,
@@ -28,4 +28,6 @@ __all__ = [
     "generation",
     "redact_url",
     "resolve_url",
+    "store_id",
+    "store_version",
 ]

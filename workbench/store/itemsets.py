@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, did_you_mean
 from workbench.store.engine import bump_generation
 from workbench.store.models import Dataset, Dimension, Item, ItemSet, ItemSetMember, Rater, Rating
 
@@ -38,14 +38,15 @@ def resolve_items(session: Session, name: str) -> list[int]:
         return _dataset_items(session, dataset)
     known = sorted(session.scalars(select(ItemSet.name))) + sorted(session.scalars(select(Dataset.name)))
     hint = f" Known: {', '.join(known)}." if known else " The store has none yet: run `workbench apply`."
-    raise WorkbenchError(f"no item set or dataset named {name!r}.{hint}")
+    raise WorkbenchError(f"no item set or dataset named {name!r}.{did_you_mean(name, known)}{hint}")
 
 
 def gold_values(session: Session, dataset: str, dimension: str) -> dict[int, float]:
     """item id -> the dataset's rating on the dimension (its norm rater's values)."""
     ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
     if ds is None:
-        raise WorkbenchError(f"no dataset named {dataset!r} in the store: import it first.")
+        known = session.scalars(select(Dataset.name))
+        raise WorkbenchError(f"no dataset named {dataset!r} in the store.{did_you_mean(dataset, known)} Import it first.")
     q = (
         select(Rating.item_id, Rating.value)
         .join(Rater, Rater.id == Rating.rater_id)

@@ -16,12 +16,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
-from workbench.jobs.runner import RunReport, run_rater, run_rater_dry
-from workbench.store.engine import bump_generation, generation
+from workbench.jobs.runner import RunReport
+from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
+from workbench.store.locks import lock_names
 from workbench.store.models import Dataset, Dimension
-from workbench.study.load import LoadedStudy, dataset_specs, resolve_file, separator_of
+from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
+from workbench.study.rate import run_rater, run_rater_dry
 
 
 @dataclass
@@ -81,7 +83,9 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
         actions = plan_import(session, path, specs, file_checksum(path))
         for ds_name, action in actions.items():
             detail = src.preset and f"preset {src.preset}" or "columns " + ", ".join(src.ratings or {})
-            plan.steps.append(Step("dataset", ds_name, action, f"{path.name}, {detail}"))
+            # a file outside the study's folder is shown in full, so the user sees what will be read
+            shown = f"{path.resolve()} (outside the study folder)" if not src.file.startswith("package:") and is_outside(path, loaded.base_dir) else path.name
+            plan.steps.append(Step("dataset", ds_name, action, f"{shown}, {detail}"))
     plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
     waiting = bool(plan.changes)
     for name, spec in study.item_sets.items():
@@ -96,7 +100,7 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for name, spec in study.reports.items():
-        fresh = not waiting and report_is_current(loaded, name, spec, generation(session))
+        fresh = not waiting and report_is_current(loaded, name, spec, store_version(session))
         plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
     return plan
 
@@ -106,14 +110,15 @@ def report_dir(loaded: LoadedStudy, spec: ReportSpec) -> Path:
     return out if out.is_absolute() else loaded.base_dir / out
 
 
-def _report_stamp(loaded: LoadedStudy, name: str, spec: ReportSpec, gen: int) -> tuple[Path, str]:
+def _report_stamp(loaded: LoadedStudy, name: str, spec: ReportSpec, version: str) -> tuple[Path, str]:
     key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
-    return report_dir(loaded, spec) / f".{name}.stamp", f"{gen}:{key}"
+    return report_dir(loaded, spec) / f".{name}.stamp", f"{version}:{key}"
 
 
-def report_is_current(loaded: LoadedStudy, name: str, spec: ReportSpec, gen: int) -> bool:
-    """True when the report's files were written from this store generation and this spec."""
-    stamp, value = _report_stamp(loaded, name, spec, gen)
+def report_is_current(loaded: LoadedStudy, name: str, spec: ReportSpec, version: str) -> bool:
+    """True when the report's files were written from this store (identity + generation, see
+    `workbench.store.meta.store_version`) and this spec."""
+    stamp, value = _report_stamp(loaded, name, spec, version)
     files = [report_dir(loaded, spec) / f"{name}.{fmt}" for fmt in spec.formats]
     return stamp.exists() and stamp.read_text() == value and all(f.exists() for f in files)
 
@@ -123,7 +128,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
     from workbench.analysis.report import build_report, write_report
 
     with Session(engine) as s:
-        gen = generation(s)
+        version = store_version(s)
         cal = spec.calibrate.model_dump() if spec.calibrate else None
         rep, datas = build_report(
             s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
@@ -132,7 +137,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
     written = []
     for fmt in spec.formats:
         written += write_report(rep, datas, report_dir(loaded, spec) / f"{name}.{fmt}", fmt)
-    stamp, value = _report_stamp(loaded, name, spec, gen)
+    stamp, value = _report_stamp(loaded, name, spec, version)
     stamp.write_text(value)
     return written
 
@@ -143,7 +148,7 @@ def item_set_definition(spec: ItemSetSpec) -> dict:
 
 def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool) -> Step:
     spec = loaded.study.raters[name]
-    what = f"{spec.backend}" + (f" {spec.model}" if spec.model else "")
+    what = f"{spec.backend}" + (f" {spec.model_name}" if spec.model_name else "")
     if waiting:
         return Step("rater", name, "rate", f"{what}, after the steps above")
     report = run_rater_dry(session, loaded, name)
@@ -209,6 +214,7 @@ def apply_study(
     for name, spec in study.item_sets.items():
         definition = item_set_definition(spec)
         with Session(engine) as s, s.begin():
+            lock_names(s, "item_set", [name])  # a parallel apply saving the same set waits, then finds it done
             if item_set_action(s, name, definition) == "unchanged":
                 continue
             size = save_item_set(s, name, definition)
@@ -220,7 +226,7 @@ def apply_study(
             on_rater(report)
     for name, spec in study.reports.items():
         with Session(engine) as s:
-            current = report_is_current(loaded, name, spec, generation(s))
+            current = report_is_current(loaded, name, spec, store_version(s))
         if current:
             continue
         written = write_study_report(engine, loaded, name, spec)

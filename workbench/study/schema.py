@@ -15,8 +15,30 @@ from workbench.study.models import Study
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "study.schema.json"
 
 
+def _backend_schemas(defs: dict) -> list[dict]:
+    """One schema per built-in backend: its Options, with `backend` fixed to its name."""
+    from workbench.raters.backend import backend_class, backend_names
+
+    schemas = []
+    for name in backend_names():
+        cls = backend_class(name)
+        if not cls.__module__.startswith("workbench.raters.backends."):
+            continue  # registered by a plugin or a test: not part of the checked-in schema
+        one = cls.Options.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(one.pop("$defs", {}))
+        one["properties"]["backend"] = {"const": name, "description": one["properties"]["backend"].get("description", "")}
+        one["title"] = f"backend: {name}"
+        schemas.append(one)
+    return schemas
+
+
 def study_schema() -> dict:
     schema = Study.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    backends = _backend_schemas(defs)
+    for pattern, value in schema["properties"]["raters"]["patternProperties"].items():
+        schema["properties"]["raters"]["patternProperties"][pattern] = {"oneOf": backends, "description": value.get("description", "")}
+    defs.pop("RaterOptions", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://workbench.invalid/schemas/study.schema.json"
     return schema

@@ -1,4 +1,4 @@
-"""Rating items through an OpenAI-compatible chat completions server, many requests at a time.
+"""Rating items through an OpenAI-compatible server (chat or text completions), many requests at a time.
 
 ``concurrency`` workers share a queue of items. Each request has its own
 timeout; a 429 waits for the server's Retry-After (else backs off), a 5xx, a
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.jobs.writer import JobWriter, Outcome
+from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
-from workbench.raters.openai_chat import BadResponse, read_rating, request_body, usage_of
+from workbench.raters.readout import Readout
 
 MAX_RETRY_AFTER = 120.0
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -43,6 +43,28 @@ class RetryPolicy:
 
 class KeyRefused(WorkbenchError):
     pass
+
+
+class BadResponse(Exception):
+    """The server answered, but not with something a rating can be read from (retried)."""
+
+
+Reader = Callable[[dict[str, Any]], Readout]  # a response -> its rating; raises BadResponse
+
+
+def usage_of(response: dict[str, Any]) -> tuple[int, int]:
+    usage = response.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def api_key(rater: ResolvedRater) -> str:
+    """The API key from the environment variable the rater names; a clear error when unset."""
+    env = rater.spec.api_key_env
+    key = os.environ.get(env)
+    if not key:
+        where = rater.spec.base_url or "OpenAI"
+        raise WorkbenchError(f"raters.{rater.name}: set the environment variable {env} to the API key for {where}.")
+    return key
 
 
 def retry_after(headers: Any) -> float | None:
@@ -70,7 +92,7 @@ def _call_row(attempt: int, body: dict, *, status: str, http_status: int | None,
 
 
 class ChatClient:
-    """A minimal async client for POST {base_url}/chat/completions, the documented HTTP API.
+    """A minimal async client for POST {base_url}/chat/completions (or another path), the documented HTTP API.
 
     The official ``openai`` client costs about 1.7 ms of CPU per call, which caps
     one process at a few hundred requests a second; this path costs a tenth of
@@ -78,8 +100,10 @@ class ChatClient:
     go through the official client (jobs/batch.py).
     """
 
-    def __init__(self, base_url: str | None, key: str, *, concurrency: int) -> None:
-        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+    def __init__(self, base_url: str | None, key: str, *, concurrency: int, path: str = "/chat/completions",
+                 key_env: str = "OPENAI_API_KEY") -> None:
+        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + path
+        self.key_env = key_env
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
             if os.environ.get(env):
@@ -107,11 +131,10 @@ class ChatClient:
             return response.status, await response.text(), response.headers
 
 
-async def rate_one(client: ChatClient, resolved: ResolvedRater, item_id: int, text: str, policy: RetryPolicy) -> Outcome:
+async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read: Reader, policy: RetryPolicy) -> Outcome:
     """One item, with retries; never raises except when the key is refused."""
     import aiohttp
 
-    body = request_body(resolved, text)
     outcome = Outcome(item_id, None)
     last_error = "no attempt"
     for attempt in range(1, policy.max_retries + 2):
@@ -130,14 +153,14 @@ async def rate_one(client: ChatClient, resolved: ResolvedRater, item_id: int, te
                 usage = usage_of(data)
                 outcome.prompt_tokens += usage[0]
                 outcome.completion_tokens += usage[1]
-                readout = read_rating(resolved, data)
+                readout = read(data)
                 latency = time.perf_counter() - start
                 outcome.calls.append(_call_row(attempt, body, status="ok", http_status=code, latency=latency, response=payload, usage=usage))
                 outcome.readout = readout
                 return outcome
             if code in (401, 403):
                 raise KeyRefused(
-                    f"the server refused the API key in ${resolved.spec.api_key_env} (HTTP {code}): check the key and its permissions."
+                    f"the server refused the API key in ${client.key_env} (HTTP {code}): check the key and its permissions."
                 )
             if code == 429:
                 last_error, wait = "rate limited (HTTP 429)", retry_after(headers)
@@ -170,9 +193,10 @@ def _error_message(text: str | None) -> str:
 
 async def rate_all(
     client: ChatClient,
-    resolved: ResolvedRater,
     items: list[tuple[int, str]],
-    writer: JobWriter,
+    body_of: Callable[[str], dict[str, Any]],
+    read: Reader,
+    writer: Writer,
     policy: RetryPolicy,
     *,
     concurrency: int,
@@ -189,7 +213,7 @@ async def rate_all(
                 item_id, text = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            outcome = await rate_one(client, resolved, item_id, text, policy)
+            outcome = await rate_one(client, item_id, body_of(text), read, policy)
             writer.add(outcome)
             if on_progress:
                 on_progress(writer.done)
@@ -200,3 +224,23 @@ async def rate_all(
     finally:
         for w in workers:
             w.cancel()
+
+
+def run_requests(rater: ResolvedRater, texts: dict[int, str], job: RunJob, *, path: str,
+                 body_of: Callable[[str], dict[str, Any]], read: Reader) -> str:
+    """Rate the items through POST {base_url}{path}: one request per item, ``concurrency`` in flight.
+
+    The rater's options give the server (base_url, api_key_env) and how the job
+    runs (concurrency, timeout, max_retries).
+    """
+    spec = rater.spec
+    policy = RetryPolicy(max_retries=spec.max_retries, timeout=spec.timeout, backoff_base=job.backoff_base)
+    key = api_key(rater)
+
+    async def main() -> None:
+        async with ChatClient(spec.base_url, key, concurrency=spec.concurrency, path=path, key_env=spec.api_key_env) as client:
+            await rate_all(client, list(texts.items()), body_of, read, job.writer, policy,
+                           concurrency=spec.concurrency, on_progress=job.progress)  # fmt: skip
+
+    asyncio.run(main())
+    return "completed" if job.writer.counts["failed"] == 0 else "partial"

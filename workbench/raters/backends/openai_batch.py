@@ -1,4 +1,4 @@
-"""Rating through the OpenAI Batch API: half the price, answers within 24 hours.
+"""backend: openai-batch — rating through the OpenAI Batch API: half the price, answers within 24 hours.
 
 The lifecycle: build a JSONL file of chat completions bodies (one line per
 item, ``custom_id`` = ``item-ID``), upload it, create the batch, keep its id
@@ -16,15 +16,28 @@ import io
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.jobs.writer import JobWriter, Outcome
+from workbench.raters.backend import (
+    Outcome,
+    RaterOptions,
+    RunJob,
+    Writer,
+    register_backend,
+)
 from workbench.raters.config import ResolvedRater
-from workbench.raters.openai_chat import BadResponse, api_key, read_rating, request_body, usage_of
+from workbench.raters.http import BadResponse, api_key, usage_of
+from workbench.raters.openai_chat import (
+    ChatBackend,
+    ChatOptions,
+    read_rating,
+    request_body,
+)
 from workbench.store.models import Job
 
 ENDPOINT = "/v1/chat/completions"
@@ -117,7 +130,7 @@ def _outcome(resolved: ResolvedRater, item_id: int, line: dict[str, Any], body: 
     return Outcome(item_id, readout, calls=[call], prompt_tokens=usage[0], completion_tokens=usage[1])
 
 
-def _ingest(client: Any, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: JobWriter) -> set[int]:
+def _ingest(client: Any, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
     """Write every answered line; returns the items the batch answered or failed."""
     seen: set[int] = set()
     for line in _lines(client, batch.output_file_id) + _lines(client, batch.error_file_id):
@@ -132,7 +145,7 @@ def _ingest(client: Any, resolved: ResolvedRater, batch: Any, texts: dict[int, s
     return seen
 
 
-def _finish_status(batch: Any, writer: JobWriter) -> str:
+def _finish_status(batch: Any, writer: Writer) -> str:
     if batch.status == "completed":
         return "completed" if writer.counts["failed"] == 0 else "partial"
     return batch.status  # failed, expired, cancelled
@@ -153,18 +166,16 @@ def _submitted_job(engine: Engine, rater_id: int, job_id: int) -> Job | None:
         )
 
 
-def run_batch(engine: Engine, resolved: ResolvedRater, texts: dict[int, str], writer: JobWriter, job_id: int,
-              progress: Callable[[int], None] | None) -> str:
+def run_batch(resolved: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
     """Pick up a batch left waiting by an earlier run, then submit the items still unrated."""
     client = _client(resolved)
     spec = resolved.spec
+    engine, writer, progress = job.engine, job.writer, job.progress
     remaining = dict(texts)
-    prior = _submitted_job(engine, writer.rater_id, job_id)
+    prior = _submitted_job(engine, writer.rater_id, job.job_id)
     if prior is not None:
-        earlier = JobWriter(
-            engine, job_id=prior.id, rater_id=writer.rater_id, dimension_id=writer.dimension_id, rate=writer.rate,
-            names=texts, redact=writer.redact,
-        )  # fmt: skip
+        assert job.writer_for is not None
+        earlier = job.writer_for(prior.id)
         batch = _wait(client, prior.external_id, spec.poll_seconds, progress, 0)
         answered = _ingest(client, resolved, batch, remaining, earlier)
         earlier.finish(_finish_status(batch, earlier), error=_batch_errors(batch))
@@ -174,9 +185,29 @@ def run_batch(engine: Engine, resolved: ResolvedRater, texts: dict[int, str], wr
             progress(len(texts) - len(remaining))
     if not remaining:
         return "completed"
-    batch_id = _submit(engine, client, resolved, remaining, job_id)
+    batch_id = _submit(engine, client, resolved, remaining, job.job_id)
     batch = _wait(client, batch_id, spec.poll_seconds, progress, len(texts) - len(remaining))
     _ingest(client, resolved, batch, remaining, writer)
     if batch.status == "failed":
         raise WorkbenchError(f"the batch {batch_id} failed: {_batch_errors(batch) or 'no reason given'}.")
     return _finish_status(batch, writer)
+
+
+class BatchOptions(ChatOptions):
+    """Options of openai-batch: the chat options, and how often to ask whether the batch has ended."""
+
+    poll_seconds: float = Field(30, gt=0, description="seconds between batch status checks")
+
+    run_fields: ClassVar[frozenset[str]] = ChatOptions.run_fields | {"poll_seconds"}
+
+
+@register_backend("openai-batch")
+class OpenAIBatch(ChatBackend):
+    """The chat requests of the openai backend, sent as one batch at the Batch API's price."""
+
+    Options: ClassVar[type[RaterOptions]] = BatchOptions
+    batch = True
+    picks_up_waiting_work = True
+
+    def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
+        return run_batch(rater, texts, job)

@@ -1,0 +1,395 @@
+"""Human norming campaigns on a real Label Studio server (PyPI label-studio in its own virtualenv).
+
+One server per test run (per xdist worker), started on a free 127.0.0.1 port
+with a temporary data directory copied from the migrated, empty one that
+scripts/label_studio.sh makes. Annotators join through the invite link and
+annotate through the API as themselves; pull is checked in the store, on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from tests.labelstudio import Annotator, CuttingProxy, invite_url
+from workbench.annotate.connection import connect
+from workbench.annotate.pull import pull_campaign
+from workbench.annotate.push import push_campaign
+from workbench.annotate.server import label_studio_program, start_server
+from workbench.annotate.status import campaign_status
+from workbench.cli.main import app
+from workbench.errors import WorkbenchError
+from workbench.store import connect as connect_store
+from workbench.store.models import Campaign, CampaignAnnotation, CampaignTask, Dataset, Rater, Rating
+from workbench.study.apply import apply_study
+from workbench.study.load import load_study
+
+ADMIN = "admin@example.com"
+WORDS = [  # word, familiarity (1-7)
+    ("house", 6.9), ("water", 6.9), ("mother", 6.8), ("bread", 6.6), ("table", 6.7), ("garden", 6.1),
+    ("ladder", 5.2), ("saddle", 4.6), ("anchor", 4.4), ("bishop", 4.0), ("falcon", 3.9), ("quiver", 3.3),
+    ("lintel", 2.6), ("gimlet", 2.0), ("sedge", 2.1), ("zither", 1.9), ("caltrop", 1.5), ("ogee", 1.3),
+    ("sastrugi", 1.1), ("tmesis", 1.05), ("apple", 6.85), ("river", 6.5), ("candle", 5.9), ("kettle", 5.8),
+]  # fmt: skip
+INSTRUCTIONS = "Familiarity is how often you have come across a word.\n\nRate each word from 1 (never) to 7 (very often)."
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory):
+    """A Label Studio server for the whole run; skipped where Label Studio is not installed (required in CI)."""
+    try:
+        label_studio_program()
+    except WorkbenchError as exc:
+        if os.environ.get("WORKBENCH_REQUIRE_LABEL_STUDIO"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    server = start_server(tmp_path_factory.mktemp("label-studio"), username=ADMIN, password="admin-pass-123",
+                          token="0123456789abcdef0123456789abcdef01234567")  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def annotators(ls_server):
+    invite = invite_url(ls_server.url, ls_server.token)
+    return [Annotator.sign_up(ls_server.url, invite, f"annotator{k}@example.com") for k in range(4)]
+
+
+def make_study(folder: Path, url: str, *, k: int = 3, list_size: int = 5, exclude: str = "", extra: str = "") -> Path:
+    """A study: one dimension with instructions in a file, a norm dataset, 12 words to rate, controls from the rest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "familiarity.txt").write_text(INSTRUCTIONS + "\n")
+    (folder / "norms.csv").write_text("word,fam\n" + "".join(f"{w},{v}\n" for w, v in WORDS))
+    name = "s" + uuid.uuid4().hex[:8]
+    (folder / "study.yaml").write_text(f"""
+study: {name}
+database: store.db
+dimensions:
+  familiarity: {{scale: [1, 7], labels: {{1: never, 7: very often}}, instructions: familiarity.txt}}
+datasets:
+  norms: {{file: norms.csv, item_column: word, ratings: {{familiarity: fam}}}}
+item_sets:
+  to_rate: {{from: norms, sample: 12, seed: 3}}
+campaigns:
+  pilot:
+    items: to_rate
+    raters_per_item: {k}
+    list_size: {list_size}
+    controls: {{gold: norms, per_list: 2, nonwords: [blick, florp, crendle], nonwords_per_list: 1}}
+    server: {{url: {url}, api_key_env: TEST_LS_KEY}}
+{exclude}{extra}""")
+    return folder / "study.yaml"
+
+
+@pytest.fixture
+def study(tmp_path, ls_server, db_url, monkeypatch):
+    monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+    path = make_study(tmp_path / "study", ls_server.url)
+    loaded = load_study(path)
+    engine = connect_store(db_url)
+    apply_study(engine, loaded)
+    yield loaded, engine
+    engine.dispose()
+
+
+def conn_for(ls_server):
+    return connect(ls_server.url, ls_server.token, key_source="TEST_LS_KEY")
+
+
+def project_tasks(ls_server, project_id: int) -> list:
+    client = conn_for(ls_server).client
+    return list(client.tasks.list(project=project_id, fields="all", page_size=1000))
+
+
+def lists_of(engine, name="pilot") -> dict[int, int]:
+    with Session(engine) as s:
+        camp = s.scalar(select(Campaign).where(Campaign.name == name))
+        return {cl.list_no: cl.project_id for cl in camp.lists}
+
+
+def control_ids(engine) -> set[int]:
+    with Session(engine) as s:
+        return set(s.scalars(select(CampaignTask.task_id).where(CampaignTask.role != "item")))
+
+
+def work_through(annotator: Annotator, project_id: int, choose) -> list[tuple[int, int, str]]:
+    """The annotator takes tasks from the labeling stream until none is left for them: [(task, annotation, word)]."""
+    done = []
+    while (task := annotator.next_task(project_id)) is not None:
+        word = task["data"]["word"]
+        done.append((task["id"], annotator.annotate(task["id"], choose(word)), word))
+    return done
+
+
+def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators):
+    loaded, engine = study
+    conn = conn_for(ls_server)
+    report = push_campaign(engine, loaded, "pilot", conn)
+    assert (report.lists, report.items, report.projects_created, report.tasks_imported) == (3, 12, 3, 12 + 2 * 3 + 3)
+    projects = lists_of(engine)
+    client = conn.client
+    project = client.projects.get(id=projects[1])
+    assert project.maximum_annotations == 3
+    assert 'hotkey="1"' in project.label_config and "I don't know this word" in project.label_config
+    assert "come across a word" in project.expert_instruction  # the dimension's instructions: one source
+    first = project_tasks(ls_server, projects[1])
+    assert sorted(t.data["wb_key"].split(":")[0] for t in first) == ["control"] * 2 + ["item"] * 5 + ["nonword"]
+
+    # pushing again adds nothing
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert (again.projects_created, again.projects_updated, again.tasks_imported) == (0, 0, 0)
+    assert len(project_tasks(ls_server, projects[1])) == 8
+
+    # four annotators on list 1 at once: the stream gives each task to at least k = 3 of them (a race in the
+    # server can hand a task to one more, and the annotations API takes any number: pull keeps every annotator's)
+    gold = dict(WORDS)
+    def choose(word):
+        return "unknown" if word in ("blick", "florp", "crendle") else str(round(gold[word]))
+    done: dict[str, list] = {}
+    threads = [threading.Thread(target=lambda a=a: done.__setitem__(a.email, work_through(a, projects[1], choose))) for a in annotators]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    per_task: dict[int, int] = {}
+    for rows in done.values():
+        for task_id, _, _ in rows:
+            per_task[task_id] = per_task.get(task_id, 0) + 1
+    assert len(per_task) == 8 and all(3 <= n <= 4 for n in per_task.values()), per_task
+    word_of = {t.id: t.data["word"] for t in first}
+    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and not t in control_ids(engine)}
+
+    pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert (pulled.new, pulled.edited, pulled.deleted) == (sum(per_task.values()), 0, 0)
+    assert pulled.ratings_added == sum(on_items.values())  # controls are quality checks, not ratings
+    with Session(engine) as s:
+        humans = s.scalars(select(Rater).where(Rater.kind == "human")).all()
+        assert {r.config["campaign"] for r in humans} == {"pilot"}
+        assert len({r.config["annotator"] for r in humans}) == len({e for e, rows in done.items() if rows})
+        items = s.scalars(select(CampaignTask).where(CampaignTask.role == "item", CampaignTask.list_id.is_not(None))).all()
+        list1 = {t.item_id for t in items if t.task_id in per_task}
+        counts = s.execute(text("SELECT item_id, count(*) FROM ratings r JOIN raters ra ON ra.id = r.rater_id "
+                                "WHERE ra.kind = 'human' GROUP BY item_id")).all()  # fmt: skip
+        item_of_task = {t.task_id: t.item_id for t in items}
+        assert {i: n for i, n in counts} == {item_of_task[t]: n for t, n in on_items.items()}
+        leads = s.scalars(select(CampaignAnnotation.lead_time)).all()
+        assert leads and all(x == 2.0 for x in leads)
+        # the aggregate: a dataset with a norm rater, mean/sd/n/known-ness per word
+        ds = s.scalar(select(Dataset).where(Dataset.name == "pilot"))
+        agg = s.execute(select(Rating).join(Rater).where(Rater.dataset_id == ds.id)).scalars().all()
+        assert {r.item_id for r in agg} == list1
+        texts = dict(s.execute(text("SELECT id, text FROM items")).all())
+        for r in agg:
+            assert r.n >= 3 and r.value == round(gold[texts[r.item_id]]) and r.sd == 0.0
+            assert r.distribution == {"known": 1.0, "n_unknown": 0}
+    # no email or name anywhere in the store
+    with engine.connect() as c:
+        for table in inspect(c).get_table_names():
+            dump = json.dumps([list(map(str, row)) for row in c.execute(text(f"SELECT * FROM {table}"))])
+            assert "example.com" not in dump, table
+
+    # nothing changed: nothing written
+    again = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert not again.changed and again.full_reads == 0
+
+    # an edit updates the rating, a deletion removes it, a skip is not a rating, "I don't know" is kept as such
+    a0 = annotators[0]
+    mine = [(t, ann, w) for t, ann, w in done[a0.email] if w not in ("blick", "florp", "crendle")]
+    (t_edit, ann_edit, w_edit), (t_del, ann_del, w_del) = mine[0], mine[1]
+    a0.edit(ann_edit, "unknown")
+    a0.delete(ann_del)
+    task2 = annotators[1].next_task(projects[2])
+    annotators[1].annotate(task2["id"], "", cancelled=True)
+    pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert (pulled.new, pulled.edited, pulled.deleted) == (1, 1, 1)
+    assert (pulled.ratings_added, pulled.ratings_changed, pulled.ratings_removed) == (0, 1, 1)
+    with Session(engine) as s:
+        edited = s.execute(text(
+            "SELECT r.value, r.note, r.raw_answer FROM ratings r JOIN items i ON i.id = r.item_id JOIN raters ra ON ra.id = r.rater_id "
+            f"WHERE i.text = '{w_edit}' AND ra.kind = 'human' AND r.value IS NULL")).all()  # fmt: skip
+        assert len(edited) == 1 and edited[0][1].startswith("unknown") and edited[0][2] == "unknown"
+        n_del = s.execute(text(
+            "SELECT count(*) FROM ratings r JOIN items i ON i.id = r.item_id JOIN raters ra ON ra.id = r.rater_id "
+            f"WHERE i.text = '{w_del}' AND ra.kind = 'human'")).scalar_one()  # fmt: skip
+        assert n_del == on_items[t_del] - 1
+        skipped = s.scalars(select(CampaignAnnotation.status).where(CampaignAnnotation.status == "skipped")).all()
+        assert len(skipped) == 1
+        agg = s.execute(text(
+            "SELECT r.n, r.distribution FROM ratings r JOIN items i ON i.id = r.item_id JOIN raters ra ON ra.id = r.rater_id "
+            f"WHERE i.text = '{w_edit}' AND ra.kind = 'norm' AND ra.name = 'pilot'")).one()  # fmt: skip
+        dist = agg[1] if isinstance(agg[1], dict) else json.loads(agg[1])
+        k_edit = on_items[t_edit]
+        assert agg[0] == k_edit - 1 and dist["n_unknown"] == 1 and abs(dist["known"] - (k_edit - 1) / k_edit) < 1e-6
+
+    st = campaign_status(Session(engine), "pilot")
+    lines = "\n".join(st.lines())
+    assert "items short of 3 ratings" in lines and "1 skipped" in lines
+    assert [lp.done for lp in st.lists][0] == 8 - (on_items[t_del] == 3)  # the deleted annotation's task may be short again
+
+
+def test_faults_are_reported_and_never_store_a_second_or_bad_rating(study, ls_server, annotators):
+    loaded, engine = study
+    conn = conn_for(ls_server)
+    push_campaign(engine, loaded, "pilot", conn)
+    projects = lists_of(engine)
+    spec = loaded.study.campaigns["pilot"]
+    tasks = [t for t in project_tasks(ls_server, projects[3]) if t.data["wb_key"].startswith("item:")]
+    a, b = annotators[2], annotators[3]
+    a.annotate(tasks[0].id, "5")
+    a.annotate(tasks[0].id, "6")  # the same annotator twice: Label Studio accepts it
+    b.annotate(tasks[0].id, "9")  # off the scale (a hand-made annotation)
+    b.annotate(tasks[1].id, "2")
+    pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+    problems = "\n".join(pulled.problems)
+    assert "annotated" in problems and "2 times" in problems
+    assert "'9' is not on the scale" in problems
+    with Session(engine) as s:
+        values = s.execute(text(
+            "SELECT i.text, r.value FROM ratings r JOIN items i ON i.id = r.item_id JOIN raters ra ON ra.id = r.rater_id "
+            "WHERE ra.kind = 'human' ORDER BY i.text, r.value")).all()  # fmt: skip
+    assert sorted(values) == sorted([(tasks[0].data["word"], 6.0), (tasks[1].data["word"], 2.0)])
+
+    # a task deleted in Label Studio: reported, ratings kept, push puts it back
+    conn.client.tasks.delete(id=str(tasks[1].id))
+    pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+    assert any("was deleted in Label Studio" in p for p in pulled.problems)
+    with Session(engine) as s:
+        assert s.scalar(select(CampaignTask.deleted).where(CampaignTask.task_id == tasks[1].id)) is True
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert again.tasks_recreated == 1
+    assert len(project_tasks(ls_server, projects[3])) == len(tasks) + 3
+
+    # a wrong token: one line saying so
+    with pytest.raises(WorkbenchError, match=r"refused the token from TEST_LS_KEY \(401\)"):
+        connect(ls_server.url, "not-a-token", key_source="TEST_LS_KEY")
+
+
+def test_server_down_mid_push_and_mid_pull_then_the_next_run_completes(tmp_path, ls_server, annotators, monkeypatch):
+    port = int(ls_server.url.rsplit(":", 1)[1])
+    proxy = CuttingProxy(port)
+    try:
+        monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+        loaded = load_study(make_study(tmp_path / "study", proxy.url))
+        engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+        apply_study(engine, loaded)
+        conn = connect(proxy.url, ls_server.token, key_source="TEST_LS_KEY")
+
+        def cut_after_first(done, total):
+            if done == 1:
+                proxy.cut()
+
+        with pytest.raises(WorkbenchError, match=rf"Label Studio at {proxy.url} cannot be reached"):
+            push_campaign(engine, loaded, "pilot", conn, on_progress=cut_after_first)
+        with Session(engine) as s:
+            assert s.scalar(text("SELECT count(*) FROM campaign_lists")) == 1
+            assert s.scalar(text("SELECT count(*) FROM campaign_tasks")) == 8
+        proxy.heal()
+        report = push_campaign(engine, loaded, "pilot", conn)
+        assert (report.lists, report.projects_created, report.tasks_imported) == (3, 2, 8 + 5)
+        # a push cut short after Label Studio made a list but before the store recorded it: the next push adopts it
+        with Session(engine) as s, s.begin():
+            s.execute(text("DELETE FROM campaign_tasks WHERE list_id IN (SELECT id FROM campaign_lists WHERE list_no = 3)"))
+            s.execute(text("DELETE FROM campaign_lists WHERE list_no = 3"))
+        report = push_campaign(engine, loaded, "pilot", conn)
+        assert (report.projects_created, report.projects_adopted, report.tasks_imported, report.tasks_adopted) == (0, 1, 0, 5)
+        projects = lists_of(engine)
+        for no, pid in projects.items():
+            keys = [t.data["wb_key"] for t in project_tasks(ls_server, pid)]
+            assert len(keys) == len(set(keys)), f"list {no} has a task twice"
+
+        for pid in projects.values():
+            annotators[0].annotate(annotators[0].next_task(pid)["id"], "4")
+        spec = loaded.study.campaigns["pilot"]
+        with pytest.raises(WorkbenchError, match="cannot be reached"):
+            pull_campaign(engine, loaded, spec, "pilot", conn, on_progress=lambda d, t: proxy.cut(), workers=1)
+        with Session(engine) as s:
+            assert s.scalar(text("SELECT count(*) FROM campaign_annotations")) == 0
+            assert s.scalar(text("SELECT count(*) FROM ratings r JOIN raters ra ON ra.id = r.rater_id WHERE ra.kind = 'human'")) == 0
+        proxy.heal()
+        pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+        assert pulled.new == 3
+        engine.dispose()
+    finally:
+        proxy.close()
+
+
+def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotators, monkeypatch):
+    monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+    exclude = "    exclude: {max_failed_controls: 0.5, min_ratings: 1}\n"
+    path = make_study(tmp_path / "study", ls_server.url, k=2, list_size=12, exclude=exclude)
+    runner = CliRunner()
+    assert runner.invoke(app, ["apply", "--study", str(path)]).exit_code == 0
+    r = runner.invoke(app, ["annotate", "push", "pilot", "--study", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "12 items in 1 lists" in r.output
+    loaded = load_study(path)
+    engine = connect_store(f"sqlite:///{path.parent / 'store.db'}")
+    pid = lists_of(engine)[1]
+    engine.dispose()
+    gold = dict(WORDS)
+    good, bad = annotators[0], annotators[1]
+    work_through(good, pid, lambda w: "unknown" if w in ("blick", "florp", "crendle") else str(round(gold[w])))
+    work_through(bad, pid, lambda w: "7" if w in gold and gold[w] < 3 else "1")  # fails the controls
+    r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "1 excluded" in r.output and "failed" in r.output
+    r = runner.invoke(app, ["annotate", "status", "pilot", "--study", str(path)])
+    assert r.exit_code == 0 and "Every item has its 2 ratings." in r.output and "failed 3 of 3 control items" in r.output
+    r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
+    assert "nothing changed" in r.output
+    r = runner.invoke(app, ["annotate", "invite", "--study", str(path), "--url", ls_server.url, "--api-key-env", "TEST_LS_KEY"])
+    assert r.exit_code == 0 and r.output.strip().startswith(ls_server.url + "/user/signup/?token=")
+    # the aggregate is gold in the report, with the human raters' reliability beside it
+    engine = connect_store(f"sqlite:///{path.parent / 'store.db'}")
+    with Session(engine) as s:
+        excluded = [r.config for r in s.scalars(select(Rater).where(Rater.kind == "human")) if r.config.get("excluded")]
+        assert len(excluded) == 1
+        agg = s.execute(select(Rating).join(Rater).where(Rater.name == "pilot")).scalars().all()
+        assert len(agg) == 12 and all(x.n == 1 for x in agg)  # the excluded annotator does not count
+    engine.dispose()
+    # wrong token and unknown campaign: one line each
+    monkeypatch.setenv("TEST_LS_KEY", "wrong")
+    r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "refused the token" in r.output
+    r = runner.invoke(app, ["annotate", "push", "pilott", "--study", str(path)])
+    assert r.exit_code == 1 and "Did you mean 'pilot'" in r.output
+
+
+def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    try:
+        label_studio_program()
+    except WorkbenchError as exc:
+        if os.environ.get("WORKBENCH_REQUIRE_LABEL_STUDIO"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    (tmp_path / "study.yaml").write_text("study: served\n")
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "annotate", "serve", "--study", str(tmp_path / "study.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        info = tmp_path / ".workbench" / "label-studio.json"
+        assert stat.S_IMODE(info.stat().st_mode) == 0o600
+        saved = json.loads(info.read_text())
+        assert saved["url"] == url
+        conn = connect(url, saved["token"])
+        assert conn.client.users.whoami().email == saved["username"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Label Studio stopped." in err and saved["token"] not in out + err

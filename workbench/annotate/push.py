@@ -1,0 +1,317 @@
+"""push: create or update a campaign's Label Studio projects (one per list) and import the tasks.
+
+Idempotent and resumable: each list is one transaction in the store, made
+after Label Studio has the list's project and tasks. A push cut short (the
+server went down) leaves projects or tasks the store does not know yet;
+the next push finds them by the key each carries (the project's
+description, the task's ``wb_key``) and adopts them instead of making them
+again. Pushing twice imports nothing twice; new items of the campaign's
+item set are added (to the last list while it has room, then to new lists);
+a changed scale, labels, instructions or ratings per item update every
+project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from workbench.annotate.campaign import ResolvedCampaign, resolve_campaign
+from workbench.annotate.connection import Connection
+from workbench.annotate.labelconfig import instructions_html, label_config, prediction, settings_hash
+from workbench.errors import WorkbenchError
+from workbench.store.engine import bump_generation
+from workbench.store.models import Campaign, CampaignList, CampaignTask, Rater, Rating, utcnow
+from workbench.study.load import LoadedStudy
+
+PAGE = 1000
+
+
+@dataclass
+class PushReport:
+    campaign: str
+    url: str
+    items: int = 0
+    lists: int = 0
+    projects_created: int = 0
+    projects_updated: int = 0
+    projects_adopted: int = 0
+    tasks_imported: int = 0
+    tasks_adopted: int = 0
+    tasks_recreated: int = 0
+    predictions: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.campaign}: {self.items} items in {self.lists} lists on {self.url}.",
+            f"  projects: {self.projects_created} created, {self.projects_updated} updated, {self.projects_adopted} adopted; "
+            f"tasks: {self.tasks_imported} imported, {self.tasks_adopted} adopted, {self.tasks_recreated} recreated"
+            + (f"; {self.predictions} pre-annotations" if self.predictions else "") + ".",
+        ]
+        return out + [f"  {n}" for n in self.notes]
+
+
+@dataclass
+class NewTask:
+    role: str
+    item_id: int | None
+    text: str
+    gold: float | None = None
+    position: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.text}"
+
+
+def project_key(study: str, campaign: str, list_no: int) -> str:
+    return f"[workbench:{study}/{campaign}/{list_no}]"
+
+
+def project_settings(rc: ResolvedCampaign, list_no: int) -> dict:
+    dim = rc.dimension
+    title = f"{rc.name} list {list_no}"
+    if len(title) > 50:
+        title = f"{rc.name[: 50 - len(f' list {list_no}') - 1]}~ list {list_no}"
+    return {
+        "title": title,
+        "description": f"Rate the {dim.name} of each word. {project_key(rc.study, rc.name, list_no)}",
+        "label_config": label_config(dim.name, rc.points, dim.labels),
+        "expert_instruction": instructions_html(rc.instructions),
+        "show_instruction": bool(rc.instructions),
+        "maximum_annotations": rc.spec.raters_per_item,
+        "overlap_cohort_percentage": 100,
+        "sampling": "Sequential sampling",
+        "show_skip_button": True,
+        "enable_empty_annotation": False,
+        "show_collab_predictions": bool(rc.spec.pre_annotations),
+    }
+
+
+def assign(rc: ResolvedCampaign, placed: dict[int, int], list_sizes: dict[int, int], next_position: dict[int, int]) -> dict[int, list[NewTask]]:
+    """The tasks to add, by list number: items not in a list yet fill the last list, then new lists;
+    a new list gets its control items at seeded positions."""
+    spec = rc.spec
+    # one seeded order of all the campaign's items, so a push cut short and run again assigns the same lists
+    every = sorted(rc.items, key=lambda i: (rc.items[i], i))
+    order = np.random.default_rng(spec.seed).permutation(len(every))
+    fresh = [every[k] for k in order if every[k] not in placed]
+    if not fresh:
+        return {}
+    out: dict[int, list[NewTask]] = {}
+    last = max(list_sizes, default=0)
+    if last and list_sizes[last] < spec.list_size:
+        room = spec.list_size - list_sizes[last]
+        take, fresh = fresh[:room], fresh[room:]
+        pos = next_position.get(last, 0)
+        out[last] = [NewTask("item", i, rc.items[i], position=pos + k) for k, i in enumerate(take)]
+    list_no = last
+    c = spec.controls
+    while fresh:
+        list_no += 1
+        chunk, fresh = fresh[: spec.list_size], fresh[spec.list_size :]
+        tasks = [NewTask("item", i, rc.items[i]) for i in chunk]
+        rng = np.random.default_rng([spec.seed, list_no])
+        controls = [NewTask("control", i, text, gold) for i, text, gold in rc.known_controls]
+        if c is not None and c.nonwords_per_list:
+            picked = rng.choice(len(rc.nonwords), size=c.nonwords_per_list, replace=False)
+            controls += [NewTask("nonword", None, rc.nonwords[k]) for k in sorted(picked)]
+        total = len(tasks) + len(controls)
+        slots = set(rng.choice(total, size=len(controls), replace=False).tolist()) if controls else set()
+        ordered, it, ct = [], iter(tasks), iter(controls)
+        for p in range(total):
+            ordered.append(next(ct) if p in slots else next(it))
+        for p, t in enumerate(ordered):
+            t.position = p
+        out[list_no] = ordered
+    return out
+
+
+def _pre_annotations(session: Session, rc: ResolvedCampaign) -> dict[int, float]:
+    name = rc.spec.pre_annotations
+    if not name:
+        return {}
+    rater = session.scalar(select(Rater).where(Rater.name == name))
+    if rater is None:
+        raise WorkbenchError(f"campaigns.{rc.name}.pre_annotations: no rater {name!r} in the store: run it first.")
+    q = select(Rating.item_id, Rating.value).where(
+        Rating.rater_id == rater.id, Rating.dimension_id == rc.dimension.id, Rating.replicate == 0, Rating.value.is_not(None)
+    )
+    return {i: float(v) for i, v in session.execute(q)}
+
+
+def _nearest(value: float, points: list[float]) -> float:
+    return min(points, key=lambda p: abs(p - value))
+
+
+def server_projects(conn: Connection) -> dict[int, dict]:
+    """Every project on the server the token can see: id -> its description and counts (one paged request)."""
+    include = "id,title,description,task_number,total_annotations_number,skipped_annotations_number"
+    pager = conn.call("list projects", lambda: conn.client.projects.list(page_size=PAGE, include=include))
+    out = {}
+    for p in conn.call("list projects", lambda: list(pager)):
+        out[p.id] = {
+            "description": p.description or "",
+            "task_number": p.task_number or 0,
+            "total_annotations_number": p.total_annotations_number or 0,
+            "skipped_annotations_number": p.skipped_annotations_number or 0,
+        }
+    return out
+
+
+def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
+    """wb_key -> task id of a project's tasks (the first task of a key, should a key appear twice)."""
+    out: dict[str, int] = {}
+    pager = conn.call("list tasks", lambda: conn.client.tasks.list(project=project_id, page_size=PAGE, fields="task_only"))
+    for t in conn.call(f"list the tasks of project {project_id}", lambda: list(pager)):
+        key = (t.data or {}).get("wb_key")
+        if key and key not in out:
+            out[key] = t.id
+    return out
+
+
+def push_campaign(engine: Engine, loaded: LoadedStudy, name: str, conn: Connection,
+                  on_progress: Callable[[int, int], None] | None = None) -> PushReport:
+    report = PushReport(name, conn.url)
+    with Session(engine) as s:
+        rc = resolve_campaign(s, loaded, name)
+        predictions = _pre_annotations(s, rc)
+        row = s.scalar(select(Campaign).where(Campaign.name == name))
+        if row is not None and row.server_url.rstrip("/") != conn.url:
+            raise WorkbenchError(
+                f"campaign {name!r} was pushed to {row.server_url}, not {conn.url}: point server.url (or LABEL_STUDIO_URL) "
+                "at that server, or give the campaign another name."
+            )
+        lists: dict[int, tuple[int, int, str | None]] = {}
+        tasks: dict[int, dict[str, tuple[int, int, bool]]] = {}  # list_no -> key -> (row id, task id, deleted)
+        placed: dict[int, int] = {}
+        next_position: dict[int, int] = {}
+        if row is not None:
+            for cl in s.scalars(select(CampaignList).where(CampaignList.campaign_id == row.id)):
+                lists[cl.list_no] = (cl.id, cl.project_id, cl.settings_hash)
+            by_list = {v[0]: k for k, v in lists.items()}
+            q = select(CampaignTask).where(CampaignTask.campaign_id == row.id)
+            for t in s.scalars(q):
+                no = by_list[t.list_id]
+                tasks.setdefault(no, {})[f"{t.role}:{t.text}"] = (t.id, t.task_id, t.deleted)
+                next_position[no] = max(next_position.get(no, 0), t.position + 1)
+                if t.role == "item" and t.item_id is not None:
+                    placed[t.item_id] = no
+    list_sizes = {no: sum(1 for k in tasks.get(no, {}) if k.startswith("item:")) for no in lists}
+    new = assign(rc, placed, list_sizes, next_position)
+    all_lists = sorted(set(lists) | set(new))
+    report.items, report.lists = len(rc.items), len(all_lists)
+    on_server = server_projects(conn)
+    by_key = {}
+    for pid, p in on_server.items():
+        start = p["description"].rfind("[workbench:")
+        if start >= 0:
+            by_key.setdefault(p["description"][start:], pid)
+
+    with Session(engine) as s, s.begin():
+        row = s.scalar(select(Campaign).where(Campaign.name == name))
+        if row is None:
+            row = Campaign(name=name, dimension_id=rc.dimension.id, server_url=conn.url)
+            s.add(row)
+        row.config = rc.spec.model_dump(mode="json")
+        s.flush()
+        campaign_id = row.id
+
+    for done, list_no in enumerate(all_lists, 1):
+        settings = project_settings(rc, list_no)
+        digest = settings_hash(settings)
+        list_row_id, project_id, old_hash = lists.get(list_no, (None, None, None))
+        if project_id is not None and project_id not in on_server:
+            raise WorkbenchError(
+                f"project {project_id} (list {list_no} of {name!r}) is gone from {conn.url}: it was deleted by hand. "
+                "Its ratings stay in the store; restore the project, or push the items under a new campaign name."
+            )
+        adopted = False
+        if project_id is None:
+            project_id = by_key.get(project_key(rc.study, name, list_no))
+            adopted = project_id is not None
+            if adopted:
+                report.projects_adopted += 1
+        if project_id is None:
+            project = conn.call(f"create the project of list {list_no}", lambda: conn.client.projects.create(**settings))
+            project_id, old_hash = project.id, digest
+            on_server[project_id] = {"task_number": 0}
+            report.projects_created += 1
+        elif old_hash != digest:
+            conn.call(f"update project {project_id}", lambda: conn.client.projects.update(id=project_id, **settings))
+            report.projects_updated += 1
+
+        known = tasks.get(list_no, {})
+        live = {k: v for k, v in known.items() if not v[2]}
+        wanted = list(new.get(list_no, []))
+        adopt: dict[str, int] = {}
+        recreate: list[str] = []
+        if adopted or on_server[project_id].get("task_number", 0) != len(live) or len(live) != len(known):
+            there = server_task_keys(conn, project_id)
+            for key, (_rid, task_id, _deleted) in known.items():
+                if key in there and there[key] != task_id:
+                    adopt[key] = there[key]
+                elif key not in there:
+                    recreate.append(key)
+            for t in wanted:
+                if t.key in there:
+                    adopt[t.key] = there[t.key]
+        to_import = [t for t in wanted if t.key not in adopt]
+        body = []
+        for t in to_import:
+            task = {"data": {"word": t.text, "wb_key": t.key}}
+            if t.role == "item" and t.item_id in predictions:
+                task["predictions"] = [prediction(_nearest(predictions[t.item_id], rc.points), rc.spec.pre_annotations)]
+                report.predictions += 1
+            body.append(task)
+        for key in recreate:
+            role, _, text = key.partition(":")
+            body.append({"data": {"word": text, "wb_key": key}})
+        new_ids: list[int] = []
+        if body:
+            result = conn.call(
+                f"import the tasks of list {list_no}",
+                lambda: conn.client.projects.import_tasks(id=project_id, request=body, return_task_ids=True),
+            )
+            new_ids = list(result.task_ids or [])
+            if len(new_ids) != len(body):
+                raise WorkbenchError(f"{conn.url} imported {len(new_ids)} of {len(body)} tasks into project {project_id}; push again.")
+        report.tasks_imported += len(to_import)
+        report.tasks_adopted += len(adopt)
+        report.tasks_recreated += len(recreate)
+
+        with Session(engine) as s, s.begin():
+            if list_row_id is None:
+                cl = CampaignList(campaign_id=campaign_id, list_no=list_no, project_id=project_id, settings_hash=digest)
+                s.add(cl)
+                s.flush()
+                list_row_id = cl.id
+            else:
+                cl = s.get(CampaignList, list_row_id)
+                cl.project_id, cl.settings_hash = project_id, digest
+            ids = iter(new_ids)
+            for t in to_import:
+                s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=t.position,
+                                   role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
+            for t in wanted:
+                if t.key in adopt and t.key not in known:
+                    s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=adopt[t.key],
+                                       position=t.position, role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
+            for key, task_id in adopt.items():
+                if key in known:
+                    tr = s.get(CampaignTask, known[key][0])
+                    tr.task_id, tr.deleted = task_id, False
+            for key in recreate:
+                tr = s.get(CampaignTask, known[key][0])
+                tr.task_id, tr.deleted = next(ids), False
+            bump_generation(s)
+        if on_progress:
+            on_progress(done, len(all_lists))
+    with Session(engine) as s, s.begin():
+        s.get(Campaign, campaign_id).pushed_at = utcnow()
+    return report

@@ -1,0 +1,221 @@
+"""The one shape every rater backend has, and the registry that finds a backend by name.
+
+A backend is one class, registered under the name a study file uses::
+
+    @register_backend("wordfreq")
+    class WordFrequency(RaterBackend):
+        Options = WordFreqOptions      # what a rater entry may say (extra="forbid")
+        kind = "model"                 # the store's rater kind: "llm" or "model"
+
+        def run(self, rater, texts, job): ...
+
+The job runner never asks which backend it has: it calls the methods below.
+Only ``Options`` and ``run`` are required; the rest have defaults that do
+nothing. The built-in backends are the modules of ``workbench.raters.backends``
+(imported on the first look-up); a backend defined anywhere else registers
+itself when its module is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.errors import WorkbenchError, did_you_mean
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from workbench.raters.config import ResolvedRater
+    from workbench.raters.pricing import Rate
+    from workbench.raters.readout import Readout
+
+Name = str
+
+
+class RaterOptions(BaseModel):
+    """What every rater entry may say, whatever its backend. A backend's Options extend this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(description="the backend that rates: see `workbench validate` or the README for the list")
+    dimension: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="the dimension rated (default: the study's only dimension)"
+    )
+    items: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="item set or dataset to rate (default: every item with a gold rating on the dimension)",
+    )
+
+    @property
+    def model_name(self) -> str | None:
+        """The model this rater uses, for messages (None for a backend without one)."""
+        model = getattr(self, "model", None)
+        return str(model) if model is not None else None
+
+    # options that say how a job runs, not what it rates: kept out of the rater's identity, recorded on the job
+    run_fields: ClassVar[frozenset[str]] = frozenset({"items"})
+    # options that enter the identity through what they produce (a filled prompt, a training set's hash)
+    derived_fields: ClassVar[frozenset[str]] = frozenset()
+
+
+@dataclass
+class Outcome:
+    """What became of one item: a read-out (possibly with no value), or a failure after retries."""
+
+    item_id: int
+    readout: Readout | None
+    error: str | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    replicate: int = 0
+
+
+class Writer(Protocol):
+    """Where a backend's outcomes go (the job writer commits them in small batches)."""
+
+    rater_id: int
+    dimension_id: int
+
+    def add(self, outcome: Outcome) -> None: ...
+
+    def finish(self, status: str, error: str | None = None) -> None: ...
+
+    @property
+    def counts(self) -> dict[str, Any]: ...
+
+    @property
+    def done(self) -> int: ...
+
+
+@dataclass
+class RunJob:
+    """The job a backend's ``run`` works for: where results go, and what the runner was asked."""
+
+    engine: Engine
+    job_id: int
+    writer: Writer
+    progress: Callable[[int], None] | None = None  # called with the number of items done so far
+    backoff_base: float = 1.0  # seconds of the first retry's backoff (tests make it small)
+    # a writer for another job of the same rater (a batch left waiting by an earlier run)
+    writer_for: Callable[[int], Writer] | None = None
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(self.writer.done)
+
+
+@dataclass
+class Estimate:
+    """A dry run's estimate: requests, tokens and (when the price is known) cost."""
+
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None = None
+
+
+class RaterBackend:
+    """One way of rating items. Subclass it, set ``Options``, implement ``run`` and register it."""
+
+    name: ClassVar[str] = ""  # set by @register_backend
+    Options: ClassVar[type[RaterOptions]] = RaterOptions
+    kind: ClassVar[str] = "model"  # the store's rater kind: "llm" (a language model) or "model" (any other predictor)
+    # True when a run with no items left may still have work: a batch an earlier run left waiting
+    picks_up_waiting_work: ClassVar[bool] = False
+
+    def weights_fingerprint(self, options: Any) -> str | None:
+        """A cheap identity of the weights the backend rates with (enters the rater identity); None: no local weights."""
+        return None
+
+    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Any) -> ResolvedRater:
+        """Complete a rater against the store (prompt, examples, training data) and add to its identity."""
+        return rater
+
+    def check(self, rater: ResolvedRater) -> None:
+        """Refuse, before anything is sent or stored, a configuration this backend cannot rate."""
+
+    def price(self, rater: ResolvedRater) -> Rate | None:
+        """Price per token, for the job's cost; None when the backend costs nothing (or the price is unknown)."""
+        return None
+
+    def estimate(self, rater: ResolvedRater, texts: dict[int, str]) -> Estimate | None:
+        """What rating these items would take (dry run); None when there is nothing to pay for."""
+        return None
+
+    def secrets(self, rater: ResolvedRater) -> list[str]:
+        """Values that must never reach the store (an API key): the job writer blanks them out."""
+        return []
+
+    def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
+        """Rate the items (id -> text), handing each outcome to ``job.writer``; returns the job's final status."""
+        raise NotImplementedError
+
+
+def in_chunks(texts: dict[int, str], size: int) -> Iterator[tuple[list[int], list[str]]]:
+    """(ids, texts) in chunks of ``size``, in order: for backends that rate many items per call."""
+    ids = list(texts)
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size]
+        yield part, [texts[i] for i in part]
+
+
+_REGISTRY: dict[str, type[RaterBackend]] = {}
+_BUILTINS_LOADED = False
+
+
+def register_backend(name: str) -> Callable[[type[RaterBackend]], type[RaterBackend]]:
+    """Class decorator: make a backend available to study files as ``backend: NAME``."""
+
+    def decorate(cls: type[RaterBackend]) -> type[RaterBackend]:
+        if not (isinstance(cls, type) and issubclass(cls, RaterBackend)):
+            raise TypeError(f"@register_backend({name!r}) decorates a RaterBackend subclass, not {cls!r}")
+        current = _REGISTRY.get(name)
+        if current is not None and current.__qualname__ != cls.__qualname__:
+            raise ValueError(f"a rater backend named {name!r} is already registered ({current.__module__}.{current.__qualname__})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    from workbench.raters import backends
+
+    for module in pkgutil.iter_modules(backends.__path__):
+        importlib.import_module(f"{backends.__name__}.{module.name}")
+
+
+def backend_names() -> list[str]:
+    """Every registered backend's name, built-in ones first."""
+    _load_builtins()
+    return list(_REGISTRY)
+
+
+def backend_class(name: str) -> type[RaterBackend]:
+    """The backend registered under ``name``; a WorkbenchError (with a suggestion) when there is none."""
+    _load_builtins()
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise WorkbenchError(
+            f"unknown backend {name!r}.{did_you_mean(name, _REGISTRY)} Backends: {', '.join(_REGISTRY)}."
+        )
+    return cls
+
+
+def get_backend(name: str) -> RaterBackend:
+    """An instance of the backend registered under ``name``."""
+    return backend_class(name)()

@@ -1,0 +1,69 @@
+"""backend: local — an open-weight model in this process (Gemma 3 270M by default), exact distributions.
+
+The model reads every vocabulary token's probability, so the expected
+read-out is exact (not a top-20). Items go through in chunks; each chunk's
+ratings reach the writer, which commits them, so an interrupted run keeps
+every finished chunk. The model itself is in raters/local_model.py, its files
+in raters/local_files.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from workbench.raters.backend import RaterOptions, RunJob, in_chunks, register_backend
+from workbench.raters.config import ResolvedRater
+from workbench.raters.llm import LLMBackend, LLMOptions
+from workbench.raters.local_files import DEFAULT_MODEL
+from workbench.raters.readout import greedy_from_answer, parsed_from_answer
+
+ITEMS_PER_CALL = 64  # items handed to the model at once (at least batch_size); the writer commits after each call
+
+
+class LocalOptions(LLMOptions):
+    """Options of the local backend."""
+
+    model: str = Field(DEFAULT_MODEL, description=f"{DEFAULT_MODEL} (the packaged GGUF), a .gguf file or a model folder")  # type: ignore[assignment]
+    readout: Literal["expected", "greedy", "parsed"] = Field(  # type: ignore[assignment]
+        "expected", description="expected (exact, from the full next-token distribution), greedy or parsed"
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="items per forward pass")
+
+    run_fields: ClassVar[frozenset[str]] = RaterOptions.run_fields | {"batch_size"}
+
+
+@register_backend("local")
+class LocalBackend(LLMBackend):
+    """Gemma 3 270M (or another GGUF or Hugging Face model) in torch, on this machine."""
+
+    Options: ClassVar[type[RaterOptions]] = LocalOptions
+
+    def weights_fingerprint(self, options: Any) -> str:
+        from workbench.raters.local_files import weights_fingerprint
+
+        return weights_fingerprint(options.model)
+
+    def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
+        from workbench.raters.backend import Outcome
+        from workbench.raters.local_model import LocalModel
+
+        spec = rater.spec
+        model = LocalModel.load(spec.model)
+        assert rater.prompt is not None
+        prefix, _ = rater.prompt.split("")
+        # SentencePiece writes " 5" as "▁" + "5": read the number after "Rating: ", as the examples show it
+        space = "" if rater.prompt.text[-1:].isspace() or spec.readout != "expected" else " "
+        for ids, words in in_chunks(texts, max(ITEMS_PER_CALL, spec.batch_size)):
+            suffixes = [rater.prompt.split(w)[1] + space for w in words]
+            if spec.readout == "expected":
+                readouts = model.rate_expected(prefix, suffixes, rater.points, min_mass=spec.min_mass, batch_size=spec.batch_size)
+            else:
+                answers = model.generate_greedy(prefix, suffixes, max_new_tokens=spec.max_tokens, batch_size=spec.batch_size)
+                read = greedy_from_answer if spec.readout == "greedy" else parsed_from_answer
+                readouts = [read(a, rater.points) for a in answers]
+            for item_id, readout in zip(ids, readouts, strict=True):
+                job.writer.add(Outcome(item_id, readout))
+            job.report()
+        return "completed"

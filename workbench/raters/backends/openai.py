@@ -1,0 +1,15 @@
+"""backend: openai — any OpenAI-compatible chat completions server, one request per item.
+
+The request and the read-out are in raters/openai_chat.py (shared with
+openai-batch); concurrency and retries in raters/http.py.
+"""
+
+from __future__ import annotations
+
+from workbench.raters.backend import register_backend
+from workbench.raters.openai_chat import ChatBackend
+
+
+@register_backend("openai")
+class OpenAIChat(ChatBackend):
+    """Chat completions with logprobs: expected, greedy, parsed or samples read-outs."""
