@@ -198,19 +198,29 @@ class _RateLimited(ApiError):
 
 
 def _echo_into(body: bytes, echo: str) -> bytes:
-    """A chat completion with `echo` in every string the client reads: id, content, the chosen token and
-    an extra top logprob entry (with a negligible probability, so the read-out stays the same)."""
+    """A chat or text completion with `echo` in every string the client reads: id, content (or text),
+    and extra top logprob entries (with negligible probabilities, so the read-out stays the same)."""
     data = _loads(body)
     data["id"] = f"{data['id']} {echo}"
     data["system_fingerprint"] = echo
+    key = echo.partition(" ")[2]
     for choice in data["choices"]:
-        message = choice["message"]
-        message["content"] = f"{message['content']} {echo}"
-        message["refusal"] = echo
-        for entry in (choice.get("logprobs") or {}).get("content") or []:
-            if isinstance(entry.get("top_logprobs"), list):
-                entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
-                entry["top_logprobs"].append({"token": echo.partition(" ")[2], "logprob": -31.0, "bytes": None})
+        if "message" in choice:  # chat
+            message = choice["message"]
+            message["content"] = f"{message['content']} {echo}"
+            message["refusal"] = echo
+            for entry in (choice.get("logprobs") or {}).get("content") or []:
+                if isinstance(entry.get("top_logprobs"), list):
+                    entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
+                    entry["top_logprobs"].append({"token": key, "logprob": -31.0, "bytes": None})
+        else:  # text completions: top logprobs are {token: logprob} dicts
+            choice["text"] = f"{choice['text']} {echo}"
+            logprobs = choice.get("logprobs") or {}
+            for top in logprobs.get("top_logprobs") or []:
+                if isinstance(top, dict):
+                    top.update({echo: -30.0, key: -31.0})
+            if isinstance(logprobs.get("tokens"), list):
+                logprobs["tokens"].append(echo)
     return _dumps(data)
 
 
@@ -938,18 +948,22 @@ class OpenAIServer:
         self._check_model(completion.model)
         limit_headers = self._admit(completion)
         attempt, fault = self._begin_attempt(completion.word)
+        with self._lock:
+            self._stats.max_tokens[completion.max_tokens] += 1
+        echo = self._echo(request)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
-            return web.Response(body=b'{"id": "cmpl-', content_type="application/json")
+            return web.Response(body=b'{"id": "cmpl-' + (echo or "").encode(), content_type="application/json")
         if fault in ("429", "500"):
-            status, body = self._outcome(completion, attempt, fault, self._echo(request))
+            status, body = self._outcome(completion, attempt, fault, echo)
             headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
-            return _json_response(body, status, headers)
+            return _json_response(body, status, dict(limit_headers, **headers))
         variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
-        response = _json_response(self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant))
+        body = self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant)
+        response = _json_response(_echo_into(body, echo) if echo else body)
         response.headers.update(limit_headers)
         return response
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from tests.openai_server import OpenAIServer, reference_expected
 from tests.test_rate import KEY_ENV, RATE_JOB, WORDS, _without_raters, all_text_in_store, ratings_by_word, write_study
 from workbench.errors import WorkbenchError
-from workbench.jobs.runner import run_rater
+from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.models import Call, Job
 from workbench.study.apply import apply_study
@@ -210,20 +210,20 @@ def test_a_model_name_the_server_does_not_list_is_refused_with_a_suggestion(tmp_
     with OpenAIServer(models=["gpt-4o-mini", "gemma-3-270m"]) as listing:  # accepts any name, like llama.cpp
         engine, loaded = setup(tmp_path, db_url, listing, {"typo": {"model": "gpt-4o-mni"}, "mini": {}})
         with pytest.raises(WorkbenchError, match="does not list the model 'gpt-4o-mni'. Did you mean 'gpt-4o-mini'?"):
-            run_rater(engine, loaded, "typo", dry_run=True, check_model=True)
+            run_rater(engine, loaded, "typo", dry_run=True, check_server=True)
         with pytest.raises(WorkbenchError, match="does not list the model 'gpt-4o-mni'"):
             run_rater(engine, loaded, "typo")
         assert listing.stats()["chat_requests"] == 0
-        dry = run_rater(engine, loaded, "mini", dry_run=True, check_model=True)
+        dry = run_rater(engine, loaded, "mini", dry_run=True, check_server=True)
         assert any("is served by" in note for note in dry.notes)
         assert run_rater(engine, loaded, "mini", limit=3).counts["rated"] == 3
-        assert listing.stats()["models_listed"] == 3
+        assert listing.stats()["models_listed"] == 4  # each dry run and each run asked once
     engine.dispose()
 
 
 def test_a_server_that_does_not_list_models_is_not_checked(tmp_path, db_url, server):
     engine, loaded = setup(tmp_path, db_url, server, {"mini": {"model": "anything"}})
-    dry = run_rater(engine, loaded, "mini", dry_run=True, check_model=True)
+    dry = run_rater(engine, loaded, "mini", dry_run=True, check_server=True)
     assert any("not checked" in note for note in dry.notes)
     assert run_rater(engine, loaded, "mini", limit=2).counts["rated"] == 2
     engine.dispose()

@@ -25,14 +25,6 @@ class ServerError(WorkbenchError):
     """The server failed a call the job needs (submit, poll, download): the job fails with this reason."""
 
 
-class KeyRefusedError(ServerError):
-    """The server refused the key."""
-
-
-def refused_message(key_env: str, code: int | None) -> str:
-    return f"the server refused the API key in ${key_env} (HTTP {code}): check the key and its permissions."
-
-
 def _message(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
@@ -53,6 +45,8 @@ def call(what: str, fn: Callable[..., T], *args: Any, redact: Redactor, key_env:
     """
     import openai
 
+    from workbench.raters.http import KeyRefused, refused_message
+
     def fail(reason: str) -> ServerError:
         line = " ".join(redact(reason).split())[:300]
         return ServerError(f"{what} failed: {line}")
@@ -60,7 +54,7 @@ def call(what: str, fn: Callable[..., T], *args: Any, redact: Redactor, key_env:
     try:
         result = fn(*args, **kwargs)
     except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise KeyRefusedError(refused_message(key_env, exc.status_code)) from None
+        raise KeyRefused(refused_message(key_env, exc.status_code)) from None
     except openai.APIStatusError as exc:
         raise fail(f"HTTP {exc.status_code}: {_message(exc.body, 'no message')}") from None
     except openai.APITimeoutError:
