@@ -134,3 +134,43 @@ def test_unknown_backend_and_unknown_option_are_named(tmp_path):
     study = write_study(tmp_path, "sqlite:///x.db", {"zipf": {"backend": "wordfreq", "prompt": "Rate {item}"}})
     result = invoke("validate", "--study", study, code=1)
     assert "raters.zipf.prompt: the wordfreq backend does not take this option" in result.stderr
+
+
+# identities computed by the workbench before backends were registered classes (commit bf2c98c): the
+# same configuration must keep its identity, so an upgraded workbench resumes the raters it made
+IDENTITIES_BEFORE_THE_REGISTRY = {
+    "chat": ({"backend": "openai", "model": "gpt-4o-mini", "base_url": "http://x/v1", "concurrency": 4},
+             "dbc03f98a80d301a9d60e3bfcd70d39dd920943f1a9dcef5e3026e73aabb6c3f"),
+    "chats": ({"backend": "openai", "model": "gpt-4o-mini", "readout": "samples", "system": "Be brief."},
+              "f943b34edf676e8818dbac37c7011a918f41803c022fa40497d73395f8f9edde"),
+    "batch": ({"backend": "openai-batch", "model": "gpt-4o-mini", "readout": "greedy", "poll_seconds": 3,
+               "few_shot": {"items": "tr", "gold": "gold", "n": 3}},
+              "099bbd311bf3eec1ff714decbf0ac002bdd92ae4d99c6abb2b00cd596004a6ab"),
+    "zipf": ({"backend": "wordfreq"}, "01ded8d8bc6ace69e9bce8bcef33e19eb98eea41db8544376d7818b480c875fb"),
+    "freq": ({"backend": "wordfreq", "train": "tr", "gold": "gold"},
+             "284adac6b48d3fda11b86d8d4ce50fc340c605285b98ced7336091641a2483f7"),
+}  # fmt: skip
+
+
+def test_a_configuration_keeps_the_identity_it_had_before_the_registry(tmp_path):
+    from workbench.study.apply import apply_study
+    from workbench.study.load import LoadedStudy
+    from workbench.study.rate import resolve
+
+    (tmp_path / "gold.csv").write_text("word,fam\n" + "".join(f"w{i},{1 + i % 7}\n" for i in range(40)), encoding="utf-8")
+    study = {
+        "study": "idcheck",
+        "database": f"sqlite:///{tmp_path / 'store.db'}",
+        "dimensions": {"familiarity": {"scale": [1, 7], "labels": {1: "unfamiliar", 7: "familiar"}}},
+        "datasets": {"gold": {"file": "gold.csv", "item_column": "word", "ratings": {"familiarity": "fam"}}},
+        "item_sets": {"tr": {"from": "gold", "sample": 20}},
+        "raters": {name: options for name, (options, _) in IDENTITIES_BEFORE_THE_REGISTRY.items()},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
+    loaded = load_study(tmp_path / "study.yaml")
+    engine = connect(loaded.study.database)
+    apply_study(engine, LoadedStudy(loaded.path, loaded.study.model_copy(update={"raters": {}})))
+    with Session(engine) as s:
+        got = {name: resolve(s, loaded, name).hash for name in IDENTITIES_BEFORE_THE_REGISTRY}
+    engine.dispose()
+    assert got == {name: digest for name, (_, digest) in IDENTITIES_BEFORE_THE_REGISTRY.items()}

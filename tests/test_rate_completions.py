@@ -14,15 +14,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.openai_server import reference_distribution, reference_expected, reference_mode
-from tests.test_rate import (  # noqa: F401  (fixtures)
+from tests.openai_server import (
+    OpenAIServer,
+    reference_distribution,
+    reference_expected,
+    reference_mode,
+)
+from tests.test_rate import (
     FAST,
+    KEY_ENV,
     SECRET,
     WORDS,
     all_text_in_store,
-    openai_server,
     ratings_by_word,
-    server,
     setup_store,
     write_study,
 )
@@ -32,6 +36,19 @@ from workbench.study.load import load_study
 from workbench.study.rate import run_rater
 
 BASE = {"backend": "openai-completions", "model": "gemma-3-270m"}
+
+
+@pytest.fixture(scope="module")
+def openai_server():
+    with OpenAIServer(latency=0, retry_after=0.05, slow_seconds=3) as server:
+        yield server
+
+
+@pytest.fixture
+def server(openai_server, monkeypatch):
+    openai_server.reset()
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    return openai_server
 
 
 def test_expected_values_from_the_first_tokens_top_logprobs(tmp_path, db_url, server):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from workbench.raters.backend import (
     Outcome,
@@ -33,6 +36,12 @@ class EmbeddingBaseline(TrainedBackend):
     """Sentence embeddings of each item, and a ridge regression fitted on the training items."""
 
     Options: ClassVar[type[RaterOptions]] = EmbeddingOptions
+
+    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
+        rater = super().resolve(session, rater, base_dir=base_dir)
+        # kept from when every backend took every option (language defaulted to "en"), so an embedding
+        # rater made before keeps its identity and its ratings
+        return replace(rater, identity={**rater.identity, "language": "en"})
 
     def weights_fingerprint(self, options: Any) -> str:
         from workbench.raters.baselines import embedding_fingerprint
