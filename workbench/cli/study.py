@@ -14,27 +14,29 @@ from sqlalchemy.orm import Session
 from workbench.cli.rate import describe, exit_if_failed, progress_bar
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
+from workbench.files import ensure_output_folder, writing
 from workbench.store.engine import redact_url
 from workbench.study.apply import apply_study, make_plan
 from workbench.study.load import load_study
 
 
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study.")]) -> None:
+def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study (created inside an existing folder).")]) -> None:
     """Scaffold a study: study.yaml (with comments), prompts/ and data/."""
     target = directory / "study.yaml"
     if target.exists():
         raise WorkbenchError(f"{target} already exists: choose another folder or edit it.")
     template = resources.files("workbench") / "templates" / "study"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "prompts").mkdir(exist_ok=True)
-    (directory / "data").mkdir(exist_ok=True)
-    text = (template / "study.yaml").read_text(encoding="utf-8")
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
-    target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
-    prompt = directory / "prompts" / "familiarity.txt"
-    if not prompt.exists():
-        with resources.as_file(template / "prompts" / "familiarity.txt") as src:
-            shutil.copyfile(src, prompt)
+    ensure_output_folder(directory, "init")
+    with writing(directory, "init"):
+        (directory / "prompts").mkdir(exist_ok=True)
+        (directory / "data").mkdir(exist_ok=True)
+        text = (template / "study.yaml").read_text(encoding="utf-8")
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
+        target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
+        prompt = directory / "prompts" / "familiarity.txt"
+        if not prompt.exists():
+            with resources.as_file(template / "prompts" / "familiarity.txt") as src:
+                shutil.copyfile(src, prompt)
     typer.echo(f"Created {target}, {directory / 'prompts'}/ and {directory / 'data'}/.")
     typer.echo(f"Next: put norm files in {directory / 'data'}/, declare them under `datasets:`, then run")
     typer.echo(f"  workbench plan --study {target}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from workbench.files import ensure_output_folder, writing
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
 from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
@@ -142,8 +143,10 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
         )  # fmt: skip
     written = []
+    folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
     for fmt in spec.formats:
-        written += write_report(rep, datas, report_dir(loaded, spec) / f"{name}.{fmt}", fmt)
+        with writing(folder / f"{name}.{fmt}", f"reports.{name}.out"):
+            written += write_report(rep, datas, folder / f"{name}.{fmt}", fmt)
     stamp, value = _report_stamp(loaded, name, spec, version)
     stamp.write_text(value)
     return written
