@@ -1,11 +1,13 @@
 """A fault-injecting OpenAI API test double that speaks real HTTP.
 
-`OpenAIServer` serves the documented chat completions, files and batches
-endpoints on 127.0.0.1 well enough for the official `openai` client to run
-against it unchanged (``base_url=server.base_url``). Its "model" is
-deterministic: the rated word is the last double-quoted string in the last
-user message, and the answer follows `reference_distribution(word)`, so tests
-can compute the expected ratings without the server.
+`OpenAIServer` serves the documented chat completions, text completions
+(/v1/completions with ``logprobs: N``, as vLLM and llama.cpp serve it), files
+and batches endpoints on 127.0.0.1 well enough for the official `openai`
+client to run against it unchanged (``base_url=server.base_url``). Its
+"model" is deterministic: the rated word is the last double-quoted string in
+the last user message (or in the prompt, for text completions), and the
+answer follows `reference_distribution(word)`, so tests can compute the
+expected ratings without the server.
 
 In-process (a background thread with its own event loop)::
 
@@ -286,6 +288,39 @@ def parse_chat_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest:
     )
 
 
+def parse_completion_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest:
+    """Validate a text completions body (/v1/completions: prompt, max_tokens, logprobs: N, n, temperature)."""
+    if not isinstance(body, dict):
+        raise _bad_request("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad_request("You must provide a model parameter.", "model", "missing_required_parameter")
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise _bad_request("'prompt' must be a string (this test server takes one prompt per request).", "prompt")
+    if body.get("stream"):
+        raise _bad_request("Streaming is not supported by this test server.", "stream", "unsupported_value")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= MAX_TOP_LOGPROBS):
+        raise _bad_request(f"Invalid 'logprobs': expected an integer from 0 to {MAX_TOP_LOGPROBS}.", "logprobs", "invalid_value")
+    temperature = body.get("temperature")
+    if temperature is None:
+        temperature = 1.0  # the documented default of /v1/completions
+    elif isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        raise _bad_request("Invalid 'temperature': expected a number from 0 to 2.", "temperature", "invalid_value")
+    return ChatRequest(
+        model=model,
+        word=extract_word(prompt, pattern),
+        prompt_chars=len(prompt),
+        n=_optional_int(body, "n", 1, 128) or 1,
+        top_logprobs=logprobs,
+        temperature=float(temperature),
+        max_tokens=_optional_int(body, "max_tokens", 1, 1 << 31),
+    )
+
+
 class Model:
     """The deterministic model: per-word choices, computed lazily and cached as serialized JSON."""
 
@@ -314,6 +349,49 @@ class Model:
             for i, label in enumerate(self._answer_labels(request, attempt))
         )
         return head[:-1] + b',"choices":[' + choices + b"]}"
+
+    def text_completion_json(self, request: ChatRequest, completion_id: str, attempt: int, variant: str) -> bytes:
+        """A serialized text completion (/v1/completions): the same answers as completion_json, with the
+        first token's top logprobs as a {token: logprob} dict, the legacy shape."""
+        prompt_tokens = request.prompt_chars // 4 + 1
+        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
+        choices = [
+            dict(self._text_choice(request, label, top_k, variant), index=i)
+            for i, label in enumerate(self._answer_labels(request, attempt))
+        ]
+        return _dumps({
+            "id": completion_id,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": request.model,
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": request.n,
+                      "total_tokens": prompt_tokens + request.n},
+        })  # fmt: skip
+
+    def _text_choice(self, request: ChatRequest, label: str, top_k: int | None, variant: str) -> dict[str, Any]:
+        if variant == "empty":
+            return {"text": "", "logprobs": None, "finish_reason": "stop"}
+        if variant == "non_numeric":
+            text, tokens = NON_NUMERIC_TOKENS[0][0], [(t, math.log(p)) for t, p in NON_NUMERIC_TOKENS]
+        else:
+            text, tokens = label, reference_top_logprobs(request.word, self.scale, self.off_scale_mass)
+        if variant in BROKEN_LOGPROBS:
+            top_k = top_k or MAX_TOP_LOGPROBS
+        logprobs = None
+        if top_k is not None:
+            chosen = next(lp for token, lp in tokens if token == text)
+            top: Any = {t: lp for t, lp in tokens[:top_k]}
+            if variant == "bad_logprob":
+                top = {t: "abc" for t in top}
+            elif variant == "null_logprob":
+                top = None
+            elif variant == "wrong_types":
+                top = [[t, lp] for t, lp in top.items()]
+            logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
+            if variant == "missing_fields":
+                logprobs = {"tokens": [text]}
+        return {"text": text, "logprobs": logprobs, "finish_reason": "length" if request.max_tokens == 1 else "stop"}
 
     def _answer_labels(self, request: ChatRequest, attempt: int) -> list[str]:
         """The mode n times at temperature 0, else n labels sampled with an RNG seeded by (word, attempt)."""
@@ -417,6 +495,7 @@ class _Stats:
     requests: int = 0
     chat_requests: int = 0
     chat_ok: int = 0
+    completion_requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     batches_created: int = 0
@@ -431,6 +510,7 @@ class _Stats:
             "requests": self.requests,
             "chat_requests": self.chat_requests,
             "chat_ok": self.chat_ok,
+            "completion_requests": self.completion_requests,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "batches_created": self.batches_created,
@@ -523,7 +603,7 @@ class RateLimit:
 
 
 class OpenAIServer:
-    """An aiohttp server speaking the OpenAI chat completions, files and batches API, with faults.
+    """An aiohttp server speaking the OpenAI chat and text completions, files and batches API, with faults.
 
     Use it as a context manager (``with OpenAIServer() as server``) or call
     start()/stop(). set_faults, expire_batches_after, stats and reset are
@@ -661,6 +741,7 @@ class OpenAIServer:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 30)
         app.add_routes([
             web.post("/v1/chat/completions", self._chat),
+            web.post("/v1/completions", self._completions),
             web.get("/v1/models", self._list_models),
             web.post("/v1/files", self._upload_file),
             web.get("/v1/files/{file_id}", self._get_file),
@@ -820,6 +901,32 @@ class OpenAIServer:
         variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
         body = self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, variant)
         return 200, _echo_into(body, echo) if echo else body
+
+    # ----------------------------------------------------------------- text completions
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        """POST /v1/completions, as vLLM and llama.cpp's server serve it: the chat model's answers and
+        faults (429, 500, slow, malformed, no_logprobs, non_numeric, empty, broken logprobs)."""
+        with self._lock:
+            self._stats.completion_requests += 1
+        completion = parse_completion_request(await self._json_body(request), self._pattern)
+        self._check_model(completion.model)
+        limit_headers = self._admit(completion)
+        attempt, fault = self._begin_attempt(completion.word)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        elif fault == "malformed":
+            return web.Response(body=b'{"id": "cmpl-', content_type="application/json")
+        if fault in ("429", "500"):
+            status, body = self._outcome(completion, attempt, fault, self._echo(request))
+            headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
+            return _json_response(body, status, headers)
+        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        response = _json_response(self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant))
+        response.headers.update(limit_headers)
+        return response
 
     # ----------------------------------------------------------------- files
 

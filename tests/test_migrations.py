@@ -205,7 +205,8 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     with pytest.raises(WorkbenchError) as exc:
         connect(url)
     assert str(exc.value) == (
-        f"Cannot open the store at {url}: file is not a database. Check the URL and that the server is running."
+        f"{url} is not a workbench store: the file is not an SQLite database. "
+        "Point --db at a workbench store, or at a new file to create one."
     )
     missing = tmp_path / "no" / "such" / "folder" / "store.db"
     with pytest.raises(WorkbenchError, match=re.escape(f"The folder {missing.parent} for the SQLite store does not exist")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workbench.analysis.duck import (
+    SNAPSHOT_FORMAT,
     _fetch_adbc,
     _fetch_sqlalchemy,
     _source_queries,
@@ -22,7 +24,19 @@ from workbench.analysis.duck import (
 from workbench.errors import WorkbenchError
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import preset_specs
-from workbench.store import Dataset, Dimension, Item, Rater, Rating, connect, generation, store_id
+from workbench.store import (
+    Call,
+    Dataset,
+    Dimension,
+    Item,
+    Job,
+    Rater,
+    Rating,
+    bump_generation,
+    connect,
+    generation,
+    store_id,
+)
 
 COLUMNS = {
     "items": ["item_id", "item", "language"],
@@ -35,6 +49,14 @@ COLUMNS = {
         "item", "language", "dimension", "rater", "rater_kind", "dataset", "replicate", "value", "sd", "n",
         "mass", "note", "answer",
         "item_id", "rater_id", "dimension_id",
+    ],
+    "jobs": [
+        "job_id", "kind", "status", "rater", "dataset", "config", "counts", "cost", "error", "external_id",
+        "started_at", "finished_at", "rater_id", "dataset_id",
+    ],
+    "calls": [
+        "call_id", "job_id", "rater", "item", "attempt", "status", "http_status", "error", "request", "response",
+        "prompt_tokens", "completion_tokens", "latency_ms", "created_at", "item_id",
     ],
 }
 
@@ -73,7 +95,10 @@ def _store_counts(engine) -> dict[str, int]:
     with Session(engine) as s:
         return {
             table: s.scalar(select(func.count()).select_from(model))
-            for table, model in [("items", Item), ("dimensions", Dimension), ("datasets", Dataset), ("raters", Rater), ("ratings", Rating)]
+            for table, model in [
+                ("items", Item), ("dimensions", Dimension), ("datasets", Dataset), ("raters", Rater), ("ratings", Rating),
+                ("jobs", Job), ("calls", Call),
+            ]  # fmt: skip
         } | {"generation": generation(s)}
 
 
@@ -185,7 +210,7 @@ def test_snapshot_location(store, db_url, tmp_path):
         with Session(store) as s:
             ident = store_id(s)
         assert len(ident) == 32
-        assert path == tmp_path / ".workbench-cache" / f"store.db.{ident}-g1.v1.duckdb"
+        assert path == tmp_path / ".workbench-cache" / f"store.db.{ident}-g1.v{SNAPSHOT_FORMAT}.duckdb"
     else:
         assert path.parent == tmp_path / "cache"
         assert path.name.startswith("postgresql-" + store.url.database + "-")
@@ -221,6 +246,12 @@ def test_adbc_and_sqlalchemy_transfers_agree(store):
         "INSTALL httpfs",
         "LOAD sqlite",
         "SET enable_external_access = true",
+        "EXPLAIN ANALYZE COPY ratings TO '{tmp}/x.csv'",
+        "EXPLAIN ANALYSE SELECT count(*) FROM ratings",
+        "explain /* plan */ analyze select 1",
+        "EXPLAIN (ANALYZE) SELECT 1",
+        "EXPLAIN COPY ratings TO '{tmp}/x.csv'",
+        "SELECT 1; EXPLAIN ANALYZE SELECT 2",
     ],
 )
 def test_writes_and_file_access_refused(store, tmp_path, statement):
@@ -309,3 +340,39 @@ def test_format_json(store):
 def test_unknown_format(store):
     with pytest.raises(WorkbenchError, match="choose one of table, csv, json"):
         format_result(run_sql(store, "SELECT 1"), "xml")
+
+
+def test_plain_explain_of_a_select_runs(store):
+    plan = run_sql(store, "EXPLAIN SELECT rater, count(*) FROM ratings GROUP BY rater").to_pylist()
+    assert plan and "explain_value" in plan[0]
+    assert run_sql(store, "-- the plan\nEXPLAIN FROM ratings WHERE value > 3").num_rows >= 1
+
+
+def test_jobs_and_calls_views(store):
+    """The jobs and calls a rating run writes, by name; a request body never shows header fields."""
+    with Session(store) as s, s.begin():
+        rater = Rater(name="gpt", kind="llm")
+        s.add(rater)
+        s.flush()
+        job = Job(kind="rate", status="done", rater_id=rater.id, config={"model": "m"}, counts={"rated": 1}, cost=0.5)
+        s.add(job)
+        s.flush()
+        item = s.scalar(select(Item).order_by(Item.text).limit(1))
+        body = {"model": "m", "messages": [{"role": "user", "content": item.text}], "headers": {"Authorization": "Bearer x"}}
+        s.add(Call(job_id=job.id, item_id=item.id, attempt=1, status="ok", http_status=200, request=body,
+                   response='{"choices": []}', prompt_tokens=12, completion_tokens=1, latency_ms=40.5))  # fmt: skip
+        s.add(Call(job_id=job.id, item_id=None, attempt=2, status="error", http_status=500, error="server error",
+                   request={"model": "m"}, response="oops"))  # fmt: skip
+        first = item.text
+        bump_generation(s)
+    (j,) = run_sql(store, "SELECT * FROM jobs WHERE kind = 'rate'").to_pylist()
+    assert (j["rater"], j["status"], j["cost"], j["dataset"]) == ("gpt", "done", 0.5, None)
+    assert json.loads(j["config"]) == {"model": "m"} and json.loads(j["counts"]) == {"rated": 1}
+    calls = run_sql(store, "SELECT * FROM calls ORDER BY call_id").to_pylist()
+    assert [(c["rater"], c["item"], c["attempt"], c["status"], c["http_status"]) for c in calls] == [
+        ("gpt", first, 1, "ok", 200), ("gpt", None, 2, "error", 500),
+    ]
+    assert json.loads(calls[0]["request"]) == {"model": "m", "messages": [{"role": "user", "content": first}]}
+    assert "Bearer" not in str(calls) and "Authorization" not in str(calls)
+    assert (calls[0]["prompt_tokens"], calls[0]["latency_ms"], calls[1]["error"]) == (12, 40.5, "server error")
+    assert calls[0]["created_at"] is not None

@@ -9,6 +9,10 @@ class StoreVersionError(WorkbenchError):
     """The store's schema is not the one this workbench expects."""
 
 
+class StoreLockedError(WorkbenchError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
 def did_you_mean(name: str, choices) -> str:
     """" Did you mean 'x'?" naming the closest of `choices` to `name`, or "" when none is close.
 

@@ -18,7 +18,8 @@ after the database and a hash of its URL (password left out). When
 snapshots of the same store are deleted when a new one is built.
 
 Queries are read-only: only SELECT (with FROM-first, SHOW, DESCRIBE,
-SUMMARIZE), EXPLAIN, PRAGMA and CALL statements run, on a connection opened
+SUMMARIZE), plain EXPLAIN of a SELECT (not EXPLAIN ANALYZE, which runs the
+statement it explains), PRAGMA and CALL statements run, on a connection opened
 read-only with external access disabled and its configuration locked, so a
 query can neither change the store or the snapshot nor read or write files.
 
@@ -60,6 +61,24 @@ Tables in the snapshot
     item, language, dimension, rater_a, rater_b (rater_a < rater_b), kind_a,
     kind_b, value_a, value_b, item_id
 
+``jobs`` -- one row per rating run or import
+    job_id (INTEGER), kind (VARCHAR: e.g. "rate" or "import"), status
+    (VARCHAR: running, done, failed, ...), rater (VARCHAR or NULL), dataset
+    (VARCHAR or NULL), config (VARCHAR: the run's configuration as JSON),
+    counts (VARCHAR: JSON of the run's counts, e.g. rated/failed), cost
+    (DOUBLE or NULL: estimated USD), error (VARCHAR or NULL), external_id
+    (VARCHAR or NULL: e.g. an OpenAI batch id), started_at, finished_at
+    (TIMESTAMP, UTC), rater_id, dataset_id (INTEGER)
+
+``calls`` -- one row per request to a model server (every attempt)
+    call_id (INTEGER), job_id (INTEGER), rater (VARCHAR: the job's rater),
+    item (VARCHAR or NULL), attempt (INTEGER: 1 for the first try), status
+    (VARCHAR: ok or error), http_status (INTEGER or NULL), error (VARCHAR or
+    NULL), request (VARCHAR: the JSON body sent, never headers), response
+    (VARCHAR: the raw body received), prompt_tokens, completion_tokens
+    (INTEGER or NULL), latency_ms (DOUBLE or NULL), created_at (TIMESTAMP,
+    UTC), item_id (INTEGER). Keys are redacted before a response is stored.
+
 Example::
 
     SELECT dimension, rater, count(*), avg(value) FROM ratings GROUP BY ALL
@@ -88,7 +107,7 @@ from workbench.errors import WorkbenchError
 from workbench.store.meta import store_version
 
 # bump when the snapshot's tables change, so old cache files are not reused
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 FORMATS = ("table", "csv", "json")
 ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
 READ_ONLY_CONFIG = {
@@ -102,9 +121,13 @@ READ_ONLY_CONFIG = {
 SOURCE = {
     "items": "SELECT id, text, language FROM items",
     "dimensions": "SELECT id, name, scale_min, scale_max FROM dimensions",
-    "datasets": "SELECT id, name, preset, language, citation, licence, origin_file, checksum, {imported_at} FROM datasets",
+    "datasets": "SELECT id, name, preset, language, citation, licence, origin_file, checksum, {time:imported_at} FROM datasets",
     "raters": "SELECT id, name, kind, dataset_id FROM raters",
     "ratings": "SELECT item_id, dimension_id, rater_id, replicate, value, sd, n, mass, note, raw_answer FROM ratings",
+    "jobs": "SELECT id, kind, status, rater_id, dataset_id, {json:config}, {json:counts}, cost, error, external_id, "
+    "{time:started_at}, {time:finished_at} FROM jobs",
+    "calls": "SELECT id, job_id, item_id, attempt, status, http_status, error, {json:request}, response, "
+    "prompt_tokens, completion_tokens, latency_ms, {time:created_at} FROM calls",
 }
 
 # how the snapshot's tables are made from the copied ones (src_<table>)
@@ -127,7 +150,49 @@ BUILD = [
        JOIN items i ON i.item_id = x.item_id
        JOIN dimensions d ON d.dimension_id = x.dimension_id
        JOIN raters r ON r.rater_id = x.rater_id""",
+    """CREATE TABLE jobs AS SELECT j.id::INTEGER AS job_id, j.kind::VARCHAR AS kind, j.status::VARCHAR AS status,
+       r.rater, d.dataset, j.config::VARCHAR AS config, j.counts::VARCHAR AS counts, j.cost::DOUBLE AS cost,
+       j.error::VARCHAR AS error, j.external_id::VARCHAR AS external_id, j.started_at::TIMESTAMP AS started_at,
+       j.finished_at::TIMESTAMP AS finished_at, j.rater_id::INTEGER AS rater_id, j.dataset_id::INTEGER AS dataset_id
+       FROM src_jobs j LEFT JOIN raters r ON r.rater_id = j.rater_id LEFT JOIN datasets d ON d.dataset_id = j.dataset_id
+       ORDER BY job_id""",
+    """CREATE TABLE calls AS SELECT c.id::INTEGER AS call_id, c.job_id::INTEGER AS job_id, j.rater, i.item,
+       c.attempt::INTEGER AS attempt, c.status::VARCHAR AS status, c.http_status::INTEGER AS http_status,
+       c.error::VARCHAR AS error, c.request::VARCHAR AS request, c.response::VARCHAR AS response,
+       c.prompt_tokens::INTEGER AS prompt_tokens, c.completion_tokens::INTEGER AS completion_tokens,
+       c.latency_ms::DOUBLE AS latency_ms, c.created_at::TIMESTAMP AS created_at, c.item_id::INTEGER AS item_id
+       FROM src_calls c LEFT JOIN jobs j ON j.job_id = c.job_id LEFT JOIN items i ON i.item_id = c.item_id
+       ORDER BY call_id""",
 ]
+
+# a request body never carries headers; should one ever hold such a field, the snapshot leaves it out
+_HEADER_FIELDS = {"headers", "extra_headers", "authorization", "api_key", "api-key"}
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _without_headers(table: pa.Table) -> pa.Table:
+    """calls.request with any header-like field dropped from the JSON body."""
+    column = table.column("request")
+    values = column.to_pylist()
+    changed = False
+    for i, value in enumerate(values):
+        if value is None or not any(f in value.lower() for f in _HEADER_FIELDS):
+            continue
+        try:
+            body = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            kept = {k: v for k, v in body.items() if str(k).lower() not in _HEADER_FIELDS}
+            if len(kept) != len(body):
+                values[i], changed = json.dumps(kept, ensure_ascii=False), True
+    if not changed:
+        return table
+    index = table.column_names.index("request")
+    return table.set_column(index, "request", pa.array(values, type=pa.string()))
 
 
 # agreement work: every two raters' values on the items both rated (a view: computed when queried)
@@ -191,8 +256,18 @@ def snapshot_path(engine: Engine) -> Path:
 
 
 def _source_queries(engine: Engine) -> dict[str, str]:
-    imported_at = "imported_at AT TIME ZONE 'UTC' AS imported_at" if engine.dialect.name == "postgresql" else "imported_at"
-    return {name: sql.format(imported_at=imported_at) for name, sql in SOURCE.items()}
+    pg = engine.dialect.name == "postgresql"
+
+    def column(match: re.Match) -> str:
+        kind, name = match.group(1), match.group(2)
+        if not pg:
+            return name
+        return f"{name}::text AS {name}" if kind == "json" else f"{name} AT TIME ZONE 'UTC' AS {name}"
+
+    return {
+        name: re.sub(r"\{(json|time):(\w+)\}", column, sql)
+        for name, sql in SOURCE.items()
+    }
 
 
 def _fetch_adbc(engine: Engine, queries: dict[str, str]) -> dict[str, pa.Table]:
@@ -264,6 +339,8 @@ def _build(engine: Engine) -> Path:
         con = duckdb.connect(str(tmp))
         try:
             for name, table in tables.items():
+                if name == "calls" and table.num_rows and _is_text(table.schema.field("request").type):
+                    table = _without_headers(table)
                 con.register(f"src_{name}", table)
             for sql in BUILD:
                 con.execute(sql)
@@ -342,6 +419,28 @@ def _one_line(exc: duckdb.Error) -> str:
     return " ".join(lines)
 
 
+def _check_explain(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Only a plain EXPLAIN of a SELECT: EXPLAIN ANALYZE runs what it explains (a COPY ... TO, say)."""
+    every = duckdb.tokenize(query)
+    ends = [pos for pos, _ in every[1:]] + [len(query)]
+    tokens, words = [], []
+    for (pos, kind), end in zip(every, ends):
+        if kind != duckdb.token_type.comment:
+            tokens.append((pos, kind))
+            words.append(query[pos:end].strip())
+    if len(words) < 2 or words[0].upper() != "EXPLAIN":
+        raise _read_only_error("only a plain EXPLAIN of a SELECT runs")
+    if words[1].upper() in ("ANALYZE", "ANALYSE") or words[1].startswith("("):
+        raise _read_only_error("EXPLAIN ANALYZE runs the statement it explains, and EXPLAIN takes no options; use plain EXPLAIN SELECT ...")
+    try:
+        inner = con.extract_statements(query[tokens[1][0] :])
+    except duckdb.Error as exc:
+        raise WorkbenchError(f"SQL error: {_one_line(exc)}") from None
+    if len(inner) != 1 or inner[0].type.name != "SELECT":
+        kind = inner[0].type.name if inner else "an empty statement"
+        raise _read_only_error(f"EXPLAIN of {kind} is refused; only a plain EXPLAIN of a SELECT runs")
+
+
 def run_sql(engine: Engine, query: str) -> pa.Table:
     """Run a read-only query on the store's snapshot; the last statement's rows as an Arrow table."""
     con = open_snapshot(engine)
@@ -355,6 +454,8 @@ def run_sql(engine: Engine, query: str) -> pa.Table:
         for statement in statements:
             if statement.type.name not in ALLOWED_STATEMENTS:
                 raise _read_only_error(f"{statement.type.name} statements are refused")
+            if statement.type.name == "EXPLAIN":
+                _check_explain(con, statement.query)
         try:
             relation = con.sql(query)
             return relation.to_arrow_table() if relation is not None else pa.table({})

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
+from workbench.files import check_output_file, writing
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import PRESETS, preset_specs
 from workbench.ingest.readers import separator_char
@@ -200,7 +201,7 @@ def _table(title: str, header: list[str], rows: list[list]) -> None:
 
 
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .parquet); its folder must exist.")],
     dataset: Annotated[str | None, typer.Option(help="Export this dataset's ratings.")] = None,
     rater: Annotated[str | None, typer.Option(help="Export this rater's ratings.")] = None,
     dimension: Annotated[str | None, typer.Option(help="Only this dimension.")] = None,
@@ -217,7 +218,8 @@ def export(
         raise WorkbenchError("--format must be csv or parquet.")
     if (dataset is None) == (rater is None):
         raise WorkbenchError("Name exactly one of --dataset or --rater.")
-    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+    check_output_file(out, "--out")
+    with open_store(store_url(db, study)) as engine, Session(engine) as s, writing(out, "--out"):
         n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, fmt=fmt, path=out, wide=wide)
     typer.echo(f"Wrote {n} rows to {out}.")
 

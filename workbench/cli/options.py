@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-from workbench.store.engine import connect, make_engine, resolve_url
+from workbench.store.engine import connect, make_engine, resolve_url, store_error
 
 StudyPath = Annotated[
     Path,
@@ -43,10 +44,20 @@ def store_url(db: str | None, study: Path) -> str:
 
 @contextmanager
 def open_store(url: str, *, check_schema: bool = True) -> Iterator[Engine]:
-    """An engine for one command, disposed afterwards; checks (or, when new, creates) the schema."""
+    """An engine for one command, disposed afterwards; checks (or, when new, creates) the schema.
+
+    A store that is locked past the busy timeout, not a database or damaged
+    is one line (workbench.store.engine.store_error), wherever the command
+    meets it.
+    """
     engine = connect(url) if check_schema else make_engine(url)
     try:
         yield engine
+    except DBAPIError as exc:
+        known = store_error(exc, url)
+        if known is None:
+            raise
+        raise known from None
     finally:
         engine.dispose()
 

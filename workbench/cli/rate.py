@@ -88,6 +88,18 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
+FAILED_ITEMS_EXIT = 2  # a job ended with failed items: scripts notice, the next run retries them
+
+
+def exit_if_failed(failed: int) -> None:
+    """Exit with code 2 after a run that left failed items, saying so on stderr."""
+    if failed:
+        typer.echo(
+            f"{failed} item(s) failed and have no rating yet: run the command again to retry them.", err=True
+        )
+        raise typer.Exit(FAILED_ITEMS_EXIT)
+
+
 def rate(
     rater: Annotated[str, typer.Argument(help="A rater declared in the study's raters:.")],
     items: Annotated[str | None, typer.Option("--items", help="Item set or dataset to rate (default: the rater's items).")] = None,
@@ -96,7 +108,10 @@ def rate(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Rate every item the rater has not rated yet; interrupt at any time and run again to resume."""
+    """Rate every item the rater has not rated yet; interrupt at any time and run again to resume.
+
+    Exits with code 2 when items failed (after retries): the next run retries them.
+    """
     loaded = load_study(study)
     url = store_url(db, study)
     typer.echo(f"Store: {redact_url(url)}")
@@ -108,6 +123,7 @@ def rate(
                 report = run_rater(engine, loaded, rater, items=items, limit=limit, on_progress=bar)
     for line in describe(report):
         typer.echo(line)
+    exit_if_failed(report.failed)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from workbench.analysis.report import FORMATS, build_report, write_report
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
+from workbench.files import check_output_file, writing
 
 
 def report(
@@ -19,7 +20,7 @@ def report(
     raters: Annotated[list[str] | None, typer.Option("--raters", help="Rater, repeatable (default: every LLM and model rater).")] = None,
     items: Annotated[str | None, typer.Option(help="Restrict to an item set or a dataset's items.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html (self-contained, with plots), md (plus PNGs) or json.")] = "html",
-    out: Annotated[Path | None, typer.Option(help="Output file (default: report.html / report.md / report.json).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist.")] = None,
     calibrate: Annotated[str | None, typer.Option(help="TRAIN:TEST item sets: fit rater -> gold on TRAIN, report on TEST.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
@@ -35,10 +36,11 @@ def report(
         if not sep or not train or not test:
             raise WorkbenchError(f"--calibrate {calibrate!r}: write it as TRAIN:TEST, two item sets.")
         cal = {"train": train, "test": test}
-    path = out or Path(f"report.{fmt}")
+    path = check_output_file(out or Path(f"report.{fmt}"), "--out")
     with open_store(store_url(db, study)) as engine, Session(engine) as s, working("Computing the report"):
         rep, datas = build_report(s, dimension=dimension, gold=gold, raters=raters, items=items, n_boot=n_boot, seed=seed, calibrate=cal)
-        written = write_report(rep, datas, path, fmt)
+        with writing(path, "--out"):
+            written = write_report(rep, datas, path, fmt)
     for part in rep.dimensions:
         typer.echo(f"{part.dimension}: {len(part.raters)} raters, {len(part.gold)} gold datasets")
         if part.scale_note:

@@ -14,7 +14,10 @@ from workbench.errors import WorkbenchError
 def sql(
     query: Annotated[
         str | None,
-        typer.Argument(help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings."),
+        typer.Argument(
+            help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings, ratings_wide, "
+            "rating_pairs, jobs, calls."
+        ),
     ] = None,
     file: Annotated[Path | None, typer.Option("--file", "-F", help="Read the query from this file.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",

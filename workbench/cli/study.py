@@ -11,30 +11,32 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from workbench.cli.rate import describe, progress_bar
+from workbench.cli.rate import describe, exit_if_failed, progress_bar
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
+from workbench.files import ensure_output_folder, writing
 from workbench.store.engine import redact_url
 from workbench.study.apply import apply_study, make_plan
 from workbench.study.load import load_study
 
 
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study.")]) -> None:
+def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study (created inside an existing folder).")]) -> None:
     """Scaffold a study: study.yaml (with comments), prompts/ and data/."""
     target = directory / "study.yaml"
     if target.exists():
         raise WorkbenchError(f"{target} already exists: choose another folder or edit it.")
     template = resources.files("workbench") / "templates" / "study"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "prompts").mkdir(exist_ok=True)
-    (directory / "data").mkdir(exist_ok=True)
-    text = (template / "study.yaml").read_text(encoding="utf-8")
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
-    target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
-    prompt = directory / "prompts" / "familiarity.txt"
-    if not prompt.exists():
-        with resources.as_file(template / "prompts" / "familiarity.txt") as src:
-            shutil.copyfile(src, prompt)
+    ensure_output_folder(directory, "init")
+    with writing(directory, "init"):
+        (directory / "prompts").mkdir(exist_ok=True)
+        (directory / "data").mkdir(exist_ok=True)
+        text = (template / "study.yaml").read_text(encoding="utf-8")
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
+        target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
+        prompt = directory / "prompts" / "familiarity.txt"
+        if not prompt.exists():
+            with resources.as_file(template / "prompts" / "familiarity.txt") as src:
+                shutil.copyfile(src, prompt)
     typer.echo(f"Created {target}, {directory / 'prompts'}/ and {directory / 'data'}/.")
     typer.echo(f"Next: put norm files in {directory / 'data'}/, declare them under `datasets:`, then run")
     typer.echo(f"  workbench plan --study {target}")
@@ -72,7 +74,10 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
 
 def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Make the store match the study file, resuming where a previous apply stopped."""
+    """Make the store match the study file, resuming where a previous apply stopped.
+
+    Exits with code 2 when a rater's job left failed items: the next apply retries them.
+    """
     loaded = load_study(study)
     url = store_url(db, study)
     done = 0
@@ -90,8 +95,11 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "report") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
+    failed = 0
+
     def rated(rep) -> None:
-        nonlocal done
+        nonlocal done, failed
+        failed += rep.failed
         if rep.job_id is not None:
             done += 1
             for line in describe(rep):
@@ -102,6 +110,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars)
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
+    exit_if_failed(failed)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from workbench.errors import WorkbenchError, did_you_mean
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
@@ -136,7 +138,7 @@ class RaterBackend:
         """A cheap identity of the weights the backend rates with (enters the rater identity); None: no local weights."""
         return None
 
-    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Any) -> ResolvedRater:
+    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
         """Complete a rater against the store (prompt, examples, training data) and add to its identity."""
         return rater
 

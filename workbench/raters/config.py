@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, did_you_mean
 from workbench.raters.backend import RaterBackend, RaterOptions, get_backend
 from workbench.raters.prompts import Prompt
 from workbench.raters.readout import scale_points
@@ -75,10 +75,13 @@ def read_text_or_file(value: str | None, base_dir: Path) -> str | None:
     return value
 
 
-def _dimension(session: Session, name: str) -> Dimension:
+def _dimension(session: Session, name: str, declared: list[str]) -> Dimension:
     dim = session.scalar(select(Dimension).where(Dimension.name == name))
     if dim is None:
-        raise WorkbenchError(f"dimension {name!r} is not in the store: declare it in the study and run `workbench apply`.")
+        raise WorkbenchError(
+            f"dimension {name!r} is not in the store: declare it in the study and run `workbench apply`."
+            + did_you_mean(name, declared)
+        )
     if dim.scale_min is None or dim.scale_max is None:
         raise WorkbenchError(f"dimension {name!r} has no scale: give it one in the study (scale: [1, 7]).")
     return dim
@@ -97,7 +100,7 @@ def resolve_rater(session: Session, name: str, spec: RaterOptions, *, dimensions
         if len(dimensions) != 1:
             raise WorkbenchError(f"raters.{name}: the study has {len(dimensions)} dimensions: say which one with dimension:.")
         dim_name = dimensions[0]
-    dim = _dimension(session, dim_name)
+    dim = _dimension(session, dim_name, dimensions)
     step = dim.scale_step or 1.0
     points = scale_points(dim.scale_min, dim.scale_max, step)
     identity: dict[str, Any] = {

@@ -10,10 +10,12 @@ into the rater's identity.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
@@ -26,6 +28,7 @@ from workbench.store.itemsets import (
     resolve_items,
     sample_items,
 )
+from workbench.store.models import Dimension
 
 Readouts = Literal["expected", "greedy", "parsed", "samples"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
@@ -100,12 +103,10 @@ class LLMBackend(RaterBackend):
     kind = "llm"
 
     def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
-        from dataclasses import replace
-
         spec = rater.spec
         assert isinstance(spec, LLMOptions)
         lo, hi, step = rater.identity["scale"]
-        dim = _dimension_row(session, rater.dimension)
+        dim = session.scalar(select(Dimension).where(Dimension.name == rater.dimension))  # resolve_rater checked it
         examples = _examples(session, spec, rater.dimension) if spec.few_shot else []
         template = read_text_or_file(spec.prompt, base_dir) or DEFAULT_TEMPLATE
         if examples and "{examples}" not in template:
@@ -131,10 +132,3 @@ class LLMBackend(RaterBackend):
         identity["prompt"] = prompt.text
         return replace(rater, identity=identity, prompt=prompt)
 
-
-def _dimension_row(session: Session, name: str):
-    from sqlalchemy import select
-
-    from workbench.store.models import Dimension
-
-    return session.scalar(select(Dimension).where(Dimension.name == name))

@@ -79,7 +79,7 @@ Number = int | float
 LogprobsInput = Mapping[str, float] | Iterable[Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Readout:
     """One rating read out of a model's answer.
 
@@ -96,11 +96,11 @@ class Readout:
     """
 
     value: float | None
-    distribution: dict[str, float] | None
-    mass: float | None
-    low_mass: bool
-    answer: str | None
-    reason: str | None
+    distribution: dict[str, float] | None = None
+    mass: float | None = None
+    low_mass: bool = False
+    answer: str | None = None
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -112,7 +112,7 @@ class Readout:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SamplesReadout(Readout):
     """The samples read-out: a :class:`Readout` plus the per-sample details.
 
@@ -328,14 +328,14 @@ def expected_from_top_logprobs(
     logp = {lab: _logsumexp(lps) for lab, lps in grouped.items()}
     logp = {lab: lp for lab, lp in logp.items() if lp > -math.inf}
     if not logp:
-        return Readout(None, None, 0.0, True, None, "no scale point among the top logprobs")
+        return Readout(value=None, mass=0.0, low_mass=True, reason="no scale point among the top logprobs")
 
     total = _logsumexp(list(logp.values()))
     mass = min(1.0, math.exp(total))
     dist = _distribution(labels, logp, total)
     low = mass < float(min_mass)
     reason = f"only {mass:.1%} of the probability is on scale points (threshold {float(min_mass):.0%})" if low else None
-    return Readout(_expected(points, labels, dist), dist, mass, low, None, reason)
+    return Readout(value=_expected(points, labels, dist), distribution=dist, mass=mass, low_mass=low, reason=reason)
 
 
 def expected_from_continuation_logprobs(
@@ -378,7 +378,7 @@ def expected_from_continuation_logprobs(
     if total == -math.inf:
         raise WorkbenchError("every scale point has logprob -inf: nothing to normalise")
     dist = _distribution(labels, logp, total)
-    return Readout(_expected(points, labels, dist), dist, 1.0, False, None, None)
+    return Readout(value=_expected(points, labels, dist), distribution=dist, mass=1.0)
 
 
 # --------------------------------------------------------------------------- greedy / parsed
@@ -387,8 +387,8 @@ def expected_from_continuation_logprobs(
 def _on_scale(value: float, points: Sequence[Number], answer: str) -> Readout:
     lo, hi = float(min(points)), float(max(points))
     if not lo <= value <= hi:
-        return Readout(None, None, None, False, answer, f"{point_label(value)} is outside the scale {_scale_name(points)}")
-    return Readout(value, None, None, False, answer, None)
+        return Readout(value=None, answer=answer, reason=f"{point_label(value)} is outside the scale {_scale_name(points)}")
+    return Readout(value=value, answer=answer)
 
 
 def greedy_from_answer(answer: str | None, points: Sequence[Number]) -> Readout:
@@ -401,12 +401,12 @@ def greedy_from_answer(answer: str | None, points: Sequence[Number]) -> Readout:
     """
     _check_points(points)
     if answer is None:
-        return Readout(None, None, None, False, None, "no answer")
+        return Readout(value=None, reason="no answer")
     if not isinstance(answer, str):
         raise WorkbenchError(f"the answer must be text, got {type(answer).__name__}")
     match = _FIRST_NUMBER.search(answer)
     if match is None:
-        return Readout(None, None, None, False, answer, "no number in the answer")
+        return Readout(value=None, answer=answer, reason="no number in the answer")
     return _on_scale(float(match.group()), points, answer)
 
 
@@ -444,7 +444,7 @@ def parsed_from_answer(answer: str | None, points: Sequence[Number]) -> Readout:
     """
     _check_points(points)
     if answer is None:
-        return Readout(None, None, None, False, None, "no answer")
+        return Readout(value=None, reason="no answer")
     if not isinstance(answer, str):
         raise WorkbenchError(f"the answer must be text, got {type(answer).__name__}")
     text = answer.strip()
@@ -452,11 +452,11 @@ def parsed_from_answer(answer: str | None, points: Sequence[Number]) -> Readout:
     if fence:
         text = fence.group(1).strip()
     if not text:
-        return Readout(None, None, None, False, answer, "empty answer")
+        return Readout(value=None, answer=answer, reason="empty answer")
     if _STRICT_FLOAT.fullmatch(text):
         value = float(text)
         if not math.isfinite(value):
-            return Readout(None, None, None, False, answer, "the number is not finite")
+            return Readout(value=None, answer=answer, reason="the number is not finite")
         return _on_scale(value, points, answer)
     candidates = [text]
     start, end = text.find("{"), text.rfind("}")
@@ -473,9 +473,9 @@ def parsed_from_answer(answer: str | None, points: Sequence[Number]) -> Readout:
             reason = why or reason
             continue
         if not math.isfinite(value):
-            return Readout(None, None, None, False, answer, "the number is not finite")
+            return Readout(value=None, answer=answer, reason="the number is not finite")
         return _on_scale(value, points, answer)
-    return Readout(None, None, None, False, answer, reason)
+    return Readout(value=None, answer=answer, reason=reason)
 
 
 # --------------------------------------------------------------------------- samples
@@ -521,8 +521,8 @@ def mean_of_samples(
     low = mass < float(min_valid)
     if not values:
         return SamplesReadout(
-            None, None, 0.0, True, None, f"no valid answer among {n} samples",
-            n, 0, None, (), tuple(invalid),
+            value=None, mass=0.0, low_mass=True, reason=f"no valid answer among {n} samples",
+            n=n, n_valid=0, sd=None, values=(), invalid=tuple(invalid),
         )  # fmt: skip
     arr = np.asarray(values, dtype=float)
     value = float(np.clip(arr.mean(), float(min(points)), float(max(points))))
@@ -532,4 +532,7 @@ def mean_of_samples(
     if set(value_labels) <= set(labels):
         dist = {lab: value_labels.count(lab) / n_valid for lab in labels}
     reason = f"only {n_valid} of {n} samples gave a rating on the scale" if low else None
-    return SamplesReadout(value, dist, mass, low, None, reason, n, n_valid, sd, tuple(values), tuple(invalid))
+    return SamplesReadout(
+        value=value, distribution=dist, mass=mass, low_mass=low, reason=reason,
+        n=n, n_valid=n_valid, sd=sd, values=tuple(values), invalid=tuple(invalid),
+    )  # fmt: skip

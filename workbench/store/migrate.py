@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from workbench.errors import StoreVersionError
@@ -50,23 +53,81 @@ def head_revision(engine: Engine) -> str:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
+def _revision_on(conn: Connection, where: str) -> str | None:
+    heads = MigrationContext.configure(conn).get_current_heads()
+    if len(heads) > 1:
+        raise StoreVersionError(
+            f"The store at {where} names {len(heads)} schema revisions in its alembic_version table "
+            f"({', '.join(sorted(heads))}); a store has one. Keep the row of the revision its tables are at, "
+            "delete the others, and run the command again."
+        )
+    return heads[0] if heads else None
+
+
+def _where(engine: Engine) -> str:
+    return redact_url(engine.url.render_as_string(hide_password=False))
+
+
 def current_revision(engine: Engine) -> str | None:
+    """The store's schema revision (None: an empty database)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision_on(conn, _where(engine))
+
+
+def _run(engine: Engine, conn: Connection, cmd, revision: str) -> None:
+    cfg = alembic_config(engine)
+    cfg.attributes["connection"] = conn
+    cmd(cfg, revision)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with _migration_lock(engine) as conn:
+        _run(engine, conn, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
-    cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    with _migration_lock(engine) as conn:
+        _run(engine, conn, command.downgrade, revision)
+
+
+# one key for every workbench store: the lock is per database, so stores do not wait on each other
+_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"workbench.migrate").digest()[:8], "big", signed=True)
+MIGRATION_LOCK_TIMEOUT_S = 300
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that no other workbench can migrate the store beside.
+
+    PostgreSQL: a session advisory lock (a second process waits, then finds
+    the store migrated). SQLite: the store's write lock (BEGIN IMMEDIATE,
+    waiting up to the busy timeout); Alembic runs in that transaction.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT_S}s'"))
+            try:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            except OperationalError as exc:
+                if "lock timeout" not in str(exc.orig):
+                    raise
+                raise StoreVersionError(
+                    f"Another process has been migrating the store at {_where(engine)} for over "
+                    f"{MIGRATION_LOCK_TIMEOUT_S} s: run the command again when it has finished."
+                ) from None
+            conn.execute(text("SET lock_timeout = DEFAULT"))
+            conn.commit()
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+            return
+        with conn.begin():
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
 
 def _ensure_identity(engine: Engine) -> None:
@@ -79,36 +140,40 @@ def _ensure_identity(engine: Engine) -> None:
 
 
 def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
-    """Bring a new store to head; refuse (or upgrade) an old one; refuse a foreign one."""
+    """Bring a new store to head; refuse (or upgrade) an old one; refuse a foreign one.
+
+    Safe when several processes open a new store at once: the check and the
+    migration run under the migration lock, so one migrates and the others
+    find the store at head.
+    """
     script = ScriptDirectory.from_config(alembic_config(engine))
     head = script.get_current_head()
-    current = current_revision(engine)
-    where = redact_url(engine.url.render_as_string(hide_password=False))
-    if current == head:
+    where = _where(engine)
+    if current_revision(engine) == head:
         _ensure_identity(engine)
         return
-    if current is None:
-        tables = set(inspect(engine).get_table_names())
-        if tables - {"alembic_version"}:
-            raise StoreVersionError(
-                f"The database at {where} has tables but is not a workbench store: "
-                "point --db at an empty database or a workbench store."
-            )
-        upgrade(engine)
-        _ensure_identity(engine)
-        return
-    try:
-        script.get_revision(current)
-    except Exception:
-        raise StoreVersionError(
-            f"The store at {where} is at schema revision {current}, which this workbench does not know: "
-            "it was written by a newer workbench. Upgrade workbench to open it."
-        ) from None
-    if allow_upgrade:
-        upgrade(engine)
-        _ensure_identity(engine)
-        return
-    raise StoreVersionError(
-        f"The store at {where} is at schema revision {current}; this workbench needs {head}. "
-        f"Run `workbench db upgrade --db {where}` (back it up first) and try again."
-    )
+    with _migration_lock(engine) as conn:
+        current = _revision_on(conn, where)
+        if current is None:
+            tables = set(inspect(conn).get_table_names())
+            if tables - {"alembic_version"}:
+                raise StoreVersionError(
+                    f"The database at {where} has tables but is not a workbench store: "
+                    "point --db at an empty database or a workbench store."
+                )
+        elif current != head:
+            try:
+                script.get_revision(current)
+            except Exception:
+                raise StoreVersionError(
+                    f"The store at {where} is at schema revision {current}, which this workbench does not know: "
+                    "it was written by a newer workbench. Upgrade workbench to open it."
+                ) from None
+            if not allow_upgrade:
+                raise StoreVersionError(
+                    f"The store at {where} is at schema revision {current}; this workbench needs {head}. "
+                    f"Run `workbench db upgrade --db {where}` (back it up first) and try again."
+                )
+        if current != head:
+            _run(engine, conn, command.upgrade, "head")
+        ensure_store_id(conn)

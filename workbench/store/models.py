@@ -33,7 +33,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RATER_KINDS = ("norm", "human", "llm", "model")
 
 
 def utcnow() -> dt.datetime:

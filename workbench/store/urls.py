@@ -40,5 +40,5 @@ def redact_url(url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

@@ -15,10 +15,12 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from workbench.files import ensure_output_folder, writing
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
 from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
+from workbench.store.locks import lock_names
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
@@ -88,6 +90,8 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
     plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
     waiting = bool(plan.changes)
     for name, spec in study.item_sets.items():
+        if spec.uncertainty is not None:
+            continue  # after the raters, below
         if waiting:
             plan.steps.append(Step("item set", name, "create", "after the steps above"))
             continue
@@ -98,6 +102,11 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
         step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
+    for name, spec in study.item_sets.items():
+        if spec.uncertainty is not None:
+            action = "create" if waiting else item_set_action(session, name, item_set_definition(spec))
+            plan.steps.append(Step("item set", name, action, f"top {spec.uncertainty.top} by {spec.uncertainty.by}"))
+            waiting = waiting or action != "unchanged"
     for name, spec in study.reports.items():
         fresh = not waiting and report_is_current(loaded, name, spec, store_version(session))
         plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
@@ -134,15 +143,34 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
         )  # fmt: skip
     written = []
+    folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
     for fmt in spec.formats:
-        written += write_report(rep, datas, report_dir(loaded, spec) / f"{name}.{fmt}", fmt)
+        with writing(folder / f"{name}.{fmt}", f"reports.{name}.out"):
+            written += write_report(rep, datas, folder / f"{name}.{fmt}", fmt)
     stamp, value = _report_stamp(loaded, name, spec, version)
     stamp.write_text(value)
     return written
 
 
+def _save_item_sets(engine: Engine, study, *, ranked: bool, on_step) -> None:
+    for name, spec in study.item_sets.items():
+        if (spec.uncertainty is not None) != ranked:
+            continue
+        definition = item_set_definition(spec)
+        with Session(engine) as s, s.begin():
+            lock_names(s, "item_set", [name])  # a parallel apply saving the same set waits, then finds it done
+            if item_set_action(s, name, definition) == "unchanged":
+                continue
+            size = save_item_set(s, name, definition)
+        if on_step:
+            on_step(Step("item set", name, "create", f"{size} items"), None)
+
+
 def item_set_definition(spec: ItemSetSpec) -> dict:
-    return {"from": list(spec.from_), "exclude": list(spec.exclude), "sample": spec.sample, "seed": spec.seed}
+    out = {"from": list(spec.from_), "exclude": list(spec.exclude), "sample": spec.sample, "seed": spec.seed}
+    if spec.uncertainty is not None:  # ranked by raters' ratings: made after the raters have run
+        out["uncertainty"] = spec.uncertainty.model_dump()
+    return out
 
 
 def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool) -> Step:
@@ -210,18 +238,12 @@ def apply_study(
         if on_step:
             for st in steps:
                 on_step(st, [r for r in results if r.dataset == st.name])
-    for name, spec in study.item_sets.items():
-        definition = item_set_definition(spec)
-        with Session(engine) as s, s.begin():
-            if item_set_action(s, name, definition) == "unchanged":
-                continue
-            size = save_item_set(s, name, definition)
-        if on_step:
-            on_step(Step("item set", name, "create", f"{size} items"), None)
+    _save_item_sets(engine, study, ranked=False, on_step=on_step)
     for name in study.raters:
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
+    _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
     for name, spec in study.reports.items():
         with Session(engine) as s:
             current = report_is_current(loaded, name, spec, store_version(s))

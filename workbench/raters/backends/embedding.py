@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from workbench.raters.backend import (
     Outcome,
@@ -34,6 +37,12 @@ class EmbeddingBaseline(TrainedBackend):
 
     Options: ClassVar[type[RaterOptions]] = EmbeddingOptions
 
+    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
+        rater = super().resolve(session, rater, base_dir=base_dir)
+        # kept from when every backend took every option (language defaulted to "en"), so an embedding
+        # rater made before keeps its identity and its ratings
+        return replace(rater, identity={**rater.identity, "language": "en"})
+
     def weights_fingerprint(self, options: Any) -> str:
         from workbench.raters.baselines import embedding_fingerprint
 
@@ -47,7 +56,7 @@ class EmbeddingBaseline(TrainedBackend):
         fitted = baselines.fit_embedding_baseline(words, values, model=spec.model, alpha=spec.alpha, clip=rater.scale)
         for ids, chunk in in_chunks(texts, 2048):
             for item_id, value in zip(ids, fitted.predict(chunk), strict=True):
-                readout = Readout(value=float(value), distribution=None, mass=None, low_mass=False, answer=None, reason=None)
+                readout = Readout(value=float(value))
                 job.writer.add(Outcome(item_id, readout))
             job.report()
         return "completed"

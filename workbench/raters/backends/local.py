@@ -9,9 +9,12 @@ in raters/local_files.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from workbench.raters.backend import RaterOptions, RunJob, in_chunks, register_backend
 from workbench.raters.config import ResolvedRater
@@ -39,6 +42,15 @@ class LocalBackend(LLMBackend):
     """Gemma 3 270M (or another GGUF or Hugging Face model) in torch, on this machine."""
 
     Options: ClassVar[type[RaterOptions]] = LocalOptions
+
+    def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
+        rater = super().resolve(session, rater, base_dir=base_dir)
+        # the identity keeps the values these options had when every backend took every option, so a
+        # local rater made before keeps its identity (and its ratings): no system prompt, greedy decoding
+        legacy: dict[str, Any] = {"system": None, "temperature": 0.0}
+        if rater.spec.readout == "expected":
+            legacy["top_logprobs"] = 20
+        return replace(rater, identity={**rater.identity, **legacy})
 
     def weights_fingerprint(self, options: Any) -> str:
         from workbench.raters.local_files import weights_fingerprint

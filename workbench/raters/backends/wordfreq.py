@@ -50,7 +50,7 @@ class WordFrequency(TrainedBackend):
                 note = "Zipf frequency, not on the rating scale (give the rater train and gold to map it)"
             for item_id, word, value in zip(ids, words, values, strict=True):
                 reason = f"unknown to wordfreq ({language})" if word in unknown else note
-                readout = Readout(value=float(value), distribution=None, mass=None, low_mass=False, answer=None, reason=reason)
+                readout = Readout(value=float(value), reason=reason)
                 job.writer.add(Outcome(item_id, readout))
             job.report()
         return "completed"

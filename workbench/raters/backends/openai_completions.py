@@ -1,0 +1,82 @@
+"""backend: openai-completions — the text completions endpoint (POST /v1/completions) with ``logprobs: N``.
+
+vLLM, llama.cpp's server, text-generation-inference and others serve it. A
+base (not instruction-tuned) model answers a few-shot completion prompt
+('Word: "dog"\\nRating:') well and a chat prompt badly, so this is the
+backend for open-weight base models behind a server.
+
+The request is the filled prompt as ``prompt``, with ``max_tokens``,
+``temperature``, ``logprobs: N`` (expected read-out) and ``n`` (samples).
+The read-outs are the chat backend's: expected reads the first answer token's
+``top_logprobs`` (a ``{token: logprob}`` dict), greedy and parsed read the
+``text``, samples the ``text`` of each of the ``n`` choices.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from workbench.errors import WorkbenchError
+from workbench.raters.backend import RaterOptions, register_backend
+from workbench.raters.config import ResolvedRater
+from workbench.raters.http import BadResponse
+from workbench.raters.llm import effective_temperature
+from workbench.raters.readout import (
+    Readout,
+    expected_from_top_logprobs,
+    greedy_from_answer,
+    mean_of_samples,
+    parsed_from_answer,
+)
+from workbench.raters.server import ServerBackend, ServerOptions
+
+
+class CompletionsOptions(ServerOptions):
+    """Options of openai-completions: the server options (top_logprobs is sent as ``logprobs``)."""
+
+
+@register_backend("openai-completions")
+class OpenAICompletions(ServerBackend):
+    """A model behind POST /v1/completions: the prompt is sent as text, with no chat template."""
+
+    Options: ClassVar[type[RaterOptions]] = CompletionsOptions
+    path = "/completions"
+
+    def body(self, rater: ResolvedRater, item: str) -> dict[str, Any]:
+        spec = rater.spec
+        assert rater.prompt is not None
+        body: dict[str, Any] = {
+            "model": spec.model,
+            "prompt": rater.prompt.render(item),
+            "max_tokens": spec.max_tokens,
+            "temperature": effective_temperature(spec),
+        }
+        if spec.readout == "expected":
+            body["logprobs"] = spec.top_logprobs
+        if spec.readout == "samples":
+            body["n"] = spec.samples
+        return body
+
+    def read(self, rater: ResolvedRater, response: dict[str, Any]) -> Readout:
+        choices = response.get("choices") if isinstance(response, dict) else None
+        if not choices or not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise BadResponse("the response has no choices")
+        readout, points = rater.spec.readout, rater.points
+        if readout == "samples":
+            return mean_of_samples([c.get("text") for c in choices], points)
+        answer = choices[0].get("text")
+        if readout == "greedy":
+            return greedy_from_answer(answer, points)
+        if readout == "parsed":
+            return parsed_from_answer(answer, points)
+        top = (choices[0].get("logprobs") or {}).get("top_logprobs")
+        if not isinstance(top, list) or not top or not top[0]:
+            raise BadResponse("the response has no logprobs: does the server support logprobs on /v1/completions?")
+        try:
+            result = expected_from_top_logprobs(top[0], points, min_mass=rater.spec.min_mass)
+        except WorkbenchError as exc:
+            raise BadResponse(f"the response's logprobs are malformed: {exc}") from None
+        return Readout(
+            value=result.value, distribution=result.distribution, mass=result.mass, low_mass=result.low_mass,
+            answer=answer, reason=result.reason,
+        )  # fmt: skip
