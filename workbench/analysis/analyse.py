@@ -191,6 +191,7 @@ def _reliability(data: DimensionData, n_boot: int, seed: int) -> Reliability | N
         split_half=sh["reliability"], split_half_interval=tuple(sh["reliability_interval"]), n_splits=sh["n_splits"],
         icc2_1=ic["icc2_1"], icc2_k=ic["icc2_k"], icc3_k=ic["icc3_k"], icc_items=ic["n_items"],
         krippendorff_alpha=None if np.isnan(alpha) else float(alpha), note="; ".join(notes) or None,
+        excluded=dict(data.excluded),
     )  # fmt: skip
 
 

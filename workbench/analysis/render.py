@@ -316,6 +316,9 @@ def _reliability_html(rel: Reliability, base: str) -> str:
     ]
     if rel.note:
         out.append(f'<p class="missing">{_e(rel.note)}</p>')
+    if rel.excluded:
+        listed = "; ".join(f"{name}: {why}" for name, why in sorted(rel.excluded.items()))
+        out.append(f'<p class="missing">Excluded by the campaign\'s rules (kept in the store): {_e(listed)}</p>')
     return "".join(out)
 
 
@@ -686,6 +689,9 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
         out.append(_md_table(["Statistic", "Value"], rows, [False, True]))
         if rel.note:
             out.append(f"{_md(rel.note)}\n")
+        if rel.excluded:
+            listed = "; ".join(f"{name}: {why}" for name, why in sorted(rel.excluded.items()))
+            out.append(f"Excluded by the campaign's rules (kept in the store): {_md(listed)}\n")
     if dim.comparisons:
         out.append("### Comparisons\n")
         out.append("".join(f"- *against {_md(c.gold)}:* {_md(c.verdict)}\n" for c in dim.comparisons))
