@@ -229,7 +229,8 @@ def _calibration(session: Session | None, data: DimensionData, calibrate: dict[s
         out.append(CalibrationRow(
             rater=r, gold=gold, train=calibrate["train"], test=calibrate["test"], intercept=fit.intercept, slope=fit.slope,
             n_train=fit.n, raw=_row(data, raw, r, data.kinds[r], gold, scaled_test[r].to_numpy(), scaled_test[gold].to_numpy()),
-            calibrated=_row(data, cal, r, data.kinds[r], gold, calibrated, test["y"].to_numpy(), label=r + " (calibrated)", on_gold_scale=True),
+            calibrated=_row(data, cal, r, data.kinds[r], gold, calibrated, test["y"].to_numpy(),
+                            label=r + " (calibrated)", on_gold_scale=True),
         ))  # fmt: skip
     return out
 

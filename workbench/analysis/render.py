@@ -435,7 +435,8 @@ def _scales_html(dim: DimensionReport, base: str) -> str:
         ]
         rows = [(f"{base}.scales.{i}", c) for i, c in enumerate(dim.scales)]
         caption = "Value on the report's scale = offset + factor × own value."
-        out.append("<details><summary>Scales of the gold datasets and raters</summary>" + _table(cols, rows, caption=caption) + "</details>")
+        table = _table(cols, rows, caption=caption)
+        out.append(f"<details><summary>Scales of the gold datasets and raters</summary>{table}</details>")
     return "".join(out)
 
 
@@ -646,7 +647,11 @@ def _md_scales(dim: DimensionReport, base: str) -> list[str]:
             for i, c in enumerate(dim.scales)
         ]
         out.append(
-            _md_table(["Gold or rater", "Own scale", "Mapped", "Factor", "Offset", "Values outside", "Note"], rows, [False, True, False, True, True, True, False])
+            _md_table(
+                ["Gold or rater", "Own scale", "Mapped", "Factor", "Offset", "Values outside", "Note"],
+                rows,
+                [False, True, False, True, True, True, False],
+            )
         )
     return out
 
