@@ -24,7 +24,7 @@ class ReportFormat(str, Enum):
 def report(
     dimension: Annotated[str | None, typer.Option(help="Only this dimension (default: all with ratings).")] = None,
     gold: Annotated[list[str] | None, typer.Option("--gold", help="Gold dataset; repeat for several (default: every norm dataset).")] = None,
-    raters: Annotated[list[str] | None, typer.Option("--rater", "--raters", help="Rater; repeat for several: --rater a --rater b (default: every LLM and model rater).")] = None,
+    raters: Annotated[list[str] | None, typer.Option("--rater", help="Rater; repeat for several: --rater a --rater b (default: every LLM and model rater).")] = None,
     items: Annotated[str | None, typer.Option(help="Restrict to an item set or a dataset's items.")] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="html (self-contained, with plots), md (plus PNGs) or json.", case_sensitive=False)] = ReportFormat.html,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist.")] = None,
