@@ -53,6 +53,8 @@ def report(
             written = write_report(rep, datas, path, fmt)
     for part in rep.dimensions:
         typer.echo(f"{part.dimension}: {len(part.raters)} raters, {len(part.gold)} gold datasets")
+        if part.scale_note:
+            typer.echo(f"  {part.scale_note}")
         for row in part.ceiling:
             typer.echo(f"  ceiling  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} (n {row.n})")
         for row in part.table:
