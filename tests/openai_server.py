@@ -85,6 +85,7 @@ FAULT_KINDS = frozenset({
     "empty",
 })
 BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
+ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
 MAX_CHOICE_CACHE = 200_000
@@ -197,19 +198,29 @@ class _RateLimited(ApiError):
 
 
 def _echo_into(body: bytes, echo: str) -> bytes:
-    """A chat completion with `echo` in every string the client reads: id, content, the chosen token and
-    an extra top logprob entry (with a negligible probability, so the read-out stays the same)."""
+    """A chat or text completion with `echo` in every string the client reads: id, content (or text),
+    and extra top logprob entries (with negligible probabilities, so the read-out stays the same)."""
     data = _loads(body)
     data["id"] = f"{data['id']} {echo}"
     data["system_fingerprint"] = echo
+    key = echo.partition(" ")[2]
     for choice in data["choices"]:
-        message = choice["message"]
-        message["content"] = f"{message['content']} {echo}"
-        message["refusal"] = echo
-        for entry in (choice.get("logprobs") or {}).get("content") or []:
-            if isinstance(entry.get("top_logprobs"), list):
-                entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
-                entry["top_logprobs"].append({"token": echo.partition(" ")[2], "logprob": -31.0, "bytes": None})
+        if "message" in choice:  # chat
+            message = choice["message"]
+            message["content"] = f"{message['content']} {echo}"
+            message["refusal"] = echo
+            for entry in (choice.get("logprobs") or {}).get("content") or []:
+                if isinstance(entry.get("top_logprobs"), list):
+                    entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
+                    entry["top_logprobs"].append({"token": key, "logprob": -31.0, "bytes": None})
+        else:  # text completions: top logprobs are {token: logprob} dicts
+            choice["text"] = f"{choice['text']} {echo}"
+            logprobs = choice.get("logprobs") or {}
+            for top in logprobs.get("top_logprobs") or []:
+                if isinstance(top, dict):
+                    top.update({echo: -30.0, key: -31.0})
+            if isinstance(logprobs.get("tokens"), list):
+                logprobs["tokens"].append(echo)
     return _dumps(data)
 
 
@@ -650,6 +661,7 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self._faults: dict[str, _FaultScript] = {}
         self._expire_after: int | None = None
+        self._endpoint_faults: dict[str, str] = {}
         self._stats = _Stats()
         self._ids = itertools.count(1)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -689,6 +701,15 @@ class OpenAIServer:
         with self._lock:
             self.limit = RateLimit(rpm, tpm, window) if rpm or tpm else None
 
+    def set_endpoint_faults(self, faults: dict[str, str]) -> None:
+        """Answer every request whose path starts with a key (e.g. "/v1/files", "/v1/batches") with a
+        fault until reset: "401", "500", "garbage" (a 200 with a broken JSON body) or "html" (a 200 page)."""
+        for kind in faults.values():
+            if kind not in ENDPOINT_FAULTS:
+                raise ValueError(f"unknown endpoint fault {kind!r}; kinds: {sorted(ENDPOINT_FAULTS)}")
+        with self._lock:
+            self._endpoint_faults.update(faults)
+
     def expire_batches_after(self, n: int | None) -> None:
         """Batches created from now on expire after answering their first n lines (None: never)."""
         with self._lock:
@@ -706,6 +727,7 @@ class OpenAIServer:
         with self._lock:
             self._stats = _Stats()
             self._faults.clear()
+            self._endpoint_faults.clear()
             self._expire_after = None
             if self.limit is not None:
                 self.limit = RateLimit(self.limit.rpm, self.limit.tpm, self.limit.window)
@@ -779,7 +801,7 @@ class OpenAIServer:
         echo = self._echo(request)
         try:
             self._authorize(request)
-            response = await handler(request)
+            response = self._endpoint_fault(request, echo) or await handler(request)
         except ApiError as error:
             response = _error_response(error.echoing(echo))
         except web.HTTPException as exc:
@@ -789,6 +811,19 @@ class OpenAIServer:
         if echo:
             response.headers["x-echo-authorization"] = echo
         return response
+
+    def _endpoint_fault(self, request: web.Request, echo: str | None) -> web.Response | None:
+        with self._lock:
+            kind = next((k for p, k in self._endpoint_faults.items() if request.path.startswith(p)), None)
+        if kind == "401":
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+        if kind == "500":
+            raise ApiError(500, "The server had an error (test server).", type="server_error")
+        if kind == "garbage":
+            return web.Response(body=b'{"id": "' + (echo or "").encode(), content_type="application/json")
+        if kind == "html":
+            return web.Response(text=f"<html><body>Bad gateway {echo or ''}</body></html>", content_type="text/html")
+        return None
 
     def _echo(self, request: web.Request) -> str | None:
         """In echo_key mode, the caller's Authorization header and its key, to put everywhere."""
@@ -913,18 +948,22 @@ class OpenAIServer:
         self._check_model(completion.model)
         limit_headers = self._admit(completion)
         attempt, fault = self._begin_attempt(completion.word)
+        with self._lock:
+            self._stats.max_tokens[completion.max_tokens] += 1
+        echo = self._echo(request)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
-            return web.Response(body=b'{"id": "cmpl-', content_type="application/json")
+            return web.Response(body=b'{"id": "cmpl-' + (echo or "").encode(), content_type="application/json")
         if fault in ("429", "500"):
-            status, body = self._outcome(completion, attempt, fault, self._echo(request))
+            status, body = self._outcome(completion, attempt, fault, echo)
             headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
-            return _json_response(body, status, headers)
+            return _json_response(body, status, dict(limit_headers, **headers))
         variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
-        response = _json_response(self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant))
+        body = self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant)
+        response = _json_response(_echo_into(body, echo) if echo else body)
         response.headers.update(limit_headers)
         return response
 

@@ -401,8 +401,9 @@ def test_cli_rate_dry_run_then_rate_then_status(tmp_path, server):
                          env=env, capture_output=True, text=True)  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     assert f"mini (openai, gpt-4o-mini): {len(WORDS)} of {len(WORDS)} items to rate" in dry.stdout
-    assert "Estimated cost: $" in dry.stdout and "Dry run: nothing was sent or stored." in dry.stdout
-    assert server.stats()["requests"] == 0
+    assert "Estimated cost: $" in dry.stdout and "Dry run: nothing was rated or stored." in dry.stdout
+    assert "Model 'gpt-4o-mini' not checked: the server does not list its models (HTTP 404)." in dry.stdout
+    assert server.stats()["chat_requests"] == 0  # only GET /v1/models, to check the model name
     run = subprocess.run([sys.executable, "-m", "workbench.cli.main", "rate", "mini", "--limit", "7", "--study", str(loaded.path)],
                          env=env, capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
