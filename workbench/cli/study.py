@@ -96,7 +96,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
                 typer.echo("  " + r.describe())
         else:
             past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "report") else ""
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0
@@ -111,7 +111,8 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
     with open_store(url) as engine, ExitStack() as stack:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
-        apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars)
+        apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars,
+                    on_finetune_event=lambda message: typer.echo("  " + message))  # fmt: skip
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
     exit_if_failed(failed)
 
