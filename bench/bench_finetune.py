@@ -87,10 +87,11 @@ def main() -> None:
         print(f"{name:<28} rho {rho:6.3f}  " + "  ".join(f"{k} {v}" for k, v in extra.items()), flush=True)
 
     if not args.skip_baselines:
+        import numpy as np
+
         from workbench.raters.baselines import fit_embedding_baseline
         from workbench.raters.local_model import LocalModel
         from workbench.raters.prompts import format_examples
-        import numpy as np
 
         start = time.perf_counter()
         fitted = fit_embedding_baseline([w for w, _ in train], [v for _, v in train], clip=(1.0, 7.0))
