@@ -111,7 +111,7 @@ def main() -> None:
                                     batch_size=args.batch_size, r=args.r, alpha=2 * args.r)  # fmt: skip
             last = {"t": time.perf_counter()}
 
-            def on_step(e, last=last):
+            def on_step(e, last=last, objective=objective):
                 if e["step"] % 10 == 0 or e["step"] == e["total"]:
                     print(f"  {objective} step {e['step']}/{e['total']} loss {e['loss']:.4f} {e['seconds']:.0f}s", flush=True)
 
