@@ -167,7 +167,7 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
             per_task[task_id] = per_task.get(task_id, 0) + 1
     assert len(per_task) == 8 and all(3 <= n <= 4 for n in per_task.values()), per_task
     word_of = {t.id: t.data["word"] for t in first}
-    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and not t in control_ids(engine)}
+    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and t not in control_ids(engine)}
 
     pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
     assert (pulled.new, pulled.edited, pulled.deleted) == (sum(per_task.values()), 0, 0)
@@ -326,7 +326,7 @@ def test_server_down_mid_push_and_mid_pull_then_the_next_run_completes(tmp_path,
 def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotators, monkeypatch):
     monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
     exclude = "    exclude: {max_failed_controls: 0.5, min_ratings: 1}\n"
-    path = make_study(tmp_path / "study", ls_server.url, k=2, list_size=12, exclude=exclude)
+    path = make_study(tmp_path / "study", ls_server.url, k=3, list_size=12, exclude=exclude)
     runner = CliRunner()
     assert runner.invoke(app, ["apply", "--study", str(path)]).exit_code == 0
     r = runner.invoke(app, ["annotate", "push", "pilot", "--study", str(path)])
@@ -337,14 +337,15 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
     pid = lists_of(engine)[1]
     engine.dispose()
     gold = dict(WORDS)
-    good, bad = annotators[0], annotators[1]
+    good, bad, other = annotators[0], annotators[1], annotators[2]
     work_through(good, pid, lambda w: "unknown" if w in ("blick", "florp", "crendle") else str(round(gold[w])))
     work_through(bad, pid, lambda w: "7" if w in gold and gold[w] < 3 else "1")  # fails the controls
+    work_through(other, pid, lambda w: "unknown" if w in ("blick", "florp", "crendle") else str(min(7, round(gold[w]) + 1)))
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
     assert r.exit_code == 0, r.output
     assert "1 excluded" in r.output and "failed" in r.output
     r = runner.invoke(app, ["annotate", "status", "pilot", "--study", str(path)])
-    assert r.exit_code == 0 and "Every item has its 2 ratings." in r.output and "failed 3 of 3 control items" in r.output
+    assert r.exit_code == 0 and "Every item has its 3 ratings." in r.output and "failed 3 of 3 control items" in r.output
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
     assert "nothing changed" in r.output
     r = runner.invoke(app, ["annotate", "invite", "--study", str(path), "--url", ls_server.url, "--api-key-env", "TEST_LS_KEY"])
@@ -355,8 +356,18 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
         excluded = [r.config for r in s.scalars(select(Rater).where(Rater.kind == "human")) if r.config.get("excluded")]
         assert len(excluded) == 1
         agg = s.execute(select(Rating).join(Rater).where(Rater.name == "pilot")).scalars().all()
-        assert len(agg) == 12 and all(x.n == 1 for x in agg)  # the excluded annotator does not count
+        assert len(agg) == 12 and all(x.n == 2 for x in agg)  # the excluded annotator does not count
+        bad_rater = excluded[0]
     engine.dispose()
+    out = tmp_path / "report.json"
+    r = runner.invoke(app, ["report", "--study", str(path), "--format", "json", "--out", str(out), "--n-boot", "100"])
+    assert r.exit_code == 0, r.output
+    dim = json.loads(out.read_text())["dimensions"][0]
+    assert "pilot" in dim["gold"]  # the campaign's aggregate is a gold dataset
+    assert {(row["rater"], row["gold"]) for row in dim["ceiling"]} >= {("pilot", "norms")}  # beside the published norm
+    rel = dim["reliability"]
+    assert len(rel["raters"]) == 2 and rel["split_half"] is not None and rel["krippendorff_alpha"] is not None
+    assert list(rel["excluded"]) == [f"pilot:{bad_rater['annotator']}"] and "control items" in rel["excluded"][f"pilot:{bad_rater['annotator']}"]
     # wrong token and unknown campaign: one line each
     monkeypatch.setenv("TEST_LS_KEY", "wrong")
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])

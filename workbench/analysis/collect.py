@@ -42,6 +42,7 @@ class DimensionData:
     item_ids: dict[str, int] = field(default_factory=dict)
     maps: dict[str, ScaleMap] = field(default_factory=dict)  # column -> its map onto `target`
     target: tuple[float, float] | None = None  # the scale the scale-dependent figures use
+    excluded: dict[str, str] = field(default_factory=dict)  # human annotators a campaign's rules excluded: the reason
 
     @cached_property
     def scaled(self) -> pd.DataFrame:
@@ -112,16 +113,28 @@ def collect(session: Session, dim: Dimension, *, gold: list[str] | None, raters:
     mass = chosen.pivot(index="item", columns="rater", values="mass").reindex(index=values.index, columns=cols)
     configs, own = _provenance(session, dim, cols)
     min_mass = {r: float((configs.get(r) or {}).get("min_mass", 0.5)) for r in rater_names}
+    excluded = _excluded_annotators(session, set(humans["rater"]))
+    humans = humans[~humans["rater"].isin(excluded)]
     human_matrix = None
     if humans["rater"].nunique() >= 2:
         human_matrix = humans.pivot_table(index="item", columns="rater", values="value", aggfunc="first")
     target = scales.target_scale((dim.scale_min, dim.scale_max), [own.get(g) for g in gold_names])
     maps = {c: scales.plan(c, own.get(c), values[c].to_numpy(), target) for c in cols}
-    return DimensionData(
+    data = DimensionData(
         dim.name, (dim.scale_min, dim.scale_max), gold_names, [r for r in rater_names if r not in gold_names],
         {c: kinds[c] for c in cols}, values, answers, mass.astype(float), min_mass, human_matrix,
         dict(zip(long["item"], long["item_id"], strict=False)), maps, target,
     )  # fmt: skip
+    data.excluded = excluded
+    return data
+
+
+def _excluded_annotators(session: Session, names: set[str]) -> dict[str, str]:
+    """Human raters a campaign's exclusion rules left out (workbench annotate pull): name -> the reason."""
+    if not names:
+        return {}
+    q = select(Rater.name, Rater.config).where(Rater.kind == "human", Rater.name.in_(sorted(names)))
+    return {n: c["excluded"] for n, c in session.execute(q) if c and c.get("excluded")}
 
 
 def _pick(asked: list[str] | None, default: list[str], kinds: dict[str, str], what: str, dimension: str) -> list[str]:

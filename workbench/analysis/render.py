@@ -316,6 +316,9 @@ def _reliability_html(rel: Reliability, base: str) -> str:
     ]
     if rel.note:
         out.append(f'<p class="missing">{_e(rel.note)}</p>')
+    if rel.excluded:
+        listed = "; ".join(f"{name}: {why}" for name, why in sorted(rel.excluded.items()))
+        out.append(f'<p class="missing">Excluded by the campaign\'s rules (kept in the store): {_e(listed)}</p>')
     return "".join(out)
 
 
@@ -432,7 +435,8 @@ def _scales_html(dim: DimensionReport, base: str) -> str:
         ]
         rows = [(f"{base}.scales.{i}", c) for i, c in enumerate(dim.scales)]
         caption = "Value on the report's scale = offset + factor × own value."
-        out.append("<details><summary>Scales of the gold datasets and raters</summary>" + _table(cols, rows, caption=caption) + "</details>")
+        table = _table(cols, rows, caption=caption)
+        out.append(f"<details><summary>Scales of the gold datasets and raters</summary>{table}</details>")
     return "".join(out)
 
 
@@ -643,7 +647,11 @@ def _md_scales(dim: DimensionReport, base: str) -> list[str]:
             for i, c in enumerate(dim.scales)
         ]
         out.append(
-            _md_table(["Gold or rater", "Own scale", "Mapped", "Factor", "Offset", "Values outside", "Note"], rows, [False, True, False, True, True, True, False])
+            _md_table(
+                ["Gold or rater", "Own scale", "Mapped", "Factor", "Offset", "Values outside", "Note"],
+                rows,
+                [False, True, False, True, True, True, False],
+            )
         )
     return out
 
@@ -681,6 +689,9 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
         out.append(_md_table(["Statistic", "Value"], rows, [False, True]))
         if rel.note:
             out.append(f"{_md(rel.note)}\n")
+        if rel.excluded:
+            listed = "; ".join(f"{name}: {why}" for name, why in sorted(rel.excluded.items()))
+            out.append(f"Excluded by the campaign's rules (kept in the store): {_md(listed)}\n")
     if dim.comparisons:
         out.append("### Comparisons\n")
         out.append("".join(f"- *against {_md(c.gold)}:* {_md(c.verdict)}\n" for c in dim.comparisons))

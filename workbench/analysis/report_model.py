@@ -52,6 +52,9 @@ class Reliability(Model):
     icc_items: int = Field(description="complete items the ICCs use")
     krippendorff_alpha: float | None = Field(description="Krippendorff's alpha, interval metric")
     note: str | None = None
+    excluded: dict[str, str] = Field(
+        default_factory=dict, description="annotators a campaign's exclusion rules left out (not in the figures above): the reason"
+    )
 
 
 class Comparison(Model):
