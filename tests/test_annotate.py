@@ -167,7 +167,7 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
             per_task[task_id] = per_task.get(task_id, 0) + 1
     assert len(per_task) == 8 and all(3 <= n <= 4 for n in per_task.values()), per_task
     word_of = {t.id: t.data["word"] for t in first}
-    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and not t in control_ids(engine)}
+    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and t not in control_ids(engine)}
 
     pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
     assert (pulled.new, pulled.edited, pulled.deleted) == (sum(per_task.values()), 0, 0)

@@ -3,10 +3,11 @@
 A server may echo the ``Authorization`` header (or the key alone) anywhere:
 an error body, the answer's content, a logprob token, a batch output file, a
 response header. The HTTP backends pass every response through a
-:class:`Redactor` where it enters the workbench (``jobs/http.py`` for chat and
-completions, ``jobs/batch.py`` for the official client), so the key is gone
-before anything is printed, logged, stored in ``calls``, ``ratings`` or
-``jobs``, or rendered in a report.
+:class:`Redactor` where it enters the workbench (``raters/http.py`` receive()
+for chat and completions, ``raters/openai_client.py`` for the official
+client the Batch API goes through, ``raters/model_check.py`` for the model
+list), so the key is gone before anything is printed, logged, stored in
+``calls``, ``ratings`` or ``jobs``, or rendered in a report.
 
 What is replaced, by ``***``:
 

@@ -37,7 +37,16 @@ from workbench.errors import WorkbenchError
 from workbench.raters.readout import point_label, scale_points
 from workbench.store.engine import bump_generation
 from workbench.store.models import (
-    Campaign, CampaignAnnotation, CampaignList, CampaignTask, Dataset, Dimension, Job, Rater, Rating, utcnow,
+    Campaign,
+    CampaignAnnotation,
+    CampaignList,
+    CampaignTask,
+    Dataset,
+    Dimension,
+    Job,
+    Rater,
+    Rating,
+    utcnow,
 )  # fmt: skip
 from workbench.study.load import LoadedStudy
 from workbench.study.models import CampaignSpec
