@@ -327,8 +327,9 @@ def upsert_items(session: Session, texts: list[str], language: str) -> np.ndarra
     if new:
         # Another import may add the same items at the same time: insert what is missing, skip what a
         # concurrent writer added (ON CONFLICT DO NOTHING, which waits for that writer), then read the ids
-        # back. Sorted, so two imports wait on each other's rows in one order and cannot deadlock.
-        new.sort()
+        # back. On PostgreSQL in text order, so two imports wait on each other's rows in one order and
+        # cannot deadlock; SQLite has one writer at a time and keeps file order (ids in the order the
+        # ratings are then inserted keep their index appends sequential).
         if dialect == "sqlite":
             cur.execute("SELECT coalesce(max(id), 0) FROM items")
             (before,) = cur.fetchone()
