@@ -167,7 +167,7 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
             per_task[task_id] = per_task.get(task_id, 0) + 1
     assert len(per_task) == 8 and all(3 <= n <= 4 for n in per_task.values()), per_task
     word_of = {t.id: t.data["word"] for t in first}
-    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and not t in control_ids(engine)}
+    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and t not in control_ids(engine)}
 
     pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
     assert (pulled.new, pulled.edited, pulled.deleted) == (sum(per_task.values()), 0, 0)
@@ -404,3 +404,48 @@ def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_p
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Label Studio stopped." in err and saved["token"] not in out + err
+
+
+def test_pre_annotations_personal_access_token_and_changed_instructions(tmp_path, ls_server, monkeypatch):
+    import httpx
+
+    from workbench.store.models import Dimension, Item
+
+    # a personal access token (a JWT refresh token) works as well as the legacy one
+    r = httpx.post(ls_server.url + "/api/token/", headers={"Authorization": f"Token {ls_server.token}"}, timeout=30)
+    pat = r.json()["token"]
+    monkeypatch.setenv("TEST_LS_KEY", pat)
+    path = make_study(tmp_path / "study", ls_server.url, extra="    pre_annotations: llm-x\n")
+    loaded = load_study(path)
+    engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+    apply_study(engine, loaded)
+    gold = dict(WORDS)
+    with Session(engine) as s, s.begin():
+        dim = s.scalar(select(Dimension))
+        rater = Rater(name="llm-x", kind="llm")
+        s.add(rater)
+        s.flush()
+        for item in s.scalars(select(Item)):
+            s.add(Rating(item_id=item.id, dimension_id=dim.id, rater_id=rater.id, value=gold[item.text] - 0.25))
+    conn = connect(ls_server.url, pat, key_source="TEST_LS_KEY")
+    report = push_campaign(engine, loaded, "pilot", conn)
+    assert report.predictions == 12
+    tasks = [t for pid in lists_of(engine).values() for t in project_tasks(ls_server, pid)]
+    for t in tasks:
+        if t.data["wb_key"].startswith("item:"):
+            (pred,) = t.predictions
+            p = pred if isinstance(pred, dict) else pred.dict()
+            assert p["model_version"] == "llm-x"
+            assert p["result"][0]["value"]["choices"] == [str(min(7, max(1, round(gold[t.data["word"]] - 0.25))))]
+        else:
+            assert not t.predictions  # controls carry no hint
+    # one source of instructions: editing the dimension's file and applying updates every project on the next push
+    (path.parent / "familiarity.txt").write_text("New instructions: rate how familiar the word is.\n")
+    loaded = load_study(path)
+    apply_study(engine, loaded)
+    (path.parent / "familiarity.txt").write_text("New instructions: rate how familiar the word is.\n")
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert (again.projects_updated, again.tasks_imported) == (3, 0)
+    project = conn.client.projects.get(id=lists_of(engine)[1])
+    assert "New instructions" in project.expert_instruction
+    engine.dispose()

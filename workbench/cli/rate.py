@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
-from workbench.jobs.runner import RunReport
-from workbench.store.engine import redact_url
-from workbench.study.load import load_study
-from workbench.study.rate import dry_run_rater, run_rater
+
+if TYPE_CHECKING:
+    from workbench.jobs.runner import RunReport
 
 
 @contextmanager
@@ -113,9 +112,11 @@ def rate(
 
     Exits with code 2 when items failed (after retries): the next run retries them.
     """
+    from workbench.study.load import load_study
+    from workbench.study.rate import dry_run_rater, run_rater
+
     loaded = load_study(study)
     url = store_url(db, study)
-    typer.echo(f"Store: {redact_url(url)}")
     if dry_run:  # changes nothing, not even a new store; checks the model name with the server
         report = dry_run_rater(url, loaded, rater, items=items, limit=limit, check_server=True)
     else:
