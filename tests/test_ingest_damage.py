@@ -268,3 +268,16 @@ def test_unknown_dataset_names_get_a_suggestion(runner, db_url, tmp_path):
         eng.dispose()
     out = cli(runner, "export", "--dataset", "glasow", "-o", tmp_path / "o.csv", "--db", db_url, code=1)
     assert "Unknown dataset 'glasow'. Did you mean 'glasgow'?" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, want",
+    [
+        (["--dataset", "d" * 201], "dataset name 'ddd"),
+        (["--dataset", "d0", "--language", "english-as-spoken-in-scotland"], "language 'english-as-spoken-in-scotland'"),
+    ],
+)
+def test_names_the_store_cannot_hold_are_one_line_on_both_databases(runner, db_url, tmp_path, args, want):
+    path = write(tmp_path / "n.csv", "Word,Fam\ncat,3\n")
+    out = cli(runner, "import", path, *args, *FAM, "--db", db_url, code=1)
+    assert want in out.stderr
