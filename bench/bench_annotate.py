@@ -146,7 +146,7 @@ campaigns:
         finally:
             server.stop()
     record = {
-        "bench": "annotate", "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "bench": "annotate", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": platform.platform(), "words": args.words, "list_size": args.list_size, "k": args.k,
         "server_start_s": t_start, "push_s": t_push, "adopt_push_s": t_adopt, "pull_s": t_pull, "pull_baseline_s": t_base,
         "pull_unchanged_s": t_none, "pull_one_edit_s": t_one, "annotations": n_ann,

@@ -103,7 +103,7 @@ def main() -> None:
                                     label_sd=args.label_sd)  # fmt: skip
             cpu0 = time.process_time()
 
-            def on_step(e):
+            def on_step(e, objective=objective):
                 if e["step"] % 10 == 0 or e["step"] == e["total"]:
                     print(f"  {objective} step {e['step']}/{e['total']} loss {e['loss']:.4f} {e['seconds']:.0f}s", flush=True)
 
@@ -115,10 +115,11 @@ def main() -> None:
             report(f"lora {objective}", values, train_seconds=round(res.seconds, 1), train_cpu_seconds=round(train_cpu, 1), steps=res.steps,
                    peak_memory_mb=res.peak_memory_mb, device=res.device, rate_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
     if not args.skip_baselines:  # after the adapters, so a cut-short run has those first
+        import numpy as np
+
         from workbench.raters.baselines import fit_embedding_baseline
         from workbench.raters.local_model import LocalModel
         from workbench.raters.prompts import format_examples
-        import numpy as np
 
         start = time.perf_counter()
         fitted = fit_embedding_baseline([w for w, _ in train], [v for _, v in train], clip=(1.0, 7.0))

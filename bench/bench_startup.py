@@ -90,7 +90,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     record = {
         "bench": "startup",
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": platform.node(),
         "cpus": os.cpu_count(),
         "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

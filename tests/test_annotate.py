@@ -167,7 +167,7 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
             per_task[task_id] = per_task.get(task_id, 0) + 1
     assert len(per_task) == 8 and all(3 <= n <= 4 for n in per_task.values()), per_task
     word_of = {t.id: t.data["word"] for t in first}
-    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and not t in control_ids(engine)}
+    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and t not in control_ids(engine)}
 
     pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
     assert (pulled.new, pulled.edited, pulled.deleted) == (sum(per_task.values()), 0, 0)
@@ -404,3 +404,107 @@ def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_p
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Label Studio stopped." in err and saved["token"] not in out + err
+
+
+def test_pre_annotations_personal_access_token_and_changed_instructions(tmp_path, ls_server, monkeypatch):
+    import httpx
+
+    from workbench.store.models import Dimension, Item
+
+    # a personal access token (a JWT refresh token) works as well as the legacy one
+    r = httpx.post(ls_server.url + "/api/token/", headers={"Authorization": f"Token {ls_server.token}"}, timeout=30)
+    pat = r.json()["token"]
+    monkeypatch.setenv("TEST_LS_KEY", pat)
+    path = make_study(tmp_path / "study", ls_server.url, extra="    pre_annotations: llm-x\n")
+    loaded = load_study(path)
+    engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+    apply_study(engine, loaded)
+    gold = dict(WORDS)
+    with Session(engine) as s, s.begin():
+        dim = s.scalar(select(Dimension))
+        rater = Rater(name="llm-x", kind="llm")
+        s.add(rater)
+        s.flush()
+        for item in s.scalars(select(Item)):
+            s.add(Rating(item_id=item.id, dimension_id=dim.id, rater_id=rater.id, value=gold[item.text] - 0.25))
+    conn = connect(ls_server.url, pat, key_source="TEST_LS_KEY")
+    report = push_campaign(engine, loaded, "pilot", conn)
+    assert report.predictions == 12
+    tasks = [t for pid in lists_of(engine).values() for t in project_tasks(ls_server, pid)]
+    for t in tasks:
+        if t.data["wb_key"].startswith("item:"):
+            (pred,) = t.predictions
+            p = pred if isinstance(pred, dict) else pred.dict()
+            assert p["model_version"] == "llm-x"
+            assert p["result"][0]["value"]["choices"] == [str(min(7, max(1, round(gold[t.data["word"]] - 0.25))))]
+        else:
+            assert not t.predictions  # controls carry no hint
+    # one source of instructions: editing the dimension's file and applying updates every project on the next push
+    (path.parent / "familiarity.txt").write_text("New instructions: rate how familiar the word is.\n")
+    loaded = load_study(path)
+    apply_study(engine, loaded)
+    (path.parent / "familiarity.txt").write_text("New instructions: rate how familiar the word is.\n")
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert (again.projects_updated, again.tasks_imported) == (3, 0)
+    project = conn.client.projects.get(id=lists_of(engine)[1])
+    assert "New instructions" in project.expert_instruction
+    engine.dispose()
+
+
+def test_an_annotator_rates_a_word_in_the_browser_with_one_key(tmp_path, ls_server, monkeypatch):
+    """Headless Chromium: log in, open the list's labeling stream, press a number key, submit; pull brings it back."""
+    import time
+
+    from tests.browser import Browser, ChromiumNotFound
+
+    monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+    loaded = load_study(make_study(tmp_path / "study", ls_server.url, k=1, list_size=12))
+    engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+    apply_study(engine, loaded)
+    conn = conn_for(ls_server)
+    push_campaign(engine, loaded, "pilot", conn)
+    pid = lists_of(engine)[1]
+    person = Annotator.sign_up(ls_server.url, invite_url(ls_server.url, ls_server.token), "browser@example.com", "browser-pass-123")
+    try:
+        browser = Browser(timeout=120).start()
+    except ChromiumNotFound as exc:
+        pytest.skip(str(exc))
+    b = browser
+    try:
+        b.load(ls_server.url + "/user/login/")
+        b.evaluate("""(() => { const f = document.querySelector('form');
+            f.querySelector('[name=email]').value = 'browser@example.com';
+            f.querySelector('[name=password]').value = 'browser-pass-123'; f.submit(); return true; })()""")
+        for _ in range(60):
+            if not b.evaluate("location.pathname").startswith("/user/login"):
+                break
+            time.sleep(0.5)
+        b.load(f"{ls_server.url}/projects/{pid}/data?labeling=1")
+        words = {t.data["word"]: t.id for t in project_tasks(ls_server, pid)}
+        shown = None
+        for _ in range(240):
+            text_now = b.evaluate("document.body.innerText") or ""
+            shown = next((w for w in words if f"\n{w}\n" in f"\n{text_now}\n"), None)
+            if shown and "Submit" in text_now:
+                break
+            time.sleep(0.5)
+        assert shown, "the labeling stream showed no word"
+        for kind in ("keyDown", "keyUp"):  # one key press: 5
+            b._run(b._send("Input.dispatchKeyEvent", {"type": kind, "key": "5", "code": "Digit5", "text": "5" if kind == "keyDown" else "",
+                                                       "windowsVirtualKeyCode": 53, "nativeVirtualKeyCode": 53}))  # fmt: skip
+        time.sleep(0.5)
+        assert b.evaluate("""(() => { const s = Array.from(document.querySelectorAll('button')).find(x => x.innerText.trim() === 'Submit');
+            if (!s) return false; s.click(); return true; })()""")
+        for _ in range(60):
+            if person.token and any(a.get("completed_by") == person.user_id for t in project_tasks(ls_server, pid) for a in t.annotations):
+                break
+            time.sleep(0.5)
+    finally:
+        browser.close()
+    pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert pulled.new == 1
+    with Session(engine) as s:
+        row = s.execute(select(CampaignAnnotation.value, CampaignAnnotation.status, CampaignTask.text).join(
+            CampaignTask, CampaignTask.id == CampaignAnnotation.task_row_id)).one()  # fmt: skip
+    assert row == (5.0, "ok", shown)
+    engine.dispose()

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 from tests.openai_server import OpenAIServer, reference_expected
 from workbench.errors import WorkbenchError
 from workbench.finetune.run import current_job
-from workbench.study.finetune import finetune_status, start_finetune
 from workbench.store import connect
 from workbench.store.itemsets import resolve_items
 from workbench.store.models import Job, Rater, Rating
 from workbench.study.apply import apply_study, make_plan
+from workbench.study.finetune import finetune_status, start_finetune
 from workbench.study.load import LoadedStudy, load_study
 
 KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"

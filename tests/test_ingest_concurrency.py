@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]

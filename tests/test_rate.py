@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from tests.openai_server import OpenAIServer, reference_distribution, reference_expected
 from workbench.errors import WorkbenchError
-from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.models import Call, Job, Rater, Rating
 from workbench.study.apply import apply_study
 from workbench.study.load import load_study
+from workbench.study.rate import run_rater
 
 KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-STORE-8f2b91c4"

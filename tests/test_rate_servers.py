@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -28,11 +27,11 @@ from sqlalchemy.orm import Session
 from tests.openai_server import OpenAIServer, reference_expected
 from tests.test_rate import KEY_ENV, RATE_JOB, WORDS, _without_raters, all_text_in_store, ratings_by_word, write_study
 from workbench.errors import WorkbenchError
-from workbench.study.rate import run_rater
 from workbench.store import connect
-from workbench.store.models import Call, Job
+from workbench.store.models import Job
 from workbench.study.apply import apply_study
 from workbench.study.load import load_study
+from workbench.study.rate import run_rater
 
 SECRET = "sk-echo-Zq8vXw2LmN4pR7tY"
 FAST = 0.01

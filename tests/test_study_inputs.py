@@ -127,6 +127,7 @@ def test_validate_refuses_absurd_scales(runner, tmp_path, dimension, want):
         ("{file: n.csv, item_column: Word, ratings: {familiarity: Fam}, rescale: {familiarity: .inf}}", "rescale factor inf"),
         ("{file: n.csv, item_column: Word, ratings: {familiarity: Fam}, encoding: klingon}", "unknown encoding 'klingon'"),
         ("{file: n.csv, preset: glasgw}", "Unknown preset 'glasgw'. Did you mean 'glasgow'?"),
+        ('{file: n.csv, preset: glasgow, citation: "Scott\\0 2019"}', "datasets.d.citation: a NUL character"),
     ],
 )
 def test_validate_refuses_bad_dataset_options(runner, tmp_path, source, want):

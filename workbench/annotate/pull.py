@@ -37,7 +37,16 @@ from workbench.errors import WorkbenchError
 from workbench.raters.readout import point_label, scale_points
 from workbench.store.engine import bump_generation
 from workbench.store.models import (
-    Campaign, CampaignAnnotation, CampaignList, CampaignTask, Dataset, Dimension, Job, Rater, Rating, utcnow,
+    Campaign,
+    CampaignAnnotation,
+    CampaignList,
+    CampaignTask,
+    Dataset,
+    Dimension,
+    Job,
+    Rater,
+    Rating,
+    utcnow,
 )  # fmt: skip
 from workbench.study.load import LoadedStudy
 from workbench.study.models import CampaignSpec
@@ -188,9 +197,12 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         task_rows = {t.task_id: t for t in s.scalars(select(CampaignTask).where(CampaignTask.campaign_id == campaign_id))}
         for t in task_rows.values():
             s.expunge(t)
-        ann_rows = {a.annotation_id: a for a in s.scalars(select(CampaignAnnotation).where(CampaignAnnotation.campaign_id == campaign_id))}
-        for a in ann_rows.values():
-            s.expunge(a)
+        cols = [CampaignAnnotation.id, CampaignAnnotation.task_row_id, CampaignAnnotation.annotation_id,
+                CampaignAnnotation.annotator, CampaignAnnotation.value, CampaignAnnotation.unknown,
+                CampaignAnnotation.lead_time, CampaignAnnotation.status, CampaignAnnotation.note,
+                CampaignAnnotation.updated_at]  # fmt: skip
+        q = select(*cols).where(CampaignAnnotation.campaign_id == campaign_id)
+        ann_rows = {r.annotation_id: r for r in s.execute(q)}  # plain rows: tens of thousands of ORM objects cost seconds
     report.lists = len(lists)
     row_by_id = {t.id: t for t in task_rows.values()}
     stored_by_task: dict[int, set[int]] = {}
@@ -282,8 +294,7 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         return report
 
     # ---- the new state of every annotation, then the ratings it implies
-    by_id = {a.annotation_id: {c: getattr(a, c) for c in ("id", "task_row_id", "annotation_id", "annotator", "value", "unknown", "lead_time", "status", "note", "updated_at")}
-             for a in ann_rows.values()}  # fmt: skip
+    by_id = {a.annotation_id: a._asdict() for a in ann_rows.values()}
     gone = set(deletes)
     state = {k: v for k, v in by_id.items() if v["id"] not in gone}
     for u in updates:
@@ -310,7 +321,9 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         if deletes:
             for start in range(0, len(deletes), 5000):
                 s.execute(delete(CampaignAnnotation).where(CampaignAnnotation.id.in_(deletes[start : start + 5000])))
-        status_updates = [{"id": v["id"], "status": v["status"], "note": v["note"]} for v in state.values() if "id" in v and v["id"] not in {u["id"] for u in updates}]
+        edited_ids = {u["id"] for u in updates}
+        status_updates = [{"id": v["id"], "status": v["status"], "note": v["note"]} for v in state.values()
+                          if "id" in v and v["id"] not in edited_ids]  # fmt: skip
         if updates:
             s.execute(update(CampaignAnnotation), updates)
         if inserts:
@@ -444,16 +457,28 @@ def _write_aggregate(s: Session, name: str, spec: CampaignSpec, campaign_id: int
     rater = s.scalar(select(Rater).where(Rater.dataset_id == ds.id, Rater.kind == "norm"))
     ds.details = {"campaign": name, "excluded_annotators": sorted(excluded), "annotators": len({r.annotator for r in responses}) - len(excluded)}
     ds.imported_at = utcnow()
-    s.execute(delete(Rating).where(Rating.rater_id == rater.id, Rating.dimension_id == dimension_id))
-    rows = []
+    q = select(Rating.id, Rating.item_id, Rating.value, Rating.sd, Rating.n, Rating.distribution).where(
+        Rating.rater_id == rater.id, Rating.dimension_id == dimension_id, Rating.replicate == 0
+    )
+    have = {r.item_id: r for r in s.execute(q)}
+    adds, changes = [], []
     for w in aggregate(responses, excluded):
-        rows.append({
-            "item_id": w.item_id, "dimension_id": dimension_id, "rater_id": rater.id, "replicate": 0, "value": w.mean,
-            "sd": w.sd, "n": w.n, "distribution": {"known": round(w.known, 6), "n_unknown": w.n_unknown},
+        row = {
+            "value": w.mean, "sd": w.sd, "n": w.n, "distribution": {"known": round(w.known, 6), "n_unknown": w.n_unknown},
             "note": None if w.mean is not None else "no annotator knew this word", "job_id": job_id,
-        })  # fmt: skip
-    if rows:
-        s.execute(insert(Rating), rows)
+        }  # fmt: skip
+        old = have.pop(w.item_id, None)
+        if old is None:
+            adds.append({"item_id": w.item_id, "dimension_id": dimension_id, "rater_id": rater.id, "replicate": 0, **row})
+        elif (old.value, old.sd, old.n, old.distribution) != (row["value"], row["sd"], row["n"], row["distribution"]):
+            changes.append({"id": old.id, **row})
+    if adds:
+        s.execute(insert(Rating), adds)
+    if changes:
+        s.execute(update(Rating), changes)
+    gone = [r.id for r in have.values()]  # words no annotator's rating counts for any more
+    for start in range(0, len(gone), 5000):
+        s.execute(delete(Rating).where(Rating.id.in_(gone[start : start + 5000])))
 
 
 def _sync_rows(s: Session, lists: list[tuple], fetched: list[Fetched]) -> None:

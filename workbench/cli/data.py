@@ -214,9 +214,9 @@ def export(
     db: Db = None,
 ) -> None:
     """Export ratings of a dataset or rater as CSV or Parquet."""
-    from workbench.analysis.export import export_ratings
-
     from sqlalchemy.orm import Session
+
+    from workbench.analysis.export import export_ratings
 
     fmt = fmt.value if fmt else ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
     if (dataset is None) == (rater is None):

@@ -361,7 +361,7 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for broken files
-        raise WorkbenchError(f"{path}: cannot open the workbook ({exc}). Is it an .xlsx file?") from None
+        raise WorkbenchError(f"{path}: cannot open the workbook ({clip(str(exc))}). Is it an .xlsx file?") from None
     try:
         if sheet is not None and sheet not in wb.sheetnames:
             raise WorkbenchError(f"{path}: no sheet {sheet!r}; the workbook has {clip(', '.join(wb.sheetnames))}. Pass --sheet.")
@@ -451,7 +451,7 @@ def read_parquet_table(path: Path) -> RawTable:
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise WorkbenchError(f"{path}: cannot read the Parquet file ({exc}).") from None
+        raise WorkbenchError(f"{path}: cannot read the Parquet file ({clip(str(exc))}).") from None
     return RawTable(
         path, list(table.column_names), [table.column(i) for i in range(table.num_columns)], table.num_rows,
         _line_numbers=lambda: list(range(1, table.num_rows + 1)),

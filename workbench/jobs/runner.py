@@ -18,10 +18,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.redact import Redactor
 from workbench.jobs.writer import JobWriter
 from workbench.raters.backend import RaterOptions, RunJob
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
+from workbench.redact import Redactor
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items
 from workbench.store.models import Dimension, Job, Rater, Rating

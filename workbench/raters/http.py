@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.raters.pacing import Pacer
 from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
+from workbench.raters.pacing import Pacer
 from workbench.raters.pricing import estimate_tokens
 from workbench.raters.readout import Readout
 from workbench.redact import Redactor
@@ -267,7 +267,7 @@ async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read:
                 permanent = code < 500 and code not in (408, 409)
         except BadResponse as exc:
             last_error = str(exc)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             last_error = f"no response within {policy.timeout:g} s"
         except aiohttp.ClientError as exc:
             last_error = f"connection failed: {exc.__class__.__name__}"

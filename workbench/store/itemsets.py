@@ -79,8 +79,8 @@ def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
     for name in definition.get("exclude", []):
         chosen -= set(resolve_items(session, name))
     ordered = sorted(chosen)
-    if definition.get("uncertainty"):  # the top N by how unsure models are (workbench.annotate.uncertainty)
-        from workbench.annotate.uncertainty import top_uncertain
+    if definition.get("uncertainty"):  # the top N by how unsure models are (workbench.store.uncertainty)
+        from workbench.store.uncertainty import top_uncertain
 
         return top_uncertain(session, ordered, definition["uncertainty"])
     sample = definition.get("sample")

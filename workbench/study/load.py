@@ -13,10 +13,8 @@ from pydantic import ValidationError
 from workbench.errors import WorkbenchError
 from workbench.ingest.presets import preset_specs
 from workbench.ingest.readers import separator_char
-from workbench.ingest.spec import clip
-from workbench.ingest.spec import DatasetSpec, RatingColumns
+from workbench.ingest.spec import DatasetSpec, RatingColumns, clip
 from workbench.study.models import DatasetSource, Study
-
 
 
 @dataclass

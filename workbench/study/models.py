@@ -133,6 +133,15 @@ class DatasetSource(Strict):
     licence: str | None = None
     url: str | None = None
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v):
+        # PostgreSQL text cannot hold NUL; SQLite would: refuse it on both
+        texts = [v] if isinstance(v, str) else v if isinstance(v, list) else []
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("a NUL character (\\0) is not allowed here")
+        return v
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, v):

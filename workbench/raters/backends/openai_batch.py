@@ -32,13 +32,13 @@ from workbench.raters.backend import (
 )
 from workbench.raters.config import ResolvedRater
 from workbench.raters.http import BadResponse, api_key, check_model_name, org_headers, read_answer
-from workbench.raters.openai_client import call
 from workbench.raters.openai_chat import (
     ChatBackend,
     ChatOptions,
     read_rating,
     request_body,
 )
+from workbench.raters.openai_client import call
 from workbench.redact import Redactor
 from workbench.store.models import Job
 
