@@ -29,10 +29,10 @@ from workbench.analysis.report_model import (
     Disagreement,
     ErrorAnalysis,
     Heatmap,
-    TrainedOn,
     MassSummary,
     Reliability,
     ResidualBand,
+    TrainedOn,
 )
 from workbench.analysis.scales import summary
 from workbench.analysis.write import plot_names
