@@ -290,3 +290,18 @@ def test_a_429_holds_every_worker_not_just_the_one_that_got_it(tmp_path, db_url,
     assert report.counts["rated"] == len(WORDS)
     assert seen and seen[0] < 40  # half-way through the hold, the others wait too (unpaced, all 60 would be done)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_dry_run_before_the_first_apply_leaves_an_empty_postgresql_database_empty(tmp_path, server, empty_pg_url):
+    from sqlalchemy import create_engine, inspect
+
+    path = write_study(tmp_path / "study", empty_pg_url, server, {"mini": {}})
+    run = workbench("rate", "mini", "--dry-run", "--study", str(path))
+    assert run.returncode == 0, run.stderr
+    assert f"{len(WORDS)} of {len(WORDS)} items to rate" in run.stdout and "scratch copy" in run.stdout
+    engine = create_engine(empty_pg_url)
+    try:
+        assert inspect(engine).get_table_names() == []  # not even migrated
+    finally:
+        engine.dispose()
