@@ -398,7 +398,7 @@ class Model:
             elif variant == "null_logprob":
                 top = None
             elif variant == "wrong_types":
-                top = [[t, lp] for t, lp in top.items()]
+                top = {t: [lp] for t, lp in top.items()}  # a list where a number belongs
             logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
             if variant == "missing_fields":
                 logprobs = {"tokens": [text]}

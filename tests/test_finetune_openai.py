@@ -147,6 +147,15 @@ def test_finetune_trains_registers_a_rater_and_rates_the_test_words(tmp_path, db
     again = start_finetune(engine, loaded, "mini-ft")
     assert again.status == "succeeded" and again.rating.job_id is None
     assert len(server.finetuning_stats()["jobs"]) == jobs_before
+    # the report says what the tuned rater was trained on, and that none of its reported items were among them
+    from workbench.analysis.render import render_markdown
+    from workbench.analysis.report import build_report
+
+    with Session(engine) as s:
+        rep, _ = build_report(s, raters=["mini-ft"], n_boot=100)
+    trained = rep.dimensions[0].trained
+    assert [(t.rater, t.items, t.n, t.gold, t.overlap) for t in trained] == [("mini-ft", "ft.train", 40, "gold", 0)]
+    assert "mini-ft was trained on ft.train (40 items of gold); none of the items it is reported on" in render_markdown(rep)
     apply_study(engine, loaded)  # rates the base rater too
     with Session(engine) as s:
         assert [st.describe() for st in make_plan(s, loaded).changes] == []
