@@ -312,3 +312,36 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert f" succeeded, {first}" in status.stdout and "model: ft:gpt-4o-mini-2024-07-18:workbench-test:" in status.stdout
     engine.dispose()
+
+
+def test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it(tmp_path, db_url, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with OpenAIServer(latency=0) as own:
+        own.set_finetuning(seconds=4)
+        engine, loaded = _prepared(tmp_path, db_url, own)
+        import threading
+
+        from workbench.finetune.run import StillRunning
+
+        outcome: dict = {}
+
+        def follow():
+            try:
+                outcome["report"] = start_finetune(engine, loaded, "mini-ft")
+            except StillRunning as exc:
+                outcome["error"] = str(exc)
+
+        worker = threading.Thread(target=follow)
+        worker.start()
+        _wait_for(lambda: _external(engine) is not None)
+        first = _external(engine)
+        own.stop()  # the server goes away while the job is followed
+        worker.join(timeout=120)
+        assert "cannot reach the server" in outcome["error"] and "stays running" in outcome["error"]
+        with Session(engine) as s:
+            assert current_job(s, "mini-ft").status == "running"
+        own.start()  # back on the same port, with the same jobs
+        report = start_finetune(engine, loaded, "mini-ft")
+        assert report.status == "succeeded" and report.external_id == first
+        assert own.finetuning_stats()["jobs"] == [first]
+    engine.dispose()

@@ -44,6 +44,10 @@ LOCAL_PROMPT = "Word: {item}\nRating: "
 STATES_DONE = ("succeeded", "failed", "cancelled")
 
 
+class StillRunning(WorkbenchError):
+    """The job could not be followed (the server is unreachable): it stays running, the next start resumes it."""
+
+
 @dataclass(frozen=True)
 class FinetuneRun:
     """What a fine-tune needs from its study: its entry, the study's raters (its base among them),
@@ -291,6 +295,8 @@ def start_finetune(
                 run_openai(engine, run, prep, job_id, say)
         except KeyboardInterrupt:
             say(f"{name}: interrupted; job {job_id} stays running: run the command again to resume.")
+            raise
+        except StillRunning:
             raise
         except WorkbenchError as exc:
             update_job(engine, job_id, status="failed", error=str(exc))
