@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--layers", type=int, help="LoRA on the top N layers only")
     ap.add_argument("--label-sd", type=float, default=1.0)
+    ap.add_argument("--warmup", type=int, default=10, help="warm-up steps")
     ap.add_argument("--long-prompt", action="store_true", help="train and rate with the instructions in the prompt")
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--out", type=Path, help="keep the adapters here (default: a temporary folder)")
@@ -100,7 +101,7 @@ def main() -> None:
         for objective in args.objectives.split(","):
             settings = LoraSettings(objective=objective, prompt=prompt, epochs=args.epochs, learning_rate=args.lr,
                                     batch_size=args.batch_size, r=args.r, alpha=2 * args.r, layers=args.layers,
-                                    label_sd=args.label_sd)  # fmt: skip
+                                    label_sd=args.label_sd, warmup_steps=args.warmup)  # fmt: skip
             cpu0 = time.process_time()
 
             def on_step(e, objective=objective):
