@@ -295,6 +295,10 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
         assert current_job(s, "mini-ft").status == "running"
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
     assert server.finetuning_stats()["jobs"][before:] == [first]
+    status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "status", "mini-ft", "--study", str(loaded.path)],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert "mini-ft (openai): job " in status.stdout and f" running, {first}" in status.stdout
     again = subprocess.run([sys.executable, "-m", "workbench.cli.main", "apply", "--study", str(loaded.path)],
                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert again.returncode == 0, again.stderr
@@ -304,4 +308,7 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
         job = current_job(s, "mini-ft")
         assert job.status == "succeeded" and job.external_id == first
         assert s.query(Rating).join(Rater).filter(Rater.name == "mini-ft").count() == 20
+    status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "status", "mini-ft", "--study", str(loaded.path)],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert f" succeeded, {first}" in status.stdout and "model: ft:gpt-4o-mini-2024-07-18:workbench-test:" in status.stdout
     engine.dispose()
