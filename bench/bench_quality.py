@@ -35,12 +35,12 @@ from scipy.stats import spearmanr  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from workbench.study.rate import run_rater  # noqa: E402
 from workbench.store import connect  # noqa: E402
 from workbench.store.itemsets import gold_values  # noqa: E402
 from workbench.store.models import Rater, Rating  # noqa: E402
 from workbench.study.apply import apply_study  # noqa: E402
 from workbench.study.load import LoadedStudy, load_study  # noqa: E402
+from workbench.study.rate import run_rater  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "glasgow_mrc"
 RESULTS = ROOT / "bench" / "results"

@@ -118,7 +118,7 @@ def main() -> None:
     med_b, med_c = statistics.median(repeated), statistics.median(baseline)
     record = {
         "bench": "sql",
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "backend": "postgresql" if args.pg else "sqlite",
         "rows": rows.num_rows,
         "dims": args.dims,

@@ -1,8 +1,11 @@
 """A fault-injecting OpenAI API test double that speaks real HTTP.
 
 `OpenAIServer` serves the documented chat completions, text completions
-(/v1/completions with ``logprobs: N``, as vLLM and llama.cpp serve it), files
-and batches endpoints on 127.0.0.1 well enough for the official `openai`
+(/v1/completions with ``logprobs: N``, as vLLM and llama.cpp serve it), files,
+batches and fine_tuning.jobs (create, retrieve, list, events, cancel; a job
+runs for ``set_finetuning(seconds=...)``, or fails with ``fail_with``, and its
+fine-tuned model then answers chats with the expected rating, "5.23")
+endpoints on 127.0.0.1 well enough for the official `openai`
 client to run against it unchanged (``base_url=server.base_url``). Its
 "model" is deterministic: the rated word is the last double-quoted string in
 the last user message (or in the prompt, for text completions), and the
@@ -85,6 +88,7 @@ FAULT_KINDS = frozenset({
     "empty",
 })
 BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
+ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
 MAX_CHOICE_CACHE = 200_000
@@ -197,19 +201,29 @@ class _RateLimited(ApiError):
 
 
 def _echo_into(body: bytes, echo: str) -> bytes:
-    """A chat completion with `echo` in every string the client reads: id, content, the chosen token and
-    an extra top logprob entry (with a negligible probability, so the read-out stays the same)."""
+    """A chat or text completion with `echo` in every string the client reads: id, content (or text),
+    and extra top logprob entries (with negligible probabilities, so the read-out stays the same)."""
     data = _loads(body)
     data["id"] = f"{data['id']} {echo}"
     data["system_fingerprint"] = echo
+    key = echo.partition(" ")[2]
     for choice in data["choices"]:
-        message = choice["message"]
-        message["content"] = f"{message['content']} {echo}"
-        message["refusal"] = echo
-        for entry in (choice.get("logprobs") or {}).get("content") or []:
-            if isinstance(entry.get("top_logprobs"), list):
-                entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
-                entry["top_logprobs"].append({"token": echo.partition(" ")[2], "logprob": -31.0, "bytes": None})
+        if "message" in choice:  # chat
+            message = choice["message"]
+            message["content"] = f"{message['content']} {echo}"
+            message["refusal"] = echo
+            for entry in (choice.get("logprobs") or {}).get("content") or []:
+                if isinstance(entry.get("top_logprobs"), list):
+                    entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
+                    entry["top_logprobs"].append({"token": key, "logprob": -31.0, "bytes": None})
+        else:  # text completions: top logprobs are {token: logprob} dicts
+            choice["text"] = f"{choice['text']} {echo}"
+            logprobs = choice.get("logprobs") or {}
+            for top in logprobs.get("top_logprobs") or []:
+                if isinstance(top, dict):
+                    top.update({echo: -30.0, key: -31.0})
+            if isinstance(logprobs.get("tokens"), list):
+                logprobs["tokens"].append(echo)
     return _dumps(data)
 
 
@@ -387,7 +401,7 @@ class Model:
             elif variant == "null_logprob":
                 top = None
             elif variant == "wrong_types":
-                top = [[t, lp] for t, lp in top.items()]
+                top = {t: [lp] for t, lp in top.items()}  # a list where a number belongs
             logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
             if variant == "missing_fields":
                 logprobs = {"tokens": [text]}
@@ -650,6 +664,7 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self._faults: dict[str, _FaultScript] = {}
         self._expire_after: int | None = None
+        self._endpoint_faults: dict[str, str] = {}
         self._stats = _Stats()
         self._ids = itertools.count(1)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -689,6 +704,15 @@ class OpenAIServer:
         with self._lock:
             self.limit = RateLimit(rpm, tpm, window) if rpm or tpm else None
 
+    def set_endpoint_faults(self, faults: dict[str, str]) -> None:
+        """Answer every request whose path starts with a key (e.g. "/v1/files", "/v1/batches") with a
+        fault until reset: "401", "500", "garbage" (a 200 with a broken JSON body) or "html" (a 200 page)."""
+        for kind in faults.values():
+            if kind not in ENDPOINT_FAULTS:
+                raise ValueError(f"unknown endpoint fault {kind!r}; kinds: {sorted(ENDPOINT_FAULTS)}")
+        with self._lock:
+            self._endpoint_faults.update(faults)
+
     def expire_batches_after(self, n: int | None) -> None:
         """Batches created from now on expire after answering their first n lines (None: never)."""
         with self._lock:
@@ -706,6 +730,7 @@ class OpenAIServer:
         with self._lock:
             self._stats = _Stats()
             self._faults.clear()
+            self._endpoint_faults.clear()
             self._expire_after = None
             if self.limit is not None:
                 self.limit = RateLimit(self.limit.rpm, self.limit.tpm, self.limit.window)
@@ -751,6 +776,7 @@ class OpenAIServer:
             web.get("/v1/batches", self._list_batches),
             web.get("/v1/batches/{batch_id}", self._get_batch),
             web.post("/v1/batches/{batch_id}/cancel", self._cancel_batch),
+            *self._finetune_routes(),
             web.get("/_stats", self._stats_handler),
         ])
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
@@ -779,7 +805,7 @@ class OpenAIServer:
         echo = self._echo(request)
         try:
             self._authorize(request)
-            response = await handler(request)
+            response = self._endpoint_fault(request, echo) or await handler(request)
         except ApiError as error:
             response = _error_response(error.echoing(echo))
         except web.HTTPException as exc:
@@ -789,6 +815,19 @@ class OpenAIServer:
         if echo:
             response.headers["x-echo-authorization"] = echo
         return response
+
+    def _endpoint_fault(self, request: web.Request, echo: str | None) -> web.Response | None:
+        with self._lock:
+            kind = next((k for p, k in self._endpoint_faults.items() if request.path.startswith(p)), None)
+        if kind == "401":
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+        if kind == "500":
+            raise ApiError(500, "The server had an error (test server).", type="server_error")
+        if kind == "garbage":
+            return web.Response(body=b'{"id": "' + (echo or "").encode(), content_type="application/json")
+        if kind == "html":
+            return web.Response(text=f"<html><body>Bad gateway {echo or ''}</body></html>", content_type="text/html")
+        return None
 
     def _echo(self, request: web.Request) -> str | None:
         """In echo_key mode, the caller's Authorization header and its key, to put everywhere."""
@@ -875,6 +914,8 @@ class OpenAIServer:
         })
 
     async def _answer_chat(self, chat: ChatRequest, attempt: int, fault: str | None, echo: str | None = None) -> web.Response:
+        if fault is None and chat.model in self._ft_state().models:
+            return _json_response(self._finetuned_completion(chat))
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
@@ -913,18 +954,22 @@ class OpenAIServer:
         self._check_model(completion.model)
         limit_headers = self._admit(completion)
         attempt, fault = self._begin_attempt(completion.word)
+        with self._lock:
+            self._stats.max_tokens[completion.max_tokens] += 1
+        echo = self._echo(request)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
-            return web.Response(body=b'{"id": "cmpl-', content_type="application/json")
+            return web.Response(body=b'{"id": "cmpl-' + (echo or "").encode(), content_type="application/json")
         if fault in ("429", "500"):
-            status, body = self._outcome(completion, attempt, fault, self._echo(request))
+            status, body = self._outcome(completion, attempt, fault, echo)
             headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
-            return _json_response(body, status, headers)
+            return _json_response(body, status, dict(limit_headers, **headers))
         variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
-        response = _json_response(self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant))
+        body = self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant)
+        response = _json_response(_echo_into(body, echo) if echo else body)
         response.headers.update(limit_headers)
         return response
 
@@ -937,7 +982,10 @@ class OpenAIServer:
             raise _bad_request("Missing file upload in the 'file' field.", "file", "missing_required_parameter")
         if purpose not in FILE_PURPOSES:
             raise _bad_request(f"Invalid 'purpose': {purpose!r}.", "purpose", "invalid_value")
-        file_obj = self._store_file(upload.file.read(), upload.filename, str(purpose))
+        data = upload.file.read()
+        if purpose == "fine-tune":
+            _check_training_file(data)
+        file_obj = self._store_file(data, upload.filename, str(purpose))
         with self._lock:
             self._stats.files_uploaded += 1
         return _json_response(file_obj)
@@ -1129,6 +1177,232 @@ class OpenAIServer:
 
     async def _stats_handler(self, request: web.Request) -> web.Response:
         return _json_response(self.stats())
+
+    # ----------------------------------------------------------------- fine-tuning
+
+    def _ft_state(self) -> _FineTuning:
+        state = getattr(self, "_ft", None)
+        if state is None:
+            state = self._ft = _FineTuning()
+        return state
+
+    def set_finetuning(self, *, seconds: float | None = None, fail_with: str | None = None) -> None:
+        """Fine-tuning jobs created from now on take `seconds` to run (default 1) and, with
+        fail_with, fail halfway with that message (code "training_failed")."""
+        state = self._ft_state()
+        with self._lock:
+            if seconds is not None:
+                state.seconds = seconds
+            state.fail_with = fail_with
+
+    def finetuning_stats(self) -> dict[str, Any]:
+        """Jobs created (ids in order), cancel requests, and the fine-tuned models served."""
+        state = self._ft_state()
+        with self._lock:
+            return {"jobs": list(state.jobs), "cancels": state.cancels, "models": sorted(state.models)}
+
+    def _finetune_routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/fine_tuning/jobs", self._create_ft_job),
+            web.get("/v1/fine_tuning/jobs", self._list_ft_jobs),
+            web.get("/v1/fine_tuning/jobs/{job_id}", self._get_ft_job),
+            web.get("/v1/fine_tuning/jobs/{job_id}/events", self._ft_events),
+            web.post("/v1/fine_tuning/jobs/{job_id}/cancel", self._cancel_ft_job),
+        ]
+
+    async def _create_ft_job(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            raise _bad_request("The request body must be a JSON object.")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise _bad_request("You must provide a model parameter.", "model", "missing_required_parameter")
+        if not model.startswith(FINETUNABLE_PREFIXES):
+            raise _bad_request(f"Model {model} is not available for fine-tuning or does not exist.", "model", "model_not_available")
+        files = {}
+        for key in ("training_file", "validation_file"):
+            file_id = body.get(key)
+            if file_id is None and key == "validation_file":
+                continue
+            if not isinstance(file_id, str) or file_id not in self._files:
+                raise _bad_request(f"invalid {key} ID: {file_id!r}", key, "invalid_request")
+            file_obj, data = self._files[file_id]
+            if file_obj["purpose"] != "fine-tune":
+                raise _bad_request(f"File {file_id} has purpose {file_obj['purpose']!r}, not 'fine-tune'.", key)
+            files[key] = (file_id, data)
+        hyper = body.get("hyperparameters") or {}
+        if not isinstance(hyper, dict) or set(hyper) - {"n_epochs", "batch_size", "learning_rate_multiplier"}:
+            raise _bad_request("Invalid 'hyperparameters'.", "hyperparameters")
+        state = self._ft_state()
+        examples = sum(1 for line in files["training_file"][1].splitlines() if line.strip())
+        job_id = self._new_id("ftjob-")
+        now = time.time()
+        suffix = body.get("suffix")
+        obj = {
+            "id": job_id, "object": "fine_tuning.job", "model": model, "created_at": int(now),
+            "finished_at": None, "fine_tuned_model": None, "organization_id": "org-test", "result_files": [],
+            "status": "validating_files", "training_file": files["training_file"][0],
+            "validation_file": files.get("validation_file", (None,))[0],
+            "hyperparameters": {"n_epochs": hyper.get("n_epochs", "auto"), "batch_size": hyper.get("batch_size", "auto"),
+                                "learning_rate_multiplier": hyper.get("learning_rate_multiplier", "auto")},
+            "trained_tokens": None, "error": None, "seed": body.get("seed", 0), "estimated_finish": None,
+            "integrations": [], "user_provided_suffix": suffix, "method": {"type": "supervised"},
+        }  # fmt: skip
+        fail = state.fail_with
+        if examples < 10:
+            fail = f"Training file has {examples} example(s), but must have at least 10 examples"
+        job = _FineTuneJob(obj, now, state.seconds, fail, "invalid_training_file" if examples < 10 else "training_failed")
+        job.event("info", f"Created fine-tuning job: {job_id}", now)
+        with self._lock:
+            state.by_id[job_id] = job
+            state.jobs.append(job_id)
+        return _json_response(obj)
+
+    def _ft_job(self, job_id: str) -> _FineTuneJob:
+        state = self._ft_state()
+        job = state.by_id.get(job_id)
+        if job is None:
+            raise ApiError(404, f"No such fine-tuning job: {job_id}", param="id")
+        with self._lock:
+            job.advance(time.time(), state.models)
+        return job
+
+    async def _get_ft_job(self, request: web.Request) -> web.Response:
+        return _json_response(self._ft_job(request.match_info["job_id"]).obj)
+
+    async def _list_ft_jobs(self, request: web.Request) -> web.Response:
+        state = self._ft_state()
+        ids = list(reversed(state.jobs))
+        after = request.query.get("after")
+        if after in ids:
+            ids = ids[ids.index(after) + 1 :]
+        limit = int(request.query.get("limit", 20))
+        data = [self._ft_job(i).obj for i in ids[:limit]]
+        return _json_response({"object": "list", "data": data, "has_more": len(ids) > limit})
+
+    async def _ft_events(self, request: web.Request) -> web.Response:
+        job = self._ft_job(request.match_info["job_id"])
+        events = list(reversed(job.events))  # newest first, as the API lists them
+        after = request.query.get("after")
+        ids = [e["id"] for e in events]
+        if after in ids:
+            events = events[ids.index(after) + 1 :]
+        limit = int(request.query.get("limit", 20))
+        return _json_response({"object": "list", "data": events[:limit], "has_more": len(events) > limit})
+
+    async def _cancel_ft_job(self, request: web.Request) -> web.Response:
+        job = self._ft_job(request.match_info["job_id"])
+        state = self._ft_state()
+        with self._lock:
+            state.cancels += 1
+            if job.obj["status"] in ("succeeded", "failed", "cancelled"):
+                raise _bad_request(f"Job {job.obj['id']} has already {job.obj['status']}.", "id")
+            job.obj.update(status="cancelled", finished_at=int(time.time()))
+            job.event("info", "Fine-tuning job cancelled", time.time())
+        return _json_response(job.obj)
+
+    def _finetuned_completion(self, chat: ChatRequest) -> dict[str, Any]:
+        """A fine-tuned model answers the expected rating with two decimals ("5.23"); its first
+        token ("5") carries the reference distribution's top logprobs."""
+        value = reference_expected(chat.word, self.model.scale)
+        content = f"{value:.2f}"
+        head, tail = content.split(".")
+        tokens = reference_top_logprobs(chat.word, self.model.scale, self.model.off_scale_mass)
+        logprobs = None
+        if chat.top_logprobs is not None:
+            first = dict(tokens).get(head, -20.0)
+            top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in tokens[: chat.top_logprobs]]
+            logprobs = {"content": [
+                {"token": head, "logprob": first, "bytes": list(head.encode()), "top_logprobs": top},
+                {"token": "." + tail, "logprob": -0.1, "bytes": list(("." + tail).encode()), "top_logprobs": []},
+            ], "refusal": None}  # fmt: skip
+        message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+        with self._lock:
+            self._stats.chat_ok += 1
+        return {"id": self._new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
+                "model": chat.model, "usage": {"prompt_tokens": chat.prompt_chars // 4 + 1, "completion_tokens": 3,
+                                               "total_tokens": chat.prompt_chars // 4 + 4},
+                "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": "stop"}]}  # fmt: skip
+
+
+FINETUNABLE_PREFIXES = ("gpt-4o-mini", "gpt-4o-2024", "gpt-4.1", "gpt-3.5-turbo", "test-ft-")
+
+
+@dataclass(slots=True)
+class _FineTuneJob:
+    """A fine-tuning job: validating_files, then running, then succeeded (or failed halfway) after `seconds`."""
+
+    obj: dict[str, Any]
+    started: float
+    seconds: float
+    fail_with: str | None
+    fail_code: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    steps_logged: int = 0
+
+    def event(self, level: str, message: str, at: float) -> None:
+        self.events.append({"object": "fine_tuning.job.event", "id": f"ftevent-{self.obj['id']}-{len(self.events):04d}",
+                            "created_at": int(at), "level": level, "message": message, "data": {}, "type": "message"})  # fmt: skip
+
+    def advance(self, now: float, models: set[str]) -> None:
+        """Move the job on to where it is at time `now` (called under the server's lock)."""
+        obj = self.obj
+        if obj["status"] in ("succeeded", "failed", "cancelled"):
+            return
+        elapsed = now - self.started
+        if obj["status"] == "validating_files" and elapsed >= self.seconds * 0.2:
+            if self.fail_with and self.fail_code == "invalid_training_file":
+                self._fail(now)
+                return
+            obj["status"] = "running"
+            self.event("info", "Validated training file", now)
+            self.event("info", "Fine-tuning job started", now)
+        if obj["status"] != "running":
+            return
+        steps = 10
+        done = min(steps, int(steps * elapsed / self.seconds))
+        for step in range(self.steps_logged + 1, done + 1):
+            self.event("info", f"Step {step}/{steps}: training loss={1.0 / step:.4f}", now)
+        self.steps_logged = max(self.steps_logged, done)
+        if self.fail_with and elapsed >= self.seconds * 0.5:
+            self._fail(now)
+        elif elapsed >= self.seconds:
+            suffix = obj.get("user_provided_suffix") or ""
+            model = f"ft:{obj['model']}:workbench-test:{suffix}:{obj['id'][-8:]}"
+            models.add(model)
+            obj.update(status="succeeded", finished_at=int(now), fine_tuned_model=model, trained_tokens=1000)
+            self.event("info", f"New fine-tuned model created: {model}", now)
+            self.event("info", "The job has successfully completed", now)
+
+    def _fail(self, now: float) -> None:
+        self.obj.update(status="failed", finished_at=int(now), error={"code": self.fail_code, "message": self.fail_with, "param": None})
+        self.event("error", self.fail_with or "failed", now)
+
+
+@dataclass(slots=True)
+class _FineTuning:
+    seconds: float = 1.0
+    fail_with: str | None = None
+    jobs: list[str] = field(default_factory=list)
+    by_id: dict[str, _FineTuneJob] = field(default_factory=dict)
+    models: set[str] = field(default_factory=set)
+    cancels: int = 0
+
+
+def _check_training_file(data: bytes) -> None:
+    """A fine-tune file must be JSONL of {"messages": [...]} chats ending with the assistant's answer."""
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = _loads(raw)
+        except ValueError:
+            raise _bad_request(f"Invalid file format for Fine-Tuning API: line {line_no} is not valid JSON.", "file") from None
+        messages = entry.get("messages") if isinstance(entry, dict) else None
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            raise _bad_request(f"Invalid file format for Fine-Tuning API: line {line_no} has no 'messages' list.", "file")
+        if messages[-1].get("role") != "assistant" or not isinstance(messages[-1].get("content"), str):
+            raise _bad_request(f"Invalid file format for Fine-Tuning API: line {line_no} does not end with an assistant message.", "file")
 
 
 def parse_batch_lines(

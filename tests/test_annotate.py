@@ -167,7 +167,7 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
             per_task[task_id] = per_task.get(task_id, 0) + 1
     assert len(per_task) == 8 and all(3 <= n <= 4 for n in per_task.values()), per_task
     word_of = {t.id: t.data["word"] for t in first}
-    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and not t in control_ids(engine)}
+    on_items = {t: n for t, n in per_task.items() if word_of[t] in dict(WORDS) and t not in control_ids(engine)}
 
     pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
     assert (pulled.new, pulled.edited, pulled.deleted) == (sum(per_task.values()), 0, 0)
@@ -326,7 +326,7 @@ def test_server_down_mid_push_and_mid_pull_then_the_next_run_completes(tmp_path,
 def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotators, monkeypatch):
     monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
     exclude = "    exclude: {max_failed_controls: 0.5, min_ratings: 1}\n"
-    path = make_study(tmp_path / "study", ls_server.url, k=2, list_size=12, exclude=exclude)
+    path = make_study(tmp_path / "study", ls_server.url, k=3, list_size=12, exclude=exclude)
     runner = CliRunner()
     assert runner.invoke(app, ["apply", "--study", str(path)]).exit_code == 0
     r = runner.invoke(app, ["annotate", "push", "pilot", "--study", str(path)])
@@ -337,14 +337,15 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
     pid = lists_of(engine)[1]
     engine.dispose()
     gold = dict(WORDS)
-    good, bad = annotators[0], annotators[1]
+    good, bad, other = annotators[0], annotators[1], annotators[2]
     work_through(good, pid, lambda w: "unknown" if w in ("blick", "florp", "crendle") else str(round(gold[w])))
     work_through(bad, pid, lambda w: "7" if w in gold and gold[w] < 3 else "1")  # fails the controls
+    work_through(other, pid, lambda w: "unknown" if w in ("blick", "florp", "crendle") else str(min(7, round(gold[w]) + 1)))
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
     assert r.exit_code == 0, r.output
     assert "1 excluded" in r.output and "failed" in r.output
     r = runner.invoke(app, ["annotate", "status", "pilot", "--study", str(path)])
-    assert r.exit_code == 0 and "Every item has its 2 ratings." in r.output and "failed 3 of 3 control items" in r.output
+    assert r.exit_code == 0 and "Every item has its 3 ratings." in r.output and "failed 3 of 3 control items" in r.output
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
     assert "nothing changed" in r.output
     r = runner.invoke(app, ["annotate", "invite", "--study", str(path), "--url", ls_server.url, "--api-key-env", "TEST_LS_KEY"])
@@ -355,8 +356,18 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
         excluded = [r.config for r in s.scalars(select(Rater).where(Rater.kind == "human")) if r.config.get("excluded")]
         assert len(excluded) == 1
         agg = s.execute(select(Rating).join(Rater).where(Rater.name == "pilot")).scalars().all()
-        assert len(agg) == 12 and all(x.n == 1 for x in agg)  # the excluded annotator does not count
+        assert len(agg) == 12 and all(x.n == 2 for x in agg)  # the excluded annotator does not count
+        bad_rater = excluded[0]
     engine.dispose()
+    out = tmp_path / "report.json"
+    r = runner.invoke(app, ["report", "--study", str(path), "--format", "json", "--out", str(out), "--n-boot", "100"])
+    assert r.exit_code == 0, r.output
+    dim = json.loads(out.read_text())["dimensions"][0]
+    assert "pilot" in dim["gold"]  # the campaign's aggregate is a gold dataset
+    assert {(row["rater"], row["gold"]) for row in dim["ceiling"]} >= {("pilot", "norms")}  # beside the published norm
+    rel = dim["reliability"]
+    assert len(rel["raters"]) == 2 and rel["split_half"] is not None and rel["krippendorff_alpha"] is not None
+    assert list(rel["excluded"]) == [f"pilot:{bad_rater['annotator']}"] and "control items" in rel["excluded"][f"pilot:{bad_rater['annotator']}"]
     # wrong token and unknown campaign: one line each
     monkeypatch.setenv("TEST_LS_KEY", "wrong")
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])
@@ -393,3 +404,107 @@ def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_p
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Label Studio stopped." in err and saved["token"] not in out + err
+
+
+def test_pre_annotations_personal_access_token_and_changed_instructions(tmp_path, ls_server, monkeypatch):
+    import httpx
+
+    from workbench.store.models import Dimension, Item
+
+    # a personal access token (a JWT refresh token) works as well as the legacy one
+    r = httpx.post(ls_server.url + "/api/token/", headers={"Authorization": f"Token {ls_server.token}"}, timeout=30)
+    pat = r.json()["token"]
+    monkeypatch.setenv("TEST_LS_KEY", pat)
+    path = make_study(tmp_path / "study", ls_server.url, extra="    pre_annotations: llm-x\n")
+    loaded = load_study(path)
+    engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+    apply_study(engine, loaded)
+    gold = dict(WORDS)
+    with Session(engine) as s, s.begin():
+        dim = s.scalar(select(Dimension))
+        rater = Rater(name="llm-x", kind="llm")
+        s.add(rater)
+        s.flush()
+        for item in s.scalars(select(Item)):
+            s.add(Rating(item_id=item.id, dimension_id=dim.id, rater_id=rater.id, value=gold[item.text] - 0.25))
+    conn = connect(ls_server.url, pat, key_source="TEST_LS_KEY")
+    report = push_campaign(engine, loaded, "pilot", conn)
+    assert report.predictions == 12
+    tasks = [t for pid in lists_of(engine).values() for t in project_tasks(ls_server, pid)]
+    for t in tasks:
+        if t.data["wb_key"].startswith("item:"):
+            (pred,) = t.predictions
+            p = pred if isinstance(pred, dict) else pred.dict()
+            assert p["model_version"] == "llm-x"
+            assert p["result"][0]["value"]["choices"] == [str(min(7, max(1, round(gold[t.data["word"]] - 0.25))))]
+        else:
+            assert not t.predictions  # controls carry no hint
+    # one source of instructions: editing the dimension's file and applying updates every project on the next push
+    (path.parent / "familiarity.txt").write_text("New instructions: rate how familiar the word is.\n")
+    loaded = load_study(path)
+    apply_study(engine, loaded)
+    (path.parent / "familiarity.txt").write_text("New instructions: rate how familiar the word is.\n")
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert (again.projects_updated, again.tasks_imported) == (3, 0)
+    project = conn.client.projects.get(id=lists_of(engine)[1])
+    assert "New instructions" in project.expert_instruction
+    engine.dispose()
+
+
+def test_an_annotator_rates_a_word_in_the_browser_with_one_key(tmp_path, ls_server, monkeypatch):
+    """Headless Chromium: log in, open the list's labeling stream, press a number key, submit; pull brings it back."""
+    import time
+
+    from tests.browser import Browser, ChromiumNotFound
+
+    monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+    loaded = load_study(make_study(tmp_path / "study", ls_server.url, k=1, list_size=12))
+    engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+    apply_study(engine, loaded)
+    conn = conn_for(ls_server)
+    push_campaign(engine, loaded, "pilot", conn)
+    pid = lists_of(engine)[1]
+    person = Annotator.sign_up(ls_server.url, invite_url(ls_server.url, ls_server.token), "browser@example.com", "browser-pass-123")
+    try:
+        browser = Browser(timeout=120).start()
+    except ChromiumNotFound as exc:
+        pytest.skip(str(exc))
+    b = browser
+    try:
+        b.load(ls_server.url + "/user/login/")
+        b.evaluate("""(() => { const f = document.querySelector('form');
+            f.querySelector('[name=email]').value = 'browser@example.com';
+            f.querySelector('[name=password]').value = 'browser-pass-123'; f.submit(); return true; })()""")
+        for _ in range(60):
+            if not b.evaluate("location.pathname").startswith("/user/login"):
+                break
+            time.sleep(0.5)
+        b.load(f"{ls_server.url}/projects/{pid}/data?labeling=1")
+        words = {t.data["word"]: t.id for t in project_tasks(ls_server, pid)}
+        shown = None
+        for _ in range(240):
+            text_now = b.evaluate("document.body.innerText") or ""
+            shown = next((w for w in words if f"\n{w}\n" in f"\n{text_now}\n"), None)
+            if shown and "Submit" in text_now:
+                break
+            time.sleep(0.5)
+        assert shown, "the labeling stream showed no word"
+        for kind in ("keyDown", "keyUp"):  # one key press: 5
+            b._run(b._send("Input.dispatchKeyEvent", {"type": kind, "key": "5", "code": "Digit5", "text": "5" if kind == "keyDown" else "",
+                                                       "windowsVirtualKeyCode": 53, "nativeVirtualKeyCode": 53}))  # fmt: skip
+        time.sleep(0.5)
+        assert b.evaluate("""(() => { const s = Array.from(document.querySelectorAll('button')).find(x => x.innerText.trim() === 'Submit');
+            if (!s) return false; s.click(); return true; })()""")
+        for _ in range(60):
+            if person.token and any(a.get("completed_by") == person.user_id for t in project_tasks(ls_server, pid) for a in t.annotations):
+                break
+            time.sleep(0.5)
+    finally:
+        browser.close()
+    pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert pulled.new == 1
+    with Session(engine) as s:
+        row = s.execute(select(CampaignAnnotation.value, CampaignAnnotation.status, CampaignTask.text).join(
+            CampaignTask, CampaignTask.id == CampaignAnnotation.task_row_id)).one()  # fmt: skip
+    assert row == (5.0, "ok", shown)
+    engine.dispose()

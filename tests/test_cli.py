@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,6 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
     xlsx = (shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx").resolve()
     plan = run(runner, "plan", "--study", study, "--db", db_url)
     assert plan.output == (
-        f"Store: {url}\n"
         "  create    dimension familiarity  (scale 1-7)\n"
         f"  import    dataset toolbox-glasgow  ({xlsx} (outside the study folder), preset glasgow_mrc)\n"
         f"  import    dataset toolbox-mrc  ({xlsx} (outside the study folder), preset glasgow_mrc)\n"
@@ -73,32 +72,45 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
     assert run(runner, "plan", "--study", study, "--db", db_url).output == plan.output
     first = run(runner, "apply", "--study", study, "--db", db_url)
     assert first.output == (
-        f"Store: {url}\n"
         "  dimension familiarity: created\n"
         "  toolbox-glasgow: imported 2545 items, 2545 ratings (familiarity)\n"
         "  toolbox-mrc: imported 2545 items, 2545 ratings (familiarity)\n"
         "Applied 3 changes.\n"
     )
     second = run(runner, "apply", "--study", study, "--db", db_url)
-    assert second.output == f"Store: {url}\nNothing to do: the store matches the study.\n"
+    assert second.output == "Nothing to do: the store matches the study.\n"
     status = run(runner, "status", "--study", study, "--db", db_url)
     assert status.output == (
-        "2545 items, 5090 ratings\n"
+        f"{url}: 2545 items, 5090 ratings\n"
         "\n"
         "Datasets:\n"
-        "  dataset          preset       lang  items  ratings  dimensions\n"
-        "  toolbox-glasgow  glasgow_mrc  en     2545     2545  familiarity\n"
-        "  toolbox-mrc      glasgow_mrc  en     2545     2545  familiarity\n"
+        "dataset          preset       language  items  ratings  dimensions\n"
+        "---------------  -----------  --------  -----  -------  -----------\n"
+        "toolbox-glasgow  glasgow_mrc  en         2545     2545  familiarity\n"
+        "toolbox-mrc      glasgow_mrc  en         2545     2545  familiarity\n"
         "\n"
         "Dimensions:\n"
-        "  dimension    scale  ratings\n"
-        "  familiarity  1-7       5090\n"
+        "dimension    scale_min  scale_max  ratings\n"
+        "-----------  ---------  ---------  -------\n"
+        "familiarity          1          7     5090\n"
         "\n"
         "Raters:\n"
-        "  rater            kind  items  ratings\n"
-        "  toolbox-glasgow  norm   2545     2545\n"
-        "  toolbox-mrc      norm   2545     2545\n"
+        "rater            kind  items  ratings\n"
+        "---------------  ----  -----  -------\n"
+        "toolbox-glasgow  norm   2545     2545\n"
+        "toolbox-mrc      norm   2545     2545\n"
     )
+    as_json = json.loads(run(runner, "status", "--study", study, "--db", db_url, "--format", "json").stdout)
+    assert as_json == json.loads(run(runner, "status", "--study", study, "--db", db_url, "--json").stdout)
+    assert (as_json["store"], as_json["items"], as_json["ratings"]) == (url, 2545, 5090)
+    assert [d["name"] for d in as_json["datasets"]] == ["toolbox-glasgow", "toolbox-mrc"]
+    as_csv = run(runner, "status", "--study", study, "--db", db_url, "-f", "csv").stdout
+    blocks = as_csv.split("\n\n")  # (CliRunner shows CSV's CRLF line ends as \n)
+    assert blocks[0] == f"# store\nstore,items,ratings\n{url},2545,5090"
+    assert blocks[1].startswith("# datasets\ndataset,preset,language,items,ratings,dimensions\n")
+    assert [b.split("\n")[0] for b in blocks] == [
+        "# store", "# datasets", "# dimensions", "# raters", "# item sets", "# recent rating jobs",
+    ]
 
 
 def test_import_preset_and_reimport(runner, tmp_path, shared_data, db_url):
@@ -183,15 +195,12 @@ def test_db_current_and_upgrade(runner, tmp_path):
     head = migrate.MIGRATIONS_DIR and out.output.split()[-1].rstrip(".")
     assert out.output == f"{url}: upgraded from empty to {head}.\n"
     assert run(runner, "db", "upgrade", "--db", url).output == f"{url}: already at revision {head}.\n"
+    width = len(url)
     assert run(runner, "db", "current", "--db", url).output == (
-        f"store:    {url}\nrevision: {head} (up to date)\nneeded:   {head}\n"
+        f"{'store'.ljust(width)}  revision  state       needed\n"
+        f"{'-' * width}  --------  ----------  ------\n"
+        f"{url}  {head}      up to date  {head}\n"
     )
-
-
-def test_every_command_has_help_and_is_in_the_readme(runner):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = ["init", "validate", "plan", "apply", "import", "status", "export", "sql", "db upgrade", "db current"]
-    for cmd in commands:
-        out = run(runner, *cmd.split(), "--help")
-        assert "Usage:" in out.output
-        assert re.search(rf"workbench {cmd}\b", readme), f"README lacks an example of `workbench {cmd}`"
+    assert json.loads(run(runner, "db", "current", "--db", url, "--format", "json").stdout) == [
+        {"store": url, "revision": head, "state": "up to date", "needed": head}
+    ]

@@ -43,4 +43,10 @@ def test_demo_study_imports_and_the_human_norms_agree(tmp_path):
     (part,) = report["dimensions"]
     assert part["gold"] == ["brysbaert", "glasgow", "mrc"] and part["raters"] == ["embedding", "frequency", "gemma"]
     assert {(c["rater"], c["gold"]) for c in part["ceiling"]} == {("glasgow", "brysbaert"), ("mrc", "brysbaert"), ("mrc", "glasgow")}
+    # Glasgow (1-7) and MRC (1-7 after rescaling) are put on the dimension's 1-5 before errors are computed:
+    # the raw values gave Glasgow a bias of +1.10 against Brysbaert and the embedding rater -1.19 against Glasgow
+    ceiling = {(c["rater"], c["gold"]): c for c in part["ceiling"]}
+    table = {(r["rater"], r["gold"]): r for r in part["table"]}
+    assert abs(ceiling[("glasgow", "brysbaert")]["bias"]) < 0.3 and abs(table[("embedding", "glasgow")]["bias"]) < 0.3
+    assert "glasgow (1-7)" in part["scale_note"] and part["value_scale"] == [1, 5]
     assert (tmp_path / "demo" / "reports" / "concreteness.html").stat().st_size > 50_000

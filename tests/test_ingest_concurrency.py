@@ -12,23 +12,48 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = [f"word{i:04d}" for i in range(3000)]
+WORDS = [f"word{i:05d}" for i in range(20_000)]
+# each process loads the workbench, then waits for the go file, so their imports start together
+STARTER = """
+import os, sys, time
+from workbench.cli.main import main
+go = os.environ["WB_TEST_GO"]
+open(go + "." + str(os.getpid()), "w").close()
+while not os.path.exists(go):
+    time.sleep(0.005)
+main()
+"""
 
 
 def workbench(*args) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = "from workbench.cli.main import main; main()"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WB_TEST_GO": str(_go)}
     return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", STARTER, *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
+_go = Path()
+
+
+@pytest.fixture(autouse=True)
+def go_file(tmp_path):
+    global _go
+    _go = tmp_path / "go"
+    yield
+
+
 def run_all(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    deadline = time.monotonic() + 120
+    while len(list(_go.parent.glob("go.*"))) < len(procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _go.touch()
     out = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=300)
@@ -55,7 +80,7 @@ def query(url: str, sql: str):
 
 def test_datasets_adding_the_same_new_items_at_once(db_url, tmp_path):
     n = 4
-    files = [write_norms(tmp_path / f"n{i}.csv", WORDS[i * 100 :] + WORDS[: i * 100], 1.0 + i) for i in range(n)]
+    files = [write_norms(tmp_path / f"n{i}.csv", WORDS[i * 1000 :] + WORDS[: i * 1000], 1.0 + i) for i in range(n)]
     procs = [
         workbench("import", f, "--dataset", f"d{i}", "--item-column", "Word", "--rating", "familiarity=Fam", "--db", db_url)
         for i, f in enumerate(files)
@@ -89,12 +114,12 @@ def test_the_same_dataset_imported_by_two_processes_at_once(db_url, tmp_path):
 
 
 def test_a_different_file_under_the_same_name_at_once(db_url, tmp_path):
-    a = write_norms(tmp_path / "a.csv", WORDS[:500], 2.0)
-    b = write_norms(tmp_path / "b.csv", WORDS[500:1000], 3.0)
+    a = write_norms(tmp_path / "a.csv", WORDS[:5000], 2.0)
+    b = write_norms(tmp_path / "b.csv", WORDS[5000:10000], 3.0)
     common = ["--dataset", "d0", "--item-column", "Word", "--rating", "familiarity=Fam", "--db", db_url]
     results = run_all([workbench("import", a, *common), workbench("import", b, *common)])
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1], results
     loser = next(stderr for code, _, stderr in results if code == 1)
     assert "Dataset 'd0' was imported from a different file or with other options" in loser
-    assert query(db_url, "SELECT count(*) FROM ratings") == [(500,)]
+    assert query(db_url, "SELECT count(*) FROM ratings") == [(5000,)]

@@ -96,7 +96,7 @@ def test_quoted_fields_on_one_line_are_fine(runner, db_url, tmp_path):
 
 
 def test_a_file_mixing_utf8_and_cp1252_lines_is_refused_with_line_numbers(runner, db_url, tmp_path):
-    data = "Word,Fam\ncafé,3\ndog,4\nnaïve,5\n".encode("utf-8") + "crème,2\n".encode("cp1252")
+    data = "Word,Fam\ncafé,3\ndog,4\nnaïve,5\n".encode() + "crème,2\n".encode("cp1252")
     path = write(tmp_path / "mixed.csv", data)
     err = refused(runner, db_url, path, want="mixes encodings: line(s) 2, 4 are UTF-8 and line(s) 5 are not")
     assert "--encoding mixed" in err
@@ -183,7 +183,7 @@ def test_a_parquet_list_column_is_one_line(runner, db_url, tmp_path):
 )
 def test_unstorable_items_are_the_same_error_on_both_databases(runner, db_url, tmp_path, item, reason):
     path = write(tmp_path / "i.csv", f"Word,Fam\ncat,3\n{item},4\n")
-    err = refused(runner, db_url, path, want=f"1 problem: row 3, column 'Word', value ")
+    err = refused(runner, db_url, path, want="1 problem: row 3, column 'Word', value ")
     assert reason in err
     assert len(err) < 700  # a long value is cut
     # --skip-invalid sets the row aside and imports the rest
@@ -268,3 +268,16 @@ def test_unknown_dataset_names_get_a_suggestion(runner, db_url, tmp_path):
         eng.dispose()
     out = cli(runner, "export", "--dataset", "glasow", "-o", tmp_path / "o.csv", "--db", db_url, code=1)
     assert "Unknown dataset 'glasow'. Did you mean 'glasgow'?" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, want",
+    [
+        (["--dataset", "d" * 201], "dataset name 'ddd"),
+        (["--dataset", "d0", "--language", "english-as-spoken-in-scotland"], "language 'english-as-spoken-in-scotland'"),
+    ],
+)
+def test_names_the_store_cannot_hold_are_one_line_on_both_databases(runner, db_url, tmp_path, args, want):
+    path = write(tmp_path / "n.csv", "Word,Fam\ncat,3\n")
+    out = cli(runner, "import", path, *args, *FAM, "--db", db_url, code=1)
+    assert want in out.stderr

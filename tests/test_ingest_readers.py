@@ -50,7 +50,7 @@ def glasgow_path(shared_data: Path) -> Path:
     return shared_data / "glasgow" / "glasgow_norms.csv"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def published(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the original file, cells exactly as written."""
     with open(path, newline="", encoding="utf-8") as f:
@@ -58,7 +58,7 @@ def published(path: Path) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pandas_original(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.openai_server import OpenAIServer
-from workbench.jobs.pacing import Bucket, Pacer, parse_duration
+from workbench.raters.pacing import Bucket, Pacer, parse_duration
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,13 @@ def test_bucket_holds_at_most_one_percent_of_a_period():
 )  # fmt: skip
 def test_reset_durations_in_openai_formats(text, seconds):
     assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_with_no_limit_known_an_exhausted_remaining_holds_until_the_reset():
+    now = [0.0]
+    pacer = Pacer(clock=lambda: now[0])
+    asyncio.run(pacer.acquire())
+    pacer.done(0, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"})
+    assert pacer.hold_until == pytest.approx(1.5) and pacer.buckets["requests"] is None
+    pacer.done(0, {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"})
+    assert pacer.hold_until == pytest.approx(60.0)  # held at most a minute at a time

@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from tests.openai_server import OpenAIServer, reference_distribution, reference_expected
 from workbench.errors import WorkbenchError
-from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.models import Call, Job, Rater, Rating
 from workbench.study.apply import apply_study
 from workbench.study.load import load_study
+from workbench.study.rate import run_rater
 
 KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-STORE-8f2b91c4"
@@ -401,8 +401,9 @@ def test_cli_rate_dry_run_then_rate_then_status(tmp_path, server):
                          env=env, capture_output=True, text=True)  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     assert f"mini (openai, gpt-4o-mini): {len(WORDS)} of {len(WORDS)} items to rate" in dry.stdout
-    assert "Estimated cost: $" in dry.stdout and "Dry run: nothing was sent or stored." in dry.stdout
-    assert server.stats()["requests"] == 0
+    assert "Estimated cost: $" in dry.stdout and "Dry run: nothing was rated or stored." in dry.stdout
+    assert "Model 'gpt-4o-mini' not checked: the server does not list its models (HTTP 404)." in dry.stdout
+    assert server.stats()["chat_requests"] == 0  # only GET /v1/models, to check the model name
     run = subprocess.run([sys.executable, "-m", "workbench.cli.main", "rate", "mini", "--limit", "7", "--study", str(loaded.path)],
                          env=env, capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stderr

@@ -14,12 +14,12 @@ from scipy.stats import spearmanr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workbench.study.rate import run_rater
 from workbench.store import connect
 from workbench.store.itemsets import gold_values
 from workbench.store.models import Item, Job, Rater, Rating
 from workbench.study.apply import apply_study
 from workbench.study.load import LoadedStudy, load_study
+from workbench.study.rate import run_rater
 
 pytest.importorskip("torch", reason="the local extra is not installed: pip install -e .[local]")
 

@@ -332,3 +332,10 @@ def test_extreme_values_imported_as_a_rater_are_noted_not_fatal(tmp_path):
     row = json.loads((tmp_path / "rep.json").read_text())["dimensions"][0]["table"][0]
     assert row["rater"] == "wild" and row["pearson"] is None and row["mae"] is None and "wild" in row["note"]
     assert "wild" in (tmp_path / "rep.html").read_text()
+
+
+def test_importing_the_report_module_loads_no_heavy_library():
+    """The CLI imports workbench.analysis.report at startup: numpy, pandas, scipy, matplotlib and pydantic wait for a report."""
+    code = "import sys, workbench.analysis.report as r; print(sorted(m for m in ('numpy', 'pandas', 'scipy', 'matplotlib', 'pydantic') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

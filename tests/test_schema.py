@@ -3,8 +3,8 @@ import json
 import jsonschema
 import yaml
 
-from workbench.study.schema import SCHEMA_PATH, render
 from tests.test_cli import ROOT
+from workbench.study.schema import SCHEMA_PATH, render
 
 
 def test_checked_in_schema_is_generated_from_the_models():

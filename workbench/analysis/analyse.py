@@ -25,13 +25,14 @@ from workbench.analysis.report_model import (
     CalibrationRow,
     ColumnScale,
     Comparison,
-    Disagreement,
     DimensionReport,
+    Disagreement,
     ErrorAnalysis,
     Heatmap,
     MassSummary,
     Reliability,
     ResidualBand,
+    TrainedOn,
 )
 from workbench.analysis.scales import summary
 from workbench.analysis.write import plot_names
@@ -191,6 +192,7 @@ def _reliability(data: DimensionData, n_boot: int, seed: int) -> Reliability | N
         split_half=sh["reliability"], split_half_interval=tuple(sh["reliability_interval"]), n_splits=sh["n_splits"],
         icc2_1=ic["icc2_1"], icc2_k=ic["icc2_k"], icc3_k=ic["icc3_k"], icc_items=ic["n_items"],
         krippendorff_alpha=None if np.isnan(alpha) else float(alpha), note="; ".join(notes) or None,
+        excluded=dict(data.excluded),
     )  # fmt: skip
 
 
@@ -228,7 +230,8 @@ def _calibration(session: Session | None, data: DimensionData, calibrate: dict[s
         out.append(CalibrationRow(
             rater=r, gold=gold, train=calibrate["train"], test=calibrate["test"], intercept=fit.intercept, slope=fit.slope,
             n_train=fit.n, raw=_row(data, raw, r, data.kinds[r], gold, scaled_test[r].to_numpy(), scaled_test[gold].to_numpy()),
-            calibrated=_row(data, cal, r, data.kinds[r], gold, calibrated, test["y"].to_numpy(), label=r + " (calibrated)", on_gold_scale=True),
+            calibrated=_row(data, cal, r, data.kinds[r], gold, calibrated, test["y"].to_numpy(),
+                            label=r + " (calibrated)", on_gold_scale=True),
         ))  # fmt: skip
     return out
 
@@ -276,5 +279,6 @@ def analyse(data: DimensionData, *, n_boot: int = 1000, seed: int = 0, ci: float
         table=table, ceiling=ceiling, reliability=_reliability(data, n_boot, seed),
         comparisons=_comparisons(data, n_boot, seed, ci), errors=_errors(data),
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
+        trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
         plots=plot_names(data),
     )  # fmt: skip

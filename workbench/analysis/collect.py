@@ -42,6 +42,8 @@ class DimensionData:
     item_ids: dict[str, int] = field(default_factory=dict)
     maps: dict[str, ScaleMap] = field(default_factory=dict)  # column -> its map onto `target`
     target: tuple[float, float] | None = None  # the scale the scale-dependent figures use
+    excluded: dict[str, str] = field(default_factory=dict)  # human annotators a campaign's rules excluded: the reason
+    trained: dict[str, dict] = field(default_factory=dict)  # rater -> {items, n, gold, overlap}: what it was trained on
 
     @cached_property
     def scaled(self) -> pd.DataFrame:
@@ -112,16 +114,50 @@ def collect(session: Session, dim: Dimension, *, gold: list[str] | None, raters:
     mass = chosen.pivot(index="item", columns="rater", values="mass").reindex(index=values.index, columns=cols)
     configs, own = _provenance(session, dim, cols)
     min_mass = {r: float((configs.get(r) or {}).get("min_mass", 0.5)) for r in rater_names}
+    excluded = _excluded_annotators(session, set(humans["rater"]))
+    humans = humans[~humans["rater"].isin(excluded)]
     human_matrix = None
     if humans["rater"].nunique() >= 2:
         human_matrix = humans.pivot_table(index="item", columns="rater", values="value", aggfunc="first")
     target = scales.target_scale((dim.scale_min, dim.scale_max), [own.get(g) for g in gold_names])
     maps = {c: scales.plan(c, own.get(c), values[c].to_numpy(), target) for c in cols}
-    return DimensionData(
+    data = DimensionData(
         dim.name, (dim.scale_min, dim.scale_max), gold_names, [r for r in rater_names if r not in gold_names],
         {c: kinds[c] for c in cols}, values, answers, mass.astype(float), min_mass, human_matrix,
         dict(zip(long["item"], long["item_id"], strict=False)), maps, target,
     )  # fmt: skip
+    data.excluded = excluded
+    data.trained = _trained_on(session, configs, data)
+    return data
+
+
+def _trained_on(session: Session, configs: dict[str, dict], data: DimensionData) -> dict[str, dict]:
+    """What each rater was trained on (a fine-tune's trained_on, a baseline's train/gold) and how many reported items that covers."""
+    from workbench.errors import WorkbenchError
+    from workbench.store.itemsets import resolve_items
+
+    out: dict[str, dict] = {}
+    for name in data.raters:
+        config = configs.get(name) or {}
+        info = config.get("trained_on") or ({"items": config["train"], "gold": config.get("gold")} if config.get("train") else None)
+        if not info:
+            continue
+        try:
+            members = set(resolve_items(session, info["items"]))
+        except WorkbenchError:  # the set is gone from the store
+            members = set()
+        rated = {data.item_ids[i] for i in data.values.index[data.values[name].notna()] if i in data.item_ids}
+        out[name] = {"items": info["items"], "n": info.get("n", len(members) or None), "gold": info.get("gold"),
+                     "overlap": len(rated & members)}  # fmt: skip
+    return out
+
+
+def _excluded_annotators(session: Session, names: set[str]) -> dict[str, str]:
+    """Human raters a campaign's exclusion rules left out (workbench annotate pull): name -> the reason."""
+    if not names:
+        return {}
+    q = select(Rater.name, Rater.config).where(Rater.kind == "human", Rater.name.in_(sorted(names)))
+    return {n: c["excluded"] for n, c in session.execute(q) if c and c.get("excluded")}
 
 
 def _pick(asked: list[str] | None, default: list[str], kinds: dict[str, str], what: str, dimension: str) -> list[str]:

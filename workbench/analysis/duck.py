@@ -86,11 +86,8 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import math
 import os
 import re
 import threading
@@ -104,11 +101,11 @@ from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.output import render
 from workbench.store.meta import store_version
 
 # bump when the snapshot's tables change, so old cache files are not reused
 SNAPSHOT_FORMAT = 2
-FORMATS = ("table", "csv", "json")
 ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
 READ_ONLY_CONFIG = {
     "enable_external_access": False,
@@ -473,78 +470,9 @@ def run_sql(engine: Engine, query: str) -> pa.Table:
 # --- output -------------------------------------------------------------------
 
 
-def _text(value: object) -> str:
-    """A cell for the "table" and "csv" formats ("" for NULL)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else {"inf": "Infinity", "-inf": "-Infinity"}.get(repr(value), "NaN")
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, default=str, ensure_ascii=False)
-    return str(value)
-
-
-def _json_value(value: object) -> object:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "as_integer_ratio"):  # Decimal
-        return float(value)
-    return str(value)
-
-
-def _table_cell(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:.6g}"
-    return _text(value)
-
-
 def format_result(table: pa.Table, fmt: str) -> str:
-    """The rows as text ending in a newline.
-
-    "table": columns aligned under a header and a rule of dashes, numbers
-    right-aligned, floats to 6 significant digits, NULL for missing values.
-    "csv": RFC 4180 (CRLF line ends, quotes only where needed), a header
-    row, floats in full precision, empty fields for missing values.
-    "json": an array of objects, one per row on its own line, keyed by column
-    name; floats as numbers, null for missing values, times as ISO 8601.
-    """
-    if fmt not in FORMATS:
-        raise WorkbenchError(f"Unknown output format {fmt!r}: choose one of {', '.join(FORMATS)}.")
-    names = table.column_names
+    """The rows as text ending in a newline, as every command prints data (workbench.output.render)."""
+    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in table.schema.types]
     columns = [col.to_pylist() for col in table.columns]
     rows = list(zip(*columns)) if columns else []
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\r\n")
-        writer.writerow(names)
-        writer.writerows([_text(v) for v in row] for row in rows)
-        return buf.getvalue()
-    if fmt == "json":
-        if not rows:
-            return "[]\n"
-        lines = [json.dumps({n: _json_value(v) for n, v in zip(names, row)}, ensure_ascii=False) for row in rows]
-        return "[\n" + ",\n".join(lines) + "\n]\n"
-    if not names:
-        return "\n"
-    cells = [[_table_cell(v) for v in row] for row in rows]
-    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in table.schema.types]
-    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    out = [line(list(names)), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in cells)
-    return "\n".join(out) + "\n"
+    return render(table.column_names, rows, fmt, numeric=numeric)

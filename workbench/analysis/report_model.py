@@ -52,6 +52,9 @@ class Reliability(Model):
     icc_items: int = Field(description="complete items the ICCs use")
     krippendorff_alpha: float | None = Field(description="Krippendorff's alpha, interval metric")
     note: str | None = None
+    excluded: dict[str, str] = Field(
+        default_factory=dict, description="annotators a campaign's exclusion rules left out (not in the figures above): the reason"
+    )
 
 
 class Comparison(Model):
@@ -147,6 +150,16 @@ class ColumnScale(Model):
     note: str | None = None
 
 
+class TrainedOn(Model):
+    """The items a rater was trained on (a fine-tune, or a fitted baseline), and how many of the reported items are among them."""
+
+    rater: str
+    items: str = Field(description="the item set or dataset it was trained on")
+    n: int | None = Field(None, description="training items")
+    gold: str | None = Field(None, description="the dataset whose values it was trained to predict")
+    overlap: int = Field(0, description="reported items that were training items: figures on them overstate the rater")
+
+
 class DimensionReport(Model):
     dimension: str
     scale: tuple[float | None, float | None]
@@ -163,6 +176,7 @@ class DimensionReport(Model):
     comparisons: list[Comparison] = Field(default_factory=list)
     errors: list[ErrorAnalysis] = Field(default_factory=list)
     calibration: list[CalibrationRow] = Field(default_factory=list)
+    trained: list[TrainedOn] = Field(default_factory=list, description="raters trained on some items (fine-tunes, baselines)")
     heatmap: Heatmap
     plots: dict[str, str] = Field(
         default_factory=dict,

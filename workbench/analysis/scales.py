@@ -94,7 +94,8 @@ def plan(column: str, own: OwnScale | None, values: np.ndarray, target: Bounds |
     if own is None or own.low is None or own.high is None:
         return ScaleMap(column, own, None, None, f"{column}: scale not recorded (import it with --scale DIM=MIN:MAX)")
     if own.open:
-        return ScaleMap(column, own, None, None, f"{column}: an open scale ({text((own.low, own.high))}, e.g. years), not a rating scale")
+        why = f"{column}: an open scale (a measure such as years, {text((own.low, own.high))} only bounds it)"
+        return ScaleMap(column, own, None, None, why)
     if not own.bounded:
         return ScaleMap(column, own, None, None, f"{column}: scale {text((own.low, own.high))} is not a usable range")
     if target is None:
@@ -119,7 +120,11 @@ def plan(column: str, own: OwnScale | None, values: np.ndarray, target: Bounds |
         factor, offset = 1.0, 0.0
     note = None
     if n_out:
-        note = f"{column}: {n_out} value{'s' if n_out != 1 else ''} outside its scale {text((lo, hi))} (from {v[outside].min():.4g} to {v[outside].max():.4g})"
+        far = v[outside]
+        note = (
+            f"{column}: {n_out} value{'s' if n_out != 1 else ''} outside its scale {text((lo, hi))} "
+            f"(from {far.min():.4g} to {far.max():.4g})"
+        )
     return ScaleMap(column, own, factor, offset, None, n_out, note)
 
 

@@ -1,7 +1,7 @@
 """Write: a report's figures and files: HTML (figures embedded), Markdown (PNGs beside it) or JSON (no figures).
 
-matplotlib and the renderer are imported when a figure or page is made, not
-when this module is. Plot file names are stable (the same raters give the
+matplotlib, the renderer and the report's pydantic models are imported when
+a figure or file is made, not when this module is. Plot file names are stable (the same raters give the
 same names) and unique: a name that is not already a safe file name gets a
 short hash of itself (`gpt a` and `gpt_a` become ``gpt_a-1b2c3d4e`` and
 ``gpt_a``), and names are lower-case, so they differ on case-insensitive
@@ -17,17 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.analysis.report_model import Report
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.analysis.collect import DimensionData
+    from workbench.analysis.report_model import Report
 
 FORMATS = ("html", "md", "json")
 
 
 def slug(text: str) -> str:
-    """A file-name part for `text`: itself when it is already lower-case letters, digits, ``_``, ``.`` and ``-``; else cleaned plus a hash."""
+    """A file-name part for `text`: itself when it is lower-case letters, digits, ``_``, ``.`` and ``-``, else cleaned plus a hash."""
     clean = re.sub(r"[^a-z0-9_.-]+", "_", text.lower()).strip("_.") or "x"
     return clean if clean == text else f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
@@ -88,15 +88,24 @@ def make_plots(report: Report, datas: list[DimensionData]) -> dict[str, bytes]:
             gold = data.gold[0]
             pair = data.scaled[[rater, gold]].dropna()
             x, y = pair[rater].to_numpy(), pair[gold].to_numpy()
+            labels = {"rater": _label(data, rater), "gold": _label(data, gold)}
             if kind == "scatter":
-                out[name] = plots.scatter(x, y, rater=rater, gold=gold, scale=data.target)
+                out[name] = plots.scatter(x, y, **labels, scale=data.target)
             else:
-                out[name] = plots.residuals(x, y, rater=rater, gold=gold)
+                out[name] = plots.residuals(x, y, **labels)
         for err in part.errors:
             name = part.plots.get(f"mass:{err.rater}")
             if name and err.mass is not None:
                 out[name] = plots.mass_histogram(err.mass.bins, err.mass.counts, rater=err.rater)
     return out
+
+
+def _label(data: DimensionData, column: str) -> str:
+    """A column's name, with its own scale when its values were mapped onto another for the figure."""
+    m = data.maps.get(column)
+    if m is None or m.own is None or not m.mapped or m.identity or data.target is None:
+        return column
+    return f"{column} ({m.own.low:g}-{m.own.high:g} → {data.target[0]:g}-{data.target[1]:g})"
 
 
 def write_report(report: Report, datas: list[DimensionData], out: Path, fmt: str) -> list[Path]:
@@ -122,9 +131,8 @@ def write_report(report: Report, datas: list[DimensionData], out: Path, fmt: str
     if fmt == "html":
         out.write_text(render.render_html(report, images), encoding="utf-8")
         return [out]
-    drawn = report.model_copy(
-        update={"dimensions": [d.model_copy(update={"plots": {k: v for k, v in d.plots.items() if v in images}}) for d in report.dimensions]}
-    )
+    parts = [d.model_copy(update={"plots": {k: v for k, v in d.plots.items() if v in images}}) for d in report.dimensions]
+    drawn = report.model_copy(update={"dimensions": parts})
     written = [out]
     out.write_text(render.render_markdown(drawn), encoding="utf-8")
     for name, data in images.items():

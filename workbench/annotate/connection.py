@@ -85,6 +85,8 @@ class Connection:
     url: str
     client: Any  # label_studio_sdk.LabelStudio
     key_source: str
+    _http: httpx.Client | None = None
+    server_time: str | None = None  # the Date header of the last plain request: the server's clock
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one SDK call; a server that cannot be reached, a refused key or an API error become one clear line."""
@@ -103,11 +105,15 @@ class Connection:
             ) from None
 
     def request(self, method: str, path: str, **kwargs) -> Any:
-        """A plain API request for what the SDK does not cover (the invite link, the labeling stream)."""
+        """A plain JSON request with the SDK's headers (so a personal access token is refreshed the same way):
+        for what the SDK does not cover (the invite link) and bulk reads where parsing into its models is slow."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.client._client_wrapper.get_timeout() or 60)
         headers = self.client._client_wrapper.get_headers()
-        timeout = self.client._client_wrapper.get_timeout() or 60
-        response = httpx.request(method, self.url + path, headers=headers, timeout=timeout, **kwargs)
+        response = self._http.request(method, self.url + path, headers=headers, **kwargs)
         response.raise_for_status()
+        if response.headers.get("date"):
+            self.server_time = response.headers["date"]
         return response.json() if response.content else None
 
     def _api_error(self, what: str, status: int | None, body: Any) -> WorkbenchError:

@@ -37,12 +37,21 @@ from workbench.errors import WorkbenchError
 from workbench.raters.readout import point_label, scale_points
 from workbench.store.engine import bump_generation
 from workbench.store.models import (
-    Campaign, CampaignAnnotation, CampaignList, CampaignTask, Dataset, Dimension, Job, Rater, Rating, utcnow,
+    Campaign,
+    CampaignAnnotation,
+    CampaignList,
+    CampaignTask,
+    Dataset,
+    Dimension,
+    Job,
+    Rater,
+    Rating,
+    utcnow,
 )  # fmt: skip
 from workbench.study.load import LoadedStudy
 from workbench.study.models import CampaignSpec
 
-MARGIN = timedelta(seconds=30)  # re-read tasks updated shortly before the last pull (commits land out of order)
+MARGIN = timedelta(seconds=5)  # re-read tasks updated shortly before the last pull (commits land out of order)
 UNKNOWN_NOTE = "unknown: the annotator does not know this word"
 
 
@@ -99,19 +108,37 @@ def _since(synced_at: str) -> str:
     return (_parse_time(synced_at) - MARGIN).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _read_tasks(conn: Connection, project_id: int, since: str | None) -> dict[int, tuple[list[dict], str | None]]:
-    query = None
+def _read_tasks(conn: Connection, project_id: int, since: str | None, detail: bool = True) -> dict[int, tuple[list[dict], str | None]]:
+    """task id -> (its annotations, its updated_at): every task of the project, or those updated since a time.
+
+    The Data Manager's task list is read as plain JSON: it is the SDK's ``tasks.list`` request, but parsing
+    thousands of tasks into the SDK's models costs more than the request itself.
+    """
+    params: dict = {"project": project_id, "fields": "all", "page_size": PAGE}
+    if not detail:  # only which tasks: the cheap question asked of every list on every pull
+        params.update(fields="task_only", include="id,updated_at")
     if since:
         item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}
-        query = json.dumps({"filters": {"conjunction": "and", "items": [item]}})
-    what = f"read the tasks of project {project_id}"
-    pager = conn.call(what, lambda: conn.client.tasks.list(project=project_id, fields="all", page_size=PAGE, query=query))
-    out = {}
-    for t in conn.call(what, lambda: list(pager)):
-        anns = [a if isinstance(a, dict) else a.dict() for a in (t.annotations or [])]
-        updated = t.updated_at if isinstance(t.updated_at, str) or t.updated_at is None else t.updated_at.isoformat()
-        out[t.id] = (anns, updated)
-    return out
+        params["query"] = json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+    out: dict[int, tuple[list[dict], str | None]] = {}
+    page = 1
+    while True:
+        body = conn.call(f"read the tasks of project {project_id}",
+                         lambda: conn.request("GET", "/api/tasks/", params={**params, "page": page}))  # fmt: skip
+        tasks = body.get("tasks") or []
+        for t in tasks:
+            out[t["id"]] = (t.get("annotations") or [], t.get("updated_at"))
+        if not tasks or len(out) >= int(body.get("total") or 0):
+            return out
+        page += 1
+
+
+def _server_clock(date_header: str | None) -> str | None:
+    if not date_header:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(date_header).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _fingerprint(p: dict) -> str:
@@ -125,7 +152,9 @@ def _fetch_list(conn: Connection, list_no: int, project_id: int, synced_at: str 
     full = synced_at is None or fingerprint is None
     read: dict[int, tuple[list[dict], str | None]] = {}
     if not full:
-        read = _read_tasks(conn, project_id, _since(synced_at))
+        read = _read_tasks(conn, project_id, _since(synced_at), detail=False)
+        if read:  # what changed, in full
+            read = _read_tasks(conn, project_id, _since(synced_at))
         # the annotation count the project should have now, if nothing was deleted behind our back
         was_tasks, was_total, was_skipped = (int(x) for x in fingerprint.split("/"))
         delta = 0
@@ -168,9 +197,12 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         task_rows = {t.task_id: t for t in s.scalars(select(CampaignTask).where(CampaignTask.campaign_id == campaign_id))}
         for t in task_rows.values():
             s.expunge(t)
-        ann_rows = {a.annotation_id: a for a in s.scalars(select(CampaignAnnotation).where(CampaignAnnotation.campaign_id == campaign_id))}
-        for a in ann_rows.values():
-            s.expunge(a)
+        cols = [CampaignAnnotation.id, CampaignAnnotation.task_row_id, CampaignAnnotation.annotation_id,
+                CampaignAnnotation.annotator, CampaignAnnotation.value, CampaignAnnotation.unknown,
+                CampaignAnnotation.lead_time, CampaignAnnotation.status, CampaignAnnotation.note,
+                CampaignAnnotation.updated_at]  # fmt: skip
+        q = select(*cols).where(CampaignAnnotation.campaign_id == campaign_id)
+        ann_rows = {r.annotation_id: r for r in s.execute(q)}  # plain rows: tens of thousands of ORM objects cost seconds
     report.lists = len(lists)
     row_by_id = {t.id: t for t in task_rows.values()}
     stored_by_task: dict[int, set[int]] = {}
@@ -183,6 +215,7 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
             live_by_list[list_of_row[t.list_id]] = live_by_list.get(list_of_row[t.list_id], 0) + 1
 
     on_server = server_projects(conn)
+    started = _server_clock(conn.server_time)
     missing = [(no, pid) for _, no, pid, *_ in lists if pid not in on_server]
     if missing:
         no, pid = missing[0]
@@ -190,7 +223,10 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
 
     def one(args):
         _, no, pid, synced, fp = args
-        return _fetch_list(conn, no, pid, synced, fp, on_server[pid], stored_by_task, live_by_list.get(no, 0))
+        f = _fetch_list(conn, no, pid, synced, fp, on_server[pid], stored_by_task, live_by_list.get(no, 0))
+        if f is not None:
+            f.newest = started  # the next pull asks for what changed after this one began
+        return f
 
     fetched: list[Fetched] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(lists)))) as pool:
@@ -258,8 +294,7 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         return report
 
     # ---- the new state of every annotation, then the ratings it implies
-    by_id = {a.annotation_id: {c: getattr(a, c) for c in ("id", "task_row_id", "annotation_id", "annotator", "value", "unknown", "lead_time", "status", "note", "updated_at")}
-             for a in ann_rows.values()}  # fmt: skip
+    by_id = {a.annotation_id: a._asdict() for a in ann_rows.values()}
     gone = set(deletes)
     state = {k: v for k, v in by_id.items() if v["id"] not in gone}
     for u in updates:
@@ -286,7 +321,9 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         if deletes:
             for start in range(0, len(deletes), 5000):
                 s.execute(delete(CampaignAnnotation).where(CampaignAnnotation.id.in_(deletes[start : start + 5000])))
-        status_updates = [{"id": v["id"], "status": v["status"], "note": v["note"]} for v in state.values() if "id" in v and v["id"] not in {u["id"] for u in updates}]
+        edited_ids = {u["id"] for u in updates}
+        status_updates = [{"id": v["id"], "status": v["status"], "note": v["note"]} for v in state.values()
+                          if "id" in v and v["id"] not in edited_ids]  # fmt: skip
         if updates:
             s.execute(update(CampaignAnnotation), updates)
         if inserts:
@@ -420,16 +457,28 @@ def _write_aggregate(s: Session, name: str, spec: CampaignSpec, campaign_id: int
     rater = s.scalar(select(Rater).where(Rater.dataset_id == ds.id, Rater.kind == "norm"))
     ds.details = {"campaign": name, "excluded_annotators": sorted(excluded), "annotators": len({r.annotator for r in responses}) - len(excluded)}
     ds.imported_at = utcnow()
-    s.execute(delete(Rating).where(Rating.rater_id == rater.id, Rating.dimension_id == dimension_id))
-    rows = []
+    q = select(Rating.id, Rating.item_id, Rating.value, Rating.sd, Rating.n, Rating.distribution).where(
+        Rating.rater_id == rater.id, Rating.dimension_id == dimension_id, Rating.replicate == 0
+    )
+    have = {r.item_id: r for r in s.execute(q)}
+    adds, changes = [], []
     for w in aggregate(responses, excluded):
-        rows.append({
-            "item_id": w.item_id, "dimension_id": dimension_id, "rater_id": rater.id, "replicate": 0, "value": w.mean,
-            "sd": w.sd, "n": w.n, "distribution": {"known": round(w.known, 6), "n_unknown": w.n_unknown},
+        row = {
+            "value": w.mean, "sd": w.sd, "n": w.n, "distribution": {"known": round(w.known, 6), "n_unknown": w.n_unknown},
             "note": None if w.mean is not None else "no annotator knew this word", "job_id": job_id,
-        })  # fmt: skip
-    if rows:
-        s.execute(insert(Rating), rows)
+        }  # fmt: skip
+        old = have.pop(w.item_id, None)
+        if old is None:
+            adds.append({"item_id": w.item_id, "dimension_id": dimension_id, "rater_id": rater.id, "replicate": 0, **row})
+        elif (old.value, old.sd, old.n, old.distribution) != (row["value"], row["sd"], row["n"], row["distribution"]):
+            changes.append({"id": old.id, **row})
+    if adds:
+        s.execute(insert(Rating), adds)
+    if changes:
+        s.execute(update(Rating), changes)
+    gone = [r.id for r in have.values()]  # words no annotator's rating counts for any more
+    for start in range(0, len(gone), 5000):
+        s.execute(delete(Rating).where(Rating.id.in_(gone[start : start + 5000])))
 
 
 def _sync_rows(s: Session, lists: list[tuple], fetched: list[Fetched]) -> None:
@@ -438,7 +487,7 @@ def _sync_rows(s: Session, lists: list[tuple], fetched: list[Fetched]) -> None:
         f = by_no.get(no)
         if f is None:
             continue
-        newest = max([x for x in (synced, f.newest) if x], default=None, key=_parse_time)
+        newest = f.newest or synced
         s.execute(update(CampaignList).where(CampaignList.id == cl_id).values(synced_at=newest, fingerprint=f.fingerprint))
 
 

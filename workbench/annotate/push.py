@@ -150,29 +150,39 @@ def _nearest(value: float, points: list[float]) -> float:
 
 
 def server_projects(conn: Connection) -> dict[int, dict]:
-    """Every project on the server the token can see: id -> its description and counts (one paged request)."""
-    include = "id,title,description,task_number,total_annotations_number,skipped_annotations_number"
-    pager = conn.call("list projects", lambda: conn.client.projects.list(page_size=PAGE, include=include))
-    out = {}
-    for p in conn.call("list projects", lambda: list(pager)):
-        out[p.id] = {
-            "description": p.description or "",
-            "task_number": p.task_number or 0,
-            "total_annotations_number": p.total_annotations_number or 0,
-            "skipped_annotations_number": p.skipped_annotations_number or 0,
-        }
-    return out
+    """Every project the token can see: id -> its description and counts (one request per 1000 projects)."""
+    include = "id,description,task_number,total_annotations_number,skipped_annotations_number"
+    out: dict[int, dict] = {}
+    page = 1
+    while True:
+        body = conn.call("list projects", lambda: conn.request(
+            "GET", "/api/projects/", params={"page_size": PAGE, "page": page, "include": include}))  # fmt: skip
+        for p in body.get("results") or []:
+            out[p["id"]] = {k: p.get(k) or (0 if k != "description" else "") for k in include.split(",")[1:]}
+        if not body.get("next"):
+            return out
+        page += 1
 
 
 def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
-    """wb_key -> task id of a project's tasks (the first task of a key, should a key appear twice)."""
+    """wb_key -> task id of a project's tasks (the first task of a key, should a key appear twice).
+
+    Read as plain JSON (the SDK's ``tasks.list`` request without parsing every task into its models).
+    """
     out: dict[str, int] = {}
-    pager = conn.call("list tasks", lambda: conn.client.tasks.list(project=project_id, page_size=PAGE, fields="task_only"))
-    for t in conn.call(f"list the tasks of project {project_id}", lambda: list(pager)):
-        key = (t.data or {}).get("wb_key")
-        if key and key not in out:
-            out[key] = t.id
-    return out
+    page, seen = 1, 0
+    while True:
+        params = {"project": project_id, "fields": "task_only", "include": "id,data", "page_size": PAGE, "page": page}
+        body = conn.call(f"list the tasks of project {project_id}", lambda: conn.request("GET", "/api/tasks/", params=params))
+        tasks = body.get("tasks") or []
+        for t in tasks:
+            key = (t.get("data") or {}).get("wb_key")
+            if key and key not in out:
+                out[key] = t["id"]
+        seen += len(tasks)
+        if not tasks or seen >= int(body.get("total") or 0):
+            return out
+        page += 1
 
 
 def push_campaign(engine: Engine, loaded: LoadedStudy, name: str, conn: Connection,

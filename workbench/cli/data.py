@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
+from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
-from workbench.ingest.load import import_file
+from workbench.files import check_output_file, writing
 from workbench.ingest.presets import PRESETS, preset_specs
-from workbench.ingest.readers import separator_char
 from workbench.ingest.spec import (
     DatasetSpec,
     RatingColumns,
@@ -22,7 +21,7 @@ from workbench.ingest.spec import (
     parse_rescale_option,
     parse_scale_option,
 )
-from workbench.store.summary import summarise
+from workbench.output import OutputFormat, render
 
 PRESET_HELP = "Known dataset layout: " + "; ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
 
@@ -72,6 +71,8 @@ def import_(
     db: Db = None,
 ) -> None:
     """Import a norm file (by --preset, or by naming --item-column and --rating columns), or a model's ratings (--as-rater)."""
+    from workbench.ingest.readers import separator_char
+
     if decimal not in (".", ","):
         raise WorkbenchError("--decimal must be . or ,")
     if bool(dataset) == bool(as_rater):
@@ -123,6 +124,10 @@ def import_(
                 rater_kind=kind if as_rater else "norm",
             )
         ]
+    from sqlalchemy.orm import Session
+
+    from workbench.ingest.load import import_file
+
     with open_store(store_url(db, study)) as engine, working(f"Importing {file.name}"):
         with Session(engine) as s, s.begin():
             results = import_file(
@@ -143,81 +148,81 @@ def import_(
 def status(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    fmt: Format = OutputFormat.table,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """What is in the store: datasets, dimensions, raters, items and ratings."""
-    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+    """What is in the store: datasets, dimensions, raters, item sets, recent jobs, item and rating counts.
+
+    --format table prints one table per section; csv prints each section as a
+    CSV block under a `# section` line; json prints one object.
+    """
+    from sqlalchemy.orm import Session
+
+    from workbench.store.summary import summarise
+    from workbench.store.urls import redact_url
+
+    url = store_url(db, study)
+    with open_store(url) as engine, Session(engine) as s:
         summary = summarise(s)
-    if as_json:
-        typer.echo(json.dumps(summary.__dict__, indent=2))
+    if as_json or fmt is OutputFormat.json:
+        typer.echo(json.dumps({"store": redact_url(url), **summary.__dict__}, indent=2))
         return
-    typer.echo(f"{summary.items} items, {summary.ratings} ratings")
-    _table(
-        "Datasets",
-        ["dataset", "preset", "lang", "items", "ratings", "dimensions"],
-        [[d["name"], d["preset"] or "-", d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])] for d in summary.datasets],
-    )
-    _table(
-        "Dimensions",
-        ["dimension", "scale", "ratings"],
-        [[d["name"], _scale(d["scale"]), d["ratings"]] for d in summary.dimensions],
-    )
-    _table(
-        "Raters",
-        ["rater", "kind", "items", "ratings"],
-        [[r["name"], r["kind"], r["items"], r["ratings"]] for r in summary.raters],
-    )
-    if summary.item_sets:
-        _table("Item sets", ["item set", "items"], [[i["name"], i["items"]] for i in summary.item_sets])
-    if summary.jobs:
-        _table(
-            "Recent rating jobs",
-            ["job", "rater", "backend", "status", "rated", "failed", "cost", "started"],
-            [
-                [j["id"], j["rater"], j["backend"], j["status"], j["rated"], j["failed"],
-                 "-" if j["cost"] is None else f"${j['cost']:.4f}", j["started"]]
-                for j in summary.jobs
-            ],
-        )  # fmt: skip
-
-
-def _scale(scale: list) -> str:
-    lo, hi = scale
-    return "-" if lo is None else f"{lo:g}-{hi:g}"
-
-
-def _table(title: str, header: list[str], rows: list[list]) -> None:
-    typer.echo("")
-    typer.echo(f"{title}:" if rows else f"{title}: none")
-    if not rows:
+    sections = [
+        ("Datasets", ["dataset", "preset", "language", "items", "ratings", "dimensions"],
+         [[d["name"], d["preset"], d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])] for d in summary.datasets]),
+        ("Dimensions", ["dimension", "scale_min", "scale_max", "ratings"],
+         [[d["name"], *d["scale"], d["ratings"]] for d in summary.dimensions]),
+        ("Raters", ["rater", "kind", "items", "ratings"],
+         [[r["name"], r["kind"], r["items"], r["ratings"]] for r in summary.raters]),
+        ("Item sets", ["item_set", "items"], [[i["name"], i["items"]] for i in summary.item_sets]),
+        ("Recent rating jobs", ["job", "rater", "backend", "status", "rated", "failed", "cost", "started"],
+         [[j["id"], j["rater"], j["backend"], j["status"], j["rated"], j["failed"], j["cost"], j["started"]] for j in summary.jobs]),
+    ]  # fmt: skip
+    if fmt is OutputFormat.csv:
+        blocks = [f"# store\r\n{render(['store', 'items', 'ratings'], [[redact_url(url), summary.items, summary.ratings]], fmt)}"]
+        blocks += [f"# {title.lower()}\r\n{render(header, rows, fmt)}" for title, header, rows in sections]
+        typer.echo("\r\n".join(blocks), nl=False)
         return
-    cells = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [all(r[i].replace(".", "").isdigit() for r in cells[1:]) for i in range(len(header))]
-    for r in cells:
-        line = "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric))
-        typer.echo("  " + line.rstrip())
+    typer.echo(f"{redact_url(url)}: {summary.items} items, {summary.ratings} ratings")
+    for title, header, rows in sections:
+        if not rows and title in ("Item sets", "Recent rating jobs"):
+            continue
+        typer.echo("")
+        typer.echo(f"{title}:" if rows else f"{title}: none")
+        if rows:
+            typer.echo(render(header, rows, fmt), nl=False)
+
+
+class ExportFormat(str, Enum):
+    """The exported file's format."""
+
+    csv = "csv"
+    parquet = "parquet"
 
 
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .parquet); its folder must exist.")],
     dataset: Annotated[str | None, typer.Option(help="Export this dataset's ratings.")] = None,
     rater: Annotated[str | None, typer.Option(help="Export this rater's ratings.")] = None,
     dimension: Annotated[str | None, typer.Option(help="Only this dimension.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from --out).")] = None,
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", "-f", help="csv or parquet (default: from --out's suffix).", case_sensitive=False),
+    ] = None,
     wide: Annotated[bool, typer.Option("--wide", help="One row per item, one column per dimension.")] = False,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
     """Export ratings of a dataset or rater as CSV or Parquet."""
+    from sqlalchemy.orm import Session
+
     from workbench.analysis.export import export_ratings
 
-    fmt = fmt or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
-    if fmt not in ("csv", "parquet"):
-        raise WorkbenchError("--format must be csv or parquet.")
+    fmt = fmt.value if fmt else ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
     if (dataset is None) == (rater is None):
         raise WorkbenchError("Name exactly one of --dataset or --rater.")
-    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+    check_output_file(out, "--out")
+    with open_store(store_url(db, study)) as engine, Session(engine) as s, writing(out, "--out"):
         n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, fmt=fmt, path=out, wide=wide)
     typer.echo(f"Wrote {n} rows to {out}.")
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
-from workbench.store import migrate
-from workbench.store.engine import redact_url
+from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url
+from workbench.output import OutputFormat, render
 
 app = typer.Typer(help="The store's schema: show its revision, upgrade it.", no_args_is_help=True)
 
@@ -15,6 +13,9 @@ app = typer.Typer(help="The store's schema: show its revision, upgrade it.", no_
 @app.command()
 def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Upgrade the store to this workbench's schema (back it up first)."""
+    from workbench.store import migrate
+    from workbench.store.urls import redact_url
+
     url = store_url(db, study)
     with open_store(url, check_schema=False) as engine:
         before = migrate.current_revision(engine)
@@ -27,15 +28,15 @@ def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
 
 @app.command()
-def current(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Show the store's schema revision and the one this workbench needs."""
+def current(study: StudyPath = DEFAULT_STUDY, db: Db = None, fmt: Format = OutputFormat.table) -> None:
+    """Show the store, its schema revision and the one this workbench needs."""
+    from workbench.store import migrate
+    from workbench.store.urls import redact_url
+
     url = store_url(db, study)
     with open_store(url, check_schema=False) as engine:
         cur = migrate.current_revision(engine)
         head = migrate.head_revision(engine)
     state = "up to date" if cur == head else ("empty" if cur is None else "needs `workbench db upgrade`")
-    typer.echo(f"store:    {redact_url(url)}")
-    typer.echo(f"revision: {cur or '-'} ({state})")
-    typer.echo(f"needed:   {head}")
-
-
+    row = (redact_url(url), cur, state, head)
+    typer.echo(render(["store", "revision", "state", "needed"], [row], fmt), nl=False)

@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from workbench import __version__
-from workbench.cli import annotate, data, db, rate, report, sql, study
+from workbench.cli import annotate, data, db, finetune, rate, report, sql, study
 from workbench.errors import WorkbenchError
 
 
@@ -39,6 +39,7 @@ data.register(app)
 rate.register(app)
 report.register(app)
 sql.register(app)
+finetune.register(app)
 app.add_typer(db.app, name="db")
 annotate.register(app)
 

@@ -1,17 +1,29 @@
-"""Options shared by every command, defined once."""
+"""Options shared by every command, defined once, and the conventions they follow.
+
+- Commands that print data take ``--format/-f table|csv|json`` (`Format`)
+  and print through one renderer, `workbench.output.render`.
+- Commands that write a file take ``-o/--out`` (`workbench.files` checks it).
+- Repeatable flags are singular and repeated: ``--rater a --rater b``, ``--gold g``.
+- No command prints a ``Store: URL`` line (stdout carries only what the
+  command is for, and an error is the only line on stderr); `status` and
+  `db current` name the store (password hidden) as part of their output.
+- Nothing heavy is imported at module level (SQLAlchemy, pandas, scipy, the
+  report stack, DuckDB, torch, openai): `workbench --help` starts fast.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
-from workbench.store.engine import connect, make_engine, resolve_url, store_error
+from workbench.output import OutputFormat
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 StudyPath = Annotated[
     Path,
@@ -28,10 +40,16 @@ Db = Annotated[
     ),
 ]
 DEFAULT_STUDY = Path("study.yaml")
+Format = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="How to print the rows: table (aligned), csv or json.", case_sensitive=False),
+]
 
 
 def store_url(db: str | None, study: Path) -> str:
     """--db/WORKBENCH_DB, else the study file's database, else workbench.db beside the study."""
+    from workbench.store.urls import resolve_url
+
     if db:
         return resolve_url(db, base_dir=Path.cwd())
     if study.exists():
@@ -50,6 +68,10 @@ def open_store(url: str, *, check_schema: bool = True) -> Iterator[Engine]:
     is one line (workbench.store.engine.store_error), wherever the command
     meets it.
     """
+    from sqlalchemy.exc import DBAPIError
+
+    from workbench.store.engine import connect, make_engine, store_error
+
     engine = connect(url) if check_schema else make_engine(url)
     try:
         yield engine

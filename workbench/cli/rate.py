@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
-from workbench.jobs.runner import RunReport
-from workbench.store.engine import redact_url
-from workbench.study.load import load_study
-from workbench.study.rate import run_rater
+
+if TYPE_CHECKING:
+    from workbench.jobs.runner import RunReport
 
 
 @contextmanager
@@ -68,7 +67,8 @@ def describe(report: RunReport) -> list[str]:
                 lines.append(f"  Estimated cost: ${report.estimated_cost:.4f}.")
             else:
                 lines.append("  Cost unknown: the price table does not know this model; give the rater a price:.")
-        lines.append("Dry run: nothing was sent or stored.")
+        lines += [f"  {note}" for note in report.notes]
+        lines.append("Dry run: nothing was rated or stored.")
         return lines
     if report.job_id is None:
         return [f"{head}: all {report.target} items are rated already. Nothing to do."]
@@ -104,7 +104,7 @@ def rate(
     rater: Annotated[str, typer.Argument(help="A rater declared in the study's raters:.")],
     items: Annotated[str | None, typer.Option("--items", help="Item set or dataset to rate (default: the rater's items).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Rate at most this many of the unrated items.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the requests and estimated cost; send nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the requests and estimated cost, and check the model name with the server; rate nothing.")] = False,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -112,15 +112,16 @@ def rate(
 
     Exits with code 2 when items failed (after retries): the next run retries them.
     """
+    from workbench.study.load import load_study
+    from workbench.study.rate import dry_run_rater, run_rater
+
     loaded = load_study(study)
     url = store_url(db, study)
-    typer.echo(f"Store: {redact_url(url)}")
-    with open_store(url) as engine:
-        if dry_run:
-            report = run_rater(engine, loaded, rater, items=items, limit=limit, dry_run=True)
-        else:
-            with progress_bar(f"Rating with {rater}") as bar:
-                report = run_rater(engine, loaded, rater, items=items, limit=limit, on_progress=bar)
+    if dry_run:  # changes nothing, not even a new store; checks the model name with the server
+        report = dry_run_rater(url, loaded, rater, items=items, limit=limit, check_server=True)
+    else:
+        with open_store(url) as engine, progress_bar(f"Rating with {rater}") as bar:
+            report = run_rater(engine, loaded, rater, items=items, limit=limit, on_progress=bar)
     for line in describe(report):
         typer.echo(line)
     exit_if_failed(report.failed)

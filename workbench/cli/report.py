@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
-from workbench.analysis.report import FORMATS, build_report, write_report
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url, working
 from workbench.errors import WorkbenchError
+from workbench.files import check_output_file, writing
+
+
+class ReportFormat(str, Enum):
+    """The report's file format (a file, not printed rows: hence not table/csv/json)."""
+
+    html = "html"
+    md = "md"
+    json = "json"
 
 
 def report(
     dimension: Annotated[str | None, typer.Option(help="Only this dimension (default: all with ratings).")] = None,
-    gold: Annotated[list[str] | None, typer.Option(help="Gold dataset, repeatable (default: every norm dataset).")] = None,
-    raters: Annotated[list[str] | None, typer.Option("--raters", help="Rater, repeatable (default: every LLM and model rater).")] = None,
+    gold: Annotated[list[str] | None, typer.Option("--gold", help="Gold dataset; repeat for several (default: every norm dataset).")] = None,
+    raters: Annotated[list[str] | None, typer.Option("--rater", help="Rater; repeat for several: --rater a --rater b (default: every LLM and model rater).")] = None,
     items: Annotated[str | None, typer.Option(help="Restrict to an item set or a dataset's items.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html (self-contained, with plots), md (plus PNGs) or json.")] = "html",
-    out: Annotated[Path | None, typer.Option(help="Output file (default: report.html / report.md / report.json).")] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="html (self-contained, with plots), md (plus PNGs) or json.", case_sensitive=False)] = ReportFormat.html,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist.")] = None,
     calibrate: Annotated[str | None, typer.Option(help="TRAIN:TEST item sets: fit rater -> gold on TRAIN, report on TEST.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
@@ -27,20 +35,26 @@ def report(
     db: Db = None,
 ) -> None:
     """Write a validation report: correlations with CIs, errors, bias, the human ceiling, plots."""
-    if fmt not in FORMATS:
-        raise WorkbenchError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
+    fmt = fmt.value
     cal = None
     if calibrate:
         train, sep, test = calibrate.partition(":")
         if not sep or not train or not test:
             raise WorkbenchError(f"--calibrate {calibrate!r}: write it as TRAIN:TEST, two item sets.")
         cal = {"train": train, "test": test}
-    path = out or Path(f"report.{fmt}")
+    path = check_output_file(out or Path(f"report.{fmt}"), "--out")
+    from sqlalchemy.orm import Session
+
+    from workbench.analysis.report import build_report, write_report
+
     with open_store(store_url(db, study)) as engine, Session(engine) as s, working("Computing the report"):
         rep, datas = build_report(s, dimension=dimension, gold=gold, raters=raters, items=items, n_boot=n_boot, seed=seed, calibrate=cal)
-        written = write_report(rep, datas, path, fmt)
+        with writing(path, "--out"):
+            written = write_report(rep, datas, path, fmt)
     for part in rep.dimensions:
         typer.echo(f"{part.dimension}: {len(part.raters)} raters, {len(part.gold)} gold datasets")
+        if part.scale_note:
+            typer.echo(f"  {part.scale_note}")
         for row in part.ceiling:
             typer.echo(f"  ceiling  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} (n {row.n})")
         for row in part.table:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
+from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
+from workbench.output import OutputFormat
 
 
 def sql(
@@ -20,7 +21,7 @@ def sql(
         ),
     ] = None,
     file: Annotated[Path | None, typer.Option("--file", "-F", help="Read the query from this file.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -33,8 +34,6 @@ def sql(
         if not file.exists():
             raise WorkbenchError(f"{file}: no such file.")
         query = file.read_text(encoding="utf-8")
-    if fmt not in ("table", "csv", "json"):
-        raise WorkbenchError("--format must be table, csv or json.")
     with open_store(store_url(db, study)) as engine:
         table = run_sql(engine, query)
     typer.echo(format_result(table, fmt), nl=False)

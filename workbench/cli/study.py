@@ -9,32 +9,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
-from workbench.cli.rate import describe, exit_if_failed, progress_bar
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
+from workbench.cli.rate import describe, exit_if_failed, progress_bar
 from workbench.errors import WorkbenchError
-from workbench.store.engine import redact_url
-from workbench.study.apply import apply_study, make_plan
-from workbench.study.load import load_study
+from workbench.files import ensure_output_folder, writing
 
 
-def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study.")]) -> None:
+def init(directory: Annotated[Path, typer.Argument(help="Folder for the new study (created inside an existing folder).")]) -> None:
     """Scaffold a study: study.yaml (with comments), prompts/ and data/."""
     target = directory / "study.yaml"
     if target.exists():
         raise WorkbenchError(f"{target} already exists: choose another folder or edit it.")
     template = resources.files("workbench") / "templates" / "study"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "prompts").mkdir(exist_ok=True)
-    (directory / "data").mkdir(exist_ok=True)
-    text = (template / "study.yaml").read_text(encoding="utf-8")
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
-    target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
-    prompt = directory / "prompts" / "familiarity.txt"
-    if not prompt.exists():
-        with resources.as_file(template / "prompts" / "familiarity.txt") as src:
-            shutil.copyfile(src, prompt)
+    ensure_output_folder(directory, "init")
+    with writing(directory, "init"):
+        (directory / "prompts").mkdir(exist_ok=True)
+        (directory / "data").mkdir(exist_ok=True)
+        text = (template / "study.yaml").read_text(encoding="utf-8")
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
+        target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
+        prompt = directory / "prompts" / "familiarity.txt"
+        if not prompt.exists():
+            with resources.as_file(template / "prompts" / "familiarity.txt") as src:
+                shutil.copyfile(src, prompt)
     typer.echo(f"Created {target}, {directory / 'prompts'}/ and {directory / 'data'}/.")
     typer.echo(f"Next: put norm files in {directory / 'data'}/, declare them under `datasets:`, then run")
     typer.echo(f"  workbench plan --study {target}")
@@ -43,6 +41,7 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new stud
 def validate(study: StudyPath = DEFAULT_STUDY) -> None:
     """Check the study file and read every dataset file as apply would: schema, files, presets, columns, values."""
     from workbench.study.check import check_datasets
+    from workbench.study.load import load_study
 
     loaded = load_study(study)
     s = loaded.study
@@ -56,11 +55,15 @@ def validate(study: StudyPath = DEFAULT_STUDY) -> None:
 
 def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """Show what `apply` would do, without touching the store."""
+    from sqlalchemy.orm import Session
+
+    from workbench.study.apply import make_plan
+    from workbench.study.load import load_study
+
     loaded = load_study(study)
     url = store_url(db, study)
     with open_store(url) as engine, Session(engine) as s:
         p = make_plan(s, loaded)
-    typer.echo(f"Store: {redact_url(url)}")
     for step in p.steps:
         typer.echo("  " + step.describe())
     for name in p.undeclared:
@@ -76,6 +79,9 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
     Exits with code 2 when a rater's job left failed items: the next apply retries them.
     """
+    from workbench.study.apply import apply_study
+    from workbench.study.load import load_study
+
     loaded = load_study(study)
     url = store_url(db, study)
     done = 0
@@ -90,7 +96,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
                 typer.echo("  " + r.describe())
         else:
             past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "report") else ""
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0
@@ -103,10 +109,10 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             for line in describe(rep):
                 typer.echo("  " + line)
 
-    typer.echo(f"Store: {redact_url(url)}")
     with open_store(url) as engine, ExitStack() as stack:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
-        apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars)
+        apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars,
+                    on_finetune_event=lambda message: typer.echo("  " + message))  # fmt: skip
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
     exit_if_failed(failed)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.ingest.readers import RawTable, read_table
-from workbench.ingest.spec import DatasetSpec
+from workbench.ingest.spec import DatasetSpec, clip
 from workbench.ingest.validate import NormTable, build_norms
 from workbench.store.engine import bump_generation
 from workbench.store.models import Dataset, Dimension, Job, Rater, Rating, utcnow
@@ -103,6 +104,15 @@ def import_file(
     `replace`, which swaps its ratings. Nothing is written if any dataset fails.
     """
     path = Path(path)
+    for spec in specs:
+        if not spec.name.strip() or len(spec.name) > 200 or not spec.name.isprintable():
+            raise WorkbenchError(
+                f"dataset name {clip(spec.name, 80)!r}: use 1 to 200 printable characters, e.g. glasgow-2019."
+            )
+        if len(spec.language) > 16 or not re.fullmatch(r"[a-z]{2,3}([-_][A-Za-z0-9]+)?", spec.language):
+            raise WorkbenchError(
+                f"language {clip(spec.language, 80)!r}: use an ISO 639 code such as en, es or pt-BR (at most 16 characters)."
+            )
     if rejects_path is not None:
         check_rejects_path(session, Path(rejects_path), path)
     lock_datasets(session, [s.name for s in specs])
@@ -327,8 +337,9 @@ def upsert_items(session: Session, texts: list[str], language: str) -> np.ndarra
     if new:
         # Another import may add the same items at the same time: insert what is missing, skip what a
         # concurrent writer added (ON CONFLICT DO NOTHING, which waits for that writer), then read the ids
-        # back. Sorted, so two imports wait on each other's rows in one order and cannot deadlock.
-        new.sort()
+        # back. On PostgreSQL in text order, so two imports wait on each other's rows in one order and
+        # cannot deadlock; SQLite has one writer at a time and keeps file order (ids in the order the
+        # ratings are then inserted keep their index appends sequential).
         if dialect == "sqlite":
             cur.execute("SELECT coalesce(max(id), 0) FROM items")
             (before,) = cur.fetchone()

@@ -316,6 +316,9 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
 
     def line_numbers() -> list[tuple[int, list[str]]]:
         """(line, fields) of every non-blank record after the header, by a csv.reader pass."""
+        # a cell may be longer than the csv module's default limit (128 KiB): the checks that follow say why
+        # it is wrong, naming its line, which needs this pass to get through it
+        csv.field_size_limit(max(csv.field_size_limit(), len(stripped) + 1))
         reader = csv.reader(io.StringIO(stripped), delimiter=sep)
         out = []
         for i, rec in enumerate(reader):
@@ -336,7 +339,7 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
                 if any(cell.strip() for cell in extra):
                     raise WorkbenchError(
                         f"{path}: row {ln} has {len(rec)} cells but the header has {ncols} columns "
-                        f"(extra value {next(c for c in extra if c.strip())!r}). Fix the row or the header."
+                        f"(extra value {clip(next(c for c in extra if c.strip()))!r}). Fix the row or the header."
                     )
                 rec = rec[:ncols]
             elif len(rec) < ncols:
@@ -358,10 +361,10 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for broken files
-        raise WorkbenchError(f"{path}: cannot open the workbook ({exc}). Is it an .xlsx file?") from None
+        raise WorkbenchError(f"{path}: cannot open the workbook ({clip(str(exc))}). Is it an .xlsx file?") from None
     try:
         if sheet is not None and sheet not in wb.sheetnames:
-            raise WorkbenchError(f"{path}: no sheet {sheet!r}; the workbook has {', '.join(wb.sheetnames)}. Pass --sheet.")
+            raise WorkbenchError(f"{path}: no sheet {sheet!r}; the workbook has {clip(', '.join(wb.sheetnames))}. Pass --sheet.")
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
         header: list[str] | None = None
         rows: list[tuple] = []
@@ -394,7 +397,7 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
         extra = [v for v in r[ncols:] if v is not None and str(v).strip()]
         if extra:
             raise WorkbenchError(
-                f"{path}: row {ln} has a value {extra[0]!r} beyond the last headed column. Add a header or remove it."
+                f"{path}: row {ln} has a value {clip(extra[0])!r} beyond the last headed column. Add a header or remove it."
             )
     return RawTable(path, header, columns, len(rows), None, None, lambda: lines)
 
@@ -448,7 +451,7 @@ def read_parquet_table(path: Path) -> RawTable:
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise WorkbenchError(f"{path}: cannot read the Parquet file ({exc}).") from None
+        raise WorkbenchError(f"{path}: cannot read the Parquet file ({clip(str(exc))}).") from None
     return RawTable(
         path, list(table.column_names), [table.column(i) for i in range(table.num_columns)], table.num_rows,
         _line_numbers=lambda: list(range(1, table.num_rows + 1)),

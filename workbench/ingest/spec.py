@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -136,6 +137,8 @@ def parse_scale_option(text: str) -> tuple[str, tuple[float, float]]:
         lo_f, hi_f = float(lo), float(hi)
     except ValueError:
         raise WorkbenchError(f"--scale {text!r}: write it as DIM=MIN:MAX, e.g. --scale familiarity=1:7") from None
+    if not (math.isfinite(lo_f) and math.isfinite(hi_f)) or max(abs(lo_f), abs(hi_f)) > 1e6:
+        raise WorkbenchError(f"--scale {text!r}: both ends must be finite numbers within ±1e6, e.g. 1:7.")
     if not lo_f < hi_f:
         raise WorkbenchError(f"--scale {text!r}: the minimum must be below the maximum.")
     return dim.strip(), (lo_f, hi_f)
@@ -148,6 +151,6 @@ def parse_rescale_option(text: str) -> tuple[str, float]:
         factor = float(f)
     except ValueError:
         raise WorkbenchError(f"--rescale {text!r}: write it as DIM=FACTOR, e.g. --rescale familiarity=0.01") from None
-    if factor <= 0:
-        raise WorkbenchError(f"--rescale {text!r}: the factor must be positive.")
+    if not (math.isfinite(factor) and factor > 0):
+        raise WorkbenchError(f"--rescale {text!r}: the factor must be a positive number.")
     return dim.strip(), factor

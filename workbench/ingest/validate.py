@@ -109,7 +109,7 @@ def missing_column_error(raw: RawTable, what: str, aliases: tuple[str, ...]) -> 
     wanted = " or ".join(repr(clip(a, 80)) for a in aliases)
     close = difflib.get_close_matches(aliases[0], raw.header, n=1, cutoff=0.6)
     hint = f" Did you mean {clip(close[0], 80)!r}?" if close else ""
-    shown = clip(", ".join(repr(clip(h, 60)) for h in raw.header[:30]) + (", ..." if len(raw.header) > 30 else ""), 600)
+    shown = clip(", ".join(repr(clip(h, 60)) for h in raw.header[:30]) + (", ..." if len(raw.header) > 30 else ""))
     return WorkbenchError(
         f"{raw.path}: missing required column {wanted} ({what}); the header has {shown}.{hint} "
         "Name the right column (e.g. --item-column, --rating DIM=COLUMN) or fix the header."

@@ -21,6 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.jobs.writer import JobWriter
 from workbench.raters.backend import RaterOptions, RunJob
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
+from workbench.redact import Redactor
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items
 from workbench.store.models import Dimension, Job, Rater, Rating
@@ -57,6 +58,7 @@ class RunReport:
     estimated_tokens: tuple[int, int] | None = None
     requests: int = 0
     price_known: bool = True
+    notes: list[str] = field(default_factory=list)  # what a dry run found out (the model name checked, ...)
 
     @property
     def failed(self) -> int:
@@ -126,11 +128,20 @@ def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: 
         return rater.id, dim_id, job.id
 
 
-def run_rater_dry(session: Session, run: RaterRun, *, items: str | None = None, limit: int | None = None) -> RunReport:
-    """What rating would take: items to rate, requests, estimated tokens and cost. Sends and stores nothing."""
+def run_rater_dry(session: Session, run: RaterRun, *, items: str | None = None, limit: int | None = None,
+                  check_server: bool = False) -> RunReport:  # fmt: skip
+    """What rating would take: items to rate, requests, estimated tokens and cost. Stores nothing.
+
+    check_server: also ask the rater's server whether it serves the model (GET /models, where the
+    server lists them); nothing is rated.
+    """
     resolved, target, done, todo = _plan(session, run, items, limit)
     spec = resolved.spec
     report = RunReport(run.name, spec.backend, spec.model_name, len(target), len(done & set(target)), len(todo), dry_run=True)
+    if check_server:
+        note = resolved.backend.check_server(resolved)
+        if note:
+            report.notes.append(note)
     estimate = resolved.backend.estimate(resolved, item_texts(session, todo))
     if estimate is not None:
         report.requests = estimate.requests
@@ -147,6 +158,7 @@ def run_rater(
     items: str | None = None,
     limit: int | None = None,
     dry_run: bool = False,
+    check_server: bool = False,
     on_progress: Progress | None = None,
     backoff_base: float = 1.0,
     commit_every: int = 64,
@@ -154,7 +166,7 @@ def run_rater(
     """Rate every item of the target set the rater has not rated yet (or, dry, say what that would take)."""
     with Session(engine) as s:
         if dry_run:
-            return run_rater_dry(s, run, items=items, limit=limit)
+            return run_rater_dry(s, run, items=items, limit=limit, check_server=check_server)
         resolved, target, done, todo = _plan(s, run, items, limit)
         texts = item_texts(s, todo)
     spec, backend = resolved.spec, resolved.backend
@@ -164,7 +176,7 @@ def run_rater(
     rate = backend.price(resolved)
     rater_id, dim_id, job_id = _start_job(engine, resolved, len(todo), items or spec.items)
     report.job_id = job_id
-    redact = _redactor(backend.secrets(resolved))
+    redact = Redactor(backend.secrets(resolved))  # the responses are redacted where they enter; this is the backstop
 
     def writer_for(job: int) -> JobWriter:
         return JobWriter(
@@ -184,19 +196,6 @@ def run_rater(
     writer.finish(status)
     report.status, report.counts, report.cost = status, dict(writer.counts, failures=writer.failures), writer.cost if rate else None
     return report
-
-
-def _redactor(secrets: list[str]) -> Callable[[str], str]:
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return lambda text: text
-
-    def redact(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    return redact
 
 
 __all__ = ["RaterRun", "RunReport", "run_rater", "run_rater_dry"]

@@ -153,6 +153,11 @@ class RaterBackend:
         """What rating these items would take (dry run); None when there is nothing to pay for."""
         return None
 
+    def check_server(self, rater: ResolvedRater) -> str | None:
+        """Ask the server whether it can rate with this configuration (a dry run's check of the model name):
+        a line saying what was found, or None when there is no server; raises WorkbenchError when it cannot."""
+        return None
+
     def secrets(self, rater: ResolvedRater) -> list[str]:
         """Values that must never reach the store (an API key): the job writer blanks them out."""
         return []

@@ -23,7 +23,10 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
+from workbench.raters.pacing import Pacer
+from workbench.raters.pricing import estimate_tokens
 from workbench.raters.readout import Readout
+from workbench.redact import Redactor
 
 MAX_RETRY_AFTER = 120.0
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -42,7 +45,11 @@ class RetryPolicy:
 
 
 class KeyRefused(WorkbenchError):
-    pass
+    """The server refused the API key: the whole job stops."""
+
+
+def refused_message(key_env: str, code: int | None) -> str:
+    return f"the server refused the API key in ${key_env} (HTTP {code}): check the key and its permissions."
 
 
 class BadResponse(Exception):
@@ -91,23 +98,49 @@ def _call_row(attempt: int, body: dict, *, status: str, http_status: int | None,
     }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A response as it entered the workbench: the key already gone from every part of it.
+
+    text: the body, redacted (what the call log keeps); data: the body parsed as JSON and redacted value
+    by value, or None when it is not JSON; headers: lower-case names, redacted values.
+    """
+
+    status: int
+    text: str
+    headers: dict[str, str]
+    data: Any = None
+
+
+def receive(status: int, raw: bytes, headers: Any, redact: Redactor) -> Answer:
+    """The one place a server's response enters: decode, parse, redact. Never raises."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    clean = redact(text)
+    if data is not None and (clean != text or "\\u" in text):
+        data = redact.json(data)  # a key in the body (escaped or not): redact every value
+    return Answer(status, clean, redact.headers(headers), data)
+
+
 class ChatClient:
     """A minimal async client for POST {base_url}/chat/completions (or another path), the documented HTTP API.
 
     The official ``openai`` client costs about 1.7 ms of CPU per call, which caps
     one process at a few hundred requests a second; this path costs a tenth of
     that, so 64 requests in flight keep a 50 ms server busy. Files and batches
-    go through the official client (raters/backends/openai_batch.py).
+    go through the official client (backends/openai_batch.py).
     """
 
     def __init__(self, base_url: str | None, key: str, *, concurrency: int, path: str = "/chat/completions",
-                 key_env: str = "OPENAI_API_KEY") -> None:
+                 key_env: str = "OPENAI_API_KEY", redact: Redactor | None = None) -> None:  # fmt: skip
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + path
         self.key_env = key_env
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
-            if os.environ.get(env):
-                self.headers[header] = os.environ[env]
+        self.headers.update(org_headers())
+        self.redact = redact or Redactor([key, *org_headers().values()])
         self.concurrency = concurrency
         self.session: Any = None
 
@@ -121,59 +154,127 @@ class ChatClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.session.close()
 
-    async def post(self, body: dict[str, Any], timeout: float) -> tuple[int, str, Any]:
-        """(status, body text, headers); raises TimeoutError or aiohttp.ClientError."""
+    async def post(self, body: dict[str, Any], timeout: float) -> Answer:
+        """The server's answer, redacted; raises TimeoutError or aiohttp.ClientError."""
         import aiohttp
 
         async with self.session.post(
             self.url, data=json.dumps(body, ensure_ascii=False).encode(), timeout=aiohttp.ClientTimeout(total=timeout)
         ) as response:
-            return response.status, await response.text(), response.headers
+            return receive(response.status, await response.read(), response.headers, self.redact)
 
 
-async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read: Reader, policy: RetryPolicy) -> Outcome:
+def org_headers() -> dict[str, str]:
+    """OpenAI-Organization and OpenAI-Project, from OPENAI_ORG_ID and OPENAI_PROJECT_ID when set."""
+    return {
+        header: os.environ[env]
+        for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project"))
+        if os.environ.get(env)
+    }
+
+
+def request_tokens(body: dict[str, Any]) -> int:
+    """Tokens a server counts against a tokens-per-minute limit when it admits the request: the prompt
+    (estimated) plus max_tokens for each answer, as OpenAI counts them."""
+    if "messages" in body:
+        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in body["messages"])
+    else:
+        prompt = estimate_tokens(str(body.get("prompt") or ""))
+    return prompt + int(body.get("max_tokens") or 16) * int(body.get("n") or 1)
+
+
+def read_answer(data: Any, read: Reader) -> tuple[Readout, tuple[int, int]]:
+    """(rating, usage) from a 200 answer's JSON. An empty answer with no logprobs is a result (the model
+    returned nothing: asking again gives the same); anything else a rating cannot be read from, whatever
+    its shape (a logprob "abc", null, a missing field, a wrong type), is a BadResponse, never a crash."""
+    if not isinstance(data, dict):
+        raise BadResponse("the response is not a JSON object")
+    try:
+        usage = usage_of(data)
+    except (TypeError, ValueError):
+        usage = (0, 0)
+    if _is_empty(data):
+        return EMPTY_ANSWER, usage
+    try:
+        return read(data), usage
+    except BadResponse:
+        raise
+    except (WorkbenchError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise BadResponse(f"the response's logprobs or answer are malformed: {' '.join(str(exc).split())[:160]}") from None
+
+
+EMPTY_ANSWER = Readout(
+    value=None, distribution=None, mass=None, low_mass=False, answer="",
+    reason="the model returned nothing: an empty answer with no logprobs (does the model have a chat template?)",
+)  # fmt: skip
+
+
+def _is_empty(data: dict[str, Any]) -> bool:
+    """Every choice answered nothing ("" or null) and carries no logprobs."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict) or choice.get("logprobs"):
+            return False
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else choice.get("text")
+        if text not in (None, ""):
+            return False
+    return True
+
+
+async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read: Reader, policy: RetryPolicy,
+                   pacer: Pacer | None = None) -> Outcome:  # fmt: skip
     """One item, with retries; never raises except when the key is refused."""
     import aiohttp
 
     outcome = Outcome(item_id, None)
     last_error = "no attempt"
+    tokens = request_tokens(body)
     for attempt in range(1, policy.max_retries + 2):
+        if pacer is not None:
+            await pacer.acquire(tokens)
         start = time.perf_counter()
         wait: float | None = None
         code: int | None = None
-        payload: str | None = None
+        answer: Answer | None = None
         permanent = False  # the request itself is wrong: retrying cannot help
         try:
-            code, payload, headers = await client.post(body, policy.timeout)
+            answer = await client.post(body, policy.timeout)
+            code = answer.status
+            if pacer is not None:
+                if code == 429:
+                    wait = retry_after(answer.headers)
+                pacer.done(tokens, answer.headers, throttled=code == 429, retry_after=wait)
             if code == 200:
-                try:
-                    data = json.loads(payload)
-                except ValueError:
-                    raise BadResponse(f"the response is not valid JSON: {payload[:80]!r}") from None
-                usage = usage_of(data)
+                if answer.data is None:
+                    raise BadResponse(f"the response is not valid JSON: {answer.text[:80]!r}")
+                readout, usage = read_answer(answer.data, read)
                 outcome.prompt_tokens += usage[0]
                 outcome.completion_tokens += usage[1]
-                readout = read(data)
                 latency = time.perf_counter() - start
-                outcome.calls.append(_call_row(attempt, body, status="ok", http_status=code, latency=latency, response=payload, usage=usage))
+                outcome.calls.append(_call_row(attempt, body, status="ok", http_status=code, latency=latency, response=answer.text, usage=usage))
                 outcome.readout = readout
                 return outcome
             if code in (401, 403):
-                raise KeyRefused(
-                    f"the server refused the API key in ${client.key_env} (HTTP {code}): check the key and its permissions."
-                )
+                raise KeyRefused(refused_message(client.key_env, code))
             if code == 429:
-                last_error, wait = "rate limited (HTTP 429)", retry_after(headers)
+                last_error = "rate limited (HTTP 429)"
+                wait = 0.0 if pacer is not None else retry_after(answer.headers)  # the pacer holds every worker
             else:
-                last_error = f"HTTP {code}: {_error_message(payload)}"
+                last_error = f"HTTP {code}: {_error_message(answer)}"
                 permanent = code < 500 and code not in (408, 409)
         except BadResponse as exc:
             last_error = str(exc)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             last_error = f"no response within {policy.timeout:g} s"
         except aiohttp.ClientError as exc:
             last_error = f"connection failed: {exc.__class__.__name__}"
-        outcome.calls.append(_call_row(attempt, body, status="error", http_status=code, latency=time.perf_counter() - start, response=payload, error=last_error))
+        if pacer is not None and answer is None:
+            pacer.done(tokens, None)
+        response = answer.text if answer is not None else None
+        outcome.calls.append(_call_row(attempt, body, status="error", http_status=code, latency=time.perf_counter() - start, response=response, error=last_error))
         if permanent:
             break
         if attempt <= policy.max_retries:
@@ -184,11 +285,11 @@ async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read:
     return outcome
 
 
-def _error_message(text: str | None) -> str:
-    try:
-        return str(json.loads(text or "")["error"]["message"])[:200]
-    except (ValueError, KeyError, TypeError):
-        return (text or "").strip()[:200] or "no message"
+def _error_message(answer: Answer) -> str:
+    data = answer.data
+    if isinstance(data, dict) and isinstance(data.get("error"), dict) and data["error"].get("message") is not None:
+        return " ".join(str(data["error"]["message"]).split())[:200]
+    return " ".join(answer.text.split())[:200] or "no message"
 
 
 async def rate_all(
@@ -201,6 +302,7 @@ async def rate_all(
     *,
     concurrency: int,
     on_progress: Callable[[int], None] | None = None,
+    pacer: Pacer | None = None,
 ) -> None:
     """Rate every item with ``concurrency`` requests in flight; results go to the writer as they come."""
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
@@ -213,7 +315,7 @@ async def rate_all(
                 item_id, text = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            outcome = await rate_one(client, item_id, body_of(text), read, policy)
+            outcome = await rate_one(client, item_id, body_of(text), read, policy, pacer)
             writer.add(outcome)
             if on_progress:
                 on_progress(writer.done)
@@ -230,17 +332,35 @@ def run_requests(rater: ResolvedRater, texts: dict[int, str], job: RunJob, *, pa
                  body_of: Callable[[str], dict[str, Any]], read: Reader) -> str:
     """Rate the items through POST {base_url}{path}: one request per item, ``concurrency`` in flight.
 
-    The rater's options give the server (base_url, api_key_env) and how the job
-    runs (concurrency, timeout, max_retries).
+    The rater's options give the server (base_url, api_key_env), how the job
+    runs (concurrency, timeout, max_retries) and the server's limits (rpm, tpm).
+    Before the first request, the model name is checked where the server
+    lists its models.
     """
     spec = rater.spec
     policy = RetryPolicy(max_retries=spec.max_retries, timeout=spec.timeout, backoff_base=job.backoff_base)
     key = api_key(rater)
+    redact = Redactor([key, *org_headers().values()])
+    check_model_name(rater, key, redact)
+    pacer = Pacer(rpm=getattr(spec, "rpm", None), tpm=getattr(spec, "tpm", None))
 
     async def main() -> None:
-        async with ChatClient(spec.base_url, key, concurrency=spec.concurrency, path=path, key_env=spec.api_key_env) as client:
+        async with ChatClient(spec.base_url, key, concurrency=spec.concurrency, path=path, key_env=spec.api_key_env,
+                              redact=redact) as client:  # fmt: skip
             await rate_all(client, list(texts.items()), body_of, read, job.writer, policy,
-                           concurrency=spec.concurrency, on_progress=job.progress)  # fmt: skip
+                           concurrency=spec.concurrency, on_progress=job.progress, pacer=pacer)  # fmt: skip
 
     asyncio.run(main())
     return "completed" if job.writer.counts["failed"] == 0 else "partial"
+
+
+def check_model_name(rater: ResolvedRater, key: str, redact: Redactor) -> str:
+    """Where the server lists its models, refuse a model name it does not list; returns a line saying what was found."""
+    from workbench.raters.model_check import KeyRefusedOnList, check_model, list_models
+
+    spec = rater.spec
+    try:
+        listed = list_models(spec.base_url, key, timeout=spec.timeout, redact=redact, headers=org_headers())
+    except KeyRefusedOnList as exc:
+        raise KeyRefused(refused_message(spec.api_key_env, exc.code)) from None
+    return check_model(spec.model, listed, rater=rater.name, base_url=spec.base_url)

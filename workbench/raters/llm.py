@@ -61,7 +61,11 @@ class LLMOptions(RaterOptions):
     )
     few_shot: FewShotSpec | None = None
     readout: Readouts = Field("expected", description="how the answer becomes a rating")
-    max_tokens: int = Field(5, ge=1, le=4096)
+    max_tokens: int | None = Field(
+        None, ge=1, le=4096,
+        description="tokens to generate per answer; default: what the read-out reads (1 for expected, which reads "
+        "the first token's logprobs; 5 for greedy, parsed and samples, which read the answer text)",
+    )  # fmt: skip
     min_mass: float = Field(0.5, ge=0, le=1, description="flag items with less probability mass on scale tokens")
 
     derived_fields: ClassVar[frozenset[str]] = frozenset({"prompt", "few_shot"})
@@ -73,6 +77,13 @@ class SamplingOptions(LLMOptions):
     temperature: float | None = Field(None, ge=0, le=2, description="default 0, or 1 for the samples read-out")
     top_logprobs: int = Field(20, ge=1, le=20, description="alternatives per answer token (expected read-out)")
     samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
+
+
+def effective_max_tokens(spec: Any) -> int:
+    """The tokens asked for: as given, else what the read-out reads (the expected read-out: the first token)."""
+    if spec.max_tokens is not None:
+        return spec.max_tokens
+    return 1 if spec.readout == "expected" else 5
 
 
 def effective_temperature(spec: Any) -> float:
@@ -127,6 +138,10 @@ class LLMBackend(RaterBackend):
             identity.pop("samples", None)
         if spec.readout != "expected":
             identity.pop("top_logprobs", None)
+        # the expected read-out reads the first token, whatever the length asked for: not part of the identity
+        identity.pop("max_tokens", None)
+        if spec.readout != "expected":
+            identity["max_tokens"] = effective_max_tokens(spec)
         if isinstance(spec, SamplingOptions):
             identity["temperature"] = effective_temperature(spec)
         identity["prompt"] = prompt.text

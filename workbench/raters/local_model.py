@@ -271,8 +271,9 @@ class LocalModel:
         """Load a model, or return the one this process already loaded.
 
         model: None or ``"gemma3-270m"`` for the packaged Gemma 3 270M GGUF
-            (needs workbench[local]); a path to a .gguf file; or a local Hugging
-            Face model folder. Nothing is downloaded.
+            (needs workbench[local]); a path to a .gguf file; a local Hugging
+            Face model folder; or a LoRA adapter folder made by `workbench
+            finetune` (:mod:`workbench.raters.adapter`). Nothing is downloaded.
         dtype: the compute dtype (float32 by default; bfloat16 is faster on some
             CPUs but does not reproduce float32 read-outs).
         threads: torch's intra-op threads (process-wide); None keeps torch's
@@ -280,6 +281,10 @@ class LocalModel:
         """
         require_packages("torch", "transformers")
         _set_threads(threads)
+        from workbench.raters import adapter
+
+        if adapter.is_adapter(model):  # a LoRA adapter folder (workbench finetune): the base model with it merged in
+            return adapter.load_tuned(model)  # type: ignore[arg-type]
         torch_dtype = _torch_dtype(dtype)
         name, path = resolve_model(model)
         key = (str(path), str(torch_dtype))

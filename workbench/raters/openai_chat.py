@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from workbench.raters.backend import RaterOptions
 from workbench.raters.config import ResolvedRater, read_text_or_file
 from workbench.raters.http import BadResponse
-from workbench.raters.llm import effective_temperature
+from workbench.raters.llm import effective_max_tokens, effective_temperature
 from workbench.raters.readout import (
     Readout,
     expected_from_top_logprobs,
@@ -47,7 +47,7 @@ def request_body(resolved: ResolvedRater, item: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": spec.model,
         "messages": messages,
-        "max_tokens": spec.max_tokens,
+        "max_tokens": effective_max_tokens(spec),
         "temperature": effective_temperature(spec),
     }
     if spec.readout == "expected":

@@ -15,7 +15,7 @@ from pydantic import Field
 from workbench.errors import WorkbenchError
 from workbench.raters.backend import Estimate, RaterOptions, RunJob
 from workbench.raters.config import ResolvedRater
-from workbench.raters.llm import LLMBackend, SamplingOptions
+from workbench.raters.llm import LLMBackend, SamplingOptions, effective_max_tokens
 from workbench.raters.pricing import Price, Rate, estimate_tokens, price_of
 from workbench.raters.readout import Readout, single_token_scale
 
@@ -31,9 +31,11 @@ class ServerOptions(SamplingOptions):
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight")
     timeout: float = Field(60, gt=0, description="seconds per request")
     max_retries: int = Field(5, ge=0, le=50)
+    rpm: int | None = Field(None, ge=1, description="the server's limit in requests per minute: requests are paced under it")
+    tpm: int | None = Field(None, ge=1, description="the server's limit in tokens per minute (prompt + max_tokens per request)")
 
     run_fields: ClassVar[frozenset[str]] = RaterOptions.run_fields | {
-        "api_key_env", "price", "concurrency", "timeout", "max_retries",
+        "api_key_env", "price", "concurrency", "timeout", "max_retries", "rpm", "tpm",
     }  # fmt: skip
 
 
@@ -71,7 +73,7 @@ class ServerBackend(LLMBackend):
         for text in texts.values():
             body = self.body(rater, text)
             prompt_tokens += sum(estimate_tokens(m["content"]) for m in body["messages"]) if "messages" in body else estimate_tokens(body["prompt"])
-        per_answer = spec.max_tokens * (spec.samples if spec.readout == "samples" else 1)
+        per_answer = effective_max_tokens(spec) * (spec.samples if spec.readout == "samples" else 1)
         completion_tokens = per_answer * len(texts)
         rate = self.price(rater)
         cost = rate.cost(prompt_tokens, completion_tokens) if rate is not None else None
@@ -80,6 +82,16 @@ class ServerBackend(LLMBackend):
     def secrets(self, rater: ResolvedRater) -> list[str]:
         key = os.environ.get(rater.spec.api_key_env)
         return [key] if key else []
+
+    def check_server(self, rater: ResolvedRater) -> str | None:
+        """Where the server lists its models, refuse a model name it does not list (dry run); else say why not checked."""
+        from workbench.raters.http import check_model_name, org_headers
+        from workbench.redact import Redactor
+
+        key = os.environ.get(rater.spec.api_key_env)
+        if not key:
+            return f"Model {rater.spec.model!r} not checked: ${rater.spec.api_key_env} is not set."
+        return check_model_name(rater, key, Redactor([key, *org_headers().values()]))
 
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
         from workbench.raters.http import run_requests

@@ -79,6 +79,10 @@ def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
     for name in definition.get("exclude", []):
         chosen -= set(resolve_items(session, name))
     ordered = sorted(chosen)
+    if definition.get("uncertainty"):  # the top N by how unsure models are (workbench.store.uncertainty)
+        from workbench.store.uncertainty import top_uncertain
+
+        return top_uncertain(session, ordered, definition["uncertainty"])
     sample = definition.get("sample")
     if sample is not None and sample < len(ordered):
         ordered = sorted(sample_items(session, ordered, sample, definition.get("seed", 0)))

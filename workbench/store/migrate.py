@@ -1,18 +1,22 @@
-"""The migration runner: Alembic driven from code, on the engine we hold."""
+"""The migration runner: Alembic driven from code, on the engine we hold.
+
+Opening a store that is already at head does not import Alembic: the head is
+read from the version files' `revision`/`down_revision` lines and compared
+with `alembic_version` in one query (`_at_head`); anything else goes
+through Alembic.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workbench.errors import StoreVersionError
 from workbench.store.meta import ensure_store_id
@@ -37,7 +41,9 @@ def migrations_dir() -> Path:
 MIGRATIONS_DIR = migrations_dir()
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine):
+    from alembic.config import Config
+
     if not (MIGRATIONS_DIR / "env.py").exists():
         raise StoreVersionError(
             f"The migrations folder {MIGRATIONS_DIR} is missing: reinstall workbench (pip install workbench, "
@@ -50,10 +56,14 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def head_revision(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
 def _revision_on(conn: Connection, where: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     heads = MigrationContext.configure(conn).get_current_heads()
     if len(heads) > 1:
         raise StoreVersionError(
@@ -81,11 +91,15 @@ def _run(engine: Engine, conn: Connection, cmd, revision: str) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     with _migration_lock(engine) as conn:
         _run(engine, conn, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
+    from alembic import command
+
     with _migration_lock(engine) as conn:
         _run(engine, conn, command.downgrade, revision)
 
@@ -130,6 +144,37 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(?:None|['\"]([^'\"]+)['\"])\s*$", re.M)
+
+
+@cache
+def _head_from_files(folder: Path) -> str | None:
+    """The single head revision, read from the version files' text; None when that is not plain."""
+    revisions: dict[str, str | None] = {}
+    for f in sorted((folder / "versions").glob("*.py")):
+        source = f.read_text(encoding="utf-8")
+        rev, down = _REVISION.search(source), _DOWN.search(source)
+        if not rev or not down:
+            return None  # a merge (tuple down_revision) or an unusual file: ask Alembic
+        revisions[rev.group(1)] = down.group(1)
+    heads = set(revisions) - {d for d in revisions.values() if d}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    """True when the store's one alembic_version row is the head (False also when unsure)."""
+    head = _head_from_files(MIGRATIONS_DIR)
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:  # no such table (a new database), or not a database: the full path says which
+        return False
+    return rows == [head]
+
+
 def _ensure_identity(engine: Engine) -> None:
     """A store at head has an identity (see workbench.store.meta); a read-only store keeps none."""
     try:
@@ -146,6 +191,12 @@ def ensure_current(engine: Engine, *, allow_upgrade: bool = False) -> None:
     migration run under the migration lock, so one migrates and the others
     find the store at head.
     """
+    if _at_head(engine):
+        _ensure_identity(engine)
+        return
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(engine))
     head = script.get_current_head()
     where = _where(engine)

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from workbench.files import ensure_output_folder, writing
 from workbench.ingest.load import ImportResult, file_checksum, import_file, plan_import
 from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
@@ -41,6 +42,7 @@ class Step:
             "replace": "replace",
             "rate": "rate",
             "write": "write",
+            "train": "train",
             "unchanged": "unchanged",
         }[self.action]
         return f"{verb:<9} {self.kind} {self.name}" + (f"  ({self.detail})" if self.detail else "")
@@ -89,16 +91,29 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
     plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
     waiting = bool(plan.changes)
     for name, spec in study.item_sets.items():
+        if spec.uncertainty is not None:
+            continue  # after the raters, below
         if waiting:
             plan.steps.append(Step("item set", name, "create", "after the steps above"))
             continue
         action = item_set_action(session, name, item_set_definition(spec))
         plan.steps.append(Step("item set", name, action, "from " + ", ".join(spec.from_)))
         waiting = waiting or action != "unchanged"
+    for step in _split_steps(session, loaded, waiting):
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
     for name in study.raters:
         step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
+    for step in _finetune_steps(session, loaded, waiting):
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
+    for name, spec in study.item_sets.items():
+        if spec.uncertainty is not None:
+            action = "create" if waiting else item_set_action(session, name, item_set_definition(spec))
+            plan.steps.append(Step("item set", name, action, f"top {spec.uncertainty.top} by {spec.uncertainty.by}"))
+            waiting = waiting or action != "unchanged"
     for name, spec in study.reports.items():
         fresh = not waiting and report_is_current(loaded, name, spec, store_version(session))
         plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
@@ -135,15 +150,34 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
         )  # fmt: skip
     written = []
+    folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
     for fmt in spec.formats:
-        written += write_report(rep, datas, report_dir(loaded, spec) / f"{name}.{fmt}", fmt)
+        with writing(folder / f"{name}.{fmt}", f"reports.{name}.out"):
+            written += write_report(rep, datas, folder / f"{name}.{fmt}", fmt)
     stamp, value = _report_stamp(loaded, name, spec, version)
     stamp.write_text(value)
     return written
 
 
+def _save_item_sets(engine: Engine, study, *, ranked: bool, on_step) -> None:
+    for name, spec in study.item_sets.items():
+        if (spec.uncertainty is not None) != ranked:
+            continue
+        definition = item_set_definition(spec)
+        with Session(engine) as s, s.begin():
+            lock_names(s, "item_set", [name])  # a parallel apply saving the same set waits, then finds it done
+            if item_set_action(s, name, definition) == "unchanged":
+                continue
+            size = save_item_set(s, name, definition)
+        if on_step:
+            on_step(Step("item set", name, "create", f"{size} items"), None)
+
+
 def item_set_definition(spec: ItemSetSpec) -> dict:
-    return {"from": list(spec.from_), "exclude": list(spec.exclude), "sample": spec.sample, "seed": spec.seed}
+    out = {"from": list(spec.from_), "exclude": list(spec.exclude), "sample": spec.sample, "seed": spec.seed}
+    if spec.uncertainty is not None:  # ranked by raters' ratings: made after the raters have run
+        out["uncertainty"] = spec.uncertainty.model_dump()
+    return out
 
 
 def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool) -> Step:
@@ -164,6 +198,7 @@ def apply_study(
     on_step: Callable[[Step, list[ImportResult] | None], None] | None = None,
     on_rater: Callable[[RunReport], None] | None = None,
     on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None,
+    on_finetune_event: Callable[[str], None] | None = None,
 ) -> Plan:
     """Carry out the plan, one transaction per step; returns the plan that was carried out."""
     study = loaded.study
@@ -211,19 +246,28 @@ def apply_study(
         if on_step:
             for st in steps:
                 on_step(st, [r for r in results if r.dataset == st.name])
-    for name, spec in study.item_sets.items():
-        definition = item_set_definition(spec)
+    _save_item_sets(engine, study, ranked=False, on_step=on_step)
+    for name, spec in study.splits.items():
+        from workbench.finetune.splits import save_split, split_action, split_definition
+
         with Session(engine) as s, s.begin():
-            lock_names(s, "item_set", [name])  # a parallel apply saving the same set waits, then finds it done
-            if item_set_action(s, name, definition) == "unchanged":
+            if split_action(s, name, split_definition(spec, loaded.base_dir)) == "unchanged":
                 continue
-            size = save_item_set(s, name, definition)
+            n_train, n_test = save_split(s, name, spec, loaded.base_dir)
         if on_step:
-            on_step(Step("item set", name, "create", f"{size} items"), None)
+            on_step(Step("split", name, "create", f"{name}.train: {n_train} items, {name}.test: {n_test} items"), None)
     for name in study.raters:
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
+    for name in study.finetunes:
+        from workbench.study.finetune import start_finetune
+
+        ft = start_finetune(engine, loaded, name, on_event=on_finetune_event,
+                            on_rate_progress=on_rate_progress(name) if on_rate_progress else None)  # fmt: skip
+        if on_rater and ft.rating is not None:
+            on_rater(ft.rating)
+    _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
     for name, spec in study.reports.items():
         with Session(engine) as s:
             current = report_is_current(loaded, name, spec, store_version(s))
@@ -233,3 +277,46 @@ def apply_study(
         if on_step:
             on_step(Step("report", name, "write", str(written[0])), None)
     return plan
+
+
+def _split_steps(session: Session, loaded: LoadedStudy, waiting: bool) -> list[Step]:
+    from workbench.finetune.splits import split_action, split_definition
+
+    steps = []
+    for name, spec in loaded.study.splits.items():
+        if waiting:
+            steps.append(Step("split", name, "create", "after the steps above"))
+            continue
+        action = split_action(session, name, split_definition(spec, loaded.base_dir))
+        steps.append(Step("split", name, action, f"item sets {name}.train and {name}.test"))
+        waiting = waiting or action != "unchanged"
+    return steps
+
+
+def _finetune_steps(session: Session, loaded: LoadedStudy, waiting: bool) -> list[Step]:
+    from workbench.finetune.run import finetune_status, tuned_rate_plan
+    from workbench.study.finetune import finetune_run
+
+    steps = []
+    for name, spec in loaded.study.finetunes.items():
+        what = f"{spec.backend}, train {spec.train}" + (f", then rate {spec.rate}" if spec.rate else "")
+        if waiting:
+            steps.append(Step("finetune", name, "train", f"{what}, after the steps above"))
+            continue
+        run = finetune_run(loaded, name)
+        state = finetune_status(session, run)
+        if state.status == "succeeded":
+            if spec.rate:
+                dry = tuned_rate_plan(session, run, state.model)
+                if dry.requested:
+                    steps.append(Step("finetune", name, "rate", f"trained; {dry.requested} of {dry.target} items to rate"))
+                    continue
+            steps.append(Step("finetune", name, "unchanged", f"job {state.job_id} succeeded: {state.model}"))
+        elif state.status in ("failed", "cancelled"):
+            steps.append(Step("finetune", name, "unchanged", f"job {state.job_id} {state.status}: {state.error}; "
+                                                             f"`workbench finetune start {name} --restart` tries again"))  # fmt: skip
+        elif state.status == "running":
+            steps.append(Step("finetune", name, "train", f"{what}, resume job {state.job_id}"))
+        else:
+            steps.append(Step("finetune", name, "train", what))
+    return steps

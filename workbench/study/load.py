@@ -13,10 +13,8 @@ from pydantic import ValidationError
 from workbench.errors import WorkbenchError
 from workbench.ingest.presets import preset_specs
 from workbench.ingest.readers import separator_char
-from workbench.ingest.spec import clip
-from workbench.ingest.spec import DatasetSpec, RatingColumns
+from workbench.ingest.spec import DatasetSpec, RatingColumns, clip
 from workbench.study.models import DatasetSource, Study
-
 
 
 @dataclass
@@ -48,7 +46,15 @@ def load_study(path: Path) -> LoadedStudy:
     try:
         study = Study.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
+        # a value that fits no branch of a union (a column name or {mean, sd, ...}) fails every branch; the
+        # branch it was written for is the one that got further into it
+        if first["type"].endswith("_type"):
+            prefix = first["loc"][:-1]
+            deeper = [e for e in errors if e["loc"][: len(prefix)] == prefix and len(e["loc"]) > len(first["loc"])]
+            if deeper:
+                first = deeper[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         msg = clip(first["msg"].removeprefix("Value error, "))

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from workbench.errors import WorkbenchError, did_you_mean
+from workbench.finetune.spec import FinetuneSpec, SplitSpec
 from workbench.raters.backend import RaterOptions, backend_class, backend_names
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
@@ -131,6 +132,15 @@ class DatasetSource(Strict):
     citation: str | None = None
     licence: str | None = None
     url: str | None = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v):
+        # PostgreSQL text cannot hold NUL; SQLite would: refuse it on both
+        texts = [v] if isinstance(v, str) else v if isinstance(v, list) else []
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("a NUL character (\\0) is not allowed here")
+        return v
 
     @field_validator("encoding")
     @classmethod
@@ -345,7 +355,22 @@ class Study(Strict):
     datasets: dict[Name, DatasetSource] = Field(default_factory=dict)
     item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
     raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")
+    splits: dict[Name, SplitSpec] = Field(default_factory=dict, description="train/test splits, stored as item sets NAME.train and NAME.test")
+    finetunes: dict[Name, FinetuneSpec] = Field(default_factory=dict, description="fine-tuning jobs; each makes a rater named like it")
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
     campaigns: dict[Name, CampaignSpec] = Field(
         default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
     )
+
+    @model_validator(mode="after")
+    def _finetune_names(self):
+        for name, ft in self.finetunes.items():
+            if name in self.raters:
+                raise ValueError(f"finetunes.{name}: a rater has this name; the fine-tune makes a rater of its own, give it another name")
+            if ft.base and ft.base not in self.raters:
+                raise ValueError(f"finetunes.{name}.base: no rater named {ft.base!r} in the study")
+        for name in self.splits:
+            for part in ("train", "test"):
+                if f"{name}.{part}" in self.item_sets:
+                    raise ValueError(f"splits.{name}: the item set {name}.{part} is declared in item_sets too; rename one")
+        return self

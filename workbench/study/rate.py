@@ -25,11 +25,11 @@ def rater_run(loaded: LoadedStudy, name: str) -> RaterRun:
 
 
 def run_rater(engine: Engine, loaded: LoadedStudy, name: str, *, items: str | None = None, limit: int | None = None,
-              dry_run: bool = False, on_progress: Progress | None = None, backoff_base: float = 1.0,
+              dry_run: bool = False, check_server: bool = False, on_progress: Progress | None = None, backoff_base: float = 1.0,
               commit_every: int = 64) -> RunReport:
     """Rate every item the study's rater ``name`` has not rated yet (or, dry, say what that would take)."""
     return run_job(
-        engine, rater_run(loaded, name), items=items, limit=limit, dry_run=dry_run, on_progress=on_progress,
+        engine, rater_run(loaded, name), items=items, limit=limit, dry_run=dry_run, check_server=check_server, on_progress=on_progress,
         backoff_base=backoff_base, commit_every=commit_every,
     )  # fmt: skip
 
@@ -44,3 +44,80 @@ def resolve(session: Session, loaded: LoadedStudy, name: str) -> ResolvedRater:
     """The study's rater ``name`` resolved against the store: its identity, its filled prompt."""
     run = rater_run(loaded, name)
     return resolve_rater(session, run.name, run.options, dimensions=list(run.dimensions), base_dir=run.base_dir)
+
+
+SCRATCH_NOTE = (
+    "The store does not hold this rater's dimension yet (the study is not applied): estimated on a scratch copy "
+    "of the study's dimensions, datasets and item sets; nothing was written to the store."
+)
+
+
+def dry_run_rater(url: str, loaded: LoadedStudy, name: str, *, items: str | None = None, limit: int | None = None,
+                  check_server: bool = False) -> RunReport:  # fmt: skip
+    """What rating with ``name`` would take, changing nothing: not even creating the store.
+
+    Against the store when it holds the rater's dimension; before the first
+    ``apply`` (no store yet, or no such dimension in it), against a scratch
+    store in a temporary folder, into which the study's dimensions, datasets
+    and item sets are applied first.
+    """
+    import tempfile
+
+    from workbench.store import connect
+
+    run = rater_run(loaded, name)
+    if _store_has_dimension(url, _dimension_of(run)):
+        engine = connect(url)
+        try:
+            return run_job(engine, run, items=items, limit=limit, dry_run=True, check_server=check_server)
+        finally:
+            engine.dispose()
+    from workbench.study.apply import apply_study
+
+    bare = LoadedStudy(loaded.path, loaded.study.model_copy(update={"raters": {}, "reports": {}}))
+    with tempfile.TemporaryDirectory(prefix="workbench-dry-run-") as tmp:
+        scratch = connect(f"sqlite:///{tmp}/scratch.db")
+        try:
+            apply_study(scratch, bare)
+            report = run_job(scratch, run, items=items, limit=limit, dry_run=True, check_server=check_server)
+        finally:
+            scratch.dispose()
+    report.notes.insert(0, SCRATCH_NOTE)
+    return report
+
+
+def _dimension_of(run: RaterRun) -> str | None:
+    dimension = getattr(run.options, "dimension", None)
+    if dimension is None and len(run.dimensions) == 1:
+        dimension = run.dimensions[0]
+    return dimension
+
+
+def _store_has_dimension(url: str, dimension: str | None) -> bool:
+    """True when the store exists, has its tables, and (when known) holds the dimension. Creates nothing."""
+    from pathlib import Path
+
+    from sqlalchemy import inspect, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from workbench.store.engine import make_engine
+    from workbench.store.models import Dimension
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or not Path(database).exists():
+            return False
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            if not inspect(c).has_table(Dimension.__tablename__):
+                return False
+            if dimension is None:
+                return True
+            return c.execute(select(Dimension.id).where(Dimension.name == dimension)).first() is not None
+    except DBAPIError:
+        return True  # let the usual open say what is wrong with the store
+    finally:
+        engine.dispose()

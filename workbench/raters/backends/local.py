@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from workbench.raters.backend import RaterOptions, RunJob, in_chunks, register_backend
 from workbench.raters.config import ResolvedRater
-from workbench.raters.llm import LLMBackend, LLMOptions
+from workbench.raters.llm import LLMBackend, LLMOptions, effective_max_tokens
 from workbench.raters.local_files import DEFAULT_MODEL
 from workbench.raters.readout import greedy_from_answer, parsed_from_answer
 
@@ -72,7 +72,7 @@ class LocalBackend(LLMBackend):
             if spec.readout == "expected":
                 readouts = model.rate_expected(prefix, suffixes, rater.points, min_mass=spec.min_mass, batch_size=spec.batch_size)
             else:
-                answers = model.generate_greedy(prefix, suffixes, max_new_tokens=spec.max_tokens, batch_size=spec.batch_size)
+                answers = model.generate_greedy(prefix, suffixes, max_new_tokens=effective_max_tokens(spec), batch_size=spec.batch_size)
                 read = greedy_from_answer if spec.readout == "greedy" else parsed_from_answer
                 readouts = [read(a, rater.points) for a in answers]
             for item_id, readout in zip(ids, readouts, strict=True):

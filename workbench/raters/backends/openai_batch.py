@@ -31,13 +31,15 @@ from workbench.raters.backend import (
     register_backend,
 )
 from workbench.raters.config import ResolvedRater
-from workbench.raters.http import BadResponse, api_key, usage_of
+from workbench.raters.http import BadResponse, api_key, check_model_name, org_headers, read_answer
 from workbench.raters.openai_chat import (
     ChatBackend,
     ChatOptions,
     read_rating,
     request_body,
 )
+from workbench.raters.openai_client import call
+from workbench.redact import Redactor
 from workbench.store.models import Job
 
 ENDPOINT = "/v1/chat/completions"
@@ -62,32 +64,45 @@ def batch_file(resolved: ResolvedRater, texts: dict[int, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _client(resolved: ResolvedRater):
-    import openai
+class BatchApi:
+    """The official client, with every call's failure turned into one redacted line (raters/openai_client.py)
+    and every answer's text redacted before it is read."""
 
-    spec = resolved.spec
-    return openai.OpenAI(api_key=api_key(resolved), base_url=spec.base_url, max_retries=3, timeout=spec.timeout)
+    def __init__(self, resolved: ResolvedRater) -> None:
+        import openai
+
+        spec = resolved.spec
+        self.key = api_key(resolved)
+        self.redact = Redactor([self.key, *org_headers().values()])
+        self.key_env, self.timeout = spec.api_key_env, spec.timeout
+        self.client = openai.OpenAI(api_key=self.key, base_url=spec.base_url, max_retries=3, timeout=spec.timeout)
+
+    def __call__(self, what: str, fn: Callable[..., Any], *args: Any, expect: str | None = "id", **kwargs: Any) -> Any:
+        return call(what, fn, *args, redact=self.redact, key_env=self.key_env, timeout=self.timeout, expect=expect, **kwargs)
 
 
-def _submit(engine: Engine, client: Any, resolved: ResolvedRater, texts: dict[int, str], job_id: int) -> str:
-    uploaded = client.files.create(file=("workbench-batch.jsonl", io.BytesIO(batch_file(resolved, texts))), purpose="batch")
-    batch = client.batches.create(
+def _submit(engine: Engine, api: BatchApi, resolved: ResolvedRater, texts: dict[int, str], job_id: int) -> str:
+    client = api.client
+    uploaded = api("uploading the batch file", client.files.create,
+                   file=("workbench-batch.jsonl", io.BytesIO(batch_file(resolved, texts))), purpose="batch")  # fmt: skip
+    batch = api(
+        "creating the batch", client.batches.create,
         input_file_id=uploaded.id,
         endpoint=ENDPOINT,
         completion_window="24h",
         metadata={"workbench_rater": resolved.name, "workbench_job": str(job_id)},
-    )
+    )  # fmt: skip
     with Session(engine) as s, s.begin():
         job = s.get(Job, job_id)
-        job.external_id, job.status = batch.id, "submitted"
-        job.config = dict(job.config or {}, input_file_id=uploaded.id, batch_items=len(texts))
+        job.external_id, job.status = api.redact(str(batch.id)), "submitted"
+        job.config = dict(job.config or {}, input_file_id=api.redact(str(uploaded.id)), batch_items=len(texts))
     return batch.id
 
 
-def _wait(client: Any, batch_id: str, poll_seconds: float, progress: Callable[[int], None] | None, offset: int) -> Any:
+def _wait(api: BatchApi, batch_id: str, poll_seconds: float, progress: Callable[[int], None] | None, offset: int) -> Any:
     while True:
-        batch = client.batches.retrieve(batch_id)
-        counts = batch.request_counts
+        batch = api(f"checking the batch {api.redact(batch_id)}", api.client.batches.retrieve, batch_id, expect="status")
+        counts = getattr(batch, "request_counts", None)
         if progress and counts is not None:
             progress(offset + (counts.completed or 0) + (counts.failed or 0))
         if batch.status in TERMINAL:
@@ -95,45 +110,50 @@ def _wait(client: Any, batch_id: str, poll_seconds: float, progress: Callable[[i
         time.sleep(poll_seconds)
 
 
-def _lines(client: Any, file_id: str | None) -> list[dict[str, Any]]:
+def _lines(api: BatchApi, file_id: str | None) -> list[dict[str, Any]]:
+    """The lines of a batch's output or error file, parsed, every value redacted."""
     if not file_id:
         return []
-    text = client.files.content(file_id).text
+    text = api("downloading the batch's results", api.client.files.content, file_id, expect="text").text
     out = []
     for line in text.splitlines():
         if line.strip():
             try:
-                out.append(json.loads(line))
+                data = json.loads(line)
             except ValueError:
                 continue  # a broken line: its item is reported missing below
+            if isinstance(data, dict):
+                out.append(api.redact.json(data))
     return out
 
 
 def _outcome(resolved: ResolvedRater, item_id: int, line: dict[str, Any], body: dict[str, Any]) -> Outcome:
-    response = line.get("response") or {}
-    error = line.get("error")
+    response = line.get("response") if isinstance(line.get("response"), dict) else {}
+    error = line.get("error") if isinstance(line.get("error"), dict) else None
     raw = json.dumps(line, ensure_ascii=False)
     status_code = response.get("status_code")
-    call = {"attempt": 1, "request": body, "response": raw, "http_status": status_code, "latency_ms": None}
+    call_row = {"attempt": 1, "request": body, "response": raw, "http_status": status_code if isinstance(status_code, int) else None,
+                "latency_ms": None}  # fmt: skip
     if error or status_code != 200:
-        message = (error or {}).get("message") or ((response.get("body") or {}).get("error") or {}).get("message") or "error"
+        answer = response.get("body") if isinstance(response.get("body"), dict) else {}
+        answer_error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+        message = (error or {}).get("message") or answer_error.get("message") or "error"
         code = (error or {}).get("code") or status_code
-        reason = f"batch {code}: {message}"[:300]
-        return Outcome(item_id, None, error=reason, calls=[dict(call, status="error", error=reason)])
-    data = response.get("body") or {}
-    usage = usage_of(data)
-    call.update(status="ok", prompt_tokens=usage[0] or None, completion_tokens=usage[1] or None)
+        reason = " ".join(f"batch {code}: {message}".split())[:300]
+        return Outcome(item_id, None, error=reason, calls=[dict(call_row, status="error", error=reason)])
+    data = response.get("body")
     try:
-        readout = read_rating(resolved, data)
+        readout, usage = read_answer(data, lambda d: read_rating(resolved, d))
     except BadResponse as exc:
-        return Outcome(item_id, None, error=str(exc), calls=[dict(call, status="error", error=str(exc))], prompt_tokens=usage[0], completion_tokens=usage[1])
-    return Outcome(item_id, readout, calls=[call], prompt_tokens=usage[0], completion_tokens=usage[1])
+        return Outcome(item_id, None, error=str(exc), calls=[dict(call_row, status="error", error=str(exc))])
+    call_row.update(status="ok", prompt_tokens=usage[0] or None, completion_tokens=usage[1] or None)
+    return Outcome(item_id, readout, calls=[call_row], prompt_tokens=usage[0], completion_tokens=usage[1])
 
 
-def _ingest(client: Any, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
+def _ingest(api: BatchApi, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
     """Write every answered line; returns the items the batch answered or failed."""
     seen: set[int] = set()
-    for line in _lines(client, batch.output_file_id) + _lines(client, batch.error_file_id):
+    for line in _lines(api, batch.output_file_id) + _lines(api, batch.error_file_id):
         item_id = _item_id(line.get("custom_id", ""))
         if item_id is None or item_id in seen or item_id not in texts:
             continue
@@ -151,10 +171,11 @@ def _finish_status(batch: Any, writer: Writer) -> str:
     return batch.status  # failed, expired, cancelled
 
 
-def _batch_errors(batch: Any) -> str | None:
+def _batch_errors(batch: Any, redact: Redactor) -> str | None:
     errors = getattr(batch, "errors", None)
     data = getattr(errors, "data", None) or []
-    return "; ".join(f"line {e.line}: {e.message}" if getattr(e, "line", None) else str(e.message) for e in data)[:500] or None
+    text = "; ".join(f"line {e.line}: {e.message}" if getattr(e, "line", None) else str(e.message) for e in data)
+    return " ".join(redact(text).split())[:500] or None
 
 
 def _submitted_job(engine: Engine, rater_id: int, job_id: int) -> Job | None:
@@ -168,7 +189,7 @@ def _submitted_job(engine: Engine, rater_id: int, job_id: int) -> Job | None:
 
 def run_batch(resolved: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
     """Pick up a batch left waiting by an earlier run, then submit the items still unrated."""
-    client = _client(resolved)
+    api = BatchApi(resolved)
     spec = resolved.spec
     engine, writer, progress = job.engine, job.writer, job.progress
     remaining = dict(texts)
@@ -176,20 +197,21 @@ def run_batch(resolved: ResolvedRater, texts: dict[int, str], job: RunJob) -> st
     if prior is not None:
         assert job.writer_for is not None
         earlier = job.writer_for(prior.id)
-        batch = _wait(client, prior.external_id, spec.poll_seconds, progress, 0)
-        answered = _ingest(client, resolved, batch, remaining, earlier)
-        earlier.finish(_finish_status(batch, earlier), error=_batch_errors(batch))
+        batch = _wait(api, prior.external_id, spec.poll_seconds, progress, 0)
+        answered = _ingest(api, resolved, batch, remaining, earlier)
+        earlier.finish(_finish_status(batch, earlier), error=_batch_errors(batch, api.redact))
         for item_id in answered:
             remaining.pop(item_id, None)
         if progress:
             progress(len(texts) - len(remaining))
     if not remaining:
         return "completed"
-    batch_id = _submit(engine, client, resolved, remaining, job.job_id)
-    batch = _wait(client, batch_id, spec.poll_seconds, progress, len(texts) - len(remaining))
-    _ingest(client, resolved, batch, remaining, writer)
+    check_model_name(resolved, api.key, api.redact)
+    batch_id = _submit(engine, api, resolved, remaining, job.job_id)
+    batch = _wait(api, batch_id, spec.poll_seconds, progress, len(texts) - len(remaining))
+    _ingest(api, resolved, batch, remaining, writer)
     if batch.status == "failed":
-        raise WorkbenchError(f"the batch {batch_id} failed: {_batch_errors(batch) or 'no reason given'}.")
+        raise WorkbenchError(f"the batch {api.redact(batch_id)} failed: {_batch_errors(batch, api.redact) or 'no reason given'}.")
     return _finish_status(batch, writer)
 
 

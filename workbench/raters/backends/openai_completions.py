@@ -20,7 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.raters.backend import RaterOptions, register_backend
 from workbench.raters.config import ResolvedRater
 from workbench.raters.http import BadResponse
-from workbench.raters.llm import effective_temperature
+from workbench.raters.llm import effective_max_tokens, effective_temperature
 from workbench.raters.readout import (
     Readout,
     expected_from_top_logprobs,
@@ -48,7 +48,7 @@ class OpenAICompletions(ServerBackend):
         body: dict[str, Any] = {
             "model": spec.model,
             "prompt": rater.prompt.render(item),
-            "max_tokens": spec.max_tokens,
+            "max_tokens": effective_max_tokens(spec),
             "temperature": effective_temperature(spec),
         }
         if spec.readout == "expected":

@@ -1,0 +1,160 @@
+"""Benchmark `workbench annotate push` and `pull` on a real Label Studio server.
+
+    python bench/bench_annotate.py [--words 10000] [--list-size 100] [--k 5]
+
+Starts Label Studio (scripts/label_studio.sh installs it) on a free 127.0.0.1
+port with a temporary data directory, and a study with WORDS generated words
+in a SQLite store, then times:
+
+  (a) push of WORDS words in lists of LIST_SIZE: WORDS/LIST_SIZE projects made, WORDS tasks imported;
+  (b) pull of WORDS x K annotations by K annotators. Making 50,000 annotations one API request at a
+      time would take the better part of an hour here, so a second campaign's projects are made
+      beforehand with their tasks and annotations imported together (Label Studio's import takes
+      annotations with their annotator's user id); push adopts those projects and tasks (timed
+      too), then pull reads every annotation;
+  (c) pull when nothing changed (the goal: under 2 s), and pull after one annotation was edited;
+  (d) the baseline: reading every task of every project as plain JSON, as pull does, without the store.
+
+Prints the figures and appends a JSON line to bench/results/bench_annotate.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.labelstudio import Annotator, invite_url  # noqa: E402
+from workbench.annotate.campaign import resolve_campaign  # noqa: E402
+from workbench.annotate.connection import connect  # noqa: E402
+from workbench.annotate.labelconfig import FROM_NAME, TO_NAME  # noqa: E402
+from workbench.annotate.pull import _read_tasks, pull_campaign  # noqa: E402
+from workbench.annotate.push import project_settings, push_campaign  # noqa: E402
+from workbench.annotate.server import start_server  # noqa: E402
+from workbench.store import connect as connect_store  # noqa: E402
+from workbench.study.apply import apply_study  # noqa: E402
+from workbench.study.load import load_study  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--words", type=int, default=10_000)
+    ap.add_argument("--list-size", type=int, default=100)
+    ap.add_argument("--k", type=int, default=5)
+    args = ap.parse_args()
+    subprocess.run(["bash", str(ROOT / "scripts" / "label_studio.sh")], check=True, stdout=subprocess.DEVNULL)
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        token = "bench0123456789abcdef0123456789abcdef01"
+        t_start, server = timed(lambda: start_server(tmp / "ls", username="admin@example.com", password="bench-pass-123", token=token))
+        try:
+            words = [f"w{i:05d}" for i in range(args.words)]
+            truth = rng.uniform(1, 7, args.words)
+            (tmp / "norms.csv").write_text("word,fam\n" + "".join(f"{w},{v:.3f}\n" for w, v in zip(words, truth, strict=True)))
+            (tmp / "study.yaml").write_text(f"""
+study: bench
+database: store.db
+dimensions:
+  familiarity: {{scale: [1, 7]}}
+datasets:
+  norms: {{file: norms.csv, item_column: word, ratings: {{familiarity: fam}}}}
+campaigns:
+  pushed: {{items: norms, raters_per_item: {args.k}, list_size: {args.list_size}, server: {{url: {server.url}}}}}
+  pulled: {{items: norms, raters_per_item: {args.k}, list_size: {args.list_size}, server: {{url: {server.url}}}}}
+""")
+            loaded = load_study(tmp / "study.yaml")
+            engine = connect_store(f"sqlite:///{tmp / 'store.db'}")
+            apply_study(engine, loaded)
+            conn = connect(server.url, token)
+            t_push, push = timed(lambda: push_campaign(engine, loaded, "pushed", conn))
+            print(f"push of {args.words} words in lists of {args.list_size}: {t_push:.1f} s "
+                  f"({push.projects_created} projects, {push.tasks_imported} tasks)", flush=True)
+
+            # the annotators, and the second campaign's projects with their annotations imported
+            invite = invite_url(server.url, token)
+            people = [Annotator.sign_up(server.url, invite, f"bench{u}@example.com") for u in range(args.k)]
+            from sqlalchemy.orm import Session
+
+            with Session(engine) as s:
+                rc = resolve_campaign(s, loaded, "pulled")
+            from workbench.annotate.push import assign
+
+            lists = assign(rc, {}, {}, {})
+            texts = {w: i for i, w in enumerate(words)}
+
+            def make(list_no: int) -> int:
+                settings = project_settings(rc, list_no)
+                pid = conn.client.projects.create(**settings).id
+                body = []
+                for t in lists[list_no]:
+                    mean = truth[texts[t.text]]
+                    anns = [{
+                        "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
+                                    "value": {"choices": [str(int(np.clip(round(mean + rng.normal(0, 1)), 1, 7)))]}}],
+                        "completed_by": p.user_id, "lead_time": float(rng.uniform(1, 5)),
+                    } for p in people]  # fmt: skip
+                    body.append({"data": {"word": t.text, "wb_key": t.key}, "annotations": anns})
+                conn.client.projects.import_tasks(id=pid, request=body)
+                return pid
+
+            # one list at a time: imports into Label Studio's SQLite at once lost annotations here
+            t_make, pids = timed(lambda: [make(no) for no in sorted(lists)])
+            n_ann = args.words * args.k
+            print(f"(setup: {len(pids)} projects with {n_ann} annotations imported in {t_make:.1f} s)", flush=True)
+            t_adopt, adopt = timed(lambda: push_campaign(engine, loaded, "pulled", conn))
+            print(f"push adopting them: {t_adopt:.1f} s ({adopt.projects_adopted} projects, {adopt.tasks_adopted} tasks)", flush=True)
+
+            t_base, base = timed(lambda: list(ThreadPoolExecutor(8).map(lambda p: _read_tasks(conn, p, None), pids)))
+            spec = loaded.study.campaigns["pulled"]
+            t_pull, pulled = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
+            print(f"pull of {pulled.new} annotations: {t_pull:.1f} s ({pulled.ratings_added} ratings; "
+                  f"baseline, reading them without the store: {t_base:.1f} s, ratio {t_pull / t_base:.2f})", flush=True)
+            time.sleep(6)  # past pull's margin: it re-reads tasks updated in the 5 s before the last pull
+            t_none = []
+            for _ in range(3):
+                dt_, again = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
+                assert not again.changed
+                t_none.append(dt_)
+            print(f"pull when nothing changed: median {np.median(t_none):.2f} s of {[round(x, 2) for x in t_none]}", flush=True)
+            task = conn.request("GET", "/api/tasks/", params={"project": pids[0], "fields": "all", "page_size": 1})["tasks"][0]
+            ann = task["annotations"][0]
+            conn.request("PATCH", f"/api/annotations/{ann['id']}/", json={"result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": ["1"] if ann["result"][0]["value"]["choices"] != ["1"] else ["2"]}}]})
+            t_one, one = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
+            print(f"pull after one edit: {t_one:.2f} s ({one.edited} edited, {one.ratings_changed} rating changed)", flush=True)
+            engine.dispose()
+        finally:
+            server.stop()
+    record = {
+        "bench": "annotate", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": platform.platform(), "words": args.words, "list_size": args.list_size, "k": args.k,
+        "server_start_s": t_start, "push_s": t_push, "adopt_push_s": t_adopt, "pull_s": t_pull, "pull_baseline_s": t_base,
+        "pull_unchanged_s": t_none, "pull_one_edit_s": t_one, "annotations": n_ann,
+    }  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    with open(RESULTS / "bench_annotate.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Fine-tuning: splits, training files, local LoRA and OpenAI fine-tuning jobs."""
