@@ -8,6 +8,7 @@ tree, so the Alembic migrations must come from inside the wheel.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -92,6 +93,7 @@ def test_installed_wheel_inits_applies_and_reports_the_revision(venv, tmp_path, 
     assert "glasgow" in done.stdout
 
     head = sorted(p.stem.split("_")[0] for p in (ROOT / "migrations" / "versions").glob("*.py"))[-1]
-    done = _run([str(bin_ / "workbench"), "db", "current", *args], tmp_path)
+    done = _run([str(bin_ / "workbench"), "db", "current", *args, "--format", "json"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"revision: {head} (up to date)" in done.stdout
+    (row,) = json.loads(done.stdout)
+    assert (row["revision"], row["state"], row["needed"]) == (head, "up to date", head)
