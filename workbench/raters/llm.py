@@ -79,6 +79,9 @@ class SamplingOptions(LLMOptions):
     samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
 
 
+IDENTITY_MAX_TOKENS = 5  # the default before the length followed the read-out
+
+
 def effective_max_tokens(spec: Any) -> int:
     """The tokens asked for: as given, else what the read-out reads (the expected read-out: the first token)."""
     if spec.max_tokens is not None:
@@ -138,10 +141,10 @@ class LLMBackend(RaterBackend):
             identity.pop("samples", None)
         if spec.readout != "expected":
             identity.pop("top_logprobs", None)
-        # the expected read-out reads the first token, whatever the length asked for: not part of the identity
-        identity.pop("max_tokens", None)
-        if spec.readout != "expected":
-            identity["max_tokens"] = effective_max_tokens(spec)
+        # The identity keeps the length as written, and the old default (5) when none is: the expected read-out now
+        # asks for 1 token, which leaves the first token's logprobs (all it reads) unchanged, so a rater made before
+        # keeps its identity and resumes instead of rating everything again.
+        identity["max_tokens"] = spec.max_tokens if spec.max_tokens is not None else IDENTITY_MAX_TOKENS
         if isinstance(spec, SamplingOptions):
             identity["temperature"] = effective_temperature(spec)
         identity["prompt"] = prompt.text
