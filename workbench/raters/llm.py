@@ -79,7 +79,7 @@ class SamplingOptions(LLMOptions):
     samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
 
 
-IDENTITY_MAX_TOKENS = 5  # the default before the length followed the read-out
+IDENTITY_MAX_TOKENS = 5  # the max_tokens a rater's identity records when none is given (the old default)
 
 
 def effective_max_tokens(spec: Any) -> int:
@@ -141,9 +141,9 @@ class LLMBackend(RaterBackend):
             identity.pop("samples", None)
         if spec.readout != "expected":
             identity.pop("top_logprobs", None)
-        # The identity keeps the length as written, and the old default (5) when none is: the expected read-out now
-        # asks for 1 token, which leaves the first token's logprobs (all it reads) unchanged, so a rater made before
-        # keeps its identity and resumes instead of rating everything again.
+        # max_tokens enters the identity as it did before its default followed the read-out (5 unless given),
+        # so a rater made before keeps its identity and its (paid-for) ratings; the expected read-out now
+        # asks for 1 token, which carries the same first-token logprobs
         identity["max_tokens"] = spec.max_tokens if spec.max_tokens is not None else IDENTITY_MAX_TOKENS
         if isinstance(spec, SamplingOptions):
             identity["temperature"] = effective_temperature(spec)
