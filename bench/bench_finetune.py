@@ -10,7 +10,9 @@ expected read-out of the tuned model, and sets them beside the base model
 (few-shot: 30 training words in the prompt, as bench_quality.py) and the
 embedding baseline (ridge on all-MiniLM-L6-v2, fitted on the same training
 words). Prints training time and peak memory (process max RSS on the CPU,
-max allocated on a GPU) and writes bench/results/finetune.json.
+max allocated on a GPU), and the process's CPU seconds for training (on a
+shared machine, CPU seconds / cores is what the wall time would be alone);
+writes bench/results/finetune.json after each rater.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--r", type=int, default=16)
+    ap.add_argument("--layers", type=int, help="LoRA on the top N layers only")
+    ap.add_argument("--label-sd", type=float, default=1.0)
+    ap.add_argument("--warmup", type=int, default=10, help="warm-up steps")
     ap.add_argument("--long-prompt", action="store_true", help="train and rate with the instructions in the prompt")
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--out", type=Path, help="keep the adapters here (default: a temporary folder)")
@@ -81,12 +86,36 @@ def main() -> None:
     results: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "train": len(train), "test": len(test),
                      "settings": vars(args) | {"out": str(args.out)}, "raters": {}}  # fmt: skip
 
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_file = RESULTS / ("finetune.json" if not (args.train or args.test) else "finetune_subset.json")
+
     def report(name: str, values: list[float], **extra) -> None:
         rho = float(spearmanr(values, gold)[0])
         results["raters"][name] = {"rho_glasgow": round(rho, 3), **extra}
         print(f"{name:<28} rho {rho:6.3f}  " + "  ".join(f"{k} {v}" for k, v in extra.items()), flush=True)
+        out_file.write_text(json.dumps(results, indent=2) + "\n")  # after each rater: a long run keeps what it measured
 
-    if not args.skip_baselines:
+    prompt = LONG_PROMPT if args.long_prompt else "Word: {item}\nRating: "
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        for objective in args.objectives.split(","):
+            settings = LoraSettings(objective=objective, prompt=prompt, epochs=args.epochs, learning_rate=args.lr,
+                                    batch_size=args.batch_size, r=args.r, alpha=2 * args.r, layers=args.layers,
+                                    label_sd=args.label_sd, warmup_steps=args.warmup)  # fmt: skip
+            cpu0 = time.process_time()
+
+            def on_step(e, objective=objective):
+                if e["step"] % 10 == 0 or e["step"] == e["total"]:
+                    print(f"  {objective} step {e['step']}/{e['total']} loss {e['loss']:.4f} {e['seconds']:.0f}s", flush=True)
+
+            res = train_lora([Example(w, v) for w, v in train], POINTS, out / objective, settings, on_step=on_step)
+            train_cpu = time.process_time() - cpu0
+            model = load_tuned(out / objective)
+            start = time.perf_counter()
+            values = rate(model, test_words, prompt)
+            report(f"lora {objective}", values, train_seconds=round(res.seconds, 1), train_cpu_seconds=round(train_cpu, 1), steps=res.steps,
+                   peak_memory_mb=res.peak_memory_mb, device=res.device, rate_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+    if not args.skip_baselines:  # after the adapters, so a cut-short run has those first
         import numpy as np
 
         from workbench.raters.baselines import fit_embedding_baseline
@@ -103,28 +132,7 @@ def main() -> None:
         start = time.perf_counter()
         report("base few-shot (30)", rate(base, test_words, "Word: {item}\nRating: ", FEW_SHOT_PROMPT + examples),
                seconds=round(time.perf_counter() - start, 1))  # fmt: skip
-    prompt = LONG_PROMPT if args.long_prompt else "Word: {item}\nRating: "
-    with tempfile.TemporaryDirectory() as tmp:
-        out = args.out or Path(tmp)
-        for objective in args.objectives.split(","):
-            settings = LoraSettings(objective=objective, prompt=prompt, epochs=args.epochs, learning_rate=args.lr,
-                                    batch_size=args.batch_size, r=args.r, alpha=2 * args.r)  # fmt: skip
-            last = {"t": time.perf_counter()}
-
-            def on_step(e, last=last, objective=objective):
-                if e["step"] % 10 == 0 or e["step"] == e["total"]:
-                    print(f"  {objective} step {e['step']}/{e['total']} loss {e['loss']:.4f} {e['seconds']:.0f}s", flush=True)
-
-            res = train_lora([Example(w, v) for w, v in train], POINTS, out / objective, settings, on_step=on_step)
-            model = load_tuned(out / objective)
-            start = time.perf_counter()
-            values = rate(model, test_words, prompt)
-            report(f"lora {objective}", values, train_seconds=round(res.seconds, 1), steps=res.steps,
-                   peak_memory_mb=res.peak_memory_mb, device=res.device, rate_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
     print("reference: base few-shot 0.33 and embedding 0.75 (bench_quality.py); published LoRA Llama-3.1-8B 0.86")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "finetune.json" if not (args.train or args.test) else "finetune_subset.json"
-    (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from workbench.jobs.runner import run_rater  # noqa: E402
 from workbench.store import connect  # noqa: E402
 from workbench.study.apply import apply_study  # noqa: E402
 from workbench.study.load import LoadedStudy, load_study  # noqa: E402
+from workbench.study.rate import run_rater  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 KEY_ENV = "BENCH_OPENAI_KEY"

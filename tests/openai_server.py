@@ -1,8 +1,11 @@
 """A fault-injecting OpenAI API test double that speaks real HTTP.
 
 `OpenAIServer` serves the documented chat completions, text completions
-(/v1/completions with ``logprobs: N``, as vLLM and llama.cpp serve it), files
-and batches endpoints on 127.0.0.1 well enough for the official `openai`
+(/v1/completions with ``logprobs: N``, as vLLM and llama.cpp serve it), files,
+batches and fine_tuning.jobs (create, retrieve, list, events, cancel; a job
+runs for ``set_finetuning(seconds=...)``, or fails with ``fail_with``, and its
+fine-tuned model then answers chats with the expected rating, "5.23")
+endpoints on 127.0.0.1 well enough for the official `openai`
 client to run against it unchanged (``base_url=server.base_url``). Its
 "model" is deterministic: the rated word is the last double-quoted string in
 the last user message (or in the prompt, for text completions), and the
@@ -398,7 +401,7 @@ class Model:
             elif variant == "null_logprob":
                 top = None
             elif variant == "wrong_types":
-                top = [[t, lp] for t, lp in top.items()]
+                top = {t: [lp] for t, lp in top.items()}  # a list where a number belongs
             logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
             if variant == "missing_fields":
                 logprobs = {"tokens": [text]}

@@ -449,3 +449,62 @@ def test_pre_annotations_personal_access_token_and_changed_instructions(tmp_path
     project = conn.client.projects.get(id=lists_of(engine)[1])
     assert "New instructions" in project.expert_instruction
     engine.dispose()
+
+
+def test_an_annotator_rates_a_word_in_the_browser_with_one_key(tmp_path, ls_server, monkeypatch):
+    """Headless Chromium: log in, open the list's labeling stream, press a number key, submit; pull brings it back."""
+    import time
+
+    from tests.browser import Browser, ChromiumNotFound
+
+    monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+    loaded = load_study(make_study(tmp_path / "study", ls_server.url, k=1, list_size=12))
+    engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+    apply_study(engine, loaded)
+    conn = conn_for(ls_server)
+    push_campaign(engine, loaded, "pilot", conn)
+    pid = lists_of(engine)[1]
+    person = Annotator.sign_up(ls_server.url, invite_url(ls_server.url, ls_server.token), "browser@example.com", "browser-pass-123")
+    try:
+        browser = Browser(timeout=120).start()
+    except ChromiumNotFound as exc:
+        pytest.skip(str(exc))
+    b = browser
+    try:
+        b.load(ls_server.url + "/user/login/")
+        b.evaluate("""(() => { const f = document.querySelector('form');
+            f.querySelector('[name=email]').value = 'browser@example.com';
+            f.querySelector('[name=password]').value = 'browser-pass-123'; f.submit(); return true; })()""")
+        for _ in range(60):
+            if not b.evaluate("location.pathname").startswith("/user/login"):
+                break
+            time.sleep(0.5)
+        b.load(f"{ls_server.url}/projects/{pid}/data?labeling=1")
+        words = {t.data["word"]: t.id for t in project_tasks(ls_server, pid)}
+        shown = None
+        for _ in range(240):
+            text_now = b.evaluate("document.body.innerText") or ""
+            shown = next((w for w in words if f"\n{w}\n" in f"\n{text_now}\n"), None)
+            if shown and "Submit" in text_now:
+                break
+            time.sleep(0.5)
+        assert shown, "the labeling stream showed no word"
+        for kind in ("keyDown", "keyUp"):  # one key press: 5
+            b._run(b._send("Input.dispatchKeyEvent", {"type": kind, "key": "5", "code": "Digit5", "text": "5" if kind == "keyDown" else "",
+                                                       "windowsVirtualKeyCode": 53, "nativeVirtualKeyCode": 53}))  # fmt: skip
+        time.sleep(0.5)
+        assert b.evaluate("""(() => { const s = Array.from(document.querySelectorAll('button')).find(x => x.innerText.trim() === 'Submit');
+            if (!s) return false; s.click(); return true; })()""")
+        for _ in range(60):
+            if person.token and any(a.get("completed_by") == person.user_id for t in project_tasks(ls_server, pid) for a in t.annotations):
+                break
+            time.sleep(0.5)
+    finally:
+        browser.close()
+    pulled = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert pulled.new == 1
+    with Session(engine) as s:
+        row = s.execute(select(CampaignAnnotation.value, CampaignAnnotation.status, CampaignTask.text).join(
+            CampaignTask, CampaignTask.id == CampaignAnnotation.task_row_id)).one()  # fmt: skip
+    assert row == (5.0, "ok", shown)
+    engine.dispose()

@@ -147,6 +147,15 @@ def test_finetune_trains_registers_a_rater_and_rates_the_test_words(tmp_path, db
     again = start_finetune(engine, loaded, "mini-ft")
     assert again.status == "succeeded" and again.rating.job_id is None
     assert len(server.finetuning_stats()["jobs"]) == jobs_before
+    # the report says what the tuned rater was trained on, and that none of its reported items were among them
+    from workbench.analysis.render import render_markdown
+    from workbench.analysis.report import build_report
+
+    with Session(engine) as s:
+        rep, _ = build_report(s, raters=["mini-ft"], n_boot=100)
+    trained = rep.dimensions[0].trained
+    assert [(t.rater, t.items, t.n, t.gold, t.overlap) for t in trained] == [("mini-ft", "ft.train", 40, "gold", 0)]
+    assert "mini-ft was trained on ft.train (40 items of gold); none of the items it is reported on" in render_markdown(rep)
     apply_study(engine, loaded)  # rates the base rater too
     with Session(engine) as s:
         assert [st.describe() for st in make_plan(s, loaded).changes] == []
@@ -286,6 +295,10 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
         assert current_job(s, "mini-ft").status == "running"
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
     assert server.finetuning_stats()["jobs"][before:] == [first]
+    status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "status", "mini-ft", "--study", str(loaded.path)],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert "mini-ft (openai): job " in status.stdout and f" running, {first}" in status.stdout
     again = subprocess.run([sys.executable, "-m", "workbench.cli.main", "apply", "--study", str(loaded.path)],
                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert again.returncode == 0, again.stderr
@@ -295,4 +308,49 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
         job = current_job(s, "mini-ft")
         assert job.status == "succeeded" and job.external_id == first
         assert s.query(Rating).join(Rater).filter(Rater.name == "mini-ft").count() == 20
+    status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "status", "mini-ft", "--study", str(loaded.path)],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert f" succeeded, {first}" in status.stdout and "model: ft:gpt-4o-mini-2024-07-18:workbench-test:" in status.stdout
+    engine.dispose()
+
+
+def test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it(tmp_path, db_url, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with OpenAIServer(latency=0) as own:
+        own.set_finetuning(seconds=4)
+        engine, loaded = _prepared(tmp_path, db_url, own)
+        import threading
+
+        from workbench.finetune.run import StillRunning
+
+        outcome: dict = {}
+
+        def follow():
+            try:
+                outcome["report"] = start_finetune(engine, loaded, "mini-ft")
+            except StillRunning as exc:
+                outcome["error"] = str(exc)
+
+        worker = threading.Thread(target=follow)
+        worker.start()
+        _wait_for(lambda: _external(engine) is not None)
+        first = _external(engine)
+        own.stop()  # the server goes away while the job is followed
+        worker.join(timeout=120)
+        assert "cannot reach the server" in outcome["error"] and "stays running" in outcome["error"]
+        with Session(engine) as s:
+            assert current_job(s, "mini-ft").status == "running"
+        own.start()  # back on the same port, with the same jobs
+        report = start_finetune(engine, loaded, "mini-ft")
+        assert report.status == "succeeded" and report.external_id == first
+        assert own.finetuning_stats()["jobs"] == [first]
+    engine.dispose()
+
+
+def test_a_rate_set_that_shares_items_with_train_is_refused(tmp_path, db_url, server):
+    engine, loaded = _prepared(tmp_path, db_url, server, finetune={"rate": "gold"})
+    with pytest.raises(WorkbenchError, match=r"train 'ft.train' and rate 'gold' share 40 items .*make the sets disjoint"):
+        start_finetune(engine, loaded, "mini-ft")
+    with Session(engine) as s:
+        assert s.scalar(select(Job).where(Job.kind.like("finetune:%"))) is None
     engine.dispose()

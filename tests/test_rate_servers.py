@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.openai_server import OpenAIServer, reference_expected
-from tests.test_rate import KEY_ENV, RATE_JOB, WORDS, _without_raters, all_text_in_store, ratings_by_word, write_study
+from tests.test_rate import KEY_ENV, RATE_JOB, WORDS, _without_raters, ratings_by_word, write_study
 from workbench.errors import WorkbenchError
 from workbench.store import connect
 from workbench.store.models import Job
@@ -62,6 +63,16 @@ def workbench(*args, env=None):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
+def every_table_as_text(engine) -> str:
+    """Every row of every table in the store, as text."""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as c:
+        tables = inspect(c).get_table_names()
+        assert {"ratings", "calls", "jobs", "raters"} <= set(tables)
+        return "\n".join(json.dumps([str(v) for v in row]) for t in tables for row in c.execute(text(f'SELECT * FROM "{t}"')))
+
+
 def dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,6 +89,8 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
             "mini": {"max_retries": 1},
             "greedy": {"readout": "greedy", "max_retries": 1},
             "batch": {"backend": "openai-batch", "poll_seconds": 0.05},
+            "base": {"backend": "openai-completions", "max_retries": 1},
+            "base-greedy": {"backend": "openai-completions", "readout": "greedy", "max_retries": 1},
         }
         path = write_study(tmp_path / "study", db_url, echo, raters, words=WORDS[:20])
         data = yaml.safe_load(path.read_text())
@@ -105,15 +118,16 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
     assert runs[1].returncode in (0, 2), runs[1].stderr
     assert "refused the API key" in runs[-2].stderr and "refused the API key" in runs[-1].stderr
     engine = connect(db_url)
-    stored = all_text_in_store(engine)
+    stored = every_table_as_text(engine)
     assert SECRET not in stored and "***" in stored  # redacted, not dropped
     reports = sorted((tmp_path / "study" / "reports").iterdir())
     assert {p.suffix for p in reports} >= {".html", ".md", ".json"}
     for report in reports:
         if report.is_file():
             assert SECRET not in report.read_text(errors="replace"), report
-    got = ratings_by_word(engine, "greedy")
-    assert got["word010"][5].startswith(got["word010"][5].split()[0]) and "***" in got["word010"][5]
+    for rater in ("greedy", "base-greedy"):  # the answer text came back with the key in it: kept, redacted
+        answer = ratings_by_word(engine, rater)["word010"][5]
+        assert "***" in answer and answer.split()[0] in "1234567", answer
     engine.dispose()
 
 
@@ -123,12 +137,19 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
 BROKEN = ("bad_logprob", "null_logprob", "missing_fields", "wrong_types")
 
 
-def test_broken_logprobs_are_unreadable_responses_retried_then_failed_never_an_aborted_job(tmp_path, db_url, server):
-    engine, loaded = setup(tmp_path, db_url, server, {"mini": {"max_retries": 2}})
+@pytest.mark.parametrize("backend", ["openai", "openai-completions", "openai-batch"])
+def test_broken_logprobs_are_unreadable_responses_retried_then_failed_never_an_aborted_job(tmp_path, db_url, server, backend):
+    batch = backend == "openai-batch"
+    engine, loaded = setup(tmp_path, db_url, server, {"mini": {"backend": backend, "max_retries": 2, "poll_seconds": 0.05} if batch
+                                                      else {"backend": backend, "max_retries": 2}})  # fmt: skip
     faults = {WORDS[i]: f"always:{kind}" for i, kind in enumerate(BROKEN)}
     faults |= {WORDS[4 + i]: kind for i, kind in enumerate(BROKEN)}  # once, then a good answer
     server.set_faults(faults)
     report = run_rater(engine, loaded, "mini", backoff_base=FAST)
+    if batch:  # one answer per line, no retry inside a batch: all eight are unreadable, the job goes on
+        assert report.status == "partial" and report.counts["failed"] == 8 and report.counts["rated"] == len(WORDS) - 8
+        assert all("logprob" in f["reason"] for f in report.counts["failures"]), report.counts["failures"]
+        return
     assert report.status == "partial" and report.counts["failed"] == 4
     assert report.counts["rated"] == len(WORDS) - 4
     attempts = server.stats()["attempts"]
@@ -280,3 +301,18 @@ def test_a_429_holds_every_worker_not_just_the_one_that_got_it(tmp_path, db_url,
     assert report.counts["rated"] == len(WORDS)
     assert seen and seen[0] < 40  # half-way through the hold, the others wait too (unpaced, all 60 would be done)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_dry_run_before_the_first_apply_leaves_an_empty_postgresql_database_empty(tmp_path, server, empty_pg_url):
+    from sqlalchemy import create_engine, inspect
+
+    path = write_study(tmp_path / "study", empty_pg_url, server, {"mini": {}})
+    run = workbench("rate", "mini", "--dry-run", "--study", str(path))
+    assert run.returncode == 0, run.stderr
+    assert f"{len(WORDS)} of {len(WORDS)} items to rate" in run.stdout and "scratch copy" in run.stdout
+    engine = create_engine(empty_pg_url)
+    try:
+        assert inspect(engine).get_table_names() == []  # not even migrated
+    finally:
+        engine.dispose()

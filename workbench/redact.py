@@ -45,9 +45,9 @@ class Redactor:
         """The text with every secret and bearer token masked."""
         if not text:
             return text
-        if self._pattern is not None:
+        if self._pattern is not None and any(s in text for s in self.secrets):
             text = self._pattern.sub(MASK, text)
-        if "earer" in text or "EARER" in text:
+        if "bearer" in text.lower():
             text = BEARER.sub(f"Bearer {MASK}", text)
         return text
 
@@ -68,7 +68,10 @@ class Redactor:
         """Response headers as a plain dict (lower-case names), values redacted."""
         if headers is None:
             return {}
-        return {str(k).lower(): self(str(v)) for k, v in headers.items()}
+        plain = {str(k).lower(): str(v) for k, v in headers.items()}
+        if self(" ".join(plain.values())) == " ".join(plain.values()):
+            return plain  # nothing to mask (the usual case): one check, not one per header
+        return {k: self(v) for k, v in plain.items()}
 
     def exception(self, exc: BaseException) -> str:
         """``str(exc)`` redacted, on one line, cut at 300 characters."""

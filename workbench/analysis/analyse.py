@@ -32,6 +32,7 @@ from workbench.analysis.report_model import (
     MassSummary,
     Reliability,
     ResidualBand,
+    TrainedOn,
 )
 from workbench.analysis.scales import summary
 from workbench.analysis.write import plot_names
@@ -278,5 +279,6 @@ def analyse(data: DimensionData, *, n_boot: int = 1000, seed: int = 0, ci: float
         table=table, ceiling=ceiling, reliability=_reliability(data, n_boot, seed),
         comparisons=_comparisons(data, n_boot, seed, ci), errors=_errors(data),
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
+        trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
         plots=plot_names(data),
     )  # fmt: skip

@@ -43,6 +43,7 @@ class DimensionData:
     maps: dict[str, ScaleMap] = field(default_factory=dict)  # column -> its map onto `target`
     target: tuple[float, float] | None = None  # the scale the scale-dependent figures use
     excluded: dict[str, str] = field(default_factory=dict)  # human annotators a campaign's rules excluded: the reason
+    trained: dict[str, dict] = field(default_factory=dict)  # rater -> {items, n, gold, overlap}: what it was trained on
 
     @cached_property
     def scaled(self) -> pd.DataFrame:
@@ -126,7 +127,29 @@ def collect(session: Session, dim: Dimension, *, gold: list[str] | None, raters:
         dict(zip(long["item"], long["item_id"], strict=False)), maps, target,
     )  # fmt: skip
     data.excluded = excluded
+    data.trained = _trained_on(session, configs, data)
     return data
+
+
+def _trained_on(session: Session, configs: dict[str, dict], data: DimensionData) -> dict[str, dict]:
+    """What each rater was trained on (a fine-tune's trained_on, a baseline's train/gold) and how many reported items that covers."""
+    from workbench.errors import WorkbenchError
+    from workbench.store.itemsets import resolve_items
+
+    out: dict[str, dict] = {}
+    for name in data.raters:
+        config = configs.get(name) or {}
+        info = config.get("trained_on") or ({"items": config["train"], "gold": config.get("gold")} if config.get("train") else None)
+        if not info:
+            continue
+        try:
+            members = set(resolve_items(session, info["items"]))
+        except WorkbenchError:  # the set is gone from the store
+            members = set()
+        rated = {data.item_ids[i] for i in data.values.index[data.values[name].notna()] if i in data.item_ids}
+        out[name] = {"items": info["items"], "n": info.get("n", len(members) or None), "gold": info.get("gold"),
+                     "overlap": len(rated & members)}  # fmt: skip
+    return out
 
 
 def _excluded_annotators(session: Session, names: set[str]) -> dict[str, str]:

@@ -60,6 +60,7 @@ from workbench.analysis.report_model import (
     Reliability,
     Report,
     ResidualBand,
+    TrainedOn,
 )
 
 __all__ = ["MISSING", "format_number", "render_html", "render_markdown"]
@@ -527,6 +528,7 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
         "<h3>Agreement with the human norms</h3>",
         _scales_html(dim, base),
         _agreement_html(dim.table, f"{base}.table", ci, "Every rater against every gold dataset, on the items both rated."),
+        *([f'<p class="lead trained">{_e(trained_text(dim.trained))}</p>'] if dim.trained else []),
         '<section class="ceiling"><h3>Human ceiling: gold against gold</h3>',
         _agreement_html(
             dim.ceiling,
@@ -659,6 +661,18 @@ def _md_scales(dim: DimensionReport, base: str) -> list[str]:
 _COMPARISON_FIELDS = ("n", "spearman_a", "spearman_b", "difference", "difference_ci", "williams_t", "williams_p")
 
 
+def trained_text(trained: Sequence[TrainedOn]) -> str:
+    """Which items each trained rater saw, and whether the reported items include them."""
+    parts = []
+    for t in trained:
+        n = f"{t.n:,} items" if t.n else "items"
+        gold = f" of {t.gold}" if t.gold else ""
+        warn = (f"; {t.overlap:,} of the items it is reported on were training items: its figures there overstate it"
+                if t.overlap else "; none of the items it is reported on")  # fmt: skip
+        parts.append(f"{t.rater} was trained on {t.items} ({n}{gold}){warn}")
+    return "Trained raters: " + ". ".join(parts) + "."
+
+
 def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
     base = f"dimensions.{d}"
     out = [
@@ -667,6 +681,7 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
         "### Agreement with the human norms\n",
         *_md_scales(dim, base),
         _md_agreement(dim.table, f"{base}.table", ci),
+        *([f"> {_md(trained_text(dim.trained))}\n"] if dim.trained else []),
         "### Human ceiling: gold against gold\n",
         "> How well one published norm agrees with another: a rater that reaches these values agrees with a norm as well as another human norm does.\n",
         _md_agreement(dim.ceiling, f"{base}.ceiling", ci),

@@ -150,6 +150,16 @@ class ColumnScale(Model):
     note: str | None = None
 
 
+class TrainedOn(Model):
+    """The items a rater was trained on (a fine-tune, or a fitted baseline), and how many of the reported items are among them."""
+
+    rater: str
+    items: str = Field(description="the item set or dataset it was trained on")
+    n: int | None = Field(None, description="training items")
+    gold: str | None = Field(None, description="the dataset whose values it was trained to predict")
+    overlap: int = Field(0, description="reported items that were training items: figures on them overstate the rater")
+
+
 class DimensionReport(Model):
     dimension: str
     scale: tuple[float | None, float | None]
@@ -166,6 +176,7 @@ class DimensionReport(Model):
     comparisons: list[Comparison] = Field(default_factory=list)
     errors: list[ErrorAnalysis] = Field(default_factory=list)
     calibration: list[CalibrationRow] = Field(default_factory=list)
+    trained: list[TrainedOn] = Field(default_factory=list, description="raters trained on some items (fine-tunes, baselines)")
     heatmap: Heatmap
     plots: dict[str, str] = Field(
         default_factory=dict,

@@ -165,14 +165,24 @@ def server_projects(conn: Connection) -> dict[int, dict]:
 
 
 def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
-    """wb_key -> task id of a project's tasks (the first task of a key, should a key appear twice)."""
+    """wb_key -> task id of a project's tasks (the first task of a key, should a key appear twice).
+
+    Read as plain JSON (the SDK's ``tasks.list`` request without parsing every task into its models).
+    """
     out: dict[str, int] = {}
-    pager = conn.call("list tasks", lambda: conn.client.tasks.list(project=project_id, page_size=PAGE, fields="task_only"))
-    for t in conn.call(f"list the tasks of project {project_id}", lambda: list(pager)):
-        key = (t.data or {}).get("wb_key")
-        if key and key not in out:
-            out[key] = t.id
-    return out
+    page, seen = 1, 0
+    while True:
+        params = {"project": project_id, "fields": "task_only", "include": "id,data", "page_size": PAGE, "page": page}
+        body = conn.call(f"list the tasks of project {project_id}", lambda: conn.request("GET", "/api/tasks/", params=params))
+        tasks = body.get("tasks") or []
+        for t in tasks:
+            key = (t.get("data") or {}).get("wb_key")
+            if key and key not in out:
+                out[key] = t["id"]
+        seen += len(tasks)
+        if not tasks or seen >= int(body.get("total") or 0):
+            return out
+        page += 1
 
 
 def push_campaign(engine: Engine, loaded: LoadedStudy, name: str, conn: Connection,

@@ -99,6 +99,18 @@ class LocalServer:
             pass
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the server gets SIGTERM when the process that started it dies (a killed test worker, a killed CLI),
+    so no server outlives its owner."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def prepare_data_dir(data_dir: Path) -> None:
     """A new data directory starts from the migrated, empty copy scripts/label_studio.sh made (when there is one)."""
     if (data_dir / "label_studio.sqlite3").exists():
@@ -126,7 +138,7 @@ def start_server(data_dir: Path, *, username: str, password: str, token: str, po
     log = open(log_path, "ab")  # noqa: SIM115 - the server writes to it for its whole life
     process = subprocess.Popen(
         cmd, env=server_environment(data_dir, url), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, cwd=data_dir,
+        preexec_fn=_die_with_parent if os.name == "posix" else None, cwd=data_dir,
     )  # fmt: skip
     log.close()
     server = LocalServer(url, username, password, token, data_dir, log_path, process)

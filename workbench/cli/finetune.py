@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
-from workbench.store.engine import redact_url
 
 app = typer.Typer(help="Fine-tuning jobs declared under `finetunes:` in the study; each makes a rater.", no_args_is_help=True)
 
@@ -50,7 +48,6 @@ def start(
 
     loaded = load_study(study)
     url = store_url(db, study)
-    typer.echo(f"Store: {redact_url(url)}")
     with open_store(url) as engine, progress_bar(f"Rating with {name}") as bar:
         report = start_finetune(engine, loaded, name, restart=restart, on_event=typer.echo, on_rate_progress=bar)
     for line in _describe(report):
@@ -65,12 +62,13 @@ def start(
 @app.command()
 def status(name: Name, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     """The fine-tune's job: running (with its progress), succeeded (its model), failed (why) or cancelled."""
+    from sqlalchemy.orm import Session
+
     from workbench.study.finetune import finetune_status
     from workbench.study.load import load_study
 
     loaded = load_study(study)
     url = store_url(db, study)
-    typer.echo(f"Store: {redact_url(url)}")
     with open_store(url) as engine, Session(engine) as s:
         report = finetune_status(s, loaded, name)
     for line in _describe(report):
@@ -85,7 +83,6 @@ def cancel(name: Name, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
     loaded = load_study(study)
     url = store_url(db, study)
-    typer.echo(f"Store: {redact_url(url)}")
     with open_store(url) as engine:
         cancel_finetune(engine, loaded, name, on_event=typer.echo)
 

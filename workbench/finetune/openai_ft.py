@@ -129,8 +129,9 @@ def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
             say(f"{name}: OpenAI job {external} created.")
         _poll(engine, client, prep, job_id, external, say)
     except _Transient as exc:
-        say(f"{name}: {exc}; job {job_id} stays running: run the command again to resume.")
-        raise WorkbenchError(f"{exc}; the job stays running: run `workbench finetune start {name}` again to resume.") from None
+        from workbench.finetune.run import StillRunning
+
+        raise StillRunning(f"{exc}; job {job_id} stays running: run `workbench finetune start {name}` again to resume.") from None
 
 
 def _poll(engine: Engine, client: Any, prep: Any, job_id: int, external: str, say) -> None:

@@ -44,6 +44,10 @@ LOCAL_PROMPT = "Word: {item}\nRating: "
 STATES_DONE = ("succeeded", "failed", "cancelled")
 
 
+class StillRunning(WorkbenchError):
+    """The job could not be followed (the server is unreachable): it stays running, the next start resumes it."""
+
+
 @dataclass(frozen=True)
 class FinetuneRun:
     """What a fine-tune needs from its study: its entry, the study's raters (its base among them),
@@ -292,6 +296,8 @@ def start_finetune(
         except KeyboardInterrupt:
             say(f"{name}: interrupted; job {job_id} stays running: run the command again to resume.")
             raise
+        except StillRunning:
+            raise
         except WorkbenchError as exc:
             update_job(engine, job_id, status="failed", error=str(exc))
             say(f"{name}: job {job_id} failed: {exc}")
@@ -304,26 +310,35 @@ def start_finetune(
 
 
 def _run_local(engine: Engine, run: FinetuneRun, prep: Prepared, job_id: int, say: OnEvent) -> None:
-    from workbench.finetune.lora import train_lora
+    import threading
+    import time
+
+    from workbench.finetune.lora import train_lora, training_status
     from workbench.raters.adapter import adapter_fingerprint
 
     folder = finetune_dir(run)
     update_job(engine, job_id, external_id=str(folder))
     settings = local_settings(prep.spec, prep.rater)
+    state = training_status(folder)
+    if state["state"] == "stopped" and state.get("checkpoint_step"):
+        say(f"{prep.name}: resuming training from the checkpoint at step {state['checkpoint_step']}.")
     last = [0.0]
+    stop = threading.Event()
 
     def on_step(e: dict[str, Any]) -> None:
-        import time
-
         now = time.monotonic()
         if now - last[0] > 10 or e["step"] == e["total"]:
             last[0] = now
             say(f"{prep.name}: step {e['step']}/{e['total']}, loss {e['loss']:.4f}, {e['seconds']:.0f} s")
+            with Session(engine) as s:  # `workbench finetune cancel` from another shell
+                if s.get(Job, job_id).status == "cancelled":  # type: ignore[union-attr]
+                    stop.set()
 
     result = train_lora(prep.train, prep.points, folder, settings, checkpoint_every=prep.spec.local.checkpoint_every,
-                        device=prep.spec.local.device, on_step=on_step)  # fmt: skip
-    if result.resumed_from:
-        say(f"{prep.name}: resumed from the checkpoint at step {result.resumed_from}.")
+                        device=prep.spec.local.device, on_step=on_step, stop=stop)  # fmt: skip
+    if stop.is_set():
+        say(f"{prep.name}: cancelled at step {result.steps} (checkpoint kept; --restart trains from scratch).")
+        return
     update_job(engine, job_id, status="succeeded",
                config={"result_model": str(folder), "adapter": adapter_fingerprint(folder), "steps": result.steps,
                        "seconds": round(result.seconds, 1), "peak_memory_mb": result.peak_memory_mb,

@@ -79,6 +79,9 @@ class SamplingOptions(LLMOptions):
     samples: int = Field(10, ge=2, le=128, description="answers per item for the samples read-out")
 
 
+IDENTITY_MAX_TOKENS = 5  # the max_tokens a rater's identity records when none is given (the old default)
+
+
 def effective_max_tokens(spec: Any) -> int:
     """The tokens asked for: as given, else what the read-out reads (the expected read-out: the first token)."""
     if spec.max_tokens is not None:
@@ -138,10 +141,10 @@ class LLMBackend(RaterBackend):
             identity.pop("samples", None)
         if spec.readout != "expected":
             identity.pop("top_logprobs", None)
-        # the expected read-out reads the first token, whatever the length asked for: not part of the identity
-        identity.pop("max_tokens", None)
-        if spec.readout != "expected":
-            identity["max_tokens"] = effective_max_tokens(spec)
+        # max_tokens enters the identity as it did before its default followed the read-out (5 unless given),
+        # so a rater made before keeps its identity and its (paid-for) ratings; the expected read-out now
+        # asks for 1 token, which carries the same first-token logprobs
+        identity["max_tokens"] = spec.max_tokens if spec.max_tokens is not None else IDENTITY_MAX_TOKENS
         if isinstance(spec, SamplingOptions):
             identity["temperature"] = effective_temperature(spec)
         identity["prompt"] = prompt.text

@@ -39,8 +39,10 @@ def list_models(base_url: str | None, key: str, *, timeout: float, redact: Redac
         with urllib.request.urlopen(request, timeout=min(timeout, 30.0)) as response:  # noqa: S310 (the rater's own server)
             payload = response.read(4 << 20)
     except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
+        if exc.code == 401:
             raise KeyRefusedOnList(exc.code) from None
+        if exc.code == 403:  # a restricted key may rate without the right to list models
+            return ModelList(None, "the key may not list the server's models (HTTP 403)")
         return ModelList(None, f"the server does not list its models (HTTP {exc.code})")
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)

@@ -65,6 +65,8 @@ def call(what: str, fn: Callable[..., T], *args: Any, redact: Redactor, key_env:
         raise fail(f"connection failed: {detail}") from None
     except (json.JSONDecodeError, openai.APIResponseValidationError):
         raise fail("the response is not valid JSON") from None
+    except openai.OpenAIError as exc:  # anything else the client raises: its text, redacted, on one line
+        raise fail(f"{exc.__class__.__name__}: {exc}") from None
     if expect is not None and not hasattr(result, expect):
         shown = result[:80] if isinstance(result, str) else type(result).__name__
         raise fail(f"the response is not valid JSON: {shown!r}")
