@@ -345,3 +345,12 @@ def test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it
         assert report.status == "succeeded" and report.external_id == first
         assert own.finetuning_stats()["jobs"] == [first]
     engine.dispose()
+
+
+def test_a_rate_set_that_shares_items_with_train_is_refused(tmp_path, db_url, server):
+    engine, loaded = _prepared(tmp_path, db_url, server, finetune={"rate": "gold"})
+    with pytest.raises(WorkbenchError, match=r"train 'ft.train' and rate 'gold' share 40 items .*make the sets disjoint"):
+        start_finetune(engine, loaded, "mini-ft")
+    with Session(engine) as s:
+        assert s.scalar(select(Job).where(Job.kind.like("finetune:%"))) is None
+    engine.dispose()

@@ -281,3 +281,14 @@ def test_names_the_store_cannot_hold_are_one_line_on_both_databases(runner, db_u
     path = write(tmp_path / "n.csv", "Word,Fam\ncat,3\n")
     out = cli(runner, "import", path, *args, *FAM, "--db", db_url, code=1)
     assert want in out.stderr
+
+
+def test_as_rater_values_with_rescale_are_checked_before_it(runner, db_url, tmp_path):
+    cli(runner, "import", write(tmp_path / "gold.csv", "Word,Fam\ncat,3\ndog,4\n"), "--dataset", "gold", *FAM, "--db", db_url)
+    model = write(tmp_path / "model.csv", "Word,Fam\ncat,350\ndog,900\n")
+    args = ["import", model, "--as-rater", "m", "--item-column", "Word", "--rating", "familiarity=Fam"]
+    out = cli(runner, *args, "--rescale", "familiarity=0.01", "--db", db_url, code=1)
+    assert "row 3, column 'Fam', value '900': outside the familiarity scale 100-700" in out.stderr
+    write(model, "Word,Fam\ncat,350\ndog,600\n")
+    cli(runner, *args, "--rescale", "familiarity=0.01", "--db", db_url)
+    assert rows_in_store(db_url)["ratings"] == 4

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.openai_server import OpenAIServer, reference_expected
-from tests.test_rate import KEY_ENV, RATE_JOB, WORDS, _without_raters, all_text_in_store, ratings_by_word, write_study
+from tests.test_rate import KEY_ENV, RATE_JOB, WORDS, _without_raters, ratings_by_word, write_study
 from workbench.errors import WorkbenchError
 from workbench.store import connect
 from workbench.store.models import Job
@@ -60,6 +61,16 @@ def setup(tmp_path, db_url, server, raters, **kw):
 def workbench(*args, env=None):
     return subprocess.run([sys.executable, "-m", "workbench.cli.main", *args], env=env or dict(os.environ),
                           capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def every_table_as_text(engine) -> str:
+    """Every row of every table in the store, as text."""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as c:
+        tables = inspect(c).get_table_names()
+        assert {"ratings", "calls", "jobs", "raters"} <= set(tables)
+        return "\n".join(json.dumps([str(v) for v in row]) for t in tables for row in c.execute(text(f'SELECT * FROM "{t}"')))
 
 
 def dead_port() -> int:
@@ -107,7 +118,7 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
     assert runs[1].returncode in (0, 2), runs[1].stderr
     assert "refused the API key" in runs[-2].stderr and "refused the API key" in runs[-1].stderr
     engine = connect(db_url)
-    stored = all_text_in_store(engine)
+    stored = every_table_as_text(engine)
     assert SECRET not in stored and "***" in stored  # redacted, not dropped
     reports = sorted((tmp_path / "study" / "reports").iterdir())
     assert {p.suffix for p in reports} >= {".html", ".md", ".json"}

@@ -212,7 +212,8 @@ def rater_scale(session: Session, spec: DatasetSpec) -> DatasetSpec:
         if rc.scale is None:
             dim = session.scalar(select(Dimension).where(Dimension.name == rc.dimension))
             if dim is not None and dim.scale_min is not None and dim.scale_max is not None:
-                rc = replace(rc, scale=(dim.scale_min, dim.scale_max))
+                f = rc.rescale or 1.0  # values are checked before --rescale multiplies them
+                rc = replace(rc, scale=(dim.scale_min / f, dim.scale_max / f))
         ratings.append(rc)
     return replace(spec, ratings=tuple(ratings))
 

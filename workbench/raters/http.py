@@ -1,12 +1,18 @@
 """Rating items through an OpenAI-compatible server (chat or text completions), many requests at a time.
 
-``concurrency`` workers share a queue of items. Each request has its own
-timeout; a 429 waits for the server's Retry-After (else backs off), a 5xx, a
-timeout, a dropped connection or a response a rating cannot be read from is
-retried with exponential backoff and jitter, up to ``max_retries``; then the
-item is recorded as failed with its reason (a later run tries it again). An
-answer that holds no rating ("banana") is a result, kept with its reason, not
-retried. A refused key stops the whole job. Every attempt is logged.
+``concurrency`` workers share a queue of items and one pacer (raters/pacing.py:
+the rater's ``rpm``/``tpm`` and the server's x-ratelimit-* headers; a 429 holds
+every worker for its Retry-After). Each request has its own timeout; a 5xx, a
+timeout, a dropped connection or a response a rating cannot be read from (not
+JSON, logprobs of any wrong shape) is retried with exponential backoff and
+jitter, up to ``max_retries``; then the item is recorded as failed with its
+reason (a later run tries it again). An answer that holds no rating ("banana")
+is a result, kept with its reason, not retried; so is an empty answer with no
+logprobs. A refused key stops the whole job. Every attempt is logged.
+
+Every response enters through :func:`receive`, which redacts the key (and any
+``Bearer`` token) from the body, its parsed values and the headers before
+anything reads, logs or stores them.
 """
 
 from __future__ import annotations
