@@ -202,10 +202,16 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
     again = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
     assert not again.changed and again.full_reads == 0
 
-    # an edit updates the rating, a deletion removes it, a skip is not a rating, "I don't know" is kept as such
+    # an edit alone changes none of the project's counts: pull still sees it
     a0 = annotators[0]
     mine = [(t, ann, w) for t, ann, w in done[a0.email] if w not in ("blick", "florp", "crendle")]
     (t_edit, ann_edit, w_edit), (t_del, ann_del, w_del) = mine[0], mine[1]
+    a0.edit(ann_edit, "1" if round(gold[w_edit]) != 1 else "2")
+    only_edit = pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn)
+    assert (only_edit.new, only_edit.edited, only_edit.deleted, only_edit.full_reads) == (0, 1, 0, 0)
+    assert (only_edit.ratings_added, only_edit.ratings_changed, only_edit.ratings_removed) == (0, 1, 0)
+
+    # an edit updates the rating, a deletion removes it, a skip is not a rating, "I don't know" is kept as such
     a0.edit(ann_edit, "unknown")
     a0.delete(ann_del)
     task2 = annotators[1].next_task(projects[2])

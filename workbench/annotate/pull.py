@@ -5,7 +5,13 @@ since its last pull (Label Studio bumps a task's ``updated_at`` when one of
 its annotations is made or edited). Deletions do not bump it, so pull also
 compares the project's annotation counts with what it expects; any mismatch
 (a deleted annotation or task, a project edited by hand) makes it read the
-whole project. A pull when nothing changed is one request per list.
+whole project.
+
+A pull when nothing changed asks one cheap question per list, several lists
+at once (a page of one task id: how many tasks changed since the last pull),
+after one request for every project's counts, and reads nothing else from
+the store or the server: the annotations the store holds are loaded only
+when some list changed, and then only the lists that changed are read.
 
 Everything Label Studio returns is read before anything is written; the
 store then changes in one transaction, so a server that goes down mid-pull
@@ -25,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from workbench.annotate.connection import Connection, study_secret
@@ -133,6 +139,27 @@ def _read_tasks(conn: Connection, project_id: int, since: str | None, detail: bo
         page += 1
 
 
+def _changed_since(conn: Connection, project_id: int, since: str) -> int:
+    """How many tasks of a project were updated since a time: one page of one task id, the count only."""
+    item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}
+    params = {"project": project_id, "fields": "task_only", "include": "id", "page_size": 1, "page": 1,
+              "query": json.dumps({"filters": {"conjunction": "and", "items": [item]}})}  # fmt: skip
+    body = conn.call(f"read the tasks of project {project_id}", lambda: conn.request("GET", "/api/tasks/", params=params))
+    return int(body.get("total") or 0) if body.get("tasks") else 0
+
+
+def _quiet(conn: Connection, project_id: int, synced_at: str | None, fingerprint: str | None, counts: dict, live_tasks: int) -> bool:
+    """True when a list surely has nothing new: its counts are those of the last pull and no task was updated since.
+
+    An edit leaves the counts alone but bumps its task's ``updated_at``; a deletion changes the counts.
+    """
+    if synced_at is None or fingerprint is None or _fingerprint(counts) != fingerprint:
+        return False
+    if int(counts.get("task_number") or 0) != live_tasks:
+        return False
+    return _changed_since(conn, project_id, _since(synced_at)) == 0
+
+
 def _server_clock(date_header: str | None) -> str | None:
     if not date_header:
         return None
@@ -194,6 +221,35 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         points = [float(p) for p in scale_points(dim.scale_min, dim.scale_max, dim.scale_step or 1)]
         lists = [(cl.id, cl.list_no, cl.project_id, cl.synced_at, cl.fingerprint)
                  for cl in s.scalars(select(CampaignList).where(CampaignList.campaign_id == campaign_id).order_by(CampaignList.list_no))]  # fmt: skip
+        q = (select(CampaignTask.list_id, func.count()).where(CampaignTask.campaign_id == campaign_id, CampaignTask.deleted.is_(False))
+             .group_by(CampaignTask.list_id))  # fmt: skip
+        live_by_row = dict(s.execute(q).all())
+    report.lists = len(lists)
+
+    # ---- which lists changed: the projects' counts in one request, then one cheap question per list, several at once
+    on_server = server_projects(conn)
+    started = _server_clock(conn.server_time)
+    missing = [(no, pid) for _, no, pid, *_ in lists if pid not in on_server]
+    if missing:
+        no, pid = missing[0]
+        raise WorkbenchError(f"project {pid} (list {no} of {name!r}) is gone from {conn.url}: it was deleted by hand.")
+
+    def quiet(args) -> bool:
+        cl_id, _no, pid, synced, fp = args
+        return _quiet(conn, pid, synced, fp, on_server[pid], live_by_row.get(cl_id, 0))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(lists)))) as pool:
+        flags = list(pool.map(quiet, lists))
+    to_read = [cl for cl, q in zip(lists, flags, strict=True) if not q]
+    if not to_read:  # nothing changed: the store's annotations are not even loaded
+        if on_progress:
+            on_progress(len(lists), len(lists))
+        with Session(engine) as s:
+            q = select(func.count(func.distinct(CampaignAnnotation.annotator))).where(CampaignAnnotation.campaign_id == campaign_id)
+            report.annotators = int(s.scalar(q) or 0)
+        return report
+
+    with Session(engine) as s:
         task_rows = {t.task_id: t for t in s.scalars(select(CampaignTask).where(CampaignTask.campaign_id == campaign_id))}
         for t in task_rows.values():
             s.expunge(t)
@@ -203,7 +259,6 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
                 CampaignAnnotation.updated_at]  # fmt: skip
         q = select(*cols).where(CampaignAnnotation.campaign_id == campaign_id)
         ann_rows = {r.annotation_id: r for r in s.execute(q)}  # plain rows: tens of thousands of ORM objects cost seconds
-    report.lists = len(lists)
     row_by_id = {t.id: t for t in task_rows.values()}
     stored_by_task: dict[int, set[int]] = {}
     for a in ann_rows.values():
@@ -214,13 +269,6 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         if not t.deleted:
             live_by_list[list_of_row[t.list_id]] = live_by_list.get(list_of_row[t.list_id], 0) + 1
 
-    on_server = server_projects(conn)
-    started = _server_clock(conn.server_time)
-    missing = [(no, pid) for _, no, pid, *_ in lists if pid not in on_server]
-    if missing:
-        no, pid = missing[0]
-        raise WorkbenchError(f"project {pid} (list {no} of {name!r}) is gone from {conn.url}: it was deleted by hand.")
-
     def one(args):
         _, no, pid, synced, fp = args
         f = _fetch_list(conn, no, pid, synced, fp, on_server[pid], stored_by_task, live_by_list.get(no, 0))
@@ -229,12 +277,12 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
         return f
 
     fetched: list[Fetched] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(lists)))) as pool:
-        for k, f in enumerate(pool.map(one, lists), 1):
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(to_read)))) as pool:
+        for k, f in enumerate(pool.map(one, to_read), 1):
             if f is not None:
                 fetched.append(f)
             if on_progress:
-                on_progress(k, len(lists))
+                on_progress(len(lists) - len(to_read) + k, len(lists))
     report.lists_read = len(fetched)
     report.full_reads = sum(f.full for f in fetched)
 
