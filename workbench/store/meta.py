@@ -12,8 +12,6 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from workbench.store.models import StoreMeta
@@ -29,7 +27,10 @@ def ensure_store_id(conn: Connection) -> None:
     """
     if conn.scalar(select(StoreMeta.value).where(StoreMeta.key == STORE_ID)) is not None:
         return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    if conn.dialect.name == "postgresql":  # the dialect modules load on demand: CLI startup
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
     conn.execute(
         insert(StoreMeta).values(key=STORE_ID, value=uuid.uuid4().hex).on_conflict_do_nothing(index_elements=["key"])
     )

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from workbench.errors import WorkbenchError
 from workbench.ingest.presets import preset_specs
-from workbench.ingest.readers import separator_char
 from workbench.ingest.spec import DatasetSpec, RatingColumns, clip
 from workbench.study.models import DatasetSource, Study
 
@@ -218,4 +217,6 @@ def dataset_specs(name: str, src: DatasetSource, dimensions: dict) -> list[Datas
 
 
 def separator_of(src: DatasetSource) -> str | None:
+    from workbench.ingest.readers import separator_char  # pyarrow: only when a separator is given
+
     return separator_char(src.separator) if src.separator else None
