@@ -93,8 +93,11 @@ campaigns:
             conn = connect(server.url, token)
             if not args.unchanged_only:
                 t_push, push = timed(lambda: push_campaign(engine, loaded, "pushed", conn))
-                print(f"push of {args.words} words in lists of {args.list_size}: {t_push:.1f} s "
-                      f"({push.projects_created} projects, {push.tasks_imported} tasks)", flush=True)
+                print(
+                    f"push of {args.words} words in lists of {args.list_size}: {t_push:.1f} s "
+                    f"({push.projects_created} projects, {push.tasks_imported} tasks)",
+                    flush=True,
+                )
 
             # the annotators, and the second campaign's projects with their annotations imported
             invite = invite_url(server.url, token)
@@ -145,7 +148,20 @@ campaigns:
             print(f"pull when nothing changed: median {np.median(t_none):.2f} s of {[round(x, 2) for x in t_none]}", flush=True)
             task = conn.request("GET", "/api/tasks/", params={"project": pids[0], "fields": "all", "page_size": 1})["tasks"][0]
             ann = task["annotations"][0]
-            conn.request("PATCH", f"/api/annotations/{ann['id']}/", json={"result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": ["1"] if ann["result"][0]["value"]["choices"] != ["1"] else ["2"]}}]})
+            conn.request(
+                "PATCH",
+                f"/api/annotations/{ann['id']}/",
+                json={
+                    "result": [
+                        {
+                            "from_name": FROM_NAME,
+                            "to_name": TO_NAME,
+                            "type": "choices",
+                            "value": {"choices": ["1"] if ann["result"][0]["value"]["choices"] != ["1"] else ["2"]},
+                        }
+                    ]
+                },
+            )
             t_one, one = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
             print(f"pull after one edit: {t_one:.2f} s ({one.edited} edited, {one.ratings_changed} rating changed)", flush=True)
             engine.dispose()

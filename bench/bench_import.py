@@ -78,8 +78,19 @@ def brysbaert_file(path: Path, n: int = 40_000, seed: int = 1) -> None:
         for word in unique_words(n, rng):
             total = rng.randint(25, 30)
             unknown = rng.randint(0, 4)
-            w.writerow([word, 0, round(rng.uniform(1, 5), 2), round(rng.uniform(0, 1.9), 2), unknown, total,
-                        round((total - unknown) / total, 2), rng.randint(0, 50_000), rng.choice(pos)])
+            w.writerow(
+                [
+                    word,
+                    0,
+                    round(rng.uniform(1, 5), 2),
+                    round(rng.uniform(0, 1.9), 2),
+                    unknown,
+                    total,
+                    round((total - unknown) / total, 2),
+                    rng.randint(0, 50_000),
+                    rng.choice(pos),
+                ]
+            )
 
 
 N_DIMS = 10
@@ -201,8 +212,9 @@ def time_bare_sqlite(url: str, items, ratings, dims) -> float:
         conn.execute("BEGIN")
         for sql in SETUP_ROWS:
             conn.execute(sql)
-        conn.executemany("INSERT INTO dimensions (id, name, scale_min, scale_max) VALUES (?, ?, ?, ?)",
-                         [(i, *d) for i, d in enumerate(dims, start=1)])
+        conn.executemany(
+            "INSERT INTO dimensions (id, name, scale_min, scale_max) VALUES (?, ?, ?, ?)", [(i, *d) for i, d in enumerate(dims, start=1)]
+        )
         conn.executemany("INSERT INTO items (text, language) VALUES (?, ?)", items)
         conn.executemany(f"INSERT INTO ratings ({RATING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ratings)
         conn.execute("COMMIT")
@@ -223,8 +235,10 @@ def time_bare_pg(url: str, items, ratings, dims) -> float:
         with conn.cursor() as cur:
             for sql in SETUP_ROWS:
                 cur.execute(sql)
-            cur.executemany("INSERT INTO dimensions (id, name, scale_min, scale_max) VALUES (%s, %s, %s, %s)",
-                            [(i, *d) for i, d in enumerate(dims, start=1)])
+            cur.executemany(
+                "INSERT INTO dimensions (id, name, scale_min, scale_max) VALUES (%s, %s, %s, %s)",
+                [(i, *d) for i, d in enumerate(dims, start=1)],
+            )
             with cur.copy("COPY items (text, language) FROM STDIN") as cp:
                 for row in items:
                     cp.write_row(row)

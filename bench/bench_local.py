@@ -76,7 +76,11 @@ def few_shot(k: int = 10, scale: str = "1-7") -> list[tuple[str, int]]:
 
 
 def prompt(scale: str) -> str:
-    text = INSTRUCTIONS if scale == "1-7" else INSTRUCTIONS.replace("1 (very", "100 (very").replace("7 (very", "700 (very").replace("; 4 is", "; 400 is")
+    text = (
+        INSTRUCTIONS
+        if scale == "1-7"
+        else INSTRUCTIONS.replace("1 (very", "100 (very").replace("7 (very", "700 (very").replace("; 4 is", "; 400 is")
+    )
     return text + "".join(f'Word: "{w}"\nRating: {r}\n\n' for w, r in few_shot(10, scale))
 
 
@@ -150,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300, help="words to rate (default 300)")
     ap.add_argument("--plain-n", type=int, help="words for the plain baseline on the 1-7 scale (default: all)")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
-    ap.add_argument("--continuation-n", type=int, default=30,
-                    help="the 100-700 scale: plain baseline on this many words (default 30; 0 skips the scale)")
+    ap.add_argument(
+        "--continuation-n",
+        type=int,
+        default=30,
+        help="the 100-700 scale: plain baseline on this many words (default 30; 0 skips the scale)",
+    )
     ap.add_argument("--continuation-batch-sizes", type=int, nargs="+", default=[16, 32])
     ap.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the best is kept (default 1)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")

@@ -166,8 +166,10 @@ def main() -> None:
     print(f"workbench, concurrency {args.concurrency}: {args.words} words in {elapsed:.2f} s = {rate:.0f} words/s")
     print(f"sequential loop (openai client):     {seq_rate:.1f} words/s")
     print(f"bare aiohttp loop, same server:      {ceiling:.0f} words/s ({ceiling / bound:.0%} of the bound: this machine's ceiling)")
-    print(f"speed-up: {rate / seq_rate:.1f}x (goal 40x); share of the bound {bound:.0f}/s: {rate / bound:.0%} (goal 80%); "
-          f"share of the bare loop: {rate / ceiling:.0%}")
+    print(
+        f"speed-up: {rate / seq_rate:.1f}x (goal 40x); share of the bound {bound:.0f}/s: {rate / bound:.0%} (goal 80%); "
+        f"share of the bare loop: {rate / ceiling:.0%}"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rate.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     df, gold = synthetic(args.items, args.raters)
-    print(f"{args.items:,} items x {args.raters} raters, {args.boot:,} resamples, "
-          f"{df.isna().to_numpy().mean():.1%} of rater values missing")
+    print(
+        f"{args.items:,} items x {args.raters} raters, {args.boot:,} resamples, {df.isna().to_numpy().mean():.1%} of rater values missing"
+    )
 
     runs = []
     for _ in range(args.repeat):
@@ -123,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n  {'rater':<8} {'n':>7} {'spearman':>9} {'95% CI':>17} {'pearson':>8} {'95% CI':>17}")
     for a in results:
-        print(f"  {a.rater:<8} {a.n:>7,} {a.spearman:9.4f} {a.spearman_ci[0]:8.4f}-{a.spearman_ci[1]:.4f} "
-              f"{a.pearson:8.4f} {a.pearson_ci[0]:8.4f}-{a.pearson_ci[1]:.4f}")
+        print(
+            f"  {a.rater:<8} {a.n:>7,} {a.spearman:9.4f} {a.spearman_ci[0]:8.4f}-{a.spearman_ci[1]:.4f} "
+            f"{a.pearson:8.4f} {a.pearson_ci[0]:8.4f}-{a.pearson_ci[1]:.4f}"
+        )
     print(f"\n  vectorised agreement_many          {vectorised:8.2f} s   (peak numpy memory {peak / 2**20:.0f} MiB)")
     print(f"  pandas loop, {args.loop_boot} resamples measured   {loop_measured:8.2f} s")
     print(f"  pandas loop, {args.boot} extrapolated     {loop_extrapolated:8.2f} s   (linear: x {args.boot / args.loop_boot:g})")
-    print(f"  speed-up                           {speedup:8.1f} x   "
-          f"{'ok' if meets else 'MISSES the goal'} (goal >= {GOAL_SPEEDUP:g}x and <= {GOAL_SECONDS:g} s)")
+    print(
+        f"  speed-up                           {speedup:8.1f} x   "
+        f"{'ok' if meets else 'MISSES the goal'} (goal >= {GOAL_SPEEDUP:g}x and <= {GOAL_SECONDS:g} s)"
+    )
     print(f"  max |vectorised - loop| over the measured resamples: {max_diff:.1e}")
 
     args.out.mkdir(parents=True, exist_ok=True)

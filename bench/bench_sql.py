@@ -60,9 +60,7 @@ def write_csv(path: Path, words: int, dims: int, seed: int = 7) -> None:
 
 
 def spec(dims: int) -> DatasetSpec:
-    ratings = tuple(
-        RatingColumns(f"dim{d}", mean=(f"D{d}.M",), sd=(f"D{d}.SD",), n=(f"D{d}.N",), scale=(1, 7)) for d in range(dims)
-    )
+    ratings = tuple(RatingColumns(f"dim{d}", mean=(f"D{d}.M",), sd=(f"D{d}.SD",), n=(f"D{d}.N",), scale=(1, 7)) for d in range(dims))
     return DatasetSpec("bench", item=("Word",), ratings=ratings)
 
 

@@ -15,6 +15,7 @@ bash "$ROOT/scripts/label_studio.sh" >/dev/null
 export WORKBENCH_REQUIRE_LABEL_STUDIO=1
 cd "$ROOT"
 python -m ruff check .
+python -m ruff format --check .
 python -m workbench.study.schema --check
 python -m workbench.analysis.report_model --check
 python -m pytest -q -n 2 "$@"

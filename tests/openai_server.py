@@ -78,23 +78,37 @@ NEIGHBOUR_MASS = 0.15
 SPACED_SHARE = 0.2  # share of each point's mass on the " 5" token (the rest on "5")
 OFF_SCALE_TOKEN = "The"
 NON_NUMERIC_TOKENS = (
-    ("banana", 0.6), ("The", 0.15), ("I", 0.1), ("Sure", 0.06), ("As", 0.04), ("It", 0.03), ("This", 0.02),
+    ("banana", 0.6),
+    ("The", 0.15),
+    ("I", 0.1),
+    ("Sure", 0.06),
+    ("As", 0.04),
+    ("It", 0.03),
+    ("This", 0.02),
 )
-FAULT_KINDS = frozenset({
-    "429", "500", "slow", "malformed", "no_logprobs", "non_numeric",
-    # a 200 whose logprobs are broken: "logprob": "abc", null logprobs, entries missing fields, wrong types
-    "bad_logprob", "null_logprob", "missing_fields", "wrong_types",
-    # an empty answer with no logprobs (a model with no chat template)
-    "empty",
-})
+FAULT_KINDS = frozenset(
+    {
+        "429",
+        "500",
+        "slow",
+        "malformed",
+        "no_logprobs",
+        "non_numeric",
+        # a 200 whose logprobs are broken: "logprob": "abc", null logprobs, entries missing fields, wrong types
+        "bad_logprob",
+        "null_logprob",
+        "missing_fields",
+        "wrong_types",
+        # an empty answer with no logprobs (a model with no chat template)
+        "empty",
+    }
+)
 BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
 ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
 MAX_CHOICE_CACHE = 200_000
-FILE_PURPOSES = frozenset(
-    {"assistants", "batch", "fine-tune", "vision", "user_data", "evals", "batch_output"}
-)
+FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals", "batch_output"})
 
 
 # --------------------------------------------------------------------------- the model
@@ -137,9 +151,7 @@ def reference_expected(word: str, scale: Scale = (1, 7)) -> float:
     return sum(int(label) * p for label, p in reference_distribution(word, scale).items())
 
 
-def reference_top_logprobs(
-    word: str, scale: Scale = (1, 7), off_scale_mass: float = 0.02
-) -> list[tuple[str, float]]:
+def reference_top_logprobs(word: str, scale: Scale = (1, 7), off_scale_mass: float = 0.02) -> list[tuple[str, float]]:
     """The full first-token distribution as (token, logprob), most likely first.
 
     Each point's probability, scaled by 1 - off_scale_mass, is split 80/20
@@ -348,15 +360,16 @@ class Model:
         """A serialized chat completion; variant is "normal", "no_logprobs", "non_numeric", "empty"
         or one of BROKEN_LOGPROBS."""
         prompt_tokens = request.prompt_chars // 4 + 1
-        head = _dumps({
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.model,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": request.n,
-                      "total_tokens": prompt_tokens + request.n},
-            "system_fingerprint": None,
-        })
+        head = _dumps(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": request.model,
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": request.n, "total_tokens": prompt_tokens + request.n},
+                "system_fingerprint": None,
+            }
+        )
         top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
         choices = b",".join(
             b'{"index":%d,' % i + self._choice_json(request.word, label, top_k, variant)
@@ -764,21 +777,23 @@ class OpenAIServer:
     async def open(self) -> None:
         """Start listening in the running event loop; sets `port` when it was 0."""
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 30)
-        app.add_routes([
-            web.post("/v1/chat/completions", self._chat),
-            web.post("/v1/completions", self._completions),
-            web.get("/v1/models", self._list_models),
-            web.post("/v1/files", self._upload_file),
-            web.get("/v1/files/{file_id}", self._get_file),
-            web.get("/v1/files/{file_id}/content", self._file_content),
-            web.delete("/v1/files/{file_id}", self._delete_file),
-            web.post("/v1/batches", self._create_batch),
-            web.get("/v1/batches", self._list_batches),
-            web.get("/v1/batches/{batch_id}", self._get_batch),
-            web.post("/v1/batches/{batch_id}/cancel", self._cancel_batch),
-            *self._finetune_routes(),
-            web.get("/_stats", self._stats_handler),
-        ])
+        app.add_routes(
+            [
+                web.post("/v1/chat/completions", self._chat),
+                web.post("/v1/completions", self._completions),
+                web.get("/v1/models", self._list_models),
+                web.post("/v1/files", self._upload_file),
+                web.get("/v1/files/{file_id}", self._get_file),
+                web.get("/v1/files/{file_id}/content", self._file_content),
+                web.delete("/v1/files/{file_id}", self._delete_file),
+                web.post("/v1/batches", self._create_batch),
+                web.get("/v1/batches", self._list_batches),
+                web.get("/v1/batches/{batch_id}", self._get_batch),
+                web.post("/v1/batches/{batch_id}/cancel", self._cancel_batch),
+                *self._finetune_routes(),
+                web.get("/_stats", self._stats_handler),
+            ]
+        )
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -908,10 +923,12 @@ class OpenAIServer:
         with self._lock:
             self._stats.models_listed += 1
         owner = self._echo(request) or "test-server"
-        return _json_response({
-            "object": "list",
-            "data": [{"id": m, "object": "model", "created": 0, "owned_by": owner} for m in self.models],
-        })
+        return _json_response(
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "created": 0, "owned_by": owner} for m in self.models],
+            }
+        )
 
     async def _answer_chat(self, chat: ChatRequest, attempt: int, fault: str | None, echo: str | None = None) -> web.Response:
         if fault is None and chat.model in self._ft_state().models:
@@ -1094,15 +1111,17 @@ class OpenAIServer:
         after = request.query.get("after")
         if after is not None:
             ids = [obj["id"] for obj in objs]
-            objs = objs[ids.index(after) + 1:] if after in ids else []
+            objs = objs[ids.index(after) + 1 :] if after in ids else []
         page = objs[:limit]
-        return _json_response({
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(objs) > limit,
-        })
+        return _json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(objs) > limit,
+            }
+        )
 
     async def _run_batch(self, batch: _Batch) -> None:
         """Move a batch through validating -> in_progress -> finalizing -> completed in ~batch_seconds,
@@ -1130,7 +1149,7 @@ class OpenAIServer:
             if obj["status"] == "cancelling":
                 self._finish_batch(obj, "cancelled", lines, output, failures)
                 return
-            for custom_id, chat in lines[start:min(start + chunk, limit)]:
+            for custom_id, chat in lines[start : min(start + chunk, limit)]:
                 self._answer_line(custom_id, chat, output, failures, batch.echo)
             obj["request_counts"].update(completed=len(output), failed=len(failures))
         if limit < len(lines):
@@ -1147,7 +1166,11 @@ class OpenAIServer:
         attempt, fault = self._begin_attempt(chat.word)
         status, body = self._outcome(chat, attempt, fault, echo)
         line = b'{"id":%s,"custom_id":%s,"response":{"status_code":%d,"request_id":%s,"body":%s},"error":null}' % (
-            _dumps(self._new_id("batch_req_")), _dumps(custom_id), status, _dumps(self._new_id("req_")), body
+            _dumps(self._new_id("batch_req_")),
+            _dumps(custom_id),
+            status,
+            _dumps(self._new_id("req_")),
+            body,
         )
         (output if status == 200 else failures).append(line)
 
@@ -1405,9 +1428,7 @@ def _check_training_file(data: bytes) -> None:
             raise _bad_request(f"Invalid file format for Fine-Tuning API: line {line_no} does not end with an assistant message.", "file")
 
 
-def parse_batch_lines(
-    data: bytes, pattern: re.Pattern[str]
-) -> tuple[list[tuple[str, ChatRequest]], list[dict[str, Any]]]:
+def parse_batch_lines(data: bytes, pattern: re.Pattern[str]) -> tuple[list[tuple[str, ChatRequest]], list[dict[str, Any]]]:
     """Parse and validate a batch input file: ([(custom_id, request)], [batch errors]).
 
     Errors follow the documented shape {code, message, param, line} (1-based line).

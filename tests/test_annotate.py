@@ -153,8 +153,10 @@ def test_push_pull_with_annotators_working_at_once(study, ls_server, annotators)
     # four annotators on list 1 at once: the stream gives each task to at least k = 3 of them (a race in the
     # server can hand a task to one more, and the annotations API takes any number: pull keeps every annotator's)
     gold = dict(WORDS)
+
     def choose(word):
         return "unknown" if word in ("blick", "florp", "crendle") else str(round(gold[word]))
+
     done: dict[str, list] = {}
     threads = [threading.Thread(target=lambda a=a: done.__setitem__(a.email, work_through(a, projects[1], choose))) for a in annotators]
     for t in threads:
@@ -373,7 +375,10 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
     assert {(row["rater"], row["gold"]) for row in dim["ceiling"]} >= {("pilot", "norms")}  # beside the published norm
     rel = dim["reliability"]
     assert len(rel["raters"]) == 2 and rel["split_half"] is not None and rel["krippendorff_alpha"] is not None
-    assert list(rel["excluded"]) == [f"pilot:{bad_rater['annotator']}"] and "control items" in rel["excluded"][f"pilot:{bad_rater['annotator']}"]
+    assert (
+        list(rel["excluded"]) == [f"pilot:{bad_rater['annotator']}"]
+        and "control items" in rel["excluded"][f"pilot:{bad_rater['annotator']}"]
+    )
     # wrong token and unknown campaign: one line each
     monkeypatch.setenv("TEST_LS_KEY", "wrong")
     r = runner.invoke(app, ["annotate", "pull", "pilot", "--study", str(path)])

@@ -39,7 +39,9 @@ def test_aggregate_counts_known_ness_and_leaves_out_the_excluded():
     rs = [Response("a", "item", 1, 5.0, False, 2), Response("b", "item", 1, 7.0, False, 2), Response("c", "item", 1, None, True, 2),
           Response("x", "item", 1, 1.0, False, 2), Response("a", "item", 2, None, True, 2), Response("a", "control", 3, 6.0, False, 2)]  # fmt: skip
     (w1, w2) = aggregate(rs, excluded={"x"})
-    assert (w1.item_id, w1.mean, w1.n, w1.n_unknown) == (1, 6.0, 2, 1) and math.isclose(w1.sd, math.sqrt(2)) and math.isclose(w1.known, 2 / 3)
+    assert (
+        (w1.item_id, w1.mean, w1.n, w1.n_unknown) == (1, 6.0, 2, 1) and math.isclose(w1.sd, math.sqrt(2)) and math.isclose(w1.known, 2 / 3)
+    )
     assert (w2.item_id, w2.mean, w2.sd, w2.n, w2.known) == (2, None, None, 0, 0.0)
 
 
@@ -50,7 +52,7 @@ def test_label_config_keys_and_reading_a_choice():
     assert hotkeys(list(range(1, 12))) == ([None] * 11, "0")
     xml = label_config("valence", [1, 2, 3], {"1": "unhappy & sad", "3": "happy"})
     assert '<Choice value="1 (unhappy &amp; sad)" alias="1" hotkey="1"/>' in xml
-    assert "<Choice value=\"I don't know this word\" alias=\"unknown\" hotkey=\"0\"/>" in xml
+    assert '<Choice value="I don\'t know this word" alias="unknown" hotkey="0"/>' in xml
     res = lambda *c: [{"from_name": "rating", "to_name": "word", "type": "choices", "value": {"choices": list(c)}}]  # noqa: E731
     assert choice_value(res("2"), [1, 2, 3]) == (2.0, False, None)
     assert choice_value(res("3 (happy)"), [1, 2, 3]) == (3.0, False, None)

@@ -94,7 +94,12 @@ def test_a_backend_defined_in_a_test_rates_through_apply_and_rate(tmp_path, db_u
         rater = s.scalar(select(Rater).where(Rater.name == "flat"))
         job = s.scalar(select(Job).where(Job.rater_id == rater.id))
     assert values == [3.5] * len(WORDS)
-    assert rater.kind == "model" and rater.config == {"backend": "constant", "dimension": "familiarity", "scale": [1.0, 7.0, 1.0], "value": 3.5}
+    assert rater.kind == "model" and rater.config == {
+        "backend": "constant",
+        "dimension": "familiarity",
+        "scale": [1.0, 7.0, 1.0],
+        "value": 3.5,
+    }
     assert job.kind == "rate:constant" and job.status == "completed" and job.config["requested"] == len(WORDS)
     assert "Nothing to do" in invoke("apply", "--study", study).output  # resumes: all rated
     # another value is another rater; `workbench rate` runs it, --limit included
@@ -129,7 +134,9 @@ def test_unknown_backend_and_unknown_option_are_named(tmp_path):
     with pytest.raises(WorkbenchError, match=r"raters\.flat: unknown backend 'constnat'\. Did you mean 'constant'\?"):
         load_study(study)
     study = write_study(tmp_path, "sqlite:///x.db", {"flat": {"backend": "constant", "valeu": 2}})
-    with pytest.raises(WorkbenchError, match=r"raters\.flat\.valeu: the constant backend does not take this option\. Did you mean 'value'\?"):
+    with pytest.raises(
+        WorkbenchError, match=r"raters\.flat\.valeu: the constant backend does not take this option\. Did you mean 'value'\?"
+    ):
         load_study(study)
     study = write_study(tmp_path, "sqlite:///x.db", {"zipf": {"backend": "wordfreq", "prompt": "Rate {item}"}})
     result = invoke("validate", "--study", study, code=1)

@@ -104,9 +104,7 @@ def test_ridge_intercept_is_not_penalised() -> None:
 def test_ridge_is_invariant_to_feature_units_and_ignores_constant_columns() -> None:
     X, y = _regression_problem(50, 5, seed=4)
     rescaled = X * [1000.0, 1e-3, 1.0, -2.0, 5.0] + 7.0
-    np.testing.assert_allclose(
-        Ridge(alpha=4.0).fit(rescaled, y).predict(rescaled), Ridge(alpha=4.0).fit(X, y).predict(X), rtol=1e-9
-    )
+    np.testing.assert_allclose(Ridge(alpha=4.0).fit(rescaled, y).predict(rescaled), Ridge(alpha=4.0).fit(X, y).predict(X), rtol=1e-9)
     with_constant = np.c_[X, np.full(len(y), 3.0)]
     ridge = Ridge(alpha=4.0).fit(with_constant, y)
     assert ridge.coef_[-1] == 0.0
@@ -273,9 +271,7 @@ def test_embedding_model_sets_offline_switches_during_load(monkeypatch: pytest.M
 
 
 def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(
-        baselines._PACKAGED_MODELS, "absent-model", baselines._PackagedModel("no_such_module_xyz", "no-such-dist")
-    )
+    monkeypatch.setitem(baselines._PACKAGED_MODELS, "absent-model", baselines._PackagedModel("no_such_module_xyz", "no-such-dist"))
     with pytest.raises(WorkbenchError, match=r"'absent-model' is not installed; run `pip install workbench\[local\]`"):
         EmbeddingModel.load("absent-model")
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)

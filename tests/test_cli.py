@@ -33,7 +33,7 @@ dimensions:
   familiarity: {{scale: [1, 7], labels: {{1: unfamiliar, 7: familiar}}}}
 datasets:
   toolbox:
-    file: {shared / 'glasgow_mrc' / 'glasgow_mrc_familiarity.xlsx'}
+    file: {shared / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx"}
     preset: glasgow_mrc
 {extra}""",
         encoding="utf-8",
@@ -109,7 +109,12 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
     assert blocks[0] == f"# store\nstore,items,ratings\n{url},2545,5090"
     assert blocks[1].startswith("# datasets\ndataset,preset,language,items,ratings,dimensions\n")
     assert [b.split("\n")[0] for b in blocks] == [
-        "# store", "# datasets", "# dimensions", "# raters", "# item sets", "# recent rating jobs",
+        "# store",
+        "# datasets",
+        "# dimensions",
+        "# raters",
+        "# item sets",
+        "# recent rating jobs",
     ]
 
 
@@ -128,21 +133,63 @@ def test_import_generic_columns_with_rescale(runner, tmp_path, db_url):
     f = tmp_path / "mrc.csv"
     f.write_text("word;fam;fam_sd\nabbey;431;12,5\nzebra;520;NA\ndog;0;\n", encoding="cp1252")
     out = run(
-        runner, "import", f, "--dataset", "mrcish", "--item-column", "word", "--rating", "familiarity=fam,sd=fam_sd",
-        "--scale", "familiarity=100:700", "--rescale", "familiarity=0.01", "--decimal", ",", "--db", db_url,
-        "--study", tmp_path / "none.yaml", code=1,
+        runner,
+        "import",
+        f,
+        "--dataset",
+        "mrcish",
+        "--item-column",
+        "word",
+        "--rating",
+        "familiarity=fam,sd=fam_sd",
+        "--scale",
+        "familiarity=100:700",
+        "--rescale",
+        "familiarity=0.01",
+        "--decimal",
+        ",",
+        "--db",
+        db_url,
+        "--study",
+        tmp_path / "none.yaml",
+        code=1,
     )
     # 0 is outside 100-700 without the mrc preset's "0 means missing"
     assert out.stderr.startswith(f"Error: {f}: 1 problem: row 4, column 'fam', value '0': outside the familiarity scale 100-700.")
     f.write_text("word;fam;fam_sd\nabbey;431;12,5\nzebra;520;NA\n", encoding="cp1252")
     out = run(
-        runner, "import", f, "--dataset", "mrcish", "--item-column", "word", "--rating", "familiarity=fam,sd=fam_sd",
-        "--scale", "familiarity=100:700", "--rescale", "familiarity=0.01", "--decimal", ",", "--db", db_url,
-        "--study", tmp_path / "none.yaml",
+        runner,
+        "import",
+        f,
+        "--dataset",
+        "mrcish",
+        "--item-column",
+        "word",
+        "--rating",
+        "familiarity=fam,sd=fam_sd",
+        "--scale",
+        "familiarity=100:700",
+        "--rescale",
+        "familiarity=0.01",
+        "--decimal",
+        ",",
+        "--db",
+        db_url,
+        "--study",
+        tmp_path / "none.yaml",
     )
     assert out.output == "mrcish: imported 2 items, 2 ratings (familiarity)\n"
-    csv_out = run(runner, "sql", "SELECT item, value, sd FROM ratings ORDER BY item", "--format", "csv", "--db", db_url,
-                  "--study", tmp_path / "none.yaml")
+    csv_out = run(
+        runner,
+        "sql",
+        "SELECT item, value, sd FROM ratings ORDER BY item",
+        "--format",
+        "csv",
+        "--db",
+        db_url,
+        "--study",
+        tmp_path / "none.yaml",
+    )
     assert csv_out.output == "item,value,sd\nabbey,4.31,0.125\nzebra,5.2,\n"
 
 
@@ -156,8 +203,7 @@ def test_import_needs_a_layout(runner, tmp_path, db_url):
     )
     out = run(runner, "import", f, "--dataset", "x", "--preset", "nope", "--db", db_url, code=1)
     assert out.stderr == (
-        "Error: Unknown preset 'nope'. Presets: glasgow, lancaster, brysbaert2014, warriner2013, "
-        "kuperman2012, mrc, glasgow_mrc.\n"
+        "Error: Unknown preset 'nope'. Presets: glasgow, lancaster, brysbaert2014, warriner2013, kuperman2012, mrc, glasgow_mrc.\n"
     )
     out = run(runner, "import", f, "--dataset", "x", "--preset", "brysbaert", "--db", db_url, code=1)
     assert out.stderr.startswith("Error: Unknown preset 'brysbaert'. Did you mean 'brysbaert2014'? Presets: glasgow,")

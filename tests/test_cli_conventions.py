@@ -111,11 +111,7 @@ def test_commands_that_print_data_share_one_format_enum():
 
 
 def test_importing_the_cli_loads_no_heavy_library():
-    code = (
-        "import sys, workbench.cli.main\n"
-        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
-    )
+    code = f"import sys, workbench.cli.main\nheavy = [m for m in {HEAVY!r} if m in sys.modules]\nprint(','.join(heavy))\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"imported when the CLI loads: {done.stdout.strip()}"

@@ -16,7 +16,9 @@ from workbench.study.load import load_study
 
 
 def test_demo_study_imports_and_the_human_norms_agree(tmp_path):
-    shutil.copytree(ROOT / "examples" / "concreteness", tmp_path / "demo", ignore=shutil.ignore_patterns("*.db*", ".workbench-cache", "reports"))
+    shutil.copytree(
+        ROOT / "examples" / "concreteness", tmp_path / "demo", ignore=shutil.ignore_patterns("*.db*", ".workbench-cache", "reports")
+    )
     loaded = load_study(tmp_path / "demo" / "study.yaml")
     engine = connect(resolve_url(None, loaded.study.database, loaded.base_dir))
     try:

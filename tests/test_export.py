@@ -57,7 +57,9 @@ def test_long_csv_round_trip(store, tmp_path):
     assert len(rows) == 5090
     got = {
         (r["item"], r["dimension"], r["rater"], int(r["replicate"])): (
-            float(r["value"]), float(r["sd"]) if r["sd"] else None, int(r["n"]) if r["n"] else None
+            float(r["value"]),
+            float(r["sd"]) if r["sd"] else None,
+            int(r["n"]) if r["n"] else None,
         )
         for r in rows
     }
@@ -112,11 +114,7 @@ def test_wide_averages_replicates_and_keeps_utf8(store, tmp_path):
 
     out = tmp_path / "llm.csv"
     assert _export(store, rater="gpt-test", fmt="csv", path=out, wide=True) == 2
-    assert out.read_bytes().decode("utf-8") == (
-        "item,language,familiarity,valence\r\n"
-        "abdomen,en,4.5,\r\n"
-        "café,fr,,6.0\r\n"
-    )
+    assert out.read_bytes().decode("utf-8") == ("item,language,familiarity,valence\r\nabdomen,en,4.5,\r\ncafé,fr,,6.0\r\n")
     assert _export(store, rater="gpt-test", fmt="csv", path=out) == 4
     assert out.read_text(encoding="utf-8").splitlines()[1:] == [
         "abdomen,en,familiarity,gpt-test,4.0,,,0",
@@ -135,7 +133,10 @@ def test_wide_needs_one_rater(store, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dataset": "glasgow"}, r"Unknown dataset 'glasgow'\. Did you mean 'toolbox-glasgow'\? The store's datasets are toolbox-glasgow, toolbox-mrc\."),
+        (
+            {"dataset": "glasgow"},
+            r"Unknown dataset 'glasgow'\. Did you mean 'toolbox-glasgow'\? The store's datasets are toolbox-glasgow, toolbox-mrc\.",
+        ),
         ({"rater": "gpt"}, r"Unknown rater 'gpt'\. The store's raters are toolbox-glasgow, toolbox-mrc\."),
         ({"dimension": "valence"}, r"Unknown dimension 'valence'\. The store's dimensions are familiarity\."),
     ],

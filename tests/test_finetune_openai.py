@@ -202,7 +202,9 @@ def test_model_that_cannot_be_fine_tuned(tmp_path, db_url, server):
     engine, loaded = _prepared(tmp_path, db_url, server, finetune={"model": "o3-mini"})
     report = start_finetune(engine, loaded, "mini-ft")
     assert report.status == "failed"
-    assert "creating the fine-tuning job for o3-mini: the server answered 400: Model o3-mini is not available for fine-tuning" in report.error
+    assert (
+        "creating the fine-tuning job for o3-mini: the server answered 400: Model o3-mini is not available for fine-tuning" in report.error
+    )
     with Session(engine) as s:
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
     engine.dispose()

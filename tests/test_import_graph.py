@@ -81,9 +81,7 @@ def test_every_part_has_a_layer():
 
 def test_imports_only_look_down():
     upward = [
-        f"{file}:{line}: {src} ({LAYER[src]}) imports {dst} ({LAYER[dst]})"
-        for src, dst, file, line in imports()
-        if LAYER[dst] > LAYER[src]
+        f"{file}:{line}: {src} ({LAYER[src]}) imports {dst} ({LAYER[dst]})" for src, dst, file, line in imports() if LAYER[dst] > LAYER[src]
     ]
     assert upward == [], "imports from a lower layer to a higher one:\n" + "\n".join(upward)
 

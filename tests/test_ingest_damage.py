@@ -45,11 +45,7 @@ def rows_in_store(db_url: str) -> dict:
                 "items": c.execute(text("SELECT count(*) FROM items")).scalar(),
                 "ratings": c.execute(text("SELECT count(*) FROM ratings")).scalar(),
                 "datasets": c.execute(text("SELECT count(*) FROM datasets")).scalar(),
-                "values": dict(
-                    c.execute(
-                        text("SELECT i.text, r.value FROM ratings r JOIN items i ON i.id = r.item_id")
-                    ).all()
-                ),
+                "values": dict(c.execute(text("SELECT i.text, r.value FROM ratings r JOIN items i ON i.id = r.item_id")).all()),
             }
     finally:
         eng.dispose()
@@ -76,7 +72,7 @@ def refused(runner, db_url, path, *extra, want: str):
         ('cat,3\n"apple,5\ndog,4\neel,2\nfox,1\n', 3, "never closed"),
         ('cat,3\n"apple,5\ndog,4\n"eel",2\nfox,1\n', 3, "runs over 3 lines, to line 5"),
         ('cat,3\ndog,"4\n', 3, "never closed"),
-        ("cat,3\n\"" + "x" * 20_000 + '",4\n', 3, "of 20002 characters"),
+        ('cat,3\n"' + "x" * 20_000 + '",4\n', 3, "of 20002 characters"),
     ],
 )
 def test_a_stray_quote_is_an_error_naming_the_line_it_opened_on(runner, db_url, tmp_path, body, line, what):

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from workbench.cli.main import app
 
 WORDS = ["cat", "dog", "café", "naïve", "crème", "über", "São", "eel", "fox", "gnu", "hen", "jay", "Zoë", "piñata"]
-NOTES = ["", "ok", '"x, y"', '"say ""hi"""', "5\" tall"]  # as written in the CSV (valid quoting)
+NOTES = ["", "ok", '"x, y"', '"say ""hi"""', '5" tall']  # as written in the CSV (valid quoting)
 NOTE_TEXT = {'"x, y"': "x, y", '"say ""hi"""': 'say "hi"'}
 DAMAGES = ["quote", "quote_value", "quote_note", "cp1252", "mojibake", "nul", "invisible", "dup_used", "dup_unused", "formula"]
 MUST_FAIL = {"quote", "quote_value", "quote_note", "mojibake", "nul", "invisible", "dup_used", "formula"}  # cp1252: only when mixed

@@ -47,9 +47,7 @@ def snapshot(engine: Engine) -> dict:
         out["ratings"] = c.execute(
             text("SELECT id, item_id, dimension_id, rater_id, replicate, value, sd, n, job_id FROM ratings ORDER BY id")
         ).all()
-        out["datasets"] = c.execute(
-            text("SELECT id, name, checksum, import_key, origin_file, imported_at FROM datasets ORDER BY id")
-        ).all()
+        out["datasets"] = c.execute(text("SELECT id, name, checksum, import_key, origin_file, imported_at FROM datasets ORDER BY id")).all()
         out["raters"] = c.execute(text("SELECT id, name, kind, dataset_id FROM raters ORDER BY id")).all()
         out["dimensions"] = c.execute(text("SELECT id, name, scale_min, scale_max FROM dimensions ORDER BY id")).all()
         out["jobs"] = c.execute(text("SELECT id, kind, status, rater_id, dataset_id FROM jobs ORDER BY id")).all()
@@ -107,7 +105,15 @@ def test_glasgow_real_file(engine, shared_data):
     (res,) = run_import(engine, path, preset_specs("glasgow", "glasgow"))
     assert (res.dataset, res.status, res.items, res.ratings) == ("glasgow", "imported", 5553, 49_977)
     assert res.dimensions == [
-        "arousal", "valence", "dominance", "concreteness", "imageability", "familiarity", "aoa", "size", "gender",
+        "arousal",
+        "valence",
+        "dominance",
+        "concreteness",
+        "imageability",
+        "familiarity",
+        "aoa",
+        "size",
+        "gender",
     ]
     assert res.rejected_rows == 0 and res.duplicates_merged == 0 and res.rejects_file is None
     snap = snapshot(engine)
@@ -171,8 +177,12 @@ def test_lancaster_redistribution_perceptual_only(engine):
         assert c.execute(text("SELECT count(*) FROM items")).scalar_one() == 39_707
     # the file's row: a cappella,1.67,4.33,0.22,0.72,0.0,0.0 (Visual, Auditory, Haptic, Interoceptive, ...)
     assert [tuple(r) for r in got] == [
-        ("auditory", 4.33, None, None), ("gustatory", 0.0, None, None), ("haptic", 0.22, None, None),
-        ("interoceptive", 0.72, None, None), ("olfactory", 0.0, None, None), ("visual", 1.67, None, None),
+        ("auditory", 4.33, None, None),
+        ("gustatory", 0.0, None, None),
+        ("haptic", 0.22, None, None),
+        ("interoceptive", 0.72, None, None),
+        ("olfactory", 0.0, None, None),
+        ("visual", 1.67, None, None),
     ]
 
 
@@ -220,8 +230,13 @@ def test_lancaster_published_header(engine, tmp_path):
 
 
 def test_brysbaert2014_n_is_total_minus_unknown(engine, tmp_path):
-    data = [("roadsweeper", 4.85, 0.37, 1, 27), ("traindriver", 4.54, 0.71, 2, 28), ("a", 1.46, 1.14, 2, 30),
-            ("essentialness", 1.04, 0.2, 0, 25), ("leash", 4.03, 1.47, 4, 29)]
+    data = [
+        ("roadsweeper", 4.85, 0.37, 1, 27),
+        ("traindriver", 4.54, 0.71, 2, 28),
+        ("a", 1.46, 1.14, 2, 30),
+        ("essentialness", 1.04, 0.2, 0, 25),
+        ("leash", 4.03, 1.47, 4, 29),
+    ]
     path = write_csv(tmp_path / "Concreteness_ratings_Brysbaert_et_al_BRM.txt", BRYS_HEADER, brys_rows(data), sep="\t")
     (res,) = run_import(engine, path, brysbaert_spec())
     assert (res.items, res.ratings, res.dimensions) == (5, 5, ["concreteness"])
@@ -331,7 +346,9 @@ def assert_fails_unchanged(engine, path, specs, message: str | None = None, **kw
 def test_message_out_of_scale(engine, tmp_path):
     path = write_csv(tmp_path / "c.csv", BRYS_HEADER, brys_rows([("cat", 4.9, 0.3, 0, 30), ("dog", 5.5, 0.4, 1, 30)]))
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
+        engine,
+        path,
+        brysbaert_spec(),
         f"{path}: 1 problem: row 3, column 'Conc.M', value '5.5': outside the concreteness scale 1-5" + NOTHING_IMPORTED,
     )
 
@@ -340,20 +357,22 @@ def test_message_not_a_number(engine, tmp_path):
     rows = brys_rows([("cat", 4.9, 0.3, 0, 30), ("dog", "4,5", 0.4, 1, 30), ("cow", 4.1, "high", 0, 29)])
     path = write_csv(tmp_path / "c.csv", BRYS_HEADER, rows)
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
+        engine,
+        path,
+        brysbaert_spec(),
         f"{path}: 2 problems: row 3, column 'Conc.M', value '4,5': not a number; "
         f"row 4, column 'Conc.SD', value 'high': not a non-negative number" + NOTHING_IMPORTED,
     )
 
 
 def test_message_conflicting_duplicate_and_identical_duplicate_merged(engine, tmp_path):
-    rows = brys_rows([("apple", 4.9, 0.3, 0, 30), ("pear", 4.8, 0.3, 0, 30), ("apple", 4.9, 0.3, 0, 30),
-                      ("apple", 4.7, 0.3, 0, 30)])
+    rows = brys_rows([("apple", 4.9, 0.3, 0, 30), ("pear", 4.8, 0.3, 0, 30), ("apple", 4.9, 0.3, 0, 30), ("apple", 4.7, 0.3, 0, 30)])
     path = write_csv(tmp_path / "c.csv", BRYS_HEADER, rows)
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
-        f"{path}: 1 problem: row 5, column 'Word', value 'apple': duplicate item with different values "
-        f"(first on row 2)" + NOTHING_IMPORTED,
+        engine,
+        path,
+        brysbaert_spec(),
+        f"{path}: 1 problem: row 5, column 'Word', value 'apple': duplicate item with different values (first on row 2)" + NOTHING_IMPORTED,
     )
     path = write_csv(tmp_path / "ok.csv", BRYS_HEADER, rows[:3])
     (res,) = run_import(engine, path, brysbaert_spec())
@@ -365,7 +384,9 @@ def test_message_missing_column_with_suggestion(engine, tmp_path):
     header = ["Word", "Conc.Mean", "Conc.SD", "Unknown", "Total"]
     path = write_csv(tmp_path / "c.csv", header, [["cat", 4.9, 0.3, 0, 30]])
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
+        engine,
+        path,
+        brysbaert_spec(),
         f"{path}: missing required column 'Conc.M' (the mean of concreteness); the header has 'Word', "
         "'Conc.Mean', 'Conc.SD', 'Unknown', 'Total'. Did you mean 'Conc.Mean'? Name the right column "
         "(e.g. --item-column, --rating DIM=COLUMN) or fix the header.",
@@ -381,7 +402,9 @@ def test_message_empty_item(engine, tmp_path):
     rows.append(["", "", "", "", "", "", "", "", ""])  # an all-empty row is skipped, not a problem
     path = write_csv(tmp_path / "c.csv", BRYS_HEADER, rows)
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
+        engine,
+        path,
+        brysbaert_spec(),
         f"{path}: 1 problem: row 3, column 'Word', value '': the item is empty" + NOTHING_IMPORTED,
     )
 
@@ -399,7 +422,9 @@ def test_message_shows_the_first_problems_then_a_count(engine, tmp_path):
 def test_empty_data_is_refused(engine, tmp_path):
     path = write_csv(tmp_path / "c.csv", BRYS_HEADER, [])
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
+        engine,
+        path,
+        brysbaert_spec(),
         f"{path}: no usable rows for dataset 'brys': the file has a header but no data.",
     )
 
@@ -408,8 +433,16 @@ def test_empty_data_is_refused(engine, tmp_path):
 
 
 def test_skip_invalid_writes_rejects_and_imports_the_rest(engine, tmp_path):
-    rows = brys_rows([("cat", 4.9, 0.3, 0, 30), ("dog", 5.5, 0.4, 1, 30), ("cow", "x", -1, 0, 29),
-                      ("hen", 3.5, 0.2, 2, 30), ("hen", 3.6, 0.2, 2, 30), ("", 2.0, 0.1, 0, 30)])
+    rows = brys_rows(
+        [
+            ("cat", 4.9, 0.3, 0, 30),
+            ("dog", 5.5, 0.4, 1, 30),
+            ("cow", "x", -1, 0, 29),
+            ("hen", 3.5, 0.2, 2, 30),
+            ("hen", 3.6, 0.2, 2, 30),
+            ("", 2.0, 0.1, 0, 30),
+        ]
+    )
     path = write_csv(tmp_path / "brys.csv", BRYS_HEADER, rows)
     (res,) = run_import(engine, path, brysbaert_spec(), skip_invalid=True)
     assert (res.status, res.items, res.ratings, res.rejected_rows) == ("imported", 2, 2, 4)
@@ -458,7 +491,9 @@ def test_changed_file_needs_replace_which_swaps_the_ratings(engine, tmp_path):
 
     write_csv(path, BRYS_HEADER, brys_rows(new))
     assert_fails_unchanged(
-        engine, path, brysbaert_spec(),
+        engine,
+        path,
+        brysbaert_spec(),
         "Dataset 'brys' was imported from a different file or with other options. Pass --replace to swap its "
         "ratings for this file's, or choose another --dataset name.",
     )
@@ -492,13 +527,14 @@ def test_failure_mid_import_leaves_the_store_unchanged(engine, shared_data, tmp_
     before = snapshot(engine)
     assert ("generation", "2") in before["store_meta"]
     assert_fails_unchanged(
-        engine, path, preset_specs("glasgow_mrc", "toolbox"),
+        engine,
+        path,
+        preset_specs("glasgow_mrc", "toolbox"),
         "A human rater is already named 'toolbox-mrc': choose another name.",
         replace=True,
     )
     assert snapshot(engine) == before
-    assert stored(engine, "toolbox-glasgow") == {("abbey", "familiarity"): (4.5, None, None),
-                                                  ("zebra", "familiarity"): (5.0, None, None)}
+    assert stored(engine, "toolbox-glasgow") == {("abbey", "familiarity"): (4.5, None, None), ("zebra", "familiarity"): (5.0, None, None)}
     # a validation failure in the second dataset of a file also writes nothing of the first
     bad = write_csv(tmp_path / "both.csv", ["Word", "FAM_Glas", "FAM_MRC"], [["cat", 5.5, 5.1], ["dog", 5.2, 7.5]])
     msg = assert_fails_unchanged(engine, bad, preset_specs("glasgow_mrc", "new"))
@@ -534,7 +570,14 @@ def test_items_are_nfc_normalised_trimmed_and_keep_case_and_senses(engine, tmp_p
     assert (res.items, res.duplicates_merged) == (8, 1)
     got = stored(engine, "brys")
     assert {w for w, _ in got} == {
-        "café", "naïve", "Apple", "apple", "address (postal)", "address  (speak to)", "back\\slash\ttab", 'say "cheese"',
+        "café",
+        "naïve",
+        "Apple",
+        "apple",
+        "address (postal)",
+        "address  (speak to)",
+        "back\\slash\ttab",
+        'say "cheese"',
     }
     assert got[("café", "concreteness")][0] == 4.0 and got[("Apple", "concreteness")][0] == 4.5
     with engine.connect() as c:

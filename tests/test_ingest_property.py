@@ -41,20 +41,73 @@ from workbench.store import connect
 DIMS = ["Aro", "Val", "Fam"]  # columns Aro.M, Aro.SD, Aro.N, ...
 SCALE = (1, 7)
 WORDS = [
-    "cat", "dog", "café", "naïve", "Zoë", "o\u2019clock", "address (postal)", "address (speak to)", "Apple",
-    "apple", "bank (river)", "eel", "fish", "gnu", "hen", "ibis", "jay", "kiwi", "lark", "mole",
+    "cat",
+    "dog",
+    "café",
+    "naïve",
+    "Zoë",
+    "o\u2019clock",
+    "address (postal)",
+    "address (speak to)",
+    "Apple",
+    "apple",
+    "bank (river)",
+    "eel",
+    "fish",
+    "gnu",
+    "hen",
+    "ibis",
+    "jay",
+    "kiwi",
+    "lark",
+    "mole",
 ]
 NA = ("", "NA", "N/A", "#N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "#NA")
 NUMBER = re.compile(r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$")
 CELL_VALUES = [
     # valid means, SDs and counts
-    "1", "7", "3.5", "4.25", " 5.5 ", "+2", "6.", "2e0", "12", "30",
+    "1",
+    "7",
+    "3.5",
+    "4.25",
+    " 5.5 ",
+    "+2",
+    "6.",
+    "2e0",
+    "12",
+    "30",
     # outside the scale, negative, not whole
-    "0", "0.99", "7.01", "-3", "100", "1e3", "12.5", "-0.5",
+    "0",
+    "0.99",
+    "7.01",
+    "-3",
+    "100",
+    "1e3",
+    "12.5",
+    "-0.5",
     # not numbers
-    "abc", "4.5.1", "1_0", "--", "x1", "inf", "-inf", "1e999", "#VALUE!", "4 5", "N.A.", "\u0663", "0x1A",
+    "abc",
+    "4.5.1",
+    "1_0",
+    "--",
+    "x1",
+    "inf",
+    "-inf",
+    "1e999",
+    "#VALUE!",
+    "4 5",
+    "N.A.",
+    "\u0663",
+    "0x1A",
     # missing
-    "", "NA", "N/A", "#N/A", "n/a", " NA ", "null", "NaN",
+    "",
+    "NA",
+    "N/A",
+    "#N/A",
+    "n/a",
+    " NA ",
+    "null",
+    "NaN",
 ]
 ITEM_VALUES = ["", "   ", " cat ", "cafe\u0301", "CAT", "Apple", "\u00a0gnu"]
 
@@ -68,9 +121,7 @@ def spec_of(name: str, decimal: str) -> DatasetSpec:
     return DatasetSpec(
         name,
         item=("Word",),
-        ratings=tuple(
-            RatingColumns(d.lower(), mean=(f"{d}.M",), sd=(f"{d}.SD",), n=(f"{d}.N",), scale=SCALE) for d in DIMS
-        ),
+        ratings=tuple(RatingColumns(d.lower(), mean=(f"{d}.M",), sd=(f"{d}.SD",), n=(f"{d}.N",), scale=SCALE) for d in DIMS),
         decimal=decimal,
     )
 
@@ -132,9 +183,7 @@ def cases(draw) -> Case:
     for row in rows:
         cells = [row[h] for h in header]
         if decimal == ",":
-            cells = [cells[0], *(c.replace(".", ",") for c in cells[1:])] if header[0] == "Word" else [
-                c.replace(".", ",") for c in cells
-            ]
+            cells = [cells[0], *(c.replace(".", ",") for c in cells[1:])] if header[0] == "Word" else [c.replace(".", ",") for c in cells]
         table.append(cells)
     encodings = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "cp1252"]
     everything = "".join(header) + "".join(c for r in table for c in r)
@@ -325,10 +374,15 @@ def check_case(engine: Engine, folder: Path, case: Case, note=event) -> None:
             return import_file(s, path, [spec_of(name, case.decimal)], skip_invalid=case.skip_invalid, rejects_path=rejects)
 
     note(
-        "missing column" if exp.missing_column else
-        "problems, skipped" if problems and case.skip_invalid else
-        "problems, refused" if problems else
-        "no usable rows" if not exp.ratings else "valid"
+        "missing column"
+        if exp.missing_column
+        else "problems, skipped"
+        if problems and case.skip_invalid
+        else "problems, refused"
+        if problems
+        else "no usable rows"
+        if not exp.ratings
+        else "valid"
     )
     if exp.missing_column is not None:
         with pytest.raises(WorkbenchError) as exc:

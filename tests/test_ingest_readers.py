@@ -371,9 +371,7 @@ def test_header_typo_or_its_correction_both_read(shared_data, tmp_path):
     expected = expected.rename(columns={"Familiarty.M": "Familiarity.M", "Familiarty.SD": "Familiarity.SD"})
     table = read_norms(path)
     fam = frame_of(table, "familiarity")
-    np.testing.assert_array_equal(
-        fam["value"].to_numpy(), expected.set_index("Words")["Familiarity.M"].sort_index().to_numpy()
-    )
+    np.testing.assert_array_equal(fam["value"].to_numpy(), expected.set_index("Words")["Familiarity.M"].sort_index().to_numpy())
     # header names are matched after folding case and surrounding whitespace
     loose = [f" {h.upper()} " if h.endswith(".M") else h for h in header]
     text_, _ = render(loose, rows)
@@ -392,9 +390,7 @@ def test_messages_name_the_file_line_in_a_messy_file(shared_data, tmp_path):
     for i in bad:
         rows[i][col] = "x"
     rows[3][col] = "12"
-    text_, lines = render(
-        header, rows, junk=MESS, leading=["", " "], trailing_every=7, eol="\r", final_eol=False
-    )
+    text_, lines = render(header, rows, junk=MESS, leading=["", " "], trailing_every=7, eol="\r", final_eol=False)
     path = tmp_path / "messy.csv"
     path.write_bytes(text_.encode("utf-16"))
     with pytest.raises(ImportProblems) as exc:

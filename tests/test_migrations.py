@@ -57,8 +57,20 @@ def where(engine: Engine) -> str:
 
 def test_expected_tables():
     assert WORKBENCH_TABLES == {
-        "store_meta", "dimensions", "items", "datasets", "item_sets", "item_set_members", "raters", "jobs", "ratings", "calls",
-        "campaigns", "campaign_lists", "campaign_tasks", "campaign_annotations",
+        "store_meta",
+        "dimensions",
+        "items",
+        "datasets",
+        "item_sets",
+        "item_set_members",
+        "raters",
+        "jobs",
+        "ratings",
+        "calls",
+        "campaigns",
+        "campaign_lists",
+        "campaign_tasks",
+        "campaign_annotations",
     }
 
 
@@ -73,9 +85,7 @@ def test_upgrade_downgrade_upgrade(bare_engine, shared_data):
         ("rater_id", "dimension_id", "item_id", "replicate")
     }
     indexes = [i for i in insp.get_indexes("ratings") if "duplicates_constraint" not in i]  # PG lists uq's index
-    assert {i["name"]: tuple(i["column_names"]) for i in indexes} == {
-        "ix_ratings_item_dimension": ("item_id", "dimension_id")
-    }
+    assert {i["name"]: tuple(i["column_names"]) for i in indexes} == {"ix_ratings_item_dimension": ("item_id", "dimension_id")}
     assert {fk["referred_table"] for fk in insp.get_foreign_keys("ratings")} == {"items", "dimensions", "raters", "jobs"}
 
     # a store with data in it goes down too

@@ -235,8 +235,12 @@ def test_unknown_fault_kind_is_rejected(server):
 
 def batch_file(words: list[str]) -> bytes:
     lines = [
-        {"custom_id": f"r-{word}", "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": "gpt-test", "messages": prompt(word), "logprobs": True, "top_logprobs": 5}}
+        {
+            "custom_id": f"r-{word}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-test", "messages": prompt(word), "logprobs": True, "top_logprobs": 5},
+        }
         for word in words
     ]
     return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
@@ -246,7 +250,9 @@ def start_batch(client: OpenAI, data: bytes):
     uploaded = client.files.create(file=("input.jsonl", data), purpose="batch")
     assert uploaded.bytes == len(data) and uploaded.status == "processed"
     return client.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
         metadata={"job": "test"},
     )
 
@@ -344,7 +350,9 @@ def test_file_lifecycle(client):
 def test_runs_as_a_process_and_reports_stats():
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.openai_server", "--port", "0", "--latency", "0.01", "--scale", "1", "5"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         ready = process.stdout.readline().split()
@@ -391,9 +399,7 @@ def test_echo_key_mode_puts_the_authorization_header_everywhere():
     secret = "sk-echo-1234567890"
     with OpenAIServer(echo_key=True, models=["gpt-test"], batch_seconds=0.2) as server:
         with OpenAI(base_url=server.base_url, api_key=secret, max_retries=0) as client:
-            raw = client.chat.completions.with_raw_response.create(
-                model="gpt-test", messages=prompt("dog"), logprobs=True, top_logprobs=5
-            )
+            raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=prompt("dog"), logprobs=True, top_logprobs=5)
             assert secret in raw.headers["x-echo-authorization"]
             data = json.loads(raw.text)
             assert secret in data["choices"][0]["message"]["content"]

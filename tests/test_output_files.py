@@ -100,9 +100,7 @@ def test_out_is_a_folder(name, tmp_path):
 def test_init_into_a_missing_or_read_only_folder(tmp_path, read_only_folder):
     target = tmp_path / "no" / "such" / "study"
     line = error_line(tmp_path, "init", target)
-    assert line == (
-        f"Error: init {target}: the folder {target.parent} does not exist; create it or name a folder inside an existing one."
-    )
+    assert line == (f"Error: init {target}: the folder {target.parent} does not exist; create it or name a folder inside an existing one.")
     assert not (tmp_path / "no").exists()
     line = error_line(tmp_path, "init", read_only_folder / "study")
     assert line.startswith(f"Error: init {read_only_folder / 'study'}: cannot write in the folder {read_only_folder} (")

@@ -95,9 +95,7 @@ def ratings_by_word(engine, rater: str) -> dict[str, Rating]:
 
 def count_per_item(engine, rater: str) -> list[int]:
     with Session(engine) as s:
-        q = text(
-            "SELECT count(*) FROM ratings r JOIN raters ra ON ra.id = r.rater_id WHERE ra.name = :n GROUP BY r.item_id"
-        )
+        q = text("SELECT count(*) FROM ratings r JOIN raters ra ON ra.id = r.rater_id WHERE ra.name = :n GROUP BY r.item_id")
         return [c for (c,) in s.execute(q, {"n": rater})]
 
 
@@ -205,13 +203,20 @@ def test_missing_key_is_a_clear_error_before_any_request(tmp_path, db_url, serve
 
 
 def test_dry_run_counts_requests_and_cost_and_sends_nothing(tmp_path, db_url, server):
-    engine, loaded = setup_store(tmp_path, db_url, server, {"mini": {}, "custom": {"model": "my-model", "price": {"input": 1, "output": 2}}, "unknown": {"model": "my-model"}})
+    engine, loaded = setup_store(
+        tmp_path,
+        db_url,
+        server,
+        {"mini": {}, "custom": {"model": "my-model", "price": {"input": 1, "output": 2}}, "unknown": {"model": "my-model"}},
+    )
     report = run_rater(engine, loaded, "mini", dry_run=True)
     assert report.requests == len(WORDS) and report.estimated_cost > 0
     p, c = report.estimated_tokens
     assert report.estimated_cost == pytest.approx((p * 0.15 + c * 0.60) / 1e6)
     custom = run_rater(engine, loaded, "custom", dry_run=True, limit=10)
-    assert custom.requests == 10 and custom.estimated_cost == pytest.approx((custom.estimated_tokens[0] + 2 * custom.estimated_tokens[1]) / 1e6)
+    assert custom.requests == 10 and custom.estimated_cost == pytest.approx(
+        (custom.estimated_tokens[0] + 2 * custom.estimated_tokens[1]) / 1e6
+    )
     assert run_rater(engine, loaded, "unknown", dry_run=True).price_known is False
     assert server.stats()["requests"] == 0
     with Session(engine) as s:

@@ -134,7 +134,9 @@ def test_local_gemma_rates_with_expected_values_and_few_shot_changes_them(store,
     with Session(engine) as s:
         rows = s.execute(
             select(Rater.name, Item.text, Rating.value, Rating.distribution, Rating.mass, Rating.raw_answer)
-            .join(Rater).join(Item, Item.id == Rating.item_id).where(Rater.kind == "llm")
+            .join(Rater)
+            .join(Item, Item.id == Rating.item_id)
+            .where(Rater.kind == "llm")
         ).all()
         config = s.scalar(select(Rater.config).where(Rater.name == "gemma-few"))
         job = s.scalar(select(Job).join(Rater).where(Rater.name == "gemma-few"))

@@ -205,7 +205,14 @@ def test_batch_failures_are_one_line_and_the_job_says_why(tmp_path, db_url, serv
             job = s.scalars(select(Job).where(RATE_JOB).order_by(Job.id.desc())).first()
             assert job.status == "failed" and wording.split(":")[0] in job.error, (name, job.error)
     server.reset()
-    dead = load_study(write_study(tmp_path / "dead", db_url, server, {"batch": {"backend": "openai-batch", "base_url": f"http://127.0.0.1:{dead_port()}/v1", "timeout": 2}}))
+    dead = load_study(
+        write_study(
+            tmp_path / "dead",
+            db_url,
+            server,
+            {"batch": {"backend": "openai-batch", "base_url": f"http://127.0.0.1:{dead_port()}/v1", "timeout": 2}},
+        )
+    )
     with pytest.raises(WorkbenchError, match="connection failed"):
         run_rater(engine, dead, "batch")
     engine.dispose()

@@ -170,8 +170,7 @@ def test_expected_refuses_scales_that_are_not_single_tokens(points, name):
     with pytest.raises(WorkbenchError) as info:
         expected_from_top_logprobs({"1": L(0.5), "100": L(0.5)}, points)
     assert str(info.value) == (
-        f"scale {name} has points that are not single tokens: "
-        "use readout greedy/parsed, or the local backend's full continuation scoring"
+        f"scale {name} has points that are not single tokens: use readout greedy/parsed, or the local backend's full continuation scoring"
     )
 
 

@@ -301,7 +301,9 @@ def test_plot_files_of_raters_with_similar_names_are_unique_and_stable(engine, t
     with Session(engine) as s, s.begin():
         import_file(s, path, [DatasetSpec("gold", item=("word",), ratings=(RatingColumns("f", mean=("gold",), scale=(1, 7)),))])
         for name, col in (("gpt a", "a"), ("gpt_a", "b"), ("GPT_A", "c")):
-            import_file(s, path, [DatasetSpec(name, item=("word",), ratings=(RatingColumns("f", mean=(col,), scale=(1, 7)),), rater_kind="model")])
+            import_file(
+                s, path, [DatasetSpec(name, item=("word",), ratings=(RatingColumns("f", mean=(col,), scale=(1, 7)),), rater_kind="model")]
+            )
     names = []
     for _ in range(2):
         with Session(engine) as s:

@@ -42,21 +42,67 @@ COLUMNS = {
     "items": ["item_id", "item", "language"],
     "dimensions": ["dimension_id", "dimension", "scale_min", "scale_max"],
     "datasets": [
-        "dataset_id", "dataset", "preset", "language", "citation", "licence", "origin_file", "checksum", "imported_at",
+        "dataset_id",
+        "dataset",
+        "preset",
+        "language",
+        "citation",
+        "licence",
+        "origin_file",
+        "checksum",
+        "imported_at",
     ],
     "raters": ["rater_id", "rater", "kind", "dataset"],
     "ratings": [
-        "item", "language", "dimension", "rater", "rater_kind", "dataset", "replicate", "value", "sd", "n",
-        "mass", "note", "answer",
-        "item_id", "rater_id", "dimension_id",
+        "item",
+        "language",
+        "dimension",
+        "rater",
+        "rater_kind",
+        "dataset",
+        "replicate",
+        "value",
+        "sd",
+        "n",
+        "mass",
+        "note",
+        "answer",
+        "item_id",
+        "rater_id",
+        "dimension_id",
     ],
     "jobs": [
-        "job_id", "kind", "status", "rater", "dataset", "config", "counts", "cost", "error", "external_id",
-        "started_at", "finished_at", "rater_id", "dataset_id",
+        "job_id",
+        "kind",
+        "status",
+        "rater",
+        "dataset",
+        "config",
+        "counts",
+        "cost",
+        "error",
+        "external_id",
+        "started_at",
+        "finished_at",
+        "rater_id",
+        "dataset_id",
     ],
     "calls": [
-        "call_id", "job_id", "rater", "item", "attempt", "status", "http_status", "error", "request", "response",
-        "prompt_tokens", "completion_tokens", "latency_ms", "created_at", "item_id",
+        "call_id",
+        "job_id",
+        "rater",
+        "item",
+        "attempt",
+        "status",
+        "http_status",
+        "error",
+        "request",
+        "response",
+        "prompt_tokens",
+        "completion_tokens",
+        "latency_ms",
+        "created_at",
+        "item_id",
     ],
 }
 
@@ -96,8 +142,13 @@ def _store_counts(engine) -> dict[str, int]:
         return {
             table: s.scalar(select(func.count()).select_from(model))
             for table, model in [
-                ("items", Item), ("dimensions", Dimension), ("datasets", Dataset), ("raters", Rater), ("ratings", Rating),
-                ("jobs", Job), ("calls", Call),
+                ("items", Item),
+                ("dimensions", Dimension),
+                ("datasets", Dataset),
+                ("raters", Rater),
+                ("ratings", Rating),
+                ("jobs", Job),
+                ("calls", Call),
             ]  # fmt: skip
         } | {"generation": generation(s)}
 
@@ -110,13 +161,21 @@ def _snapshot_counts(engine) -> dict[str, int]:
 def test_tables_and_columns(store):
     table = run_sql(
         store,
-        "SELECT table_name, list(column_name ORDER BY ordinal_position) AS columns "
-        "FROM information_schema.columns GROUP BY ALL",
+        "SELECT table_name, list(column_name ORDER BY ordinal_position) AS columns FROM information_schema.columns GROUP BY ALL",
     )
     got = {r["table_name"]: r["columns"] for r in table.to_pylist()}
     assert got.pop("ratings_wide") == ["item", "language", "dimension", "toolbox-glasgow", "toolbox-mrc"]
     assert got.pop("rating_pairs") == [
-        "item", "language", "dimension", "rater_a", "rater_b", "kind_a", "kind_b", "value_a", "value_b", "item_id",
+        "item",
+        "language",
+        "dimension",
+        "rater_a",
+        "rater_b",
+        "kind_a",
+        "kind_b",
+        "value_a",
+        "value_b",
+        "item_id",
     ]
     assert got == COLUMNS
 
@@ -157,10 +216,22 @@ def test_counts_and_values_match_store(store):
     row = run_sql(store, "SELECT * FROM ratings WHERE item = 'abdomen' AND rater = 'toolbox-mrc'").to_pylist()
     assert row == [
         {
-            "item": "abdomen", "language": "en", "dimension": "familiarity", "rater": "toolbox-mrc",
-            "rater_kind": "norm", "dataset": "toolbox-mrc", "replicate": 0, "value": 4.26, "sd": None, "n": None,
-            "mass": None, "note": None, "answer": None,
-            "item_id": row[0]["item_id"], "rater_id": row[0]["rater_id"], "dimension_id": row[0]["dimension_id"],
+            "item": "abdomen",
+            "language": "en",
+            "dimension": "familiarity",
+            "rater": "toolbox-mrc",
+            "rater_kind": "norm",
+            "dataset": "toolbox-mrc",
+            "replicate": 0,
+            "value": 4.26,
+            "sd": None,
+            "n": None,
+            "mass": None,
+            "note": None,
+            "answer": None,
+            "item_id": row[0]["item_id"],
+            "rater_id": row[0]["rater_id"],
+            "dimension_id": row[0]["dimension_id"],
         }
     ]
 
@@ -169,9 +240,7 @@ def test_spearman_in_sql_matches_scipy(store):
     result = run_sql(store, SPEARMAN_SQL).to_pylist()[0]
     with Session(store) as s:
         pairs = s.execute(
-            select(Item.id, Rater.name, Rating.value)
-            .join(Item, Item.id == Rating.item_id)
-            .join(Rater, Rater.id == Rating.rater_id)
+            select(Item.id, Rater.name, Rating.value).join(Item, Item.id == Rating.item_id).join(Rater, Rater.id == Rating.rater_id)
         ).all()
     by_rater: dict[str, dict[int, float]] = {}
     for item_id, rater, value in pairs:
@@ -294,10 +363,7 @@ def test_sql_errors_are_one_line(store, query, message):
     assert "\n" not in str(info.value)
 
 
-TINY = (
-    "SELECT item, rater, replicate, value, sd FROM ratings "
-    "WHERE item IN ('abdication', 'abdomen') ORDER BY item, rater"
-)
+TINY = "SELECT item, rater, replicate, value, sd FROM ratings WHERE item IN ('abdication', 'abdomen') ORDER BY item, rater"
 
 
 def test_format_table(store):
@@ -370,7 +436,8 @@ def test_jobs_and_calls_views(store):
     assert json.loads(j["config"]) == {"model": "m"} and json.loads(j["counts"]) == {"rated": 1}
     calls = run_sql(store, "SELECT * FROM calls ORDER BY call_id").to_pylist()
     assert [(c["rater"], c["item"], c["attempt"], c["status"], c["http_status"]) for c in calls] == [
-        ("gpt", first, 1, "ok", 200), ("gpt", None, 2, "error", 500),
+        ("gpt", first, 1, "ok", 200),
+        ("gpt", None, 2, "error", 500),
     ]
     assert json.loads(calls[0]["request"]) == {"model": "m", "messages": [{"role": "user", "content": first}]}
     assert "Bearer" not in str(calls) and "Authorization" not in str(calls)

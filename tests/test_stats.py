@@ -135,9 +135,7 @@ def test_agreement_many_with_missing_values_equals_the_loop(glasgow):
     """Gold: Glasgow familiarity, 5,553 words. Raters: MRC familiarity (2,545 words), and rounded
     imageability and age of acquisition (heavy ties) with 10% of values removed."""
     rng = np.random.default_rng(0)
-    raters = pd.DataFrame(
-        {"mrc": glasgow["FAM_MRC"], "imag": glasgow["Imag.M"].round(0), "aoa": glasgow["AoA.M"].round(0)}
-    )
+    raters = pd.DataFrame({"mrc": glasgow["FAM_MRC"], "imag": glasgow["Imag.M"].round(0), "aoa": glasgow["AoA.M"].round(0)})
     for col in ("imag", "aoa"):
         raters.loc[rng.random(len(raters)) < 0.1, col] = np.nan
     y = glasgow["Familiarty.M"].to_numpy()
@@ -369,9 +367,7 @@ def test_krippendorff_alpha_matches_the_package(two_norms, glasgow):
     kd = pytest.importorskip("krippendorff")
     ratings = panel(glasgow, 400, 30, p_rated=0.6, seed=2)
     for matrix in (two_norms, ratings):  # the package takes raters x items
-        assert krippendorff_alpha_interval(matrix) == pytest.approx(
-            kd.alpha(matrix.T, level_of_measurement="interval"), abs=1e-10
-        )
+        assert krippendorff_alpha_interval(matrix) == pytest.approx(kd.alpha(matrix.T, level_of_measurement="interval"), abs=1e-10)
 
 
 @settings(max_examples=30, deadline=None)

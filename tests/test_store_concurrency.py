@@ -88,9 +88,7 @@ def test_parallel_applies_on_a_new_database_all_succeed(kind, tmp_path, request)
     finally:
         engine.dispose()
     # every process did something or found it done; and a further apply has nothing to do
-    done = subprocess.run(
-        _workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=_env(), capture_output=True, text=True
-    )
+    done = subprocess.run(_workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0 and "Nothing to do" in done.stdout, done.stdout + done.stderr
 
 
@@ -154,9 +152,7 @@ def test_a_store_locked_by_another_writer_waits_then_says_so(tmp_path):
     assert lines[0].startswith("Error: ") and "locked by another process" in lines[0], lines[0]
     assert waited >= 1.5
     # nothing half-written: once the lock is gone, apply does all of it
-    done = subprocess.run(
-        _workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=_env(), capture_output=True, text=True
-    )
+    done = subprocess.run(_workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "toolbox-glasgow" in done.stdout
 

@@ -170,9 +170,7 @@ def test_a_file_outside_the_study_folder_is_shown_and_errors_do_not_print_it(run
     folder.mkdir()
     p = study(folder, "datasets:\n  d: {file: ../elsewhere/n.csv, item_column: Word, ratings: {familiarity: Fam}}\n")
     shown = str((outside / "n.csv").resolve())
-    assert f"import    dataset d  ({shown} (outside the study folder), columns familiarity)" in cli(
-        runner, "plan", "--study", p
-    ).output
+    assert f"import    dataset d  ({shown} (outside the study folder), columns familiarity)" in cli(runner, "plan", "--study", p).output
     assert f"from {shown} (outside the study folder)" in cli(runner, "validate", "--study", p).output
     p = study(folder, f"datasets:\n  d: {{file: {outside / 'passwd'}, item_column: Word, ratings: {{familiarity: Fam}}}}\n")
     out = cli(runner, "validate", "--study", p, code=1)

@@ -32,12 +32,8 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     # a copy of the tree, so the build writes nothing into the checkout
     src = out / "src"
-    shutil.copytree(
-        ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.db", ".pytest_cache", "tests", "bench")
-    )
-    done = _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src)], out
-    )
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.db", ".pytest_cache", "tests", "bench"))
+    done = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src)], out)
     assert done.returncode == 0, done.stderr
     (whl,) = out.glob("workbench-*.whl")
     return whl
@@ -81,9 +77,7 @@ def test_installed_wheel_inits_applies_and_reports_the_revision(venv, tmp_path, 
     assert done.returncode == 0, done.stderr
     shutil.copyfile(DATA / "glasgow" / "glasgow_norms.csv", study / "data" / "glasgow_norms.csv")
     text = (study / "study.yaml").read_text()
-    text = text.replace(
-        "datasets: {}", "datasets:\n  glasgow:\n    file: data/glasgow_norms.csv\n    preset: glasgow"
-    )
+    text = text.replace("datasets: {}", "datasets:\n  glasgow:\n    file: data/glasgow_norms.csv\n    preset: glasgow")
     (study / "study.yaml").write_text(text)
     db = f"sqlite:///{tmp_path / 'store.db'}" if kind == "sqlite" else request.getfixturevalue("empty_pg_url")
     args = ["--study", str(study / "study.yaml"), "--db", db]

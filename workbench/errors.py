@@ -14,7 +14,7 @@ class StoreLockedError(WorkbenchError):
 
 
 def did_you_mean(name: str, choices) -> str:
-    """" Did you mean 'x'?" naming the closest of `choices` to `name`, or "" when none is close.
+    """ " Did you mean 'x'?" naming the closest of `choices` to `name`, or "" when none is close.
 
     Meant to be appended to an error sentence: f"Unknown rater {name!r}.{did_you_mean(name, raters)}"
     """

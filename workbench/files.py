@@ -59,9 +59,7 @@ def ensure_output_folder(folder: Path, option: str | None = None) -> Path:
     if not folder.exists():
         parent = folder.parent
         if not parent.is_dir():
-            raise WorkbenchError(
-                f"{where}: the folder {parent} does not exist; create it or name a folder inside an existing one."
-            )
+            raise WorkbenchError(f"{where}: the folder {parent} does not exist; create it or name a folder inside an existing one.")
         _probe(parent, where)
         try:
             folder.mkdir()

@@ -48,8 +48,18 @@ MASS_BINS = tuple(np.round(np.linspace(0, 1, 11), 1))
 SCALE_DEPENDENT = ("mae", "rmse", "bias", "sd_ratio")
 
 
-def _row(data: DimensionData, a: stats.Agreement, rater: str, kind: str, gold: str,
-         x: Any = None, y: Any = None, *, label: str | None = None, on_gold_scale: bool = False) -> AgreementRow:
+def _row(
+    data: DimensionData,
+    a: stats.Agreement,
+    rater: str,
+    kind: str,
+    gold: str,
+    x: Any = None,
+    y: Any = None,
+    *,
+    label: str | None = None,
+    on_gold_scale: bool = False,
+) -> AgreementRow:
     """A table row: correlations from `a`; errors from the pairs on the value scale (x, y), or none when not comparable.
 
     on_gold_scale: x was put on the gold's scale by a fitted line, so only gold needs a map.
@@ -196,8 +206,9 @@ def _reliability(data: DimensionData, n_boot: int, seed: int) -> Reliability | N
     )  # fmt: skip
 
 
-def _calibration(session: Session | None, data: DimensionData, calibrate: dict[str, str] | None,
-                 n_boot: int, seed: int, ci: float) -> list[CalibrationRow]:
+def _calibration(
+    session: Session | None, data: DimensionData, calibrate: dict[str, str] | None, n_boot: int, seed: int, ci: float
+) -> list[CalibrationRow]:
     """Fit gold (on the value scale) ~ rater (as stored) on the train items; report raw and calibrated on the test items.
 
     The line absorbs the rater's scale, so the calibrated errors need only
@@ -268,8 +279,15 @@ def _scales(data: DimensionData) -> list[ColumnScale]:
     return out
 
 
-def analyse(data: DimensionData, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
-            session: Session | None = None, calibrate: dict[str, str] | None = None) -> DimensionReport:
+def analyse(
+    data: DimensionData,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    session: Session | None = None,
+    calibrate: dict[str, str] | None = None,
+) -> DimensionReport:
     """Every number of one dimension's report."""
     table, ceiling = _table(data, n_boot, seed, ci)
     return DimensionReport(

@@ -85,8 +85,9 @@ def dimensions(session: Session, dimension: str | None) -> list[Dimension]:
     return list(session.scalars(select(Dimension).order_by(Dimension.name)))
 
 
-def collect(session: Session, dim: Dimension, *, gold: list[str] | None, raters: list[str] | None,
-            items: str | None) -> DimensionData | None:
+def collect(
+    session: Session, dim: Dimension, *, gold: list[str] | None, raters: list[str] | None, items: str | None
+) -> DimensionData | None:
     """The ratings of one dimension, or None when it has no gold and no rater to report on."""
     q = (
         select(Item.id, Item.text, Rater.name, Rater.kind, Rating.value, Rating.raw_answer, Rating.mass)
@@ -102,9 +103,7 @@ def collect(session: Session, dim: Dimension, *, gold: list[str] | None, raters:
     long = pd.DataFrame(rows, columns=["item_id", "item", "rater", "kind", "value", "answer", "mass"])
     kinds = dict(zip(long["rater"], long["kind"], strict=False))
     gold_names = _pick(gold, sorted(n for n, k in kinds.items() if k == "norm"), kinds, "gold dataset", dim.name)
-    rater_names = _pick(
-        raters, sorted(n for n, k in kinds.items() if k in ("llm", "model") and "@" not in n), kinds, "rater", dim.name
-    )
+    rater_names = _pick(raters, sorted(n for n, k in kinds.items() if k in ("llm", "model") and "@" not in n), kinds, "rater", dim.name)
     humans = long[long["kind"] == "human"]
     cols = gold_names + [r for r in rater_names if r not in gold_names]
     chosen = long[long["rater"].isin(cols)]

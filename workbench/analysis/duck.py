@@ -261,10 +261,7 @@ def _source_queries(engine: Engine) -> dict[str, str]:
             return name
         return f"{name}::text AS {name}" if kind == "json" else f"{name} AT TIME ZONE 'UTC' AS {name}"
 
-    return {
-        name: re.sub(r"\{(json|time):(\w+)\}", column, sql)
-        for name, sql in SOURCE.items()
-    }
+    return {name: re.sub(r"\{(json|time):(\w+)\}", column, sql) for name, sql in SOURCE.items()}
 
 
 def _fetch_adbc(engine: Engine, queries: dict[str, str]) -> dict[str, pa.Table]:

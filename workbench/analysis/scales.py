@@ -135,14 +135,11 @@ def summary(maps: Mapping[str, ScaleMap], target: Bounds | None) -> str | None:
     if moved and target is not None:
         listed = ", ".join(f"{m.column} ({text((m.own.low, m.own.high))})" for m in moved if m.own is not None)
         parts.append(
-            f"MAE, RMSE, bias, SD ratio, residuals and plots put every value on the scale {text(target)}: "
-            f"{listed} mapped linearly."
+            f"MAE, RMSE, bias, SD ratio, residuals and plots put every value on the scale {text(target)}: {listed} mapped linearly."
         )
     alone = [m for m in maps.values() if not m.mapped]
     if alone:
         parts.append(
-            "Correlations only (no linear map onto the scale is meaningful) for "
-            + "; ".join(m.reason or m.column for m in alone)
-            + "."
+            "Correlations only (no linear map onto the scale is meaningful) for " + "; ".join(m.reason or m.column for m in alone) + "."
         )
     return " ".join(parts) or None

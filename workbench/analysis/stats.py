@@ -344,9 +344,7 @@ def _moment_correlation(s: np.ndarray) -> np.ndarray:
     return np.clip(cov / np.sqrt(vx * vy), -1.0, 1.0)
 
 
-def _boot_correlations(
-    x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, chunk: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def _boot_correlations(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spearman and Pearson correlation of each column of x with y in every resample: two [n_boot, R].
 
     x: [n, R] with NaN where a rater has no value; y: [n] complete. In each

@@ -69,9 +69,7 @@ def resolve_campaign(session: Session, loaded: LoadedStudy, name: str) -> Resolv
         raise WorkbenchError(f"campaigns.{name}: dimension {dim_name!r} has no scale.")
     points = [float(p) for p in scale_points(dim.scale_min, dim.scale_max, dim.scale_step or 1)]
     if len(points) > 20:
-        raise WorkbenchError(
-            f"campaigns.{name}: the scale of {dim_name!r} has {len(points)} points; a rating interface takes at most 20."
-        )
+        raise WorkbenchError(f"campaigns.{name}: the scale of {dim_name!r} has {len(points)} points; a rating interface takes at most 20.")
     ids = resolve_items(session, spec.items)
     if not ids:
         raise WorkbenchError(f"campaigns.{name}: {spec.items!r} has no items.")
@@ -84,8 +82,7 @@ def resolve_campaign(session: Session, loaded: LoadedStudy, name: str) -> Resolv
             gold = {i: v for i, v in gold_values(session, c.gold, dim_name).items() if i not in items}
             if len(gold) < c.per_list:
                 raise WorkbenchError(
-                    f"campaigns.{name}.controls: {c.gold!r} has {len(gold)} rated words outside the campaign's items; "
-                    f"need {c.per_list}."
+                    f"campaigns.{name}.controls: {c.gold!r} has {len(gold)} rated words outside the campaign's items; need {c.per_list}."
                 )
             ranked = sorted(gold, key=lambda i: (gold[i], i))
             low, high = (c.per_list + 1) // 2, c.per_list // 2
@@ -94,9 +91,7 @@ def resolve_campaign(session: Session, loaded: LoadedStudy, name: str) -> Resolv
             known = [(i, texts[i], gold[i]) for i in chosen]
         nonwords = _nonwords(c.nonwords, loaded.base_dir, name)
         if c.nonwords_per_list and len(nonwords) < c.nonwords_per_list:
-            raise WorkbenchError(
-                f"campaigns.{name}.controls: {len(nonwords)} nonwords given; nonwords_per_list is {c.nonwords_per_list}."
-            )
+            raise WorkbenchError(f"campaigns.{name}.controls: {len(nonwords)} nonwords given; nonwords_per_list is {c.nonwords_per_list}.")
     instructions = read_text_or_file(dim.instructions, loaded.base_dir)
     return ResolvedCampaign(name, loaded.study.study, spec, loaded.base_dir, dim, points, instructions, items, known, nonwords)
 

@@ -145,8 +145,7 @@ def resolve_server(base_dir: Path, url: str | None, api_key_env: str = "LABEL_ST
     url = url or os.environ.get("LABEL_STUDIO_URL") or (saved or {}).get("url")
     if not url:
         raise WorkbenchError(
-            "No Label Studio server: give the campaign's server.url, set LABEL_STUDIO_URL, "
-            "or start one with `workbench annotate serve`."
+            "No Label Studio server: give the campaign's server.url, set LABEL_STUDIO_URL, or start one with `workbench annotate serve`."
         )
     url = url.rstrip("/")
     key = os.environ.get(api_key_env)

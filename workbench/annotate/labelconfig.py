@@ -92,9 +92,7 @@ def prediction(value: float, model_version: str) -> dict:
     """A pre-annotation: an LLM rater's rating, rounded to the nearest point, carrying the rater's name."""
     return {
         "model_version": model_version,
-        "result": [
-            {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [point_label(value)]}}
-        ],
+        "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [point_label(value)]}}],
     }
 
 

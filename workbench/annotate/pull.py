@@ -172,8 +172,16 @@ def _fingerprint(p: dict) -> str:
     return f"{p.get('task_number', 0)}/{p.get('total_annotations_number', 0)}/{p.get('skipped_annotations_number', 0)}"
 
 
-def _fetch_list(conn: Connection, list_no: int, project_id: int, synced_at: str | None, fingerprint: str | None,
-                counts: dict, stored: dict[int, set[int]], live_tasks: int) -> Fetched | None:
+def _fetch_list(
+    conn: Connection,
+    list_no: int,
+    project_id: int,
+    synced_at: str | None,
+    fingerprint: str | None,
+    counts: dict,
+    stored: dict[int, set[int]],
+    live_tasks: int,
+) -> Fetched | None:
     """What changed in one list since the last pull (None: nothing), reading the whole project when counts disagree."""
     fp = _fingerprint(counts)
     full = synced_at is None or fingerprint is None
@@ -206,8 +214,15 @@ def _annotator_id(ann: dict) -> int | None:
     return who
 
 
-def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name: str, conn: Connection,
-                  on_progress: Callable[[int, int], None] | None = None, workers: int = 8) -> PullReport:
+def pull_campaign(
+    engine: Engine,
+    loaded: LoadedStudy,
+    spec: CampaignSpec,
+    name: str,
+    conn: Connection,
+    on_progress: Callable[[int, int], None] | None = None,
+    workers: int = 8,
+) -> PullReport:
     report = PullReport(name, conn.url)
     secret = study_secret(loaded.base_dir)
     with Session(engine) as s:
@@ -321,11 +336,15 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
                 if old is None:
                     inserts.append(values)
                     if problem and not cancelled:
-                        report.problems.append(f"annotation {a['id']} of {row.text!r} (list {f.list_no}): {problem}; not stored as a rating.")
+                        report.problems.append(
+                            f"annotation {a['id']} of {row.text!r} (list {f.list_no}): {problem}; not stored as a rating."
+                        )
                 elif old.updated_at != values["updated_at"] or old.task_row_id != row.id:
                     updates.append({"id": old.id, **values})
                     if problem and not cancelled:
-                        report.problems.append(f"annotation {a['id']} of {row.text!r} (list {f.list_no}): {problem}; not stored as a rating.")
+                        report.problems.append(
+                            f"annotation {a['id']} of {row.text!r} (list {f.list_no}): {problem}; not stored as a rating."
+                        )
             for ann_id in stored_by_task.get(task_id, set()) - seen:
                 deletes.append(ann_rows[ann_id].id)
     report.new, report.edited, report.deleted = len(inserts), len(updates), len(deletes)
@@ -338,7 +357,9 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
     if not (report.changed or deleted_tasks):
         _save_sync_state(engine, lists, fetched, campaign_id, write_time=False)
         with Session(engine) as s:
-            report.annotators = len(set(s.scalars(select(CampaignAnnotation.annotator).where(CampaignAnnotation.campaign_id == campaign_id))))
+            report.annotators = len(
+                set(s.scalars(select(CampaignAnnotation.annotator).where(CampaignAnnotation.campaign_id == campaign_id)))
+            )
         return report
 
     # ---- the new state of every annotation, then the ratings it implies
@@ -357,7 +378,7 @@ def pull_campaign(engine: Engine, loaded: LoadedStudy, spec: CampaignSpec, name:
             continue
         t = row_by_id[a["task_row_id"]]
         responses.append(Response(a["annotator"], t.role, t.item_id, a["value"], bool(a["unknown"]), a["lead_time"], t.gold))
-    tolerance = (spec.controls.tolerance if spec.controls and spec.controls.tolerance else (points[-1] - points[0]) / 3)
+    tolerance = spec.controls.tolerance if spec.controls and spec.controls.tolerance else (points[-1] - points[0]) / 3
     quality = evaluate(responses, spec.exclude, tolerance)
     report.annotators = len(quality)
     report.excluded = {a: q.excluded for a, q in quality.items() if q.excluded}
@@ -426,8 +447,17 @@ def _rater_name(campaign: str, annotator: str) -> str:
     return f"{campaign}:{annotator}"
 
 
-def _write_ratings(s: Session, name: str, campaign_id: int, dimension_id: int, job_id: int, state: dict[int, dict],
-                   rows: dict[int, CampaignTask], quality: dict, report: PullReport) -> None:
+def _write_ratings(
+    s: Session,
+    name: str,
+    campaign_id: int,
+    dimension_id: int,
+    job_id: int,
+    state: dict[int, dict],
+    rows: dict[int, CampaignTask],
+    quality: dict,
+    report: PullReport,
+) -> None:
     wanted: dict[tuple[str, int], dict] = {}
     for a in state.values():
         t = rows[a["task_row_id"]]
@@ -482,8 +512,16 @@ def _write_ratings(s: Session, name: str, campaign_id: int, dimension_id: int, j
     report.ratings_added, report.ratings_changed, report.ratings_removed = len(adds), len(changes), len(removes)
 
 
-def _write_aggregate(s: Session, name: str, spec: CampaignSpec, campaign_id: int, dimension_id: int, job_id: int,
-                     responses: list[Response], excluded: set[str]) -> None:
+def _write_aggregate(
+    s: Session,
+    name: str,
+    spec: CampaignSpec,
+    campaign_id: int,
+    dimension_id: int,
+    job_id: int,
+    responses: list[Response],
+    excluded: set[str],
+) -> None:
     """The campaign's dataset: mean, sd, n and known-ness per word after exclusions, with a norm rater (usable as gold)."""
     ds_name = spec.dataset or name
     camp = s.get(Campaign, campaign_id)
@@ -503,7 +541,11 @@ def _write_aggregate(s: Session, name: str, spec: CampaignSpec, campaign_id: int
         camp.dataset_id = ds.id
         s.flush()
     rater = s.scalar(select(Rater).where(Rater.dataset_id == ds.id, Rater.kind == "norm"))
-    ds.details = {"campaign": name, "excluded_annotators": sorted(excluded), "annotators": len({r.annotator for r in responses}) - len(excluded)}
+    ds.details = {
+        "campaign": name,
+        "excluded_annotators": sorted(excluded),
+        "annotators": len({r.annotator for r in responses}) - len(excluded),
+    }
     ds.imported_at = utcnow()
     q = select(Rating.id, Rating.item_id, Rating.value, Rating.sd, Rating.n, Rating.distribution).where(
         Rating.rater_id == rater.id, Rating.dimension_id == dimension_id, Rating.replicate == 0

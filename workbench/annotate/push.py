@@ -51,7 +51,8 @@ class PushReport:
             f"{self.campaign}: {self.items} items in {self.lists} lists on {self.url}.",
             f"  projects: {self.projects_created} created, {self.projects_updated} updated, {self.projects_adopted} adopted; "
             f"tasks: {self.tasks_imported} imported, {self.tasks_adopted} adopted, {self.tasks_recreated} recreated"
-            + (f"; {self.predictions} pre-annotations" if self.predictions else "") + ".",
+            + (f"; {self.predictions} pre-annotations" if self.predictions else "")
+            + ".",
         ]
         return out + [f"  {n}" for n in self.notes]
 
@@ -93,7 +94,9 @@ def project_settings(rc: ResolvedCampaign, list_no: int) -> dict:
     }
 
 
-def assign(rc: ResolvedCampaign, placed: dict[int, int], list_sizes: dict[int, int], next_position: dict[int, int]) -> dict[int, list[NewTask]]:
+def assign(
+    rc: ResolvedCampaign, placed: dict[int, int], list_sizes: dict[int, int], next_position: dict[int, int]
+) -> dict[int, list[NewTask]]:
     """The tasks to add, by list number: items not in a list yet fill the last list, then new lists;
     a new list gets its control items at seeded positions."""
     spec = rc.spec
@@ -185,8 +188,9 @@ def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
         page += 1
 
 
-def push_campaign(engine: Engine, loaded: LoadedStudy, name: str, conn: Connection,
-                  on_progress: Callable[[int, int], None] | None = None) -> PushReport:
+def push_campaign(
+    engine: Engine, loaded: LoadedStudy, name: str, conn: Connection, on_progress: Callable[[int, int], None] | None = None
+) -> PushReport:
     report = PushReport(name, conn.url)
     with Session(engine) as s:
         rc = resolve_campaign(s, loaded, name)

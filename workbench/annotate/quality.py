@@ -89,9 +89,7 @@ def evaluate(responses: list[Response], rules: ExclusionSpec | None, tolerance: 
         if q.ratings < rules.min_ratings:
             continue
         if rules.max_failed_controls is not None and q.controls and q.failed_controls / q.controls > rules.max_failed_controls:
-            q.reasons.append(
-                f"failed {q.failed_controls} of {q.controls} control items (more than {rules.max_failed_controls:.0%})"
-            )
+            q.reasons.append(f"failed {q.failed_controls} of {q.controls} control items (more than {rules.max_failed_controls:.0%})")
         if rules.min_correlation is not None and q.correlation is not None and q.correlation < rules.min_correlation:
             q.reasons.append(f"r = {q.correlation:.2f} with the mean of the other annotators (below {rules.min_correlation:g})")
         if rules.min_median_seconds is not None and q.median_seconds is not None and q.median_seconds < rules.min_median_seconds:

@@ -121,8 +121,9 @@ def prepare_data_dir(data_dir: Path) -> None:
         shutil.copytree(pristine, data_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".done"))
 
 
-def start_server(data_dir: Path, *, username: str, password: str, token: str, port: int | None = None,
-                 log_path: Path | None = None, timeout: float = 600) -> LocalServer:
+def start_server(
+    data_dir: Path, *, username: str, password: str, token: str, port: int | None = None, log_path: Path | None = None, timeout: float = 600
+) -> LocalServer:
     """Start Label Studio on 127.0.0.1 and wait until it answers; the admin account and its token are made on first start."""
     program = label_studio_program()
     data_dir = Path(data_dir).resolve()

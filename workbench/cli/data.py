@@ -31,7 +31,9 @@ def import_(
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Name of the dataset in the store.")] = None,
     as_rater: Annotated[
         str | None,
-        typer.Option("--as-rater", help="Import ratings produced elsewhere (another tool, an earlier run) as this rater, not as gold norms."),
+        typer.Option(
+            "--as-rater", help="Import ratings produced elsewhere (another tool, an earlier run) as this rater, not as gold norms."
+        ),
     ] = None,
     kind: Annotated[str, typer.Option(help="With --as-rater: llm or model.")] = "llm",
     preset: Annotated[str | None, typer.Option(help=PRESET_HELP)] = None,
@@ -95,8 +97,7 @@ def import_(
     else:
         if not item_column or not rating:
             raise WorkbenchError(
-                "Say how to read the file: --preset NAME, or --item-column COL and --rating DIM=MEAN_COL "
-                f"(presets: {', '.join(PRESETS)})."
+                f"Say how to read the file: --preset NAME, or --item-column COL and --rating DIM=MEAN_COL (presets: {', '.join(PRESETS)})."
             )
         cols = [parse_rating_option(r) for r in rating]
         dims = {d for d, _ in cols}

@@ -36,8 +36,10 @@ def _describe(report) -> list[str]:
 @app.command()
 def start(
     name: Name,
-    restart: Annotated[bool, typer.Option("--restart", help="Start a new job even if the last one failed or was cancelled "
-                                          "(a local one trains from scratch).")] = False,  # fmt: skip
+    restart: Annotated[
+        bool,
+        typer.Option("--restart", help="Start a new job even if the last one failed or was cancelled (a local one trains from scratch)."),
+    ] = False,  # fmt: skip
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:

@@ -94,9 +94,7 @@ FAILED_ITEMS_EXIT = 2  # a job ended with failed items: scripts notice, the next
 def exit_if_failed(failed: int) -> None:
     """Exit with code 2 after a run that left failed items, saying so on stderr."""
     if failed:
-        typer.echo(
-            f"{failed} item(s) failed and have no rating yet: run the command again to retry them.", err=True
-        )
+        typer.echo(f"{failed} item(s) failed and have no rating yet: run the command again to retry them.", err=True)
         raise typer.Exit(FAILED_ITEMS_EXIT)
 
 
@@ -104,7 +102,10 @@ def rate(
     rater: Annotated[str, typer.Argument(help="A rater declared in the study's raters:.")],
     items: Annotated[str | None, typer.Option("--items", help="Item set or dataset to rate (default: the rater's items).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Rate at most this many of the unrated items.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the requests and estimated cost, and check the model name with the server; rate nothing.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the requests and estimated cost, and check the model name with the server; rate nothing."),
+    ] = False,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:

@@ -23,11 +23,22 @@ class ReportFormat(str, Enum):
 
 def report(
     dimension: Annotated[str | None, typer.Option(help="Only this dimension (default: all with ratings).")] = None,
-    gold: Annotated[list[str] | None, typer.Option("--gold", help="Gold dataset; repeat for several (default: every norm dataset).")] = None,
-    raters: Annotated[list[str] | None, typer.Option("--rater", help="Rater; repeat for several: --rater a --rater b (default: every LLM and model rater).")] = None,
+    gold: Annotated[
+        list[str] | None, typer.Option("--gold", help="Gold dataset; repeat for several (default: every norm dataset).")
+    ] = None,
+    raters: Annotated[
+        list[str] | None,
+        typer.Option("--rater", help="Rater; repeat for several: --rater a --rater b (default: every LLM and model rater)."),
+    ] = None,
     items: Annotated[str | None, typer.Option(help="Restrict to an item set or a dataset's items.")] = None,
-    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="html (self-contained, with plots), md (plus PNGs) or json.", case_sensitive=False)] = ReportFormat.html,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist.")] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", "-f", help="html (self-contained, with plots), md (plus PNGs) or json.", case_sensitive=False),
+    ] = ReportFormat.html,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist."),
+    ] = None,
     calibrate: Annotated[str | None, typer.Option(help="TRAIN:TEST item sets: fit rater -> gold on TRAIN, report on TEST.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
@@ -58,7 +69,9 @@ def report(
         for row in part.ceiling:
             typer.echo(f"  ceiling  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} (n {row.n})")
         for row in part.table:
-            typer.echo(f"  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} [{_num(row.spearman_ci[0])}, {_num(row.spearman_ci[1])}] (n {row.n})")
+            typer.echo(
+                f"  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} [{_num(row.spearman_ci[0])}, {_num(row.spearman_ci[1])}] (n {row.n})"
+            )
     typer.echo(f"Wrote {written[0].resolve()}" + (f" and {len(written) - 1} plots" if len(written) > 1 else ""))
 
 

@@ -16,8 +16,7 @@ def sql(
     query: Annotated[
         str | None,
         typer.Argument(
-            help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings, ratings_wide, "
-            "rating_pairs, jobs, calls."
+            help="A DuckDB SELECT over the views items, dimensions, datasets, raters, ratings, ratings_wide, rating_pairs, jobs, calls."
         ),
     ] = None,
     file: Annotated[Path | None, typer.Option("--file", "-F", help="Read the query from this file.")] = None,

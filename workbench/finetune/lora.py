@@ -181,9 +181,7 @@ class _Batcher:
         label = f"{point:g}"
         ids = self.tok(label, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            raise WorkbenchError(
-                f"the soft objective needs one token per scale point; {label!r} has {len(ids)}: use objective text."
-            )
+            raise WorkbenchError(f"the soft objective needs one token per scale point; {label!r} has {len(ids)}: use objective text.")
         out = [ids[0]]
         if len(label) == 1:  # SentencePiece byte fallback token of the digit
             byte = self.tok.convert_tokens_to_ids(f"<0x{ord(label):02X}>")
@@ -310,8 +308,7 @@ def train_lora(
         if previous.get("key") != key:
             if not restart:
                 raise WorkbenchError(
-                    f"{folder} holds a fine-tune with other settings or data: give the fine-tune another name, "
-                    "or start over (restart)."
+                    f"{folder} holds a fine-tune with other settings or data: give the fine-tune another name, or start over (restart)."
                 )
             shutil.rmtree(folder)
         elif (folder / DONE_FILE).is_file() and not restart:
@@ -476,5 +473,3 @@ def training_status(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
             out["checkpoint_step"] = int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
     return out
-
-

@@ -130,7 +130,9 @@ def tuned_rater_spec(run: FinetuneRun, model: str | None = None) -> RaterOptions
         raise WorkbenchError(f"finetunes.{name}.base: no rater named {spec.base!r} in the study.")
     wanted = ("openai", "openai-batch") if spec.backend == "openai" else ("local",)
     if base is not None and base.backend not in wanted:
-        raise WorkbenchError(f"finetunes.{name}: a {spec.backend} fine-tune starts from a {spec.backend} rater; {spec.base!r} is {base.backend}.")
+        raise WorkbenchError(
+            f"finetunes.{name}: a {spec.backend} fine-tune starts from a {spec.backend} rater; {spec.base!r} is {base.backend}."
+        )
     fields: dict[str, Any] = base.model_dump(exclude_none=True, exclude={"few_shot", "items"}) if base else {}
     fields["backend"] = "openai" if spec.backend == "openai" else "local"
     if spec.backend == "local":
@@ -172,7 +174,9 @@ def prepare(session: Session, run: FinetuneRun) -> Prepared:
         validation = _examples(session, val_ids, gold)
         check_examples(validation, points, where=f"validation set {spec.validation!r} (finetunes.{name})")
     if spec.rate:
-        check_disjoint(session, train_ids, resolve_items(session, spec.rate), f"finetunes.{name}: train {spec.train!r} and rate {spec.rate!r}")
+        check_disjoint(
+            session, train_ids, resolve_items(session, spec.rate), f"finetunes.{name}: train {spec.train!r} and rate {spec.rate!r}"
+        )
     settings: dict[str, Any]
     if spec.backend == "local":
         settings = local_settings(spec, resolved).key()
@@ -224,8 +228,15 @@ def _new_job(engine: Engine, prep: Prepared, extra: dict[str, Any] | None = None
         return job.id
 
 
-def update_job(engine: Engine, job_id: int, *, status: str | None = None, error: str | None = None,
-               external_id: str | None = None, config: dict[str, Any] | None = None) -> None:
+def update_job(
+    engine: Engine,
+    job_id: int,
+    *,
+    status: str | None = None,
+    error: str | None = None,
+    external_id: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> None:
     with Session(engine) as s, s.begin():
         job = s.get(Job, job_id)
         assert job is not None
@@ -346,8 +357,14 @@ def _run_local(engine: Engine, run: FinetuneRun, prep: Prepared, job_id: int, sa
     say(f"{prep.name}: trained ({result.steps} steps, final loss {result.final_loss}); adapter in {folder}.")
 
 
-def rate_tuned(engine: Engine, run: FinetuneRun, model: str | None, prep: Prepared | None = None,
-               *, on_progress: Callable[[int, int], None] | None = None):
+def rate_tuned(
+    engine: Engine,
+    run: FinetuneRun,
+    model: str | None,
+    prep: Prepared | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+):
     """Rate the ``rate`` set with the tuned rater; record which items it was trained on."""
     name = run.name
     report = run_rater(engine, _tuned_run(run, model), on_progress=on_progress)

@@ -104,14 +104,17 @@ class FinetuneSpec(Strict):
 
     backend: Literal["openai", "local"] = Field(description="openai (the fine-tuning API) or local (LoRA on the local model)")
     base: Name | None = Field(None, description="a declared rater to start from: its model, prompt, server and dimension")
-    model: str | None = Field(None, description="the model to tune when there is no base rater (openai: e.g. gpt-4o-mini-2024-07-18; local: gemma3-270m)")
+    model: str | None = Field(
+        None, description="the model to tune when there is no base rater (openai: e.g. gpt-4o-mini-2024-07-18; local: gemma3-270m)"
+    )
     train: Name = Field(description="item set (e.g. a split's NAME.train) or dataset to train on")
     validation: Name | None = Field(None, description="item set for validation (openai)")
     gold: Name = Field(description="dataset whose ratings are the training targets")
     dimension: Name | None = Field(None, description="the dimension (default: the base rater's, or the study's only one)")
     rate: Name | None = Field(None, description="item set the tuned rater rates once trained (e.g. NAME.test); must not overlap train")
     prompt: str | None = Field(
-        None, description="training and rating prompt, a file or the text, with {item} (default: the base rater's; local: 'Word: {item}\nRating: ')"
+        None,
+        description="training and rating prompt, a file or the text, with {item} (default: the base rater's; local: 'Word: {item}\nRating: ')",
     )
     readout: Literal["expected", "parsed"] | None = Field(
         None, description="read-out of the tuned rater (default: expected; parsed reads the number an openai model answers)"

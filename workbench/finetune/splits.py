@@ -204,7 +204,11 @@ def split_action(session: Session, name: str, definition: dict[str, Any]) -> str
     sets = {s.name: s for s in session.scalars(select(ItemSet).where(ItemSet.name.in_([part_name(name, p) for p in PARTS])))}
     if len(sets) < len(PARTS):
         return "create"
-    return "unchanged" if all(s.definition == {**definition, "part": p} for p, s in ((p, sets[part_name(name, p)]) for p in PARTS)) else "update"
+    return (
+        "unchanged"
+        if all(s.definition == {**definition, "part": p} for p, s in ((p, sets[part_name(name, p)]) for p in PARTS))
+        else "update"
+    )
 
 
 def save_split(session: Session, name: str, spec: Any, base_dir: Path) -> tuple[int, int]:

@@ -50,10 +50,7 @@ class ImportResult:
             extra += f", {self.duplicates_merged} identical duplicate rows merged"
         if self.rejected_rows:
             extra += f", {self.rejected_rows} rows rejected (see {self.rejects_file})"
-        return (
-            f"{self.dataset}: {self.status} {self.items} items, {self.ratings} ratings "
-            f"({', '.join(self.dimensions)}){extra}"
-        )
+        return f"{self.dataset}: {self.status} {self.items} items, {self.ratings} ratings ({', '.join(self.dimensions)}){extra}"
 
 
 def file_checksum(path: Path) -> str:
@@ -106,9 +103,7 @@ def import_file(
     path = Path(path)
     for spec in specs:
         if not spec.name.strip() or len(spec.name) > 200 or not spec.name.isprintable():
-            raise WorkbenchError(
-                f"dataset name {clip(spec.name, 80)!r}: use 1 to 200 printable characters, e.g. glasgow-2019."
-            )
+            raise WorkbenchError(f"dataset name {clip(spec.name, 80)!r}: use 1 to 200 printable characters, e.g. glasgow-2019.")
         if len(spec.language) > 16 or not re.fullmatch(r"[a-z]{2,3}([-_][A-Za-z0-9]+)?", spec.language):
             raise WorkbenchError(
                 f"language {clip(spec.language, 80)!r}: use an ISO 639 code such as en, es or pt-BR (at most 16 characters)."
@@ -185,8 +180,7 @@ def lock_datasets(session: Session, names: Sequence[str]) -> None:
             session.execute(text("DELETE FROM store_meta WHERE 0"))
         except OperationalError:
             raise WorkbenchError(
-                "The store is locked by another process (an import or apply?) and stayed locked; "
-                "run the command again when it is done."
+                "The store is locked by another process (an import or apply?) and stayed locked; run the command again when it is done."
             ) from None
         return
     for name in sorted(set(names)):
@@ -196,9 +190,7 @@ def lock_datasets(session: Session, names: Sequence[str]) -> None:
             with session.begin_nested():
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         except OperationalError:
-            raise WorkbenchError(
-                f"dataset {name} is being imported by another process; run the command again when it is done."
-            ) from None
+            raise WorkbenchError(f"dataset {name} is being imported by another process; run the command again when it is done.") from None
         session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
 
 
@@ -282,8 +274,7 @@ def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str
             session.flush()
     except IntegrityError:  # lock_datasets makes this a safety net: a writer that did not take the lock
         raise WorkbenchError(
-            f"dataset {spec.name} is being imported by another process (or was just imported); "
-            "run the command again to see its state."
+            f"dataset {spec.name} is being imported by another process (or was just imported); run the command again to see its state."
         ) from None
 
     rater = session.scalar(select(Rater).where(Rater.name == spec.name))
@@ -344,9 +335,7 @@ def upsert_items(session: Session, texts: list[str], language: str) -> np.ndarra
         if dialect == "sqlite":
             cur.execute("SELECT coalesce(max(id), 0) FROM items")
             (before,) = cur.fetchone()
-            cur.executemany(
-                "INSERT INTO items (text, language) VALUES (?, ?) ON CONFLICT DO NOTHING", [(t, language) for t in new]
-            )
+            cur.executemany("INSERT INTO items (text, language) VALUES (?, ?) ON CONFLICT DO NOTHING", [(t, language) for t in new])
             cur.execute("SELECT text, id FROM items WHERE language = ? AND id > ?", (language, before))
             existing.update(cur.fetchall())
             if any(t not in existing for t in new):  # added by another writer since the first read
@@ -362,9 +351,7 @@ def upsert_items(session: Session, texts: list[str], language: str) -> np.ndarra
                 "INSERT INTO items (text, language) SELECT text, language FROM wb_new_items ORDER BY text "
                 "ON CONFLICT (language, text) DO NOTHING"
             )
-            cur.execute(
-                "SELECT i.text, i.id FROM items i JOIN wb_new_items n ON i.language = n.language AND i.text = n.text"
-            )
+            cur.execute("SELECT i.text, i.id FROM items i JOIN wb_new_items n ON i.language = n.language AND i.text = n.text")
             existing.update(cur.fetchall())
     cur.close()
     missing = [t for t in new if t not in existing]
@@ -408,4 +395,3 @@ def bulk_insert_ratings(
     with conn.cursor() as cur:
         with cur.copy("COPY ratings (item_id, dimension_id, rater_id, replicate, value, sd, n, job_id) FROM STDIN") as cp:
             cp.write(buf.getvalue())
-

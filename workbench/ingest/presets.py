@@ -170,17 +170,13 @@ def _mrc(name: str, language: str) -> list[DatasetSpec]:
             ratings=ratings,
             language=language,
             preset="mrc",
-            citation="Coltheart (1981). The MRC Psycholinguistic Database. Quarterly Journal of Experimental "
-            "Psychology 33A, 497-505.",
+            citation="Coltheart (1981). The MRC Psycholinguistic Database. Quarterly Journal of Experimental Psychology 33A, 497-505.",
         )
     ]
 
 
 def _glasgow_mrc(name: str, language: str) -> list[DatasetSpec]:
-    cite = (
-        "Conde et al. (2025). Adding LLMs to the psycholinguistic norming toolbox "
-        "(WordsGPT/psycholinguistics_framework, Apache-2.0)"
-    )
+    cite = "Conde et al. (2025). Adding LLMs to the psycholinguistic norming toolbox (WordsGPT/psycholinguistics_framework, Apache-2.0)"
     return [
         DatasetSpec(
             f"{name}-glasgow",
@@ -232,14 +228,9 @@ def preset_specs(
     known = {r.dimension for s in specs for r in s.ratings}
     for dim in [*rescale, *scale]:
         if dim not in known:
-            raise WorkbenchError(
-                f"Preset {preset!r} has no dimension {dim!r}: its dimensions are {', '.join(sorted(known))}."
-            )
+            raise WorkbenchError(f"Preset {preset!r} has no dimension {dim!r}: its dimensions are {', '.join(sorted(known))}.")
     out = []
     for s in specs:
-        ratings = tuple(
-            replace(r, rescale=rescale.get(r.dimension, r.rescale), scale=scale.get(r.dimension, r.scale))
-            for r in s.ratings
-        )
+        ratings = tuple(replace(r, rescale=rescale.get(r.dimension, r.rescale), scale=scale.get(r.dimension, r.scale)) for r in s.ratings)
         out.append(replace(s, ratings=ratings, decimal=decimal))
     return out

@@ -284,12 +284,8 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
     try:
         table = pacsv.read_csv(
             io.BytesIO(stripped.encode("utf-8")),
-            read_options=pacsv.ReadOptions(
-                use_threads=True, block_size=1 << 24, skip_rows=1, column_names=names
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid
-            ),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24, skip_rows=1, column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
                 strings_can_be_null=False,
@@ -301,9 +297,7 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise WorkbenchError(
-            f"{path}: cannot parse the file as a {SEPARATORS.get(sep, sep)}-separated table: {clip(str(exc))}."
-        ) from None
+        raise WorkbenchError(f"{path}: cannot parse the file as a {SEPARATORS.get(sep, sep)}-separated table: {clip(str(exc))}.") from None
     # every record is one line (check_quotes refused fields that span lines): a parser that saw another
     # number of rows than the file has lines lost some of them
     data_lines = stripped.count("\n") + (not stripped.endswith("\n")) - len(re.findall("\n(?=\n)", stripped)) - 1
@@ -350,9 +344,7 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
         all_lines = [ln for ln, _ in records]
         return RawTable(path, header, columns, len(all_lines), enc, sep, lambda: all_lines)
 
-    return RawTable(
-        path, header, columns, table.num_rows, enc, sep, lambda: [ln for ln, _ in line_numbers()]
-    )
+    return RawTable(path, header, columns, table.num_rows, enc, sep, lambda: [ln for ln, _ in line_numbers()])
 
 
 def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
@@ -453,14 +445,15 @@ def read_parquet_table(path: Path) -> RawTable:
     except Exception as exc:
         raise WorkbenchError(f"{path}: cannot read the Parquet file ({clip(str(exc))}).") from None
     return RawTable(
-        path, list(table.column_names), [table.column(i) for i in range(table.num_columns)], table.num_rows,
+        path,
+        list(table.column_names),
+        [table.column(i) for i in range(table.num_columns)],
+        table.num_rows,
         _line_numbers=lambda: list(range(1, table.num_rows + 1)),
     )
 
 
-def read_table(
-    path: Path, *, encoding: str | None = None, separator: str | None = None, sheet: str | None = None
-) -> RawTable:
+def read_table(path: Path, *, encoding: str | None = None, separator: str | None = None, sheet: str | None = None) -> RawTable:
     """Read any supported file into a RawTable."""
     path = Path(path)
     if not path.exists():

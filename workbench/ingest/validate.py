@@ -64,8 +64,7 @@ class ImportProblems(WorkbenchError):
         self.path = path
         self.problems = problems
         shown = "; ".join(
-            f"row {line}, column {clip(p.column, 80)!r}, value {clip(p.value)!r}: {p.reason}"
-            for line, p in problems[:SHOWN_PROBLEMS]
+            f"row {line}, column {clip(p.column, 80)!r}, value {clip(p.value)!r}: {p.reason}" for line, p in problems[:SHOWN_PROBLEMS]
         )
         more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         noun = "problem" if len(problems) == 1 else "problems"
@@ -128,9 +127,7 @@ def _num_str(v) -> str:
     return str(v)
 
 
-def parse_numbers(
-    col, na_values: tuple[str, ...], decimal: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_numbers(col, na_values: tuple[str, ...], decimal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values with NaN for missing, missing mask, invalid mask) of one column."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
@@ -255,9 +252,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
             lo, hi = rc.scale
             out = ~np.isnan(mean) & ((mean < lo) | (mean > hi))
             for i in np.flatnonzero(out):
-                problems.append(
-                    Problem(int(i), raw.header[m], _cell(raw, m, i), f"outside the {rc.dimension} scale {_fmt(lo)}-{_fmt(hi)}")
-                )
+                problems.append(Problem(int(i), raw.header[m], _cell(raw, m, i), f"outside the {rc.dimension} scale {_fmt(lo)}-{_fmt(hi)}"))
         sd_v = n_v = None
         if sd is not None:
             sd_v, _, sd_bad = parse_numbers(raw.columns[sd], na, spec.decimal)
@@ -274,9 +269,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
             with np.errstate(invalid="ignore"):
                 bad = n_bad | (n_v < 0) | (~np.isnan(n_v) & (n_v != np.round(n_v)))
             for i in np.flatnonzero(bad):
-                problems.append(
-                    Problem(int(i), raw.header[nn], _cell(raw, nn, i), "not a count (a whole number of raters)")
-                )
+                problems.append(Problem(int(i), raw.header[nn], _cell(raw, nn, i), "not a count (a whole number of raters)"))
         parsed.append((rc, raw.header[m], mean, sd_v, n_v))
 
     blank_item = np.array([not s for s in items], dtype=bool)

@@ -95,7 +95,9 @@ def _plan(session: Session, run: RaterRun, items: str | None, limit: int | None)
     set_name = items or resolved.spec.items
     target = resolve_items(session, set_name) if set_name else default_items(session, resolved.dimension)
     if not target:
-        raise WorkbenchError(f"raters.{run.name}: no items to rate: name an item set with items:, or import a dataset rated on {resolved.dimension!r}.")
+        raise WorkbenchError(
+            f"raters.{run.name}: no items to rate: name an item set with items:, or import a dataset rated on {resolved.dimension!r}."
+        )
     done = rated_items(session, resolved.hash, resolved.dimension)
     todo = [i for i in target if i not in done]
     if limit is not None:

@@ -37,9 +37,7 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> 
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(Rating).on_conflict_do_nothing(
-        index_elements=["rater_id", "dimension_id", "item_id", "replicate"]
-    )
+    stmt = dialect_insert(Rating).on_conflict_do_nothing(index_elements=["rater_id", "dimension_id", "item_id", "replicate"])
     session.execute(stmt, rows)
 
 
@@ -148,9 +146,7 @@ class JobWriter:
 
     def _save_job(self, s: Session, **extra: Any) -> None:
         counts = dict(self.counts, failures=self.failures)
-        s.execute(
-            update(Job).where(Job.id == self.job_id).values(counts=counts, cost=round(self.cost, 6), **extra)
-        )
+        s.execute(update(Job).where(Job.id == self.job_id).values(counts=counts, cost=round(self.cost, 6), **extra))
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Flush and close the job with its final status."""
@@ -161,4 +157,3 @@ class JobWriter:
         self.flush()
         with Session(self.engine) as s, s.begin():
             self._save_job(s, status=status, error=self.redact(error) if error else None, finished_at=dt.datetime.now(dt.UTC))
-

@@ -217,9 +217,7 @@ def backend_class(name: str) -> type[RaterBackend]:
     _load_builtins()
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise WorkbenchError(
-            f"unknown backend {name!r}.{did_you_mean(name, _REGISTRY)} Backends: {', '.join(_REGISTRY)}."
-        )
+        raise WorkbenchError(f"unknown backend {name!r}.{did_you_mean(name, _REGISTRY)} Backends: {', '.join(_REGISTRY)}.")
     return cls
 
 

@@ -104,16 +104,13 @@ def _training_set(train_words: Iterable[str], train_values: Iterable[float]) -> 
     if values.ndim != 1:
         raise WorkbenchError("train_values must be a flat sequence of numbers.")
     if len(words) != len(values):
-        raise WorkbenchError(
-            f"Got {len(words)} training words but {len(values)} gold values; they must pair up one to one."
-        )
+        raise WorkbenchError(f"Got {len(words)} training words but {len(values)} gold values; they must pair up one to one.")
     if len(words) < 2:
         raise WorkbenchError(f"A baseline needs at least two rated training words, got {len(words)}.")
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise WorkbenchError(
-            f"{bad.size} gold values are missing or not finite (the first for {words[bad[0]]!r}); "
-            "drop those words before fitting."
+            f"{bad.size} gold values are missing or not finite (the first for {words[bad[0]]!r}); drop those words before fitting."
         )
     return words, values
 

@@ -79,8 +79,7 @@ def _dimension(session: Session, name: str, declared: list[str]) -> Dimension:
     dim = session.scalar(select(Dimension).where(Dimension.name == name))
     if dim is None:
         raise WorkbenchError(
-            f"dimension {name!r} is not in the store: declare it in the study and run `workbench apply`."
-            + did_you_mean(name, declared)
+            f"dimension {name!r} is not in the store: declare it in the study and run `workbench apply`." + did_you_mean(name, declared)
         )
     if dim.scale_min is None or dim.scale_max is None:
         raise WorkbenchError(f"dimension {name!r} has no scale: give it one in the study (scale: [1, 7]).")

@@ -95,8 +95,17 @@ def retry_after(headers: Any) -> float | None:
     return None
 
 
-def _call_row(attempt: int, body: dict, *, status: str, http_status: int | None, latency: float,
-              response: str | None = None, error: str | None = None, usage: tuple[int, int] = (0, 0)) -> dict:
+def _call_row(
+    attempt: int,
+    body: dict,
+    *,
+    status: str,
+    http_status: int | None,
+    latency: float,
+    response: str | None = None,
+    error: str | None = None,
+    usage: tuple[int, int] = (0, 0),
+) -> dict:
     return {
         "attempt": attempt, "status": status, "http_status": http_status, "error": error,
         "request": body, "response": response, "latency_ms": round(latency * 1000, 2),
@@ -260,7 +269,9 @@ async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read:
                 outcome.prompt_tokens += usage[0]
                 outcome.completion_tokens += usage[1]
                 latency = time.perf_counter() - start
-                outcome.calls.append(_call_row(attempt, body, status="ok", http_status=code, latency=latency, response=answer.text, usage=usage))
+                outcome.calls.append(
+                    _call_row(attempt, body, status="ok", http_status=code, latency=latency, response=answer.text, usage=usage)
+                )
                 outcome.readout = readout
                 return outcome
             if code in (401, 403):
@@ -280,7 +291,11 @@ async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read:
         if pacer is not None and answer is None:
             pacer.done(tokens, None)
         response = answer.text if answer is not None else None
-        outcome.calls.append(_call_row(attempt, body, status="error", http_status=code, latency=time.perf_counter() - start, response=response, error=last_error))
+        outcome.calls.append(
+            _call_row(
+                attempt, body, status="error", http_status=code, latency=time.perf_counter() - start, response=response, error=last_error
+            )
+        )
         if permanent:
             break
         if attempt <= policy.max_retries:
@@ -334,8 +349,9 @@ async def rate_all(
             w.cancel()
 
 
-def run_requests(rater: ResolvedRater, texts: dict[int, str], job: RunJob, *, path: str,
-                 body_of: Callable[[str], dict[str, Any]], read: Reader) -> str:
+def run_requests(
+    rater: ResolvedRater, texts: dict[int, str], job: RunJob, *, path: str, body_of: Callable[[str], dict[str, Any]], read: Reader
+) -> str:
     """Rate the items through POST {base_url}{path}: one request per item, ``concurrency`` in flight.
 
     The rater's options give the server (base_url, api_key_env), how the job

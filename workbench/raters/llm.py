@@ -102,9 +102,7 @@ def _examples(session: Session, spec: LLMOptions, dimension: str) -> list[tuple[
     gold = gold_values(session, fs.gold, dimension)
     pool = [i for i in resolve_items(session, fs.items) if i in gold]
     if len(pool) < fs.n:
-        raise WorkbenchError(
-            f"few_shot: {fs.items!r} has only {len(pool)} items with a {fs.gold!r} rating; fewer than n = {fs.n}."
-        )
+        raise WorkbenchError(f"few_shot: {fs.items!r} has only {len(pool)} items with a {fs.gold!r} rating; fewer than n = {fs.n}.")
     chosen = sample_items(session, pool, fs.n, fs.seed)
     texts = item_texts(session, chosen)
     return [(texts[i], gold[i]) for i in chosen]
@@ -149,4 +147,3 @@ class LLMBackend(RaterBackend):
             identity["temperature"] = effective_temperature(spec)
         identity["prompt"] = prompt.text
         return replace(rater, identity=identity, prompt=prompt)
-

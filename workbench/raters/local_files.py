@@ -92,9 +92,7 @@ def _fingerprint(path: Path) -> str:
     if path.is_file():
         _file_digest(h, path)
     else:
-        names = ("config.json",) + tuple(
-            sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf"))
-        )
+        names = ("config.json",) + tuple(sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf")))
         for name in names:
             if (path / name).is_file():
                 _file_digest(h, path / name)
@@ -136,9 +134,7 @@ def resolve_model(model: str | os.PathLike[str] | None) -> tuple[str, Path]:
         return path.name, path.resolve()
     if path.is_dir() and len(ggufs := sorted(path.glob("*.gguf"))) == 1:
         return ggufs[0].stem, ggufs[0].resolve()
-    raise WorkbenchError(
-        f"No local model at {path}: give {DEFAULT_MODEL}, a .gguf file, or a local Hugging Face model folder."
-    )
+    raise WorkbenchError(f"No local model at {path}: give {DEFAULT_MODEL}, a .gguf file, or a local Hugging Face model folder.")
 
 
 @contextlib.contextmanager

@@ -52,7 +52,6 @@ Loading the model files (the packaged GGUF, its conversion and cache) is in
 raters/local_files.py.
 """
 
-
 from __future__ import annotations
 
 import os
@@ -752,4 +751,3 @@ class LocalModel:
                     answers[i] = self.tokenizer.decode(generated[b], skip_special_tokens=True).split("\n", 1)[0]
                 progress.add(len(batch))
         return answers
-

@@ -77,9 +77,7 @@ def fill_template(
     unknown = sorted({m.group(1) for m in _FIELD.finditer(template)} - set(FIELDS))
     if unknown:
         raise WorkbenchError(
-            f"{where}: unknown field {{{unknown[0]}}} in the prompt; the fields are "
-            + ", ".join("{" + f + "}" for f in FIELDS)
-            + "."
+            f"{where}: unknown field {{{unknown[0]}}} in the prompt; the fields are " + ", ".join("{" + f + "}" for f in FIELDS) + "."
         )
     if "{item}" not in template:
         raise WorkbenchError(f"{where}: the prompt must contain {{item}}, where the word goes.")

@@ -244,8 +244,7 @@ def _pairs(top_logprobs: LogprobsInput) -> list[tuple[str, float]]:
         items: Iterable[Any] = top_logprobs.items()
     elif isinstance(top_logprobs, str | bytes) or not isinstance(top_logprobs, Iterable):
         raise WorkbenchError(
-            "top logprobs must be a dict token -> logprob or a list of (token, logprob) pairs, "
-            f"got {type(top_logprobs).__name__}"
+            f"top logprobs must be a dict token -> logprob or a list of (token, logprob) pairs, got {type(top_logprobs).__name__}"
         )
     else:
         items = top_logprobs
@@ -315,8 +314,7 @@ def expected_from_top_logprobs(
     all_total = _logsumexp(list(token_logp.values()))
     if all_total > math.log1p(_MASS_TOLERANCE):
         raise WorkbenchError(
-            f"the top logprobs add up to a probability of {math.exp(all_total):.4f} > 1: "
-            "were logprobs of different positions mixed?"
+            f"the top logprobs add up to a probability of {math.exp(all_total):.4f} > 1: were logprobs of different positions mixed?"
         )
 
     wanted = set(labels)

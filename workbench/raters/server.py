@@ -72,7 +72,9 @@ class ServerBackend(LLMBackend):
         prompt_tokens = 0
         for text in texts.values():
             body = self.body(rater, text)
-            prompt_tokens += sum(estimate_tokens(m["content"]) for m in body["messages"]) if "messages" in body else estimate_tokens(body["prompt"])
+            prompt_tokens += (
+                sum(estimate_tokens(m["content"]) for m in body["messages"]) if "messages" in body else estimate_tokens(body["prompt"])
+            )
         per_answer = effective_max_tokens(spec) * (spec.samples if spec.readout == "samples" else 1)
         completion_tokens = per_answer * len(texts)
         rate = self.price(rater)

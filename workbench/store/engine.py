@@ -87,8 +87,7 @@ def store_error(exc: BaseException, url: str | URL) -> WorkbenchError | None:
         )
     if "malformed" in lowered or "disk image" in lowered:
         return WorkbenchError(
-            f"The store at {where} is damaged or truncated (SQLite: {message}). "
-            "Restore it from a backup, or point --db at another store."
+            f"The store at {where} is damaged or truncated (SQLite: {message}). Restore it from a backup, or point --db at another store."
         )
     return None
 
@@ -98,14 +97,12 @@ def _parse_url(url: str) -> URL:
         return make_url(url)
     except ArgumentError:
         raise WorkbenchError(
-            f"Cannot read the database URL {redact_url(url)!r}: use sqlite:///PATH or "
-            "postgresql+psycopg://USER@HOST/DB."
+            f"Cannot read the database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB."
         ) from None
     except ValueError:  # e.g. a port that is not a number
         port = url.rsplit("@", 1)[-1].split("/", 1)[0].rpartition(":")[2]
         raise WorkbenchError(
-            f"Cannot read the database URL {redact_url(url)!r}: the port {port!r} is not a number "
-            "(postgresql+psycopg://USER@HOST:5432/DB)."
+            f"Cannot read the database URL {redact_url(url)!r}: the port {port!r} is not a number (postgresql+psycopg://USER@HOST:5432/DB)."
         ) from None
 
 
@@ -115,17 +112,13 @@ def make_engine(url: str) -> Engine:
         if u.database and u.database != ":memory:":
             parent = Path(u.database).parent
             if not parent.exists():
-                raise WorkbenchError(
-                    f"The folder {parent} for the SQLite store does not exist: create it or pass --db."
-                )
+                raise WorkbenchError(f"The folder {parent} for the SQLite store does not exist: create it or pass --db.")
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas(int(busy_timeout() * 1000)))
         return engine
     if u.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True)
-    raise WorkbenchError(
-        f"Unsupported database {u.get_backend_name()!r}: workbench stores data in SQLite or PostgreSQL."
-    )
+    raise WorkbenchError(f"Unsupported database {u.get_backend_name()!r}: workbench stores data in SQLite or PostgreSQL.")
 
 
 def connect(url: str, *, upgrade: bool = False) -> Engine:

@@ -37,7 +37,6 @@ def lock_names(session: Session, kind: str, names: Iterable[str]) -> None:
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         except OperationalError:
             raise StoreLockedError(
-                f"{kind.replace('_', ' ')} {name} is being written by another process; "
-                "run the command again when it is done."
+                f"{kind.replace('_', ' ')} {name} is being written by another process; run the command again when it is done."
             ) from None
         session.execute(text("SET LOCAL lock_timeout = DEFAULT"))

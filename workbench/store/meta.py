@@ -31,9 +31,7 @@ def ensure_store_id(conn: Connection) -> None:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    conn.execute(
-        insert(StoreMeta).values(key=STORE_ID, value=uuid.uuid4().hex).on_conflict_do_nothing(index_elements=["key"])
-    )
+    conn.execute(insert(StoreMeta).values(key=STORE_ID, value=uuid.uuid4().hex).on_conflict_do_nothing(index_elements=["key"]))
 
 
 def store_id(session: Session) -> str:

@@ -34,7 +34,6 @@ NAMING_CONVENTION = {
 }
 
 
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -110,9 +109,7 @@ class ItemSet(Base):
 
 class ItemSetMember(Base):
     __tablename__ = "item_set_members"
-    item_set_id: Mapped[int] = mapped_column(
-        ForeignKey("item_sets.id", ondelete="CASCADE"), primary_key=True
-    )
+    item_set_id: Mapped[int] = mapped_column(ForeignKey("item_sets.id", ondelete="CASCADE"), primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
 
 
@@ -128,9 +125,7 @@ class Rater(Base):
 
     dataset: Mapped[Dataset | None] = relationship(back_populates="raters")
 
-    __table_args__ = (
-        CheckConstraint("kind IN ('norm', 'human', 'llm', 'model')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('norm', 'human', 'llm', 'model')", name="kind"),)
 
 
 class Job(Base):
@@ -167,14 +162,10 @@ class Rating(Base):
     # why value is missing, or a warning such as low mass on scale tokens
     note: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), server_default=func.current_timestamp()
-    )
+    created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), server_default=func.current_timestamp())
 
     __table_args__ = (
-        UniqueConstraint(
-            "rater_id", "dimension_id", "item_id", "replicate", name="uq_ratings_key"
-        ),
+        UniqueConstraint("rater_id", "dimension_id", "item_id", "replicate", name="uq_ratings_key"),
         Index("ix_ratings_item_dimension", "item_id", "dimension_id"),
     )
 
@@ -198,9 +189,7 @@ class Call(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), server_default=func.current_timestamp()
-    )
+    created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), server_default=func.current_timestamp())
 
     __table_args__ = (CheckConstraint("status IN ('ok', 'error')", name="status"),)
 

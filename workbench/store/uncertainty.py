@@ -23,9 +23,7 @@ def _ratings(session: Session, rater: str, candidates: set[int]) -> list[tuple[i
     row = session.scalar(select(Rater).where(Rater.name == rater))
     if row is None:
         raise WorkbenchError(f"uncertainty: no rater {rater!r} in the store: run it first (`workbench rate {rater}`).")
-    q = select(Rating.item_id, Rating.value, Rating.distribution, Rating.mass).where(
-        Rating.rater_id == row.id, Rating.replicate == 0
-    )
+    q = select(Rating.item_id, Rating.value, Rating.distribution, Rating.mass).where(Rating.rater_id == row.id, Rating.replicate == 0)
     return [r for r in session.execute(q) if r[0] in candidates]
 
 

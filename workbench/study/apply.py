@@ -86,7 +86,11 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
         for ds_name, action in actions.items():
             detail = src.preset and f"preset {src.preset}" or "columns " + ", ".join(src.ratings or {})
             # a file outside the study's folder is shown in full, so the user sees what will be read
-            shown = f"{path.resolve()} (outside the study folder)" if not src.file.startswith("package:") and is_outside(path, loaded.base_dir) else path.name
+            shown = (
+                f"{path.resolve()} (outside the study folder)"
+                if not src.file.startswith("package:") and is_outside(path, loaded.base_dir)
+                else path.name
+            )
             plan.steps.append(Step("dataset", ds_name, action, f"{shown}, {detail}"))
     plan.undeclared = [n for n in session.scalars(select(Dataset.name).order_by(Dataset.name)) if n not in declared]
     waiting = bool(plan.changes)

@@ -179,9 +179,7 @@ def dataset_specs(name: str, src: DatasetSource, dimensions: dict) -> list[Datas
     """The DatasetSpecs a study's dataset entry reads from its file."""
     na = tuple(dict.fromkeys(src.na))
     if src.preset:
-        specs = preset_specs(
-            src.preset, name, language=src.language, rescale=src.rescale, scale=dict(src.scale), decimal=src.decimal
-        )
+        specs = preset_specs(src.preset, name, language=src.language, rescale=src.rescale, scale=dict(src.scale), decimal=src.decimal)
         return [replace(s, extra_na=na) for s in specs] if na else specs
     ratings = []
     for dim, col in (src.ratings or {}).items():

@@ -108,9 +108,7 @@ class ColumnSpec(Strict):
 class DatasetSource(Strict):
     """A published norm file to import: by preset, or by naming its columns."""
 
-    file: str = Field(
-        description="path relative to the study file, or package:DIST/PATH for a file a Python package ships"
-    )
+    file: str = Field(description="path relative to the study file, or package:DIST/PATH for a file a Python package ships")
     preset: str | None = Field(None, description="a known dataset layout: see `workbench import --help`")
     item_column: str | None = Field(None, description="column with the items (generic files)")
     ratings: dict[str, str | ColumnSpec] | None = Field(
@@ -289,7 +287,7 @@ class ControlsSpec(Strict):
     )
     nonwords: list[str] | str = Field(
         default_factory=list,
-        description="nonwords that should get \"I don't know this word\": a list, or a file with one per line",
+        description='nonwords that should get "I don\'t know this word": a list, or a file with one per line',
     )
     nonwords_per_list: int = Field(2, ge=0, le=100)
 
@@ -309,9 +307,7 @@ class ExclusionSpec(Strict):
     min_correlation: float | None = Field(
         None, ge=-1, le=1, description="exclude an annotator whose ratings correlate less than this with the mean of the others (e.g. 0.2)"
     )
-    min_median_seconds: float | None = Field(
-        None, ge=0, description="exclude an annotator whose median time per word is below this"
-    )
+    min_median_seconds: float | None = Field(None, ge=0, description="exclude an annotator whose median time per word is below this")
     min_ratings: int = Field(10, ge=1, description="apply the rules only to annotators with at least this many ratings")
 
 
@@ -349,13 +345,16 @@ class Study(Strict):
 
     study: Name = Field(description="the study's name")
     database: str | None = Field(
-        None, description="sqlite:///PATH (relative to the study) or postgresql+psycopg://USER@HOST/DB; default: a SQLite file beside the study"
+        None,
+        description="sqlite:///PATH (relative to the study) or postgresql+psycopg://USER@HOST/DB; default: a SQLite file beside the study",
     )
     dimensions: dict[Name, DimensionSpec] = Field(default_factory=dict)
     datasets: dict[Name, DatasetSource] = Field(default_factory=dict)
     item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
     raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")
-    splits: dict[Name, SplitSpec] = Field(default_factory=dict, description="train/test splits, stored as item sets NAME.train and NAME.test")
+    splits: dict[Name, SplitSpec] = Field(
+        default_factory=dict, description="train/test splits, stored as item sets NAME.train and NAME.test"
+    )
     finetunes: dict[Name, FinetuneSpec] = Field(default_factory=dict, description="fine-tuning jobs; each makes a rater named like it")
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
     campaigns: dict[Name, CampaignSpec] = Field(

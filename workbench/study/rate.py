@@ -18,15 +18,23 @@ def rater_run(loaded: LoadedStudy, name: str) -> RaterRun:
     study = loaded.study
     if name not in study.raters:
         known = ", ".join(study.raters) or "none"
-        raise WorkbenchError(
-            f"{loaded.path}: no rater named {name!r} (the study's raters: {known}).{did_you_mean(name, study.raters)}"
-        )
+        raise WorkbenchError(f"{loaded.path}: no rater named {name!r} (the study's raters: {known}).{did_you_mean(name, study.raters)}")
     return RaterRun(name, study.raters[name], tuple(study.dimensions), loaded.base_dir)
 
 
-def run_rater(engine: Engine, loaded: LoadedStudy, name: str, *, items: str | None = None, limit: int | None = None,
-              dry_run: bool = False, check_server: bool = False, on_progress: Progress | None = None, backoff_base: float = 1.0,
-              commit_every: int = 64) -> RunReport:
+def run_rater(
+    engine: Engine,
+    loaded: LoadedStudy,
+    name: str,
+    *,
+    items: str | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    check_server: bool = False,
+    on_progress: Progress | None = None,
+    backoff_base: float = 1.0,
+    commit_every: int = 64,
+) -> RunReport:
     """Rate every item the study's rater ``name`` has not rated yet (or, dry, say what that would take)."""
     return run_job(
         engine, rater_run(loaded, name), items=items, limit=limit, dry_run=dry_run, check_server=check_server, on_progress=on_progress,
@@ -34,8 +42,7 @@ def run_rater(engine: Engine, loaded: LoadedStudy, name: str, *, items: str | No
     )  # fmt: skip
 
 
-def run_rater_dry(session: Session, loaded: LoadedStudy, name: str, *, items: str | None = None,
-                  limit: int | None = None) -> RunReport:
+def run_rater_dry(session: Session, loaded: LoadedStudy, name: str, *, items: str | None = None, limit: int | None = None) -> RunReport:
     """What rating with the study's rater ``name`` would take; sends and stores nothing."""
     return dry_run_job(session, rater_run(loaded, name), items=items, limit=limit)
 

@@ -1,7 +1,7 @@
 """Generate schemas/study.schema.json from the pydantic models.
 
-    python -m workbench.study.schema          # write it
-    python -m workbench.study.schema --check  # fail if the checked-in file is stale
+python -m workbench.study.schema          # write it
+python -m workbench.study.schema --check  # fail if the checked-in file is stale
 """
 
 from __future__ import annotations
