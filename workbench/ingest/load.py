@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.files import check_output_file
 from workbench.ingest.readers import RawTable, read_table
 from workbench.ingest.spec import DatasetSpec, clip
 from workbench.ingest.validate import NormTable, build_norms
@@ -150,13 +151,9 @@ def import_file(
 
 
 def check_rejects_path(session: Session, rejects: Path, source: Path) -> None:
-    """Refuse a rejects file that would overwrite the store or the input, is a folder, or has no folder."""
+    """Refuse a rejects file that would overwrite the store or the input; else the rule for every file written."""
     where = f"--rejects {rejects}"
-    if rejects.is_dir():
-        raise WorkbenchError(f"{where}: is a folder; name a file to write the rejected rows to, e.g. {rejects / 'rejected.csv'}.")
-    if not rejects.parent.is_dir():
-        raise WorkbenchError(f"{where}: the folder {rejects.parent} does not exist; create it or name a file in an existing folder.")
-    if rejects.exists():
+    if rejects.is_file():
         if source.exists() and rejects.samefile(source):
             raise WorkbenchError(f"{where}: is the file being imported; name another file for the rejected rows.")
         bind = session.get_bind()
@@ -166,6 +163,7 @@ def check_rejects_path(session: Session, rejects: Path, source: Path) -> None:
             for f in (store, Path(f"{db}-wal"), Path(f"{db}-journal"), Path(f"{db}-shm")):
                 if f.exists() and rejects.samefile(f):
                     raise WorkbenchError(f"{where}: is the store ({store}); name another file for the rejected rows.")
+    check_output_file(rejects, "--rejects")  # a folder, a missing or read-only folder: one line, as for --out
 
 
 def lock_datasets(session: Session, names: Sequence[str]) -> None:
