@@ -10,10 +10,12 @@ the store; their reason is kept on their rater.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench.numeric import pearson
 from workbench.study.models import ExclusionSpec
 
 
@@ -77,10 +79,10 @@ def evaluate(responses: list[Response], rules: ExclusionSpec | None, tolerance: 
             counts[i] = counts.get(i, 0) + 1
     for a, vals in values.items():
         pairs = [(v, (sums[i] - v) / (counts[i] - 1)) for i, v in vals.items() if counts[i] > 1]
-        if len(pairs) >= 3:
-            x, y = np.array(pairs).T
-            if x.std() > 0 and y.std() > 0:
-                out[a].correlation = float(np.corrcoef(x, y)[0, 1])
+        if pairs:
+            r = pearson(*zip(*pairs, strict=True))  # NaN under 3 pairs or for a constant side
+            if not math.isnan(r):
+                out[a].correlation = r
     for a, ts in times.items():
         out[a].median_seconds = float(np.median(ts))
     if rules is None:
