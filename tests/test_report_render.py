@@ -40,7 +40,7 @@ from workbench.analysis.report_model import (
     ResidualBand,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glasgow_mrc"
+DATA = Path(__file__).resolve().parent / "data" / "glasgow_mrc"
 NASTY = '<script>alert("x")</script> & co'
 N_BOOT = 200
 A, B = "gemma-3-270m · prompt A", "gemma-3-270m · prompt B"

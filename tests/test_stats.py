@@ -40,7 +40,7 @@ from workbench.analysis.stats import (
     williams_t,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"  # the norm files in the repository (tests/data/README.md)
 EXACT = 1e-9
 NO_WARNINGS = pytest.mark.filterwarnings("error")
 
