@@ -245,7 +245,8 @@ class RaterMethod(Model):
     weights: str | None = Field(None, description="fingerprint of the local weights (file size and hash)")
     readout: str | None = Field(None, description="how an answer became a rating: expected, greedy, parsed or samples")
     options: dict[str, str] = Field(
-        default_factory=dict, description="the rest of its configuration (temperature, top_logprobs, max_tokens, ...), each value as JSON text"
+        default_factory=dict,
+        description="the rest of its configuration (temperature, top_logprobs, max_tokens, ...), each value as JSON text",
     )
     prompt: str | None = Field(None, description="the prompt as sent, filled in for `example_word`")
     example_word: str | None = Field(None, description="the word the prompt is shown for")
