@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from tests.conftest import DATA
 from workbench import __version__
 from workbench.analysis.report import build_report, write_report
 from workbench.cli.main import app
@@ -26,7 +27,6 @@ from workbench.store import connect
 from workbench.store.models import Call, Job, Rater
 from workbench.study.apply import apply_study
 from workbench.study.load import load_study
-from tests.conftest import DATA
 
 pytest.importorskip("torch", reason="the local extra is not installed: pip install -e .[local]")
 
@@ -50,19 +50,35 @@ def study(tmp_path_factory):
         "title": "Familiarity of rare English words",
         "database": f"sqlite:///{folder / 'store.db'}",
         "dimensions": {
-            "familiarity": {"scale": [1, 7], "step": 1, "labels": {1: "very unfamiliar", 7: "very familiar"},
-                            "instructions": "Rate how familiar each word is to you."},
+            "familiarity": {
+                "scale": [1, 7],
+                "step": 1,
+                "labels": {1: "very unfamiliar", 7: "very familiar"},
+                "instructions": "Rate how familiar each word is to you.",
+            },
             "aux": {"scale": [1, 5], "step": 1},
         },  # fmt: skip
         "datasets": {
-            "norms": {"file": "norms.csv", "item_column": "Word", "ratings": {"familiarity": "FAM_Glas"},
-                      "citation": CITATION, "licence": "CC BY 4.0", "url": "https://doi.org/10.3758/s13428-018-1099-3"},
+            "norms": {
+                "file": "norms.csv",
+                "item_column": "Word",
+                "ratings": {"familiarity": "FAM_Glas"},
+                "citation": CITATION,
+                "licence": "CC BY 4.0",
+                "url": "https://doi.org/10.3758/s13428-018-1099-3",
+            },
             "rare": {"file": "rare.csv", "item_column": "Word", "ratings": {"aux": "AUX"}},
         },  # fmt: skip
         "item_sets": {"pilot": {"from": "norms", "sample": 12, "seed": 3}},
         "raters": {
-            "gemma": {"backend": "local", "dimension": "familiarity", "items": "pilot", "prompt": PROMPT, "batch_size": 16,
-                      "few_shot": {"items": "norms", "gold": "norms", "n": 3, "seed": 1, "format": "Word: {item}\nRating: {value}"}},
+            "gemma": {
+                "backend": "local",
+                "dimension": "familiarity",
+                "items": "pilot",
+                "prompt": PROMPT,
+                "batch_size": 16,
+                "few_shot": {"items": "norms", "gold": "norms", "n": 3, "seed": 1, "format": "Word: {item}\nRating: {value}"},
+            },
             "frequency": {"backend": "wordfreq", "dimension": "familiarity", "items": "rare"},
         },  # fmt: skip
     }
