@@ -106,11 +106,15 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
     for step in _split_steps(session, loaded, waiting):
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
-    for name in study.raters:
+    for name in _raters(study, later=False):
         step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for step in _finetune_steps(session, loaded, waiting):
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
+    for name in _raters(study, later=True):  # raters that rate from other raters' ratings (a stack)
+        step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for name, spec in study.item_sets.items():
@@ -175,6 +179,13 @@ def _save_item_sets(engine: Engine, study, *, ranked: bool, on_step) -> None:
             size = save_item_set(s, name, definition)
         if on_step:
             on_step(Step("item set", name, "create", f"{size} items"), None)
+
+
+def _raters(study, *, later: bool) -> list[str]:
+    """The study's raters in order: those that rate from other raters' ratings (later=True) after the rest."""
+    from workbench.raters.backend import backend_class
+
+    return [name for name, spec in study.raters.items() if backend_class(spec.backend).rates_from_raters == later]
 
 
 def item_set_definition(spec: ItemSetSpec) -> dict:
@@ -260,7 +271,7 @@ def apply_study(
             n_train, n_test = save_split(s, name, spec, loaded.base_dir)
         if on_step:
             on_step(Step("split", name, "create", f"{name}.train: {n_train} items, {name}.test: {n_test} items"), None)
-    for name in study.raters:
+    for name in _raters(study, later=False):
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
@@ -271,6 +282,10 @@ def apply_study(
                             on_rate_progress=on_rate_progress(name) if on_rate_progress else None)  # fmt: skip
         if on_rater and ft.rating is not None:
             on_rater(ft.rating)
+    for name in _raters(study, later=True):
+        report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
+        if on_rater:
+            on_rater(report)
     _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
     for name, spec in study.reports.items():
         with Session(engine) as s:
