@@ -2,10 +2,11 @@
 
     python bench/hybrid_raters.py            # trains what is missing, then writes raters.json
 
-Three LoRA adapters of Gemma 3 270M (soft objective, bench_finetune.py's settings): one on all
-1,500 training words (it rates the 1,045 test words), and one on each half of the training words
-(each rates the other half), so every training word has an out-of-fold value for the stack to be
-fitted on. The embedding baseline the same way (5 folds on the training words, all of them for the
+Three LoRA adapters of Gemma 3 270M (soft objective, bench_finetune.py's settings): one on each
+half of the training words (each rates the other half, so every training word has an out-of-fold
+value for the stack to be fitted on, and the test words), then one on all 1,500 training words
+(it rates the test words). Torch runs on one thread (BENCH_THREADS): on a loaded shared machine
+more threads spin against each other. The embedding baseline the same way (5 folds on the training words, all of them for the
 test words), and the Zipf frequency of every word. Everything lies under
 $WORKBENCH_CACHE_DIR/hybrid-bench (default ~/.cache/workbench/hybrid-bench): the adapters resume
 where they stopped, and a finished run costs nothing the second time.
@@ -51,33 +52,38 @@ def halves(n: int, seed: int = 7) -> list[np.ndarray]:
     return [np.sort(order[: n // 2]), np.sort(order[n // 2 :])]
 
 
-def lora_outputs(train: list[tuple[str, float]], test: list[tuple[str, float]]) -> dict[str, dict[str, list[float | None]]]:
+def lora_outputs(train: list[tuple[str, float]], test: list[tuple[str, float]], have: dict, save) -> None:
+    """Each half's adapter rates the other half and the test words ("lora_fold0", ...); the full one the test words."""
+    import torch
+
     from workbench.finetune.lora import Example, LoraSettings, load_tuned, train_lora
     from workbench.store.uncertainty import spread
 
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))  # a shared, loaded machine: no thread thrash
     settings = LoraSettings(objective="soft", prompt=PROMPT)
     head, _, tail = PROMPT.partition("{item}")
-    out: dict[str, dict[str, list[float | None]]] = {}
-    runs = [("full", list(range(len(train))), [w for w, _ in test])]
+    test_words = [w for w, _ in test]
+    runs = []
     for k, idx in enumerate(halves(len(train))):
         other = sorted(set(range(len(train))) - set(idx.tolist()))
-        runs.append((f"fold{k}", idx.tolist(), [train[i][0] for i in other]))
+        runs.append((f"fold{k}", idx.tolist(), [train[i][0] for i in other] + test_words))
+    runs.append(("full", list(range(len(train))), test_words))
     for name, idx, to_rate in runs:
+        if f"lora_{name}" in have:
+            continue
         folder = cache_dir() / "lora" / name
         start = time.perf_counter()
 
         def on_step(e, name=name):
-            if e["step"] % 10 == 0 or e["step"] == e["total"]:
-                print(f"  lora {name} step {e['step']}/{e['total']} loss {e['loss']:.4f} {e['seconds']:.0f}s", flush=True)
+            print(f"  lora {name} step {e['step']}/{e['total']} loss {e['loss']:.4f} {e['seconds']:.0f}s", flush=True)
 
         train_lora([Example(train[i][0], train[i][1]) for i in idx], POINTS, folder, settings, on_step=on_step)
         print(f"lora {name}: trained ({time.perf_counter() - start:.0f}s)", flush=True)
         model = load_tuned(folder)
         readouts = model.rate_expected(head, [w + tail for w in to_rate], POINTS, batch_size=32)
-        for w, r in zip(to_rate, readouts, strict=True):
-            out.setdefault("lora", {})[w] = [r.value, spread(r.distribution), r.mass]
+        have[f"lora_{name}"] = {w: [r.value, spread(r.distribution), r.mass] for w, r in zip(to_rate, readouts, strict=True)}
+        save()
         print(f"lora {name}: rated {len(to_rate)} words ({time.perf_counter() - start:.0f}s)", flush=True)
-    return out
 
 
 def embedding_outputs(train: list[tuple[str, float]], test: list[tuple[str, float]]) -> dict[str, list[float | None]]:
@@ -119,10 +125,7 @@ def main() -> None:
         have["embedding"] = embedding_outputs(train, test)
         path.write_text(json.dumps(have))
         print(f"embedding: done ({time.perf_counter() - start:.0f}s)", flush=True)
-    if "lora" not in have:
-        have.update(lora_outputs(train, test))
-        path.write_text(json.dumps(have))
-        print("lora: done", flush=True)
+    lora_outputs(train, test, have, lambda: path.write_text(json.dumps(have)))
     print(f"wrote {path}")
 
 

@@ -171,3 +171,34 @@ def test_a_component_without_values_fails_those_words_and_an_unknown_one_is_name
     err = invoke("rate", "st", "--study", study, code=1).output
     assert "component 'nosuch' is not a rater in the store" in err
     engine.dispose()
+
+
+def test_report_gives_each_rater_calibrated_intervals_on_held_out_items(tmp_path, db_url):
+    study = write_study(tmp_path, db_url)
+    invoke("apply", "--study", study)
+    out = invoke("report", "--study", study, "--format", "json", "--items", "test", "--intervals", "train",
+                 "--out", str(tmp_path / "r.json")).output  # fmt: skip
+    assert re.search(r"intervals st \(calibrated on train, n 150\): 80% -> 0\.\d+", out)
+    rows = {r["rater"]: r for r in json.loads((tmp_path / "r.json").read_text())["dimensions"][0]["intervals"]}
+    assert set(rows) == {"a", "b", "st"}
+    for row in rows.values():
+        assert row["n"] == N - 150 and row["n_calibration"] == 150
+        assert [c["level"] for c in row["coverage"]] == [0.8, 0.9, 0.95]
+        for c in row["coverage"]:  # 90 held-out words: coverage within sampling error of nominal
+            assert abs(c["covered"] - c["level"]) < 0.12, row
+        widths = [c["mean_width"] for c in row["coverage"]]
+        assert widths == sorted(widths) and widths[0] > 0
+    assert "spread" in rows["a"]["signals"]
+    # the HTML and Markdown reports show the section and the coverage plot
+    invoke("report", "--study", study, "--format", "md", "--items", "test", "--intervals", "train", "--out", str(tmp_path / "r.md"))
+    md = (tmp_path / "r.md").read_text()
+    assert "### Calibrated intervals" in md and "familiarity-coverage.png" in md and (tmp_path / "familiarity-coverage.png").is_file()
+    # calibrating on reported items is an error; so is a calibration set too small for the coverage asked
+    err = invoke("report", "--study", study, "--format", "json", "--intervals", "train", "--out", str(tmp_path / "x.json"), code=1).output
+    assert "calibration set 'train' shares 150 items with the items reported" in err
+    data = yaml.safe_load(open(study))
+    data["item_sets"]["tiny"] = {"from": "train", "sample": 12, "seed": 0}
+    data["reports"] = {"main": {"items": "test", "intervals": {"calibration": "tiny"}, "formats": ["json"]}}
+    open(study, "w").write(yaml.safe_dump(data, sort_keys=False))
+    err = invoke("apply", "--study", study, code=1).output
+    assert "has 12 items with gold values; an interval at 95% coverage needs at least 19" in err

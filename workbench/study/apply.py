@@ -156,6 +156,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
         rep, datas = build_report(
             s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
+            intervals=spec.intervals.model_dump() if spec.intervals else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
