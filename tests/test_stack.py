@@ -23,7 +23,7 @@ from workbench.cli.main import app
 from workbench.raters.backend import Outcome, RaterBackend, RaterOptions, register_backend
 from workbench.raters.readout import Readout
 from workbench.store import connect
-from workbench.store.models import Dimension, Item, Job, Rater, Rating
+from workbench.store.models import Item, Job, Rater, Rating
 
 N = 240
 

@@ -68,7 +68,9 @@ __all__ = ["MISSING", "format_number", "render_html", "render_markdown"]
 
 MISSING = "–"
 
-INT_FIELDS = frozenset({"n", "n_calibration", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside"})
+INT_FIELDS = frozenset(
+    {"n", "n_calibration", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside"}
+)
 P_FIELDS = frozenset({"williams_p"})
 SIGNED_FIELDS = frozenset({"bias", "residual", "mean_residual", "difference", "williams_t"})
 EDGE_FIELDS = frozenset({"low", "high", "bins", "scale", "value_scale"})
@@ -438,7 +440,9 @@ def _intervals_html(rows: Sequence[IntervalRow], base: str) -> str:
                 f"<tr><td>{_e(r.rater)}</td><td>{_e(r.gold)}</td><td>{_e(r.calibration)}</td>"
                 + (_num(r.n_calibration, key + ".n_calibration") + _num(r.n, key + ".n") if j == 0 else "<td></td><td></td>")
                 + f"<td>{_e(', '.join(r.signals) or 'none')}</td>"
-                + _num(c.level, k + ".level") + _num(c.covered, k + ".covered") + _num(c.mean_width, k + ".mean_width")
+                + _num(c.level, k + ".level")
+                + _num(c.covered, k + ".covered")
+                + _num(c.mean_width, k + ".mean_width")
                 + "</tr>"
             )
     head = "".join(f'<th scope="col">{h}</th>' for h in

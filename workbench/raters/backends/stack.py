@@ -113,9 +113,7 @@ class Stack(TrainedBackend):
         texts = item_texts(session, ids)
         # the digest: which words, their gold, and what each component said about them
         kept = [k for k, ok in enumerate(have) if ok]
-        rows = sorted(
-            (texts[i], gold[i], [float(comps[n].values[k]) for n in spec.raters]) for i, k in zip(ids, kept, strict=True)
-        )
+        rows = sorted((texts[i], gold[i], [float(comps[n].values[k]) for n in spec.raters]) for i, k in zip(ids, kept, strict=True))
         digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
         return replace(rater, train=[(t, g) for t, g, _ in rows], identity=dict(rater.identity, components=hashes, train_data=digest))
 
@@ -152,7 +150,9 @@ class Stack(TrainedBackend):
         for k, item in enumerate(targets):
             if not thave[k]:
                 lacking = [n for n in spec.raters if not np.isfinite(tcomps[n].values[k])]
-                job.writer.add(Outcome(item, None, error=f"no value from {', '.join(lacking)} for this word: rate it, then run the stack again"))
+                job.writer.add(
+                    Outcome(item, None, error=f"no value from {', '.join(lacking)} for this word: rate it, then run the stack again")
+                )
                 continue
             t = train_pos.get(item)
             if t is not None:
