@@ -133,6 +133,9 @@ class RaterBackend:
     kind: ClassVar[str] = "model"  # the store's rater kind: "llm" (a language model) or "model" (any other predictor)
     # True when a run with no items left may still have work: a batch an earlier run left waiting
     picks_up_waiting_work: ClassVar[bool] = False
+    # True when the backend rates from other raters' ratings (a stack): apply runs it after the other raters
+    # and the fine-tunes
+    rates_from_raters: ClassVar[bool] = False
 
     def weights_fingerprint(self, options: Any) -> str | None:
         """A cheap identity of the weights the backend rates with (enters the rater identity); None: no local weights."""
