@@ -53,6 +53,7 @@ def build_report(
     seed: int = 0,
     ci: float = 0.95,
     calibrate: dict[str, str] | None = None,
+    intervals: dict | None = None,
     title: str = "Validation report",
 ) -> tuple[Report, list[DimensionData]]:
     """The report over every dimension with something to report (or the one asked for), and its data.
@@ -83,7 +84,8 @@ def build_report(
             continue
         (datas if dimension or data.raters or len(data.gold) > 1 else lonely).append(data)
     datas = datas or lonely  # a store with one norm and nothing else: report that norm rather than nothing
-    parts = [analyse(d, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate, targets=targets) for d in datas]
+    parts = [analyse(d, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate, intervals=intervals, targets=targets)
+             for d in datas]  # fmt: skip
     if not parts:
         raise WorkbenchError("nothing to report: the store has no ratings for the dimensions, raters and items asked for.")
     unique_plot_names(parts)

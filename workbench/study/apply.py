@@ -107,11 +107,15 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
     for step in _split_steps(session, loaded, waiting):
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
-    for name in study.raters:
+    for name in _raters(study, later=False):
         step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for step in _finetune_steps(session, loaded, waiting):
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
+    for name in _raters(study, later=True):  # raters that rate from other raters' ratings (a stack)
+        step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for name, spec in study.item_sets.items():
@@ -153,6 +157,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
         rep, datas = build_report(
             s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
+            intervals=spec.intervals.model_dump() if spec.intervals else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
@@ -176,6 +181,13 @@ def _save_item_sets(engine: Engine, study, *, ranked: bool, on_step) -> None:
             size = save_item_set(s, name, definition)
         if on_step:
             on_step(Step("item set", name, "create", f"{size} items"), None)
+
+
+def _raters(study, *, later: bool) -> list[str]:
+    """The study's raters in order: those that rate from other raters' ratings (later=True) after the rest."""
+    from workbench.raters.backend import backend_class
+
+    return [name for name, spec in study.raters.items() if backend_class(spec.backend).rates_from_raters == later]
 
 
 def item_set_definition(spec: ItemSetSpec) -> dict:
@@ -273,7 +285,7 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
             n_train, n_test = save_split(s, name, spec, loaded.base_dir)
         if on_step:
             on_step(Step("split", name, "create", f"{name}.train: {n_train} items, {name}.test: {n_test} items"), None)
-    for name in study.raters:
+    for name in _raters(study, later=False):
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
@@ -284,6 +296,10 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
                             on_rate_progress=on_rate_progress(name) if on_rate_progress else None)  # fmt: skip
         if on_rater and ft.rating is not None:
             on_rater(ft.rating)
+    for name in _raters(study, later=True):
+        report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
+        if on_rater:
+            on_rater(report)
     _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
     for name, spec in study.reports.items():
         with Session(engine) as s:

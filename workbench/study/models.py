@@ -263,6 +263,17 @@ class CalibrateSpec(Strict):
     test: Name
 
 
+class IntervalsSpec(Strict):
+    """Calibrated (split-conformal) intervals for each rater of a report."""
+
+    calibration: Name = Field(description="item set with gold values to calibrate on; never the reported items (give the report items:)")
+    gold: Name | None = Field(None, description="the gold dataset (default: the report's first)")
+    levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field([0.8, 0.9, 0.95], min_length=1, description="nominal coverages")
+    disagreement: list[Name] = Field(
+        default_factory=list, description="raters whose disagreement with the rater (sd of the values) widens its intervals"
+    )
+
+
 class ReportSpec(Strict):
     """A validation report that apply writes: raters against gold norms, beside the human ceiling."""
 
@@ -271,6 +282,7 @@ class ReportSpec(Strict):
     dimension: Name | None = Field(None, description="one dimension (default: all)")
     items: Name | None = Field(None, description="restrict to an item set or dataset")
     calibrate: CalibrateSpec | None = None
+    intervals: IntervalsSpec | None = Field(None, description="calibrated intervals per rater: coverage at each level, mean width")
     formats: list[Literal["html", "md", "json"]] = Field(["html", "md", "json"], description="files to write")
     out: str = Field("reports", description="folder for the files, relative to the study")
     seed: int = 0
