@@ -165,6 +165,11 @@ class RaterBackend:
         """Values that must never reach the store (an API key): the job writer blanks them out."""
         return []
 
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        """The likely reason when most answers put little probability on the scale's tokens (the job's summary
+        names it); None when the backend reads no such probability."""
+        return None
+
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
         """Rate the items (id -> text), handing each outcome to ``job.writer``; returns the job's final status."""
         raise NotImplementedError
