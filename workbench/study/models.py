@@ -372,6 +372,19 @@ class CampaignSpec(Strict):
     server: LabelStudioServer = Field(default_factory=LabelStudioServer)
 
 
+class HybridSpec(Strict):
+    """A hybrid norm: a calibrated machine prior and human ratings, combined word by word (precision weighting)."""
+
+    prior: Name = Field(description="the machine rater (e.g. a stack) whose values are the prior")
+    calibration: Name = Field(description="item set with gold values the prior is calibrated on; never the hybrid's items")
+    gold: Name = Field(description="the gold dataset of the calibration")
+    humans: Name = Field(description="a campaign (its annotators' ratings) or a dataset (individual ratings, or mean/SD/n per word)")
+    items: Name = Field(description="item set or dataset: the hybrid's words")
+    level: float = Field(0.9, gt=0, lt=1, description="coverage of the per-word intervals")
+    dimension: Name | None = Field(None, description="the dimension (default: the study's only dimension)")
+    disagreement: list[Name] = Field(default_factory=list, description="raters whose disagreement with the prior widens its intervals")
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -400,6 +413,9 @@ class Study(Strict):
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
     campaigns: dict[Name, CampaignSpec] = Field(
         default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
+    )
+    hybrids: dict[Name, HybridSpec] = Field(
+        default_factory=dict, description="hybrid norms (a machine prior and human ratings): datasets apply writes"
     )
 
     @model_validator(mode="after")
