@@ -107,7 +107,7 @@ def _port_free(port: int) -> bool:
 @app.command()
 def serve(
     study: StudyPath = DEFAULT_STUDY,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (default 8080, or a free one when 8080 is taken).")] = 0,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (default 8080, or a free one when 8080 is taken).", show_default=False)] = 0,
     data_dir: Annotated[Path | None, typer.Option(help="Label Studio's data (default: .workbench/label-studio beside the study).")] = None,
 ) -> None:
     """Start a local Label Studio for a lab that has none; Ctrl-C stops it.

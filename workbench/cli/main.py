@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from workbench import __version__
-from workbench.cli import annotate, data, db, finetune, rate, rater, report, sql, study
+from workbench.cli import annotate, annotate_tools, data, db, finetune, rate, rater, report, sql, study
 from workbench.errors import WorkbenchError
 
 
@@ -43,6 +43,7 @@ sql.register(app)
 finetune.register(app)
 app.add_typer(db.app, name="db")
 annotate.register(app)
+annotate_tools.register(annotate.app)
 
 
 def _version(value: bool) -> None:
