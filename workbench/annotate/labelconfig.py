@@ -125,7 +125,9 @@ def annotator_instructions(
         if completion_code:
             parts.append(f"your completion code is <b>{html.escape(completion_code)}</b>")
         if completion_url:
-            parts.append(f'then return to the study panel through <a href="{html.escape(completion_url, quote=True)}">{html.escape(completion_url)}</a>')
+            parts.append(
+                f'then return to the study panel through <a href="{html.escape(completion_url, quote=True)}">{html.escape(completion_url)}</a>'
+            )
         said = "; ".join(parts)
         out.append("<h3>When you have rated every word of the list</h3><p>" + said[0].upper() + said[1:] + ".</p>")
     return "".join(out)
