@@ -484,7 +484,7 @@ def _one_line(exc: duckdb.Error) -> str:
     if depth:  # DuckDB's own hint is a SET, which the locked configuration refuses
         return (
             f"the query nests expressions more than {depth.group(2)} deep, DuckDB's limit (its settings cannot be "
-            "changed here); write it flatter, e.g. `x IN ('a', 'b', ...)` instead of a chain of ORs, or in steps with WITH"
+            "changed here); write it flatter, e.g. `sum(x)` or `x IN (...)` instead of a long chain of + or OR, or in steps with WITH"
         )
     return message
 
