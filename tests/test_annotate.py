@@ -402,10 +402,15 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
     assert r.exit_code == 1 and "Did you mean 'pilot'" in r.output
 
 
-def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_path):
+def test_serve_keeps_its_port_after_a_crash_and_serves_a_lab_behind_https(tmp_path):
+    """`annotate serve`: the development server, killed (a crash), then the production one on the same port (sockets in
+    TIME_WAIT do not count as taken) with the saved URL kept; secrets mode 600 and never printed; the invite link and
+    the host, CSRF and cookie settings follow the public URL behind the lab's HTTPS proxy."""
     import signal
     import subprocess
     import sys
+
+    import httpx
 
     try:
         label_studio_program()
@@ -413,23 +418,65 @@ def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_p
         if os.environ.get("WORKBENCH_REQUIRE_LABEL_STUDIO"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
-    (tmp_path / "study.yaml").write_text("study: served\n")
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "annotate", "serve", "--study", str(tmp_path / "study.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text("study: served\n")
+    info = tmp_path / ".workbench" / "label-studio.json"
+
+    def serve(*extra):
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "annotate", "serve", "--study", str(study_file), *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        return proc, proc.stdout.readline().strip()
+
+    proc, url = serve()
     try:
-        url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
-        info = tmp_path / ".workbench" / "label-studio.json"
         assert stat.S_IMODE(info.stat().st_mode) == 0o600
         saved = json.loads(info.read_text())
-        assert saved["url"] == url
-        conn = connect(url, saved["token"])
-        assert conn.client.users.whoami().email == saved["username"]
+        assert saved["url"] == url and saved["mode"] == "development"
+        assert connect(url, saved["token"]).client.users.whoami().email == saved["username"]
+        for _ in range(5):  # connections the server closes: its port has sockets in TIME_WAIT after it dies
+            httpx.get(url + "/health", timeout=30)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "Label Studio stopped." in err and saved["token"] not in out + err
+        proc.kill()  # a crash; Label Studio gets SIGTERM when its parent dies
+        _, err1 = proc.communicate(timeout=60)
+    for _ in range(120):
+        try:
+            httpx.get(url + "/health", timeout=1)
+            threading.Event().wait(0.5)
+        except httpx.HTTPError:
+            break
+    with ls_database() as database:
+        proc, url2 = serve("--database", database, "--workers", "1", "--threads", "2", "--public-url", "https://norms.example.edu")
+        try:
+            assert url2 == url, proc.stderr.read()
+            saved2 = json.loads(info.read_text())
+            assert stat.S_IMODE(info.stat().st_mode) == 0o600
+            assert saved2["url"] == url and saved2["public_url"] == "https://norms.example.edu" and saved2["mode"] == "production"
+            assert saved2["token"] == saved["token"] and saved2["secret_key"] and saved2["database"] == database
+            r = CliRunner().invoke(app, ["annotate", "invite", "--study", str(study_file)])
+            assert r.exit_code == 0 and r.output.startswith("https://norms.example.edu/user/signup/?token="), r.output
+            invite = r.output.strip().removeprefix("https://norms.example.edu")
+            proxied = {"Host": "norms.example.edu", "X-Forwarded-Proto": "https", "X-Forwarded-For": "10.0.0.7"}
+            with httpx.Client(base_url=url, timeout=60) as c:
+                page = c.get(invite, headers=proxied)
+                assert page.status_code == 200
+                cookie = next(v for k, v in page.headers.multi_items() if k.lower() == "set-cookie" and v.startswith("csrftoken="))
+                assert "Secure" in cookie  # the public URL is https: cookies only over https
+                csrf = cookie.split(";")[0].split("=", 1)[1]
+                form = {"csrfmiddlewaretoken": csrf, "email": "remote@example.com", "password": "remote-pass-123"}
+                foreign = c.post(f"/user/signup/?token={invite.split('token=')[1]}", data=form,
+                                 headers={**proxied, "Cookie": f"csrftoken={csrf}", "Referer": "https://evil.example.com/"})  # fmt: skip
+                assert foreign.status_code == 403  # CSRF: only the public origin
+                ok = c.post(f"/user/signup/?token={invite.split('token=')[1]}", data=form,
+                            headers={**proxied, "Cookie": f"csrftoken={csrf}", "Referer": "https://norms.example.edu" + invite})  # fmt: skip
+                assert ok.status_code == 302, ok.text[:300]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err2 = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err2
+    assert "Label Studio stopped." in err2 and "production server on PostgreSQL" in err2
+    for secret in (saved["token"], saved["password"], saved2["secret_key"]):
+        assert secret not in out + err1 + err2
 
 
 def test_pre_annotations_personal_access_token_and_changed_instructions(tmp_path, ls_server, monkeypatch):
