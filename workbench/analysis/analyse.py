@@ -25,10 +25,12 @@ from workbench.analysis.report_model import (
     CalibrationRow,
     ColumnScale,
     Comparison,
+    CoverageAt,
     DimensionReport,
     Disagreement,
     ErrorAnalysis,
     Heatmap,
+    IntervalRow,
     MassSummary,
     Reliability,
     ResidualBand,
@@ -247,6 +249,34 @@ def _calibration(
     return out
 
 
+def _intervals(session: Session | None, data: DimensionData, intervals: dict | None, seed: int) -> list[IntervalRow]:
+    """Each rater's conformal intervals, calibrated on the calibration set, covered on the reported items."""
+    if not intervals or not data.gold or session is None:
+        return []
+    from workbench.analysis.intervals import calibrate_rater, rater_coverage
+
+    gold = intervals.get("gold") or data.gold[0]
+    levels = intervals.get("levels") or [0.8, 0.9, 0.95]
+    reported = sorted(set(data.item_ids.values()))
+    out = []
+    for r in data.raters:
+        model, sig, cal_ids = calibrate_rater(
+            session, r, gold=gold, calibration=intervals["calibration"], dimension=data.dimension, reported=reported,
+            levels=levels, disagreement=[d for d in intervals.get("disagreement") or [] if d != r], seed=seed,
+        )  # fmt: skip
+        cov = rater_coverage(session, model, sig, gold=gold, dimension=data.dimension, items=reported, levels=levels)
+        out.append(IntervalRow(
+            rater=r, gold=gold, calibration=intervals["calibration"], n_calibration=len(cal_ids), n=cov[0].n if cov else 0,
+            signals=list(model.difficulty.names),
+            coverage=[CoverageAt(level=c.level, covered=_finite(c.covered), mean_width=_finite(c.mean_width)) for c in cov],
+        ))  # fmt: skip
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
 def _heatmap(data: DimensionData) -> Heatmap:
     cols = data.gold + data.raters
     v = data.values[cols]
@@ -287,9 +317,16 @@ def analyse(
     ci: float = 0.95,
     session: Session | None = None,
     calibrate: dict[str, str] | None = None,
+    intervals: dict | None = None,
 ) -> DimensionReport:
     """Every number of one dimension's report."""
     table, ceiling = _table(data, n_boot, seed, ci)
+    rows = _intervals(session, data, intervals, seed)
+    plots = plot_names(data)
+    if rows:
+        from workbench.analysis.write import slug
+
+        plots["coverage"] = f"{slug(data.dimension)}-coverage.png"
     return DimensionReport(
         dimension=data.dimension, scale=data.scale, value_scale=data.target,
         scale_note=summary({c: data.maps[c] for c in data.gold + data.raters if c in data.maps}, data.target),
@@ -297,6 +334,7 @@ def analyse(
         table=table, ceiling=ceiling, reliability=_reliability(data, n_boot, seed),
         comparisons=_comparisons(data, n_boot, seed, ci), errors=_errors(data),
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
+        intervals=rows,
         trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
-        plots=plot_names(data),
+        plots=plots,
     )  # fmt: skip

@@ -56,6 +56,7 @@ from workbench.analysis.report_model import (
     DimensionReport,
     ErrorAnalysis,
     Heatmap,
+    IntervalRow,
     MassSummary,
     Reliability,
     Report,
@@ -67,7 +68,9 @@ __all__ = ["MISSING", "format_number", "render_html", "render_markdown"]
 
 MISSING = "–"
 
-INT_FIELDS = frozenset({"n", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside"})
+INT_FIELDS = frozenset(
+    {"n", "n_calibration", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside"}
+)
 P_FIELDS = frozenset({"williams_p"})
 SIGNED_FIELDS = frozenset({"bias", "residual", "mean_residual", "difference", "williams_t"})
 EDGE_FIELDS = frozenset({"low", "high", "bins", "scale", "value_scale"})
@@ -419,6 +422,55 @@ def _calibration_html(rows: Sequence[CalibrationRow], base: str, ci: float) -> s
     return "".join(out)
 
 
+INTERVALS_LEAD = (
+    "Split-conformal intervals: a line onto gold and a width that follows the rater's uncertainty signals, "
+    "fitted on the calibration items (never the reported ones); the share of reported items whose gold value "
+    "lies inside its interval, against the nominal level."
+)
+
+
+def _intervals_html(rows: Sequence[IntervalRow], base: str) -> str:
+    out = ["<h3>Calibrated intervals</h3>", f'<p class="lead">{_e(INTERVALS_LEAD)}</p>']
+    body = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        for j, c in enumerate(r.coverage):
+            k = f"{key}.coverage.{j}"
+            body.append(
+                f"<tr><td>{_e(r.rater)}</td><td>{_e(r.gold)}</td><td>{_e(r.calibration)}</td>"
+                + (_num(r.n_calibration, key + ".n_calibration") + _num(r.n, key + ".n") if j == 0 else "<td></td><td></td>")
+                + f"<td>{_e(', '.join(r.signals) or 'none')}</td>"
+                + _num(c.level, k + ".level")
+                + _num(c.covered, k + ".covered")
+                + _num(c.mean_width, k + ".mean_width")
+                + "</tr>"
+            )
+    head = "".join(f'<th scope="col">{h}</th>' for h in
+                   ("Rater", "Gold", "Calibrated on", "Calibration items", "Reported items", "Signals", "Nominal", "Covered", "Mean width"))  # fmt: skip
+    out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(out)
+
+
+def _md_intervals(rows: Sequence[IntervalRow], base: str) -> str:
+    lines = ["### Calibrated intervals\n", INTERVALS_LEAD + "\n"]
+    table = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        for j, c in enumerate(r.coverage):
+            k = f"{key}.coverage.{j}"
+            first = j == 0
+            table.append([
+                _md(r.rater), _md(r.gold), _md(r.calibration),
+                format_number(r.n_calibration, key + ".n_calibration") if first else "",
+                format_number(r.n, key + ".n") if first else "", _md(", ".join(r.signals) or "none"),
+                format_number(c.level, k + ".level"), format_number(c.covered, k + ".covered"),
+                format_number(c.mean_width, k + ".mean_width"),
+            ])  # fmt: skip
+    headers = ["Rater", "Gold", "Calibrated on", "Calibration items", "Reported items", "Signals", "Nominal", "Covered", "Mean width"]
+    lines.append(_md_table(headers, table, [False, False, False, True, True, False, True, True, True]))
+    return "\n".join(lines)
+
+
 def _scales_html(dim: DimensionReport, base: str) -> str:
     """The note on scales above the agreement table, and each column's own scale (collapsed)."""
     out = []
@@ -547,6 +599,8 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
         out += [_errors_html(ea, f"{base}.errors.{i}") for i, ea in enumerate(dim.errors)]
     if dim.calibration:
         out.append(_calibration_html(dim.calibration, f"{base}.calibration", ci))
+    if dim.intervals:
+        out.append(_intervals_html(dim.intervals, f"{base}.intervals"))
     out.append("<h3>Correlations between all raters and norms</h3>")
     out.append(_heatmap_html(dim.heatmap, f"{base}.heatmap"))
     out.append(_figures_html(dim, plots))
@@ -774,6 +828,8 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
                 f"{format_number(c.n_train, k + '.n_train')} train items.\n"
             )
             out.append(_md_agreement([c.raw, c.calibrated], k, ci, stage=["raw", "calibrated"]))
+    if dim.intervals:
+        out.append(_md_intervals(dim.intervals, f"{base}.intervals"))
     hm = dim.heatmap
     if hm.labels:
         out.append("### Correlations between all raters and norms (Spearman ρ)\n")

@@ -52,6 +52,7 @@ def build_report(
     seed: int = 0,
     ci: float = 0.95,
     calibrate: dict[str, str] | None = None,
+    intervals: dict | None = None,
     title: str = "Validation report",
 ) -> tuple[Report, list[DimensionData]]:
     """The report over every dimension with something to report (or the one asked for), and its data."""
@@ -68,7 +69,7 @@ def build_report(
         if data is None or not (data.gold or data.raters):
             continue
         datas.append(data)
-        parts.append(analyse(data, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate))
+        parts.append(analyse(data, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate, intervals=intervals))
     if not parts:
         raise WorkbenchError("nothing to report: the store has no ratings for the dimensions, raters and items asked for.")
     unique_plot_names(parts)

@@ -160,6 +160,26 @@ class TrainedOn(Model):
     overlap: int = Field(0, description="reported items that were training items: figures on them overstate the rater")
 
 
+class CoverageAt(Model):
+    """Achieved coverage of the calibrated intervals at one nominal level."""
+
+    level: float = Field(description="nominal coverage, e.g. 0.9")
+    covered: float | None = Field(description="share of held-out items whose gold value lies inside their interval")
+    mean_width: float | None = Field(description="mean interval width, on the gold scale")
+
+
+class IntervalRow(Model):
+    """A rater's split-conformal intervals: fitted on a calibration item set, checked on the reported items."""
+
+    rater: str
+    gold: str
+    calibration: str = Field(description="the item set the intervals were calibrated on (never the reported items)")
+    n_calibration: int
+    n: int = Field(description="reported items with a gold and a rater value: where coverage is measured")
+    signals: list[str] = Field(description="the uncertainty signals the widths follow (empty: one width for every item)")
+    coverage: list[CoverageAt]
+
+
 class DimensionReport(Model):
     dimension: str
     scale: tuple[float | None, float | None]
@@ -176,6 +196,7 @@ class DimensionReport(Model):
     comparisons: list[Comparison] = Field(default_factory=list)
     errors: list[ErrorAnalysis] = Field(default_factory=list)
     calibration: list[CalibrationRow] = Field(default_factory=list)
+    intervals: list[IntervalRow] = Field(default_factory=list, description="calibrated (conformal) intervals per rater")
     trained: list[TrainedOn] = Field(default_factory=list, description="raters trained on some items (fine-tunes, baselines)")
     heatmap: Heatmap
     plots: dict[str, str] = Field(

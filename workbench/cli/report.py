@@ -40,6 +40,10 @@ def report(
         typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist."),
     ] = None,
     calibrate: Annotated[str | None, typer.Option(help="TRAIN:TEST item sets: fit rater -> gold on TRAIN, report on TEST.")] = None,
+    intervals: Annotated[
+        str | None,
+        typer.Option(help="Item set to calibrate each rater's conformal intervals on (not the reported items: give --items)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
     study: StudyPath = DEFAULT_STUDY,
@@ -59,7 +63,8 @@ def report(
     from workbench.analysis.report import build_report, write_report
 
     with open_store(store_url(db, study)) as engine, Session(engine) as s, working("Computing the report"):
-        rep, datas = build_report(s, dimension=dimension, gold=gold, raters=raters, items=items, n_boot=n_boot, seed=seed, calibrate=cal)
+        rep, datas = build_report(s, dimension=dimension, gold=gold, raters=raters, items=items, n_boot=n_boot, seed=seed, calibrate=cal,
+                                   intervals={"calibration": intervals} if intervals else None)  # fmt: skip
         with writing(path, "--out"):
             written = write_report(rep, datas, path, fmt)
     for part in rep.dimensions:
@@ -72,6 +77,9 @@ def report(
             typer.echo(
                 f"  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} [{_num(row.spearman_ci[0])}, {_num(row.spearman_ci[1])}] (n {row.n})"
             )
+        for iv in part.intervals:
+            cover = ", ".join(f"{c.level:.0%} -> {_num(c.covered)} (width {_num(c.mean_width)})" for c in iv.coverage)
+            typer.echo(f"  intervals {iv.rater} (calibrated on {iv.calibration}, n {iv.n_calibration}): {cover}")
     typer.echo(f"Wrote {written[0].resolve()}" + (f" and {len(written) - 1} plots" if len(written) > 1 else ""))
 
 

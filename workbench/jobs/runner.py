@@ -197,7 +197,25 @@ def run_rater(
         raise
     writer.finish(status)
     report.status, report.counts, report.cost = status, dict(writer.counts, failures=writer.failures), writer.cost if rate else None
+    note = low_mass_note(report.counts, getattr(spec, "min_mass", None), backend.low_mass_cause(resolved))
+    if note:
+        report.notes.append(note)
     return report
 
 
-__all__ = ["RaterRun", "RunReport", "run_rater", "run_rater_dry"]
+LOW_MASS_SHARE = 0.5
+"""Share of answers under the rater's min_mass above which a run's summary names the likely cause."""
+
+
+def low_mass_note(counts: dict[str, Any], min_mass: float | None, cause: str | None) -> str | None:
+    """A line for the job's summary when most answers put little probability on the scale's tokens, naming the
+    likely cause; None when most answers are fine (or the read-out measures no such probability)."""
+    read, low = int(counts.get("mass_read") or 0), int(counts.get("mass_low") or 0)
+    if not read or low <= LOW_MASS_SHARE * read:
+        return None
+    threshold = f"{min_mass:.0%}" if min_mass is not None else "half"
+    line = f"{low} of {read} answers ({low / read:.0%}) put less than {threshold} of their probability on the scale's tokens"
+    return f"{line}: {cause}." if cause else f"{line}."
+
+
+__all__ = ["RaterRun", "RunReport", "low_mass_note", "run_rater", "run_rater_dry"]

@@ -52,6 +52,10 @@ class LocalBackend(LLMBackend):
             legacy["top_logprobs"] = 20
         return replace(rater, identity={**rater.identity, **legacy})
 
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        # run() ends the prompt with the space before the number itself: the prompt's ending is not the cause
+        return "the model does not answer this prompt with a scale point: show it examples (few_shot) or change the prompt"
+
     def weights_fingerprint(self, options: Any) -> str:
         from workbench.raters.local_files import weights_fingerprint
 
