@@ -792,3 +792,46 @@ def test_production_server_without_redis_says_so_and_works(tmp_path, monkeypatch
             engine.dispose()
         finally:
             server.stop()
+
+
+def test_two_pushes_or_two_pulls_at_once_go_one_at_a_time(tmp_path, ls_server, annotators, db_url):
+    """Two `annotate push` (or `pull`) of a campaign at once on one store: one at a time; a second that waits past
+    --wait ends with one line naming the first; never a project, task or annotation twice (SQLite and PostgreSQL)."""
+    import subprocess
+    import sys
+
+    from workbench.store.locks import study_lock
+
+    if ls_server.mode == "production" and db_url.startswith("sqlite"):
+        pytest.skip("the production server is tested with the store on PostgreSQL")
+    path = make_study(tmp_path / "study", ls_server.url, k=1, list_size=5)
+    env = {**os.environ, "TEST_LS_KEY": ls_server.token, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def cli(*args):
+        return subprocess.Popen([sys.executable, "-m", "workbench.cli.main", *args, "--study", str(path), "--db", db_url],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    assert cli("apply").wait(300) == 0
+    engine = connect_store(db_url)
+    with study_lock(engine, "annotate push:pilot", what="annotate push pilot"):  # another push holds the campaign
+        p = cli("annotate", "push", "pilot", "--wait", "0.5")
+        out = p.communicate(timeout=300)[0]
+    assert p.returncode == 1 and out.count("\n") == 1 and "annotate push pilot" in out and "Traceback" not in out, out
+    for command in ("push", "pull"):
+        if command == "pull":
+            for pid in lists_of(engine).values():
+                work_through(annotators[3], pid, lambda w: "4")
+        procs = [cli("annotate", command, "pilot", "--wait", "120") for _ in range(2)]
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert not any("Error" in o or "Traceback" in o for o in outs), outs
+    projects = lists_of(engine)
+    assert len(projects) == 3
+    for pid in projects.values():
+        keys = [t.data["wb_key"] for t in project_tasks(ls_server, pid)]
+        assert len(keys) == len(set(keys))
+    with Session(engine) as s:
+        ids = s.scalars(select(CampaignAnnotation.annotation_id)).all()
+        assert len(ids) == len(set(ids)) == sum(len(t.annotations) for pid in projects.values() for t in project_tasks(ls_server, pid))
+        assert s.scalar(text("SELECT count(*) FROM jobs WHERE kind = 'annotate:pull'")) == 1  # the second found nothing new
+    engine.dispose()

@@ -15,10 +15,6 @@ LOCK_WAIT_S = 10.0
 
 
 def campaign_lock(engine: Engine, name: str, what: str, wait_s: float = LOCK_WAIT_S) -> AbstractContextManager:
-    try:
-        from workbench.store.locks import study_lock
-    except ImportError:  # TODO(h-lsprod): lane h-store's lock lands on main by 07:00
-        from contextlib import nullcontext
+    from workbench.store.locks import study_lock
 
-        return nullcontext()
-    return study_lock(engine, name, wait_s=wait_s, what=what)
+    return study_lock(engine, name, wait_s=wait_s, what=what, wait_option="--wait")

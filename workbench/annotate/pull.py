@@ -222,11 +222,12 @@ def pull_campaign(
     conn: Connection,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int = 8,
+    wait_s: float | None = None,
 ) -> PullReport:
-    """Pull a campaign; one pull of a campaign at a time per store (a second waits briefly, then says so)."""
-    from workbench.annotate.locking import campaign_lock
+    """Pull a campaign; one pull of a campaign at a time per store (a second waits `wait_s`, then says so)."""
+    from workbench.annotate.locking import LOCK_WAIT_S, campaign_lock
 
-    with campaign_lock(engine, f"annotate pull:{name}", f"annotate pull {name}"):
+    with campaign_lock(engine, f"annotate pull:{name}", f"annotate pull {name}", LOCK_WAIT_S if wait_s is None else wait_s):
         return _pull(engine, loaded, spec, name, conn, on_progress, workers)
 
 

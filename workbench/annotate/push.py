@@ -236,11 +236,12 @@ def push_campaign(
     conn: Connection,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    wait_s: float | None = None,
 ) -> PushReport:
-    """Push a campaign; one push of a campaign at a time per store (a second waits briefly, then says so)."""
-    from workbench.annotate.locking import campaign_lock
+    """Push a campaign; one push of a campaign at a time per store (a second waits `wait_s`, then says so)."""
+    from workbench.annotate.locking import LOCK_WAIT_S, campaign_lock
 
-    with campaign_lock(engine, f"annotate push:{name}", f"annotate push {name}"):
+    with campaign_lock(engine, f"annotate push:{name}", f"annotate push {name}", LOCK_WAIT_S if wait_s is None else wait_s):
         return _push(engine, loaded, name, conn, on_progress, workers)
 
 

@@ -18,6 +18,9 @@ app = typer.Typer(
 )
 
 Campaign = Annotated[str, typer.Argument(help="A campaign declared under `campaigns:` in the study file.")]
+Wait = Annotated[
+    float, typer.Option("--wait", min=0, help="Seconds to wait for another push (pull) of the campaign on this store to finish.")
+]
 
 
 def _connect(loaded, spec):
@@ -34,7 +37,7 @@ def _progress(label: str):
 
 
 @app.command()
-def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
     """Create or update the campaign's Label Studio projects (one per list) and import the tasks."""
     from workbench.annotate.campaign import campaign_spec
     from workbench.annotate.push import push_campaign
@@ -44,13 +47,13 @@ def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) ->
     spec = campaign_spec(loaded, campaign)
     conn = _connect(loaded, spec)
     with open_store(store_url(db, study)) as engine, _progress(f"push {campaign}") as bar:
-        report = push_campaign(engine, loaded, campaign, conn, on_progress=bar)
+        report = push_campaign(engine, loaded, campaign, conn, on_progress=bar, wait_s=wait)
     for line in report.lines():
         typer.echo(line)
 
 
 @app.command()
-def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
     """Bring the annotations back as ratings (only what changed since the last pull); apply the exclusion rules."""
     from workbench.annotate.campaign import campaign_spec
     from workbench.annotate.pull import pull_campaign
@@ -60,7 +63,7 @@ def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) ->
     spec = campaign_spec(loaded, campaign)
     conn = _connect(loaded, spec)
     with open_store(store_url(db, study)) as engine:
-        report = pull_campaign(engine, loaded, spec, campaign, conn)
+        report = pull_campaign(engine, loaded, spec, campaign, conn, wait_s=wait)
     for line in report.lines():
         typer.echo(line)
 
