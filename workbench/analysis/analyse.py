@@ -25,6 +25,7 @@ from workbench.analysis.report_model import (
     CalibrationRow,
     ColumnScale,
     Comparison,
+    Coverage,
     CoverageAt,
     DimensionReport,
     Disagreement,
@@ -32,6 +33,7 @@ from workbench.analysis.report_model import (
     Heatmap,
     IntervalRow,
     MassSummary,
+    NoGoldRow,
     Reliability,
     ResidualBand,
     TrainedOn,
@@ -309,6 +311,21 @@ def _scales(data: DimensionData) -> list[ColumnScale]:
     return out
 
 
+def coverage(data: DimensionData, targets: list[str] | None = None) -> Coverage:
+    """Which words have gold, which do not (with every rater's value on those): the words the agreement table leaves out.
+
+    targets: the report's item set, whose words count even when nobody rated them.
+    """
+    v = data.values
+    has_gold = v[data.gold].notna().any(axis=1) if data.gold else pd.Series(False, index=v.index)
+    words = list(v.index) if targets is None else sorted(set(v.index) | set(targets))
+    without = [w for w in words if not (w in has_gold.index and bool(has_gold.at[w]))]
+    rows = [NoGoldRow(item=w, values=[_float(v.at[w, r]) if w in v.index else None for r in data.raters]) for w in without]
+    rated = [sum(row.values[j] is not None for row in rows) for j in range(len(data.raters))]
+    return Coverage(items=len(words), with_gold=int(has_gold.sum()), without_gold=len(without), raters=list(data.raters),
+                    rated=rated, rows=rows)  # fmt: skip
+
+
 def analyse(
     data: DimensionData,
     *,
@@ -318,8 +335,9 @@ def analyse(
     session: Session | None = None,
     calibrate: dict[str, str] | None = None,
     intervals: dict | None = None,
+    targets: list[str] | None = None,
 ) -> DimensionReport:
-    """Every number of one dimension's report."""
+    """Every number of one dimension's report. targets: the words of the report's item set, if it has one."""
     table, ceiling = _table(data, n_boot, seed, ci)
     rows = _intervals(session, data, intervals, seed)
     plots = plot_names(data)
@@ -336,5 +354,6 @@ def analyse(
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
         intervals=rows,
         trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
+        coverage=coverage(data, targets),
         plots=plots,
     )  # fmt: skip

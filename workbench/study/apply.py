@@ -21,6 +21,7 @@ from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
 from workbench.store.locks import DEFAULT_LOCK_WAIT_S, lock_names, study_lock
+from workbench.store.meta import record_study
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
@@ -160,7 +161,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
         version = store_version(s)
         cal = spec.calibrate.model_dump() if spec.calibrate else None
         rep, datas = build_report(
-            s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
+            s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
             intervals=spec.intervals.model_dump() if spec.intervals else None,
         )  # fmt: skip
@@ -258,6 +259,7 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
             dim.labels, dim.instructions = spec.labels or None, spec.instructions
             s.add(dim)
             changed = True
+        changed = record_study(s, {"name": study.study, "title": study.title}) or changed
         if changed:
             bump_generation(s)
     if on_step:

@@ -338,6 +338,23 @@ class LabelStudioServer(Strict):
     )  # fmt: skip
 
 
+class CompletionSpec(Strict):
+    """What annotators get when they finish a list: a code to paste into the recruiting panel, or a link back to it."""
+
+    code: str | None = Field(None, min_length=1, max_length=100, description="a completion code, e.g. C1A2B3C4 (Prolific's)")
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="a link that returns the annotator to the panel, e.g. https://app.prolific.com/submissions/complete?cc=C1A2B3C4",
+    )
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not self.code and not self.url:
+            raise ValueError("give a completion code, a url, or both")
+        return self
+
+
 class CampaignSpec(Strict):
     """A human norming campaign: lists of items in Label Studio, k independent ratings per item."""
 
@@ -354,6 +371,9 @@ class CampaignSpec(Strict):
     )
     dataset: Name | None = Field(None, description="name of the campaign's aggregate dataset (default: the campaign's name)")
     seed: int = Field(0, description="seed of the list assignment and control positions")
+    completion: CompletionSpec | None = Field(
+        None, description="shown in the instructions and at the end of each list: the code or link that gets annotators paid"
+    )
     server: LabelStudioServer = Field(default_factory=LabelStudioServer)
 
 
@@ -374,6 +394,15 @@ class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
     study: Name = Field(description="the study's name")
+    title: str | None = Field(None, max_length=200, description="the study's title, shown to annotators and in reports")
+    information: str | None = Field(
+        None,
+        description="what annotators are told about the study (who runs it, what it is for, how long it takes, "
+        "contact): a file path relative to the study, or the text itself",
+    )
+    consent: str | None = Field(
+        None, description="the consent text annotators agree to before they start: a file path relative to the study, or the text itself"
+    )
     database: str | None = Field(
         None,
         description="sqlite:///PATH (relative to the study) or postgresql+psycopg://USER@HOST/DB; default: a SQLite file beside the study",
