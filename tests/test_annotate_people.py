@@ -72,6 +72,10 @@ def test_annotators_meet_the_study_not_the_workbench(people_study, ls_server, an
         # the word is the largest thing on the screen; the heading above it is small
         assert 'className="wb-word"' in p["label_config"] and 'size="6"' in p["label_config"]
 
+    # Label Studio keeps the settings as pushed (the key's comment included): a second push changes nothing
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert (again.projects_updated, again.tasks_imported, again.notes) == (0, 0, [])
+
     # a push cut short before the store knew its projects: the next push finds them by the key in the label config
     other = connect_store(f"sqlite:///{tmp_path / 'fresh.db'}")
     try:
@@ -156,4 +160,4 @@ def test_instructions_that_name_a_point_otherwise_than_its_button_are_reported()
 
 def test_serve_help_names_the_default_port():
     result = CliRunner().invoke(app, ["annotate", "serve", "--help"])
-    assert "default 8080" in result.output and "[default: 0]" not in result.output
+    assert "8080" in result.output and "[default: 0]" not in result.output
