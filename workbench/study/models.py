@@ -343,6 +343,11 @@ class LabelStudioServer(Strict):
     )
     api_key_env: str = Field("LABEL_STUDIO_API_KEY", description="environment variable holding the token (legacy or personal access token)")
     timeout: float = Field(60, gt=0, description="seconds per request")
+    parallel: int | None = Field(
+        None, ge=1, le=32,
+        description="lists `annotate push` imports at once (default: 4 on a server known to run on PostgreSQL, such as "
+        "`workbench annotate serve --database`; 1 otherwise: concurrent imports into Label Studio's SQLite lose work)",
+    )  # fmt: skip
 
 
 class CompletionSpec(Strict):
