@@ -104,7 +104,7 @@ def apply(
                 typer.echo("  " + r.describe())
         else:
             past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report") else ""
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report", "hybrid") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0

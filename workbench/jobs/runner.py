@@ -122,12 +122,24 @@ def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: 
             kind=f"rate:{spec.backend}",
             status="running",
             rater_id=rater.id,
-            config={"items": target_name, "requested": todo, **how},
+            config={"items": target_name, "requested": todo, **how, **job_record(resolved)},
         )
         s.add(job)
         s.flush()
         bump_generation(s)
         return rater.id, dim_id, job.id
+
+
+def job_record(resolved: ResolvedRater) -> dict[str, Any]:
+    """What a rating job keeps of its rater for the methods section: the options as declared (few-shot source,
+    prompt file, items; not where a key comes from) and the prompt as filled in, with ``{item}`` where the word goes."""
+    declared = resolved.spec.model_dump(mode="json", exclude_none=True, exclude={"api_key_env"})
+    out: dict[str, Any] = {"options": declared}
+    if resolved.prompt is not None:
+        out["prompt"] = resolved.prompt.text
+    if resolved.system:
+        out["system"] = resolved.system
+    return out
 
 
 def run_rater_dry(session: Session, run: RaterRun, *, items: str | None = None, limit: int | None = None,

@@ -21,6 +21,7 @@ from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
 from workbench.store.locks import DEFAULT_LOCK_WAIT_S, lock_names, study_lock
+from workbench.store.meta import record_study
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
@@ -122,6 +123,12 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
             action = "create" if waiting else item_set_action(session, name, item_set_definition(spec))
             plan.steps.append(Step("item set", name, action, f"top {spec.uncertainty.top} by {spec.uncertainty.by}"))
             waiting = waiting or action != "unchanged"
+    for name, spec in study.hybrids.items():
+        from workbench.study.hybrid import hybrid_action
+
+        action = "create" if waiting else hybrid_action(session, name, spec, _hybrid_dimension(study, name, spec))
+        plan.steps.append(Step("hybrid", name, action, f"prior {spec.prior}, humans {spec.humans}, items {spec.items}"))
+        waiting = waiting or action != "unchanged"
     for name, spec in study.reports.items():
         fresh = not waiting and report_is_current(loaded, name, spec, store_version(session))
         plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
@@ -154,9 +161,10 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
         version = store_version(s)
         cal = spec.calibrate.model_dump() if spec.calibrate else None
         rep, datas = build_report(
-            s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
+            s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
             intervals=spec.intervals.model_dump() if spec.intervals else None,
+            ppi=spec.ppi.model_dump(by_alias=True) if spec.ppi else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
@@ -180,6 +188,16 @@ def _save_item_sets(engine: Engine, study, *, ranked: bool, on_step) -> None:
             size = save_item_set(s, name, definition)
         if on_step:
             on_step(Step("item set", name, "create", f"{size} items"), None)
+
+
+def _hybrid_dimension(study, name: str, spec) -> str:
+    if spec.dimension:
+        return spec.dimension
+    if len(study.dimensions) != 1:
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"hybrids.{name}: the study has {len(study.dimensions)} dimensions: say which one with dimension:.")
+    return next(iter(study.dimensions))
 
 
 def _raters(study, *, later: bool) -> list[str]:
@@ -242,6 +260,7 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
             dim.labels, dim.instructions = spec.labels or None, spec.instructions
             s.add(dim)
             changed = True
+        changed = record_study(s, {"name": study.study, "title": study.title}) or changed
         if changed:
             bump_generation(s)
     if on_step:
@@ -299,6 +318,19 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
         if on_rater:
             on_rater(report)
     _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
+    for name, spec in study.hybrids.items():
+        from workbench.study.hybrid import hybrid_action, save_hybrid
+
+        dim = _hybrid_dimension(study, name, spec)
+        with Session(engine) as s, s.begin():
+            action = hybrid_action(s, name, spec, dim)
+            if action == "unchanged":
+                continue
+            result = save_hybrid(s, name, spec, dim)
+        if on_step:
+            c = result.counts()
+            detail = f"{len(result.words)} words: {c['both']} both, {c['machine']} machine only, {c['human']} human only"
+            on_step(Step("hybrid", name, action, "; ".join([detail, *result.notes])), None)
     for name, spec in study.reports.items():
         with Session(engine) as s:
             current = report_is_current(loaded, name, spec, store_version(s))
