@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from workbench.cli.main import app
 from workbench.store.engine import redact_url
+from workbench.study.load import SCHEMA_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def test_init_scaffolds_a_study(runner, tmp_path):
     assert result.output.splitlines()[0] == f"Created {target / 'study.yaml'}, {target / 'prompts'}/ and {target / 'data'}/."
     # the scaffold is a valid study
     assert run(runner, "validate", "--study", target / "study.yaml").output == (
-        f"{target / 'study.yaml'}: valid (1 dimensions, 0 datasets).\n"
+        f"{target / 'study.yaml'}: valid (1 dimension, 0 datasets).\n"
     )
     again = run(runner, "init", target, code=1)
     assert again.stderr == f"Error: {target / 'study.yaml'} already exists: choose another folder or edit it.\n"
@@ -84,10 +85,10 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
         f"{url}: 2545 items, 5090 ratings\n"
         "\n"
         "Datasets:\n"
-        "dataset          preset       language  items  ratings  dimensions\n"
-        "---------------  -----------  --------  -----  -------  -----------\n"
-        "toolbox-glasgow  glasgow_mrc  en         2545     2545  familiarity\n"
-        "toolbox-mrc      glasgow_mrc  en         2545     2545  familiarity\n"
+        "dataset          kind   preset       language  items  ratings  dimensions\n"
+        "---------------  -----  -----------  --------  -----  -------  -----------\n"
+        "toolbox-glasgow  norms  glasgow_mrc  en         2545     2545  familiarity\n"
+        "toolbox-mrc      norms  glasgow_mrc  en         2545     2545  familiarity\n"
         "\n"
         "Dimensions:\n"
         "dimension    scale_min  scale_max  ratings\n"
@@ -107,7 +108,7 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
     as_csv = run(runner, "status", "--study", study, "--db", db_url, "-f", "csv").stdout
     blocks = as_csv.split("\n\n")  # (CliRunner shows CSV's CRLF line ends as \n)
     assert blocks[0] == f"# store\nstore,items,ratings\n{url},2545,5090"
-    assert blocks[1].startswith("# datasets\ndataset,preset,language,items,ratings,dimensions\n")
+    assert blocks[1].startswith("# datasets\ndataset,kind,preset,language,items,ratings,dimensions\n")
     assert [b.split("\n")[0] for b in blocks] == [
         "# store",
         "# datasets",
@@ -221,12 +222,19 @@ def test_bad_study_file_names_the_field(runner, tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("study: x\ndimensions:\n  fam: {scale: [7, 1]}\n")
     out = run(runner, "validate", "--study", study, code=1)
-    assert out.stderr == (
-        f"Error: {study}: dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum. See schemas/study.schema.json.\n"
-    )
+    assert out.stderr == (f"Error: {study}: dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum. {SCHEMA_HINT}\n")
     study.write_text("study: x\ndatasets:\n  g: {file: g.csv, preset: glasgow, colour: red}\n")
     out = run(runner, "validate", "--study", study, code=1)
-    assert out.stderr == f"Error: {study}: datasets.g.colour: Extra inputs are not permitted. See schemas/study.schema.json.\n"
+    assert out.stderr == f"Error: {study}: datasets.g.colour: Extra inputs are not permitted. {SCHEMA_HINT}\n"
+    # several problems: every one of them, one per line
+    study.write_text("study: x\ndimensions:\n  fam: {scale: [7, 1]}\ndatasets:\n  g: {file: g.csv, preset: glasgow, colour: red}\n")
+    out = run(runner, "validate", "--study", study, code=1)
+    assert out.stderr == (
+        f"Error: {study}: 2 problems:\n"
+        "  - dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum\n"
+        "  - datasets.g.colour: Extra inputs are not permitted\n"
+        f"{SCHEMA_HINT}\n"
+    )
     study.write_text("study: x\n  bad: [\n")
     out = run(runner, "validate", "--study", study, code=1)
     assert out.stderr.startswith(f"Error: {study}: line 2, column")

@@ -169,8 +169,9 @@ def status(
         typer.echo(json.dumps({"store": redact_url(url), **summary.__dict__}, indent=2))
         return
     sections = [
-        ("Datasets", ["dataset", "preset", "language", "items", "ratings", "dimensions"],
-         [[d["name"], d["preset"], d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])] for d in summary.datasets]),
+        ("Datasets", ["dataset", "kind", "preset", "language", "items", "ratings", "dimensions"],
+         [[d["name"], d["kind"], d["preset"], d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])]
+          for d in summary.datasets]),
         ("Dimensions", ["dimension", "scale_min", "scale_max", "ratings"],
          [[d["name"], *d["scale"], d["ratings"]] for d in summary.dimensions]),
         ("Raters", ["rater", "kind", "items", "ratings"],
@@ -186,6 +187,8 @@ def status(
         return
     typer.echo(f"{redact_url(url)}: {summary.items} items, {summary.ratings} ratings")
     for title, header, rows in sections:
+        if title != "Recent rating jobs":  # a missing preset or cost is "-" to a reader, not SQL's NULL
+            rows = [[("-" if cell is None or cell == "" else cell) for cell in row] for row in rows]
         if not rows and title in ("Item sets", "Recent rating jobs"):
             continue
         typer.echo("")

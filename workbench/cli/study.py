@@ -40,17 +40,25 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new stud
 
 def validate(study: StudyPath = DEFAULT_STUDY) -> None:
     """Check the study file and read every dataset file as apply would: schema, files, presets, columns, values."""
-    from workbench.study.check import check_datasets
+    from workbench.output import plural
+    from workbench.study.check import check_study
     from workbench.study.load import load_study
 
     loaded = load_study(study)
     s = loaded.study
-    checks = check_datasets(loaded)
-    for c in checks:
+    checks = check_study(loaded)
+    for c in checks.datasets:
         where = f"{c.file} (outside the study folder)" if c.outside else c.file
         rejected = f", {c.rejected_rows} rows rejected" if c.rejected_rows else ""
         typer.echo(f"  dataset {c.name}: {c.items} items, {c.ratings} ratings from {where}{rejected}")
-    typer.echo(f"{study}: valid ({len(s.dimensions)} dimensions, {len(s.datasets)} datasets).")
+    for w in checks.word_lists:
+        where = f"{w.file} (outside the study folder)" if w.outside else w.file
+        attrs = f" (attributes {', '.join(w.attributes)})" if w.attributes else ""
+        typer.echo(f"  word list {w.name}: {plural(w.words, 'word')}{attrs} from {where}")
+    counts = [plural(len(s.dimensions), "dimension"), plural(len(s.datasets), "dataset")]
+    if s.word_lists:
+        counts.append(plural(len(s.word_lists), "word list"))
+    typer.echo(f"{study}: valid ({', '.join(counts)}).")
 
 
 def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
@@ -95,8 +103,10 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             for r in results:
                 typer.echo("  " + r.describe())
         else:
-            past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report") else ""
+            past = {"create": "created", "update": "updated", "write": "written", "import": "imported", "replace": "replaced"}.get(
+                step.action, step.action
+            )
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report", "word list") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0

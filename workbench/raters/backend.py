@@ -53,7 +53,8 @@ class RaterOptions(BaseModel):
     items: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description="item set or dataset to rate (default: every item with a gold rating on the dimension)",
+        description="item set, dataset or word list to rate, or all: every item with a gold rating on the dimension "
+        "(the default, refused above 1,000 items unless written out)",
     )
 
     @property
