@@ -49,7 +49,14 @@ def test_init_scaffolds_a_study(runner, tmp_path):
     assert (target / "prompts" / "familiarity.txt").exists()
     assert (target / "data").is_dir()
     assert "study: norms" in (target / "study.yaml").read_text()
-    assert result.output.splitlines()[0] == f"Created {target / 'study.yaml'}, {target / 'prompts'}/ and {target / 'data'}/."
+    assert result.output.splitlines()[0] == (
+        f"Created {target / 'study.yaml'} (its schema: {target / 'study.schema.json'}), {target / 'prompts'}/ and {target / 'data'}/."
+    )
+    # the schema the study file points at is beside it, and is the one the code generates
+    from workbench.study.schema import render as render_schema
+
+    assert "$schema=study.schema.json" in (target / "study.yaml").read_text().splitlines()[0]
+    assert (target / "study.schema.json").read_text(encoding="utf-8") == render_schema()
     # the scaffold is a valid study
     assert run(runner, "validate", "--study", target / "study.yaml").output == (
         f"{target / 'study.yaml'}: valid (1 dimension, 0 datasets).\n"
@@ -258,3 +265,13 @@ def test_db_current_and_upgrade(runner, tmp_path):
     assert json.loads(run(runner, "db", "current", "--db", url, "--format", "json").stdout) == [
         {"store": url, "revision": head, "state": "up to date", "needed": head}
     ]
+
+
+@pytest.mark.parametrize("group", [[], ["annotate"], ["finetune"], ["db"]])
+def test_help_lists_each_command_whole(runner, group):
+    """Each command's first sentence is shown whole in the command list, never cut with "...", at 80 columns."""
+    out = runner.invoke(app, [*group, "--help"], terminal_width=80)
+    assert out.exit_code == 0
+    listing = out.output.split("Commands:")[1]
+    assert "..." not in listing
+    assert all(len(line) <= 80 for line in listing.splitlines())

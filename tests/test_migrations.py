@@ -64,6 +64,8 @@ def test_expected_tables():
         "datasets",
         "item_sets",
         "item_set_members",
+        "dataset_items",
+        "item_attributes",
         "raters",
         "jobs",
         "ratings",

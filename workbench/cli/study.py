@@ -29,17 +29,24 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new stud
         text = (template / "study.yaml").read_text(encoding="utf-8")
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
         target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
+        from workbench.study.schema import render as render_schema
+
+        (directory / "study.schema.json").write_text(render_schema(), encoding="utf-8")
         prompt = directory / "prompts" / "familiarity.txt"
         if not prompt.exists():
             with resources.as_file(template / "prompts" / "familiarity.txt") as src:
                 shutil.copyfile(src, prompt)
-    typer.echo(f"Created {target}, {directory / 'prompts'}/ and {directory / 'data'}/.")
+    typer.echo(f"Created {target} (its schema: {directory / 'study.schema.json'}), {directory / 'prompts'}/ and {directory / 'data'}/.")
     typer.echo(f"Next: put norm files in {directory / 'data'}/, declare them under `datasets:`, then run")
     typer.echo(f"  workbench plan --study {target}")
 
 
 def validate(study: StudyPath = DEFAULT_STUDY) -> None:
-    """Check the study file and read every dataset file as apply would: schema, files, presets, columns, values."""
+    """Check the study and read its files as apply would.
+
+    Every check apply makes before it writes: the schema, each dataset and word list file (encoding,
+    columns, values, scales, items), the names item sets, splits and raters use, and the raters' items.
+    """
     from workbench.output import plural
     from workbench.study.check import check_study
     from workbench.study.load import load_study
@@ -71,7 +78,7 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     loaded = load_study(study)
     url = store_url(db, study)
     with open_store(url) as engine, Session(engine) as s:
-        p = make_plan(s, loaded)
+        p = make_plan(s, loaded, estimate_costs=True)
     for step in p.steps:
         typer.echo("  " + step.describe())
     for name in p.undeclared:
@@ -83,7 +90,7 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
 
 
 def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Make the store match the study file, resuming where a previous apply stopped.
+    """Make the store match the study file; resumes where it stopped.
 
     Exits with code 2 when a rater's job left failed items: the next apply retries them.
     """

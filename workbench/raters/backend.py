@@ -134,6 +134,8 @@ class RaterBackend:
     kind: ClassVar[str] = "model"  # the store's rater kind: "llm" (a language model) or "model" (any other predictor)
     # True when a run with no items left may still have work: a batch an earlier run left waiting
     picks_up_waiting_work: ClassVar[bool] = False
+    # True when each request may cost money (a hosted API): `workbench plan` shows the estimated cost
+    bills: ClassVar[bool] = False
 
     def weights_fingerprint(self, options: Any) -> str | None:
         """A cheap identity of the weights the backend rates with (enters the rater identity); None: no local weights."""

@@ -69,7 +69,9 @@ def _dimension_action(session: Session, name: str, spec) -> str:
     return "unchanged" if wanted == have else "update"
 
 
-def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
+def make_plan(session: Session, loaded: LoadedStudy, *, estimate_costs: bool = False) -> Plan:
+    """What apply would do, step by step; raises what apply would refuse. ``estimate_costs``: also estimate
+    what the paid raters would cost when the store is not ready for them yet (on a scratch copy)."""
     study = loaded.study
     plan = Plan()
     for name, spec in study.dimensions.items():
@@ -125,8 +127,9 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
     for step in _split_steps(session, loaded, waiting):
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
+    scratch = _scratch_estimates(loaded) if estimate_costs and waiting else {}
     for name in study.raters:
-        step = _rater_step(session, loaded, name, waiting)
+        step = _rater_step(session, loaded, name, waiting, scratch.get(name))
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for step in _finetune_steps(session, loaded, waiting):
@@ -250,15 +253,44 @@ def item_set_definition(spec: ItemSetSpec) -> dict:
     return out
 
 
-def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool) -> Step:
+def _cost(report) -> str:
+    """A dry run's estimated cost, for a plan line ('' for a rater that costs nothing)."""
+    if report is None or not report.estimated_tokens:
+        return ""
+    if report.estimated_cost is None:
+        return ", cost unknown: give the rater price: {input, output}"
+    return f", about ${report.estimated_cost:.4f} ({report.requests} requests)"
+
+
+def _scratch_estimates(loaded: LoadedStudy) -> dict:
+    """Dry runs of the study's paid raters on a scratch copy of the store (nothing is written to the real one)."""
+    from workbench.raters.backend import backend_class
+
+    paid = [n for n, spec in loaded.study.raters.items() if backend_class(spec.backend).bills]
+    if not paid:
+        return {}
+    from workbench.study.rate import dry_run_rater
+
+    out = {}
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="workbench-plan-") as tmp:
+        for name in paid:
+            out[name] = dry_run_rater(f"sqlite:///{tmp}/none.db", loaded, name)
+    return out
+
+
+def _rater_step(session: Session, loaded: LoadedStudy, name: str, waiting: bool, estimate=None) -> Step:
     spec = loaded.study.raters[name]
     what = f"{spec.backend}" + (f" {spec.model_name}" if spec.model_name else "")
     if waiting:
+        if estimate is not None:
+            return Step("rater", name, "rate", f"{what}, {estimate.requested} items{_cost(estimate)}, after the steps above")
         return Step("rater", name, "rate", f"{what}, after the steps above")
     report = run_rater_dry(session, loaded, name)
     if report.requested == 0:
         return Step("rater", name, "unchanged", f"{what}, {report.target} items rated")
-    return Step("rater", name, "rate", f"{what}, {report.requested} of {report.target} items")
+    return Step("rater", name, "rate", f"{what}, {report.requested} of {report.target} items{_cost(report)}")
 
 
 def apply_study(
