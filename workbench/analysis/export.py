@@ -120,8 +120,19 @@ def export_ratings(
     item_ids = set(resolve_items(session, items)) if items else None
 
     query = (
-        select(Item.id, Item.text, Item.language, Dimension.name, Rater.name, Rating.value, Rating.sd, Rating.n,
-               Rating.replicate, Rating.mass, Rating.note)  # fmt: skip
+        select(
+            Item.id,
+            Item.text,
+            Item.language,
+            Dimension.name,
+            Rater.name,
+            Rating.value,
+            Rating.sd,
+            Rating.n,
+            Rating.replicate,
+            Rating.mass,
+            Rating.note,
+        )  # fmt: skip
         .join(Item, Item.id == Rating.item_id)
         .join(Dimension, Dimension.id == Rating.dimension_id)
         .join(Rater, Rater.id == Rating.rater_id)
@@ -178,7 +189,9 @@ def _wide(session: Session, rows, item_ids: set[int] | None, digits: int | None)
         missing = [i for i in item_ids if i not in texts]
         for start in range(0, len(missing), 5000):
             chunk = missing[start : start + 5000]
-            texts.update({i: (t, lang) for i, t, lang in session.execute(select(Item.id, Item.text, Item.language).where(Item.id.in_(chunk)))})
+            texts.update(
+                {i: (t, lang) for i, t, lang in session.execute(select(Item.id, Item.text, Item.language).where(Item.id.in_(chunk)))}
+            )
     order = _positions(session, item_ids)
     keys = sorted(texts, key=lambda i: (order.get(i, 0), texts[i]))
     columns: dict[str, list] = {"item": [texts[i][0] for i in keys], "language": [texts[i][1] for i in keys]}

@@ -77,7 +77,6 @@ def dry_run_rater(url: str, loaded: LoadedStudy, name: str, *, items: str | None
     import tempfile
 
     from workbench.store import connect
-
     from workbench.study.apply import apply_study, make_plan
 
     run = rater_run(loaded, name)
