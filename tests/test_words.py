@@ -4,6 +4,7 @@ attribute, union and intersection; a word list is never gold."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,98 @@ def test_a_word_list_and_a_dataset_cannot_share_a_name(runner, tmp_path):
     study = word_study(tmp_path, extra="datasets:\n  mywords: {file: words.csv, item_column: word, ratings: {familiarity: band}}\n")
     err = run(runner, "validate", "--study", study, code=1).stderr
     assert "word_lists.mywords: a dataset has this name too" in err
+
+
+GOLD = "word,fam\napple,6.1\nhouse,6.5\nrun,6.0\nhappy,6.3\nriver,5.9\n"
+
+
+def gold_study(tmp_path: Path, extra: str) -> Path:
+    (tmp_path / "words.csv").write_text(WORDS_CSV, encoding="utf-8")
+    (tmp_path / "gold.csv").write_text(GOLD, encoding="utf-8")
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"""study: agree
+dimensions:
+  familiarity: {{scale: [1, 7], step: 1}}
+datasets:
+  gold: {{file: gold.csv, item_column: word, ratings: {{familiarity: fam}}}}
+word_lists:
+  mywords: {{file: words.csv, column: word}}
+{extra}""",
+        encoding="utf-8",
+    )
+    return study
+
+
+@pytest.mark.parametrize(
+    ("extra", "files", "message"),
+    [
+        # an empty rating column: plan said "2 to do" and exited 0 while validate exited 1
+        ("", {"gold.csv": "word,fam\napple,\nhouse,\n"}, "no usable rows for dataset 'gold': the file has a header but no data"),
+        # a split whose word file names words nobody declared: validate passed, apply refused
+        (
+            "splits:\n  s: {train_file: train.txt, test_file: test.txt}\n",
+            {"train.txt": "apple\nhouse\n", "test.txt": "zorblet\nnotaword\n"},
+            "splits.s.test_file: 1 words are in no dataset or word list of the study ('notaword')",
+        ),
+        ("item_sets:\n  r: {from: mywords, where: {frequency: low}}\n", {}, "item_sets.r.where: no word list has a column 'frequency'"),
+        ("item_sets:\n  r: {from: mywords, where: {band: medium}}\n", {}, "no word of mywords has band = medium, so the item set would be empty"),
+        ("item_sets:\n  r: {union: [mywords, glod]}\n", {}, "item_sets.r.union: no dataset, word list or item set named 'glod'. Did you mean 'gold'?"),
+        ("raters:\n  f: {backend: wordfreq, items: nowhere}\n", {}, "raters.f.items: no dataset, word list or item set named 'nowhere'"),
+    ],
+)
+def test_validate_and_plan_refuse_what_apply_would_refuse(runner, tmp_path, db_url, extra, files, message):
+    study = gold_study(tmp_path, extra)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    for command in ("validate", "plan", "apply"):
+        args = [command, "--study", study] + (["--db", db_url] if command != "validate" else [])
+        err = run(runner, *args, code=1).stderr
+        assert message in err, (command, err)
+    engine = connect(db_url)
+    try:
+        with Session(engine) as s:  # apply refused before writing anything
+            assert s.scalar(select(Dataset.id)) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_rater_without_items_is_refused_above_the_threshold(runner, tmp_path, db_url, monkeypatch):
+    from workbench.jobs import runner as job_runner
+
+    monkeypatch.setattr(job_runner, "DEFAULT_ITEMS_LIMIT", 3)  # the gold has 5 items
+    study = gold_study(tmp_path, "raters:\n  f: {backend: wordfreq}\n")
+    message = "raters.f: no items: given, so it would rate all 5 items with a gold rating on 'familiarity' (more than 3)"
+    assert message in run(runner, "validate", "--study", study, code=1).stderr
+    assert message in run(runner, "plan", "--study", study, "--db", db_url, code=1).stderr
+    study.write_text(study.read_text().replace("{backend: wordfreq}", "{backend: wordfreq, items: all}"))
+    run(runner, "apply", "--study", study, "--db", db_url)
+    out = run(runner, "rate", "f", "--dry-run", "--study", study, "--db", db_url).output
+    assert "0 of 5 items to rate (5 already rated)" in out
+
+
+def test_dry_run_after_a_partial_apply_uses_the_study(runner, tmp_path, db_url):
+    study = gold_study(tmp_path, "")
+    run(runner, "apply", "--study", study, "--db", db_url)
+    # later: an item set and a rater of it are declared, not yet applied
+    study.write_text(study.read_text() + "item_sets:\n  rare: {from: mywords, where: {band: rare}}\nraters:\n  f: {backend: wordfreq, items: rare}\n")
+    out = run(runner, "rate", "f", "--dry-run", "--study", study, "--db", db_url).output
+    assert "f (wordfreq): 2 of 2 items to rate (0 already rated)." in out
+    assert "The store is behind the study (1 steps for apply to make first: item set rare)" in out
+
+
+def test_plan_shows_what_a_paid_rater_would_cost(runner, tmp_path, db_url):
+    study = gold_study(
+        tmp_path,
+        "raters:\n  gpt: {backend: openai, model: gpt-4o-mini, items: mywords, prompt: 'Rate {item} from 1 to 7.'}\n"
+        "  local-server: {backend: openai, model: my-llama, base_url: 'http://127.0.0.1:9/v1', items: mywords, "
+        "prompt: 'Rate {item}.'}\n"
+        "  dear: {backend: openai, model: gpt-4o, price: {input: 50000, output: 50000}, items: mywords, prompt: 'Rate {item}.'}\n",
+    )
+    plan = run(runner, "plan", "--study", study, "--db", db_url).output
+    assert re.search(r"rater dear  \(openai gpt-4o, 7 items, about \$\d+\.\d\d \(7 requests\), after the steps above\)", plan)
+    assert "  rate      rater gpt  (openai gpt-4o-mini, 7 items, less than $0.01 (7 requests), after the steps above)\n" in plan
+    assert "rater local-server  (openai my-llama, 7 items, cost unknown: give the rater price: {input, output}, after the steps above)" in plan
+    run(runner, "apply", "--study", study, "--db", db_url, code=1)  # no key: nothing rated, but the words are in
+    plan = run(runner, "plan", "--study", study, "--db", db_url).output
+    assert "  rate      rater gpt  (openai gpt-4o-mini, 7 of 7 items, less than $0.01 (7 requests))\n" in plan

@@ -259,7 +259,9 @@ def _cost(report) -> str:
         return ""
     if report.estimated_cost is None:
         return ", cost unknown: give the rater price: {input, output}"
-    return f", about ${report.estimated_cost:.4f} ({report.requests} requests)"
+    cost = report.estimated_cost
+    shown = f"about ${cost:,.2f}" if cost >= 0.01 else "less than $0.01"
+    return f", {shown} ({report.requests} requests)"
 
 
 def _scratch_estimates(loaded: LoadedStudy) -> dict:
