@@ -89,9 +89,17 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
         typer.echo("Nothing to do: the store matches the study.")
 
 
-def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def apply(
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for another apply running on the same store before giving up."),
+    ] = 10.0,
+) -> None:
     """Make the store match the study file; resumes where it stopped.
 
+    One apply at a time per store: a second one waits up to --wait seconds, then says which is running.
     Exits with code 2 when a rater's job left failed items: the next apply retries them.
     """
     from workbench.study.apply import apply_study
@@ -129,7 +137,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     with open_store(url) as engine, ExitStack() as stack:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars,
-                    on_finetune_event=lambda message: typer.echo("  " + message))  # fmt: skip
+                    on_finetune_event=lambda message: typer.echo("  " + message), wait_s=wait)  # fmt: skip
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
     exit_if_failed(failed)
 

@@ -20,7 +20,7 @@ from workbench.ingest.load import ImportResult, file_checksum, import_file, plan
 from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import check_item_set, item_set_action, save_item_set
-from workbench.store.locks import lock_names
+from workbench.store.locks import DEFAULT_LOCK_WAIT_S, lock_names, study_lock
 from workbench.store.models import Dataset, Dimension
 from workbench.study.check import StudyCheck, check_study
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of, word_list_spec
@@ -303,8 +303,19 @@ def apply_study(
     on_rater: Callable[[RunReport], None] | None = None,
     on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None,
     on_finetune_event: Callable[[str], None] | None = None,
+    wait_s: float = DEFAULT_LOCK_WAIT_S,
 ) -> Plan:
-    """Carry out the plan, one transaction per step; returns the plan that was carried out."""
+    """Carry out the plan, one transaction per step; returns the plan that was carried out.
+
+    One apply at a time per store: another apply already running makes this
+    one wait up to `wait_s` seconds, then raise StoreBusyError naming it.
+    """
+    with study_lock(engine, "apply", wait_s, what="apply", wait_option="--wait"):
+        return _apply_study(engine, loaded, on_step=on_step, on_rater=on_rater, on_rate_progress=on_rate_progress,
+                            on_finetune_event=on_finetune_event)  # fmt: skip
+
+
+def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_rate_progress, on_finetune_event) -> Plan:
     study = loaded.study
     with Session(engine) as s:
         plan = make_plan(s, loaded)
