@@ -210,8 +210,16 @@ word_lists:
             "splits.s.test_file: 1 words are in no dataset or word list of the study ('notaword')",
         ),
         ("item_sets:\n  r: {from: mywords, where: {frequency: low}}\n", {}, "item_sets.r.where: no word list has a column 'frequency'"),
-        ("item_sets:\n  r: {from: mywords, where: {band: medium}}\n", {}, "no word of mywords has band = medium, so the item set would be empty"),
-        ("item_sets:\n  r: {union: [mywords, glod]}\n", {}, "item_sets.r.union: no dataset, word list or item set named 'glod'. Did you mean 'gold'?"),
+        (
+            "item_sets:\n  r: {from: mywords, where: {band: medium}}\n",
+            {},
+            "no word of mywords has band = medium, so the item set would be empty",
+        ),
+        (
+            "item_sets:\n  r: {union: [mywords, glod]}\n",
+            {},
+            "item_sets.r.union: no dataset, word list or item set named 'glod'. Did you mean 'gold'?",
+        ),
         ("raters:\n  f: {backend: wordfreq, items: nowhere}\n", {}, "raters.f.items: no dataset, word list or item set named 'nowhere'"),
     ],
 )
@@ -249,7 +257,9 @@ def test_dry_run_after_a_partial_apply_uses_the_study(runner, tmp_path, db_url):
     study = gold_study(tmp_path, "")
     run(runner, "apply", "--study", study, "--db", db_url)
     # later: an item set and a rater of it are declared, not yet applied
-    study.write_text(study.read_text() + "item_sets:\n  rare: {from: mywords, where: {band: rare}}\nraters:\n  f: {backend: wordfreq, items: rare}\n")
+    study.write_text(
+        study.read_text() + "item_sets:\n  rare: {from: mywords, where: {band: rare}}\nraters:\n  f: {backend: wordfreq, items: rare}\n"
+    )
     out = run(runner, "rate", "f", "--dry-run", "--study", study, "--db", db_url).output
     assert "f (wordfreq): 2 of 2 items to rate (0 already rated)." in out
     assert "The store is behind the study (1 steps for apply to make first: item set rare)" in out
@@ -266,7 +276,9 @@ def test_plan_shows_what_a_paid_rater_would_cost(runner, tmp_path, db_url):
     plan = run(runner, "plan", "--study", study, "--db", db_url).output
     assert re.search(r"rater dear  \(openai gpt-4o, 7 items, about \$\d+\.\d\d \(7 requests\), after the steps above\)", plan)
     assert "  rate      rater gpt  (openai gpt-4o-mini, 7 items, less than $0.01 (7 requests), after the steps above)\n" in plan
-    assert "rater local-server  (openai my-llama, 7 items, cost unknown: give the rater price: {input, output}, after the steps above)" in plan
+    assert (
+        "rater local-server  (openai my-llama, 7 items, cost unknown: give the rater price: {input, output}, after the steps above)" in plan
+    )
     run(runner, "apply", "--study", study, "--db", db_url, code=1)  # no key: nothing rated, but the words are in
     plan = run(runner, "plan", "--study", study, "--db", db_url).output
     assert "  rate      rater gpt  (openai gpt-4o-mini, 7 of 7 items, less than $0.01 (7 requests))\n" in plan
