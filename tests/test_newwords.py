@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,41 +26,10 @@ from workbench.store.models import Dimension, Item, Rater, Rating
 pytest.importorskip("torch", reason="the local extra is not installed: pip install -e .[local]")
 pd = pytest.importorskip("pandas")
 
-# her words: common ones the Glasgow norms rate, rare and new ones they do not (zorblet is no word at all)
-WORDS = """word,pos,band
-apple,noun,common
-river,noun,common
-garden,noun,common
-bread,noun,common
-quiver,verb,rare
-zorblet,noun,rare
-"""
+# the README's example: her words (common ones the Glasgow norms rate, rare and new ones they do not:
+# zorblet is no word at all), the Glasgow/MRC familiarity norms as gold
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "newwords"
 RARE = ["quiver", "zorblet"]
-
-STUDY = """study: newwords
-dimensions:
-  familiarity: {{scale: [1, 7], step: 1, labels: {{1: unfamiliar, 7: very familiar}}}}
-datasets:
-  toolbox: {{file: {gold}, preset: glasgow_mrc}}
-word_lists:
-  mywords: {{file: words.csv, column: word}}
-item_sets:
-  rare: {{from: mywords, where: {{band: rare}}}}
-  check: {{from: toolbox-glasgow, exclude: mywords, sample: 12, seed: 3}}
-  targets: {{union: [mywords, check]}}
-  train-words: {{from: toolbox-glasgow, exclude: targets, sample: 300, seed: 1}}
-raters:
-  gemma:
-    backend: local
-    items: targets
-    batch_size: 16
-    prompt: "Familiarity is how often you have seen, heard or used a word. Rate each word from 1 (very unfamiliar) to 7 (very familiar).\\n\\n{{examples}}Word: {{item}}\\nRating:"
-    few_shot: {{items: train-words, gold: toolbox-glasgow, n: 4, seed: 1, format: "Word: {{item}}\\nRating: {{value}}"}}
-  frequency: {{backend: wordfreq, items: targets, train: train-words, gold: toolbox-glasgow}}
-  embedding: {{backend: embedding, items: targets, train: train-words, gold: toolbox-glasgow}}
-reports:
-  main: {{gold: [toolbox-glasgow], items: targets, formats: [json, md], n_boot: 200}}
-"""
 RATERS = ["gemma", "frequency", "embedding"]
 
 
@@ -73,9 +43,10 @@ def run(*args, code=0):
 def newwords(tmp_path_factory):
     """The study folder, after validate, plan and apply (on a SQLite store beside it)."""
     folder = tmp_path_factory.mktemp("newwords")
-    (folder / "words.csv").write_text(WORDS, encoding="utf-8")
+    shutil.copy(EXAMPLE / "words.csv", folder / "words.csv")
     study = folder / "study.yaml"
-    study.write_text(STUDY.format(gold=DATA / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx"), encoding="utf-8")
+    text = (EXAMPLE / "study.yaml").read_text(encoding="utf-8")
+    study.write_text(text.replace("../../tests/data", str(DATA)).replace("[html, json, md]", "[json, md]"), encoding="utf-8")
     validated = run("validate", "--study", study).output
     assert "word list mywords: 6 words (attributes pos, band) from words.csv" in validated
     plan = run("plan", "--study", study).output

@@ -218,9 +218,11 @@ class UncertaintySpec(Strict):
         return self
 
 
+AttributeValue = Annotated[str, Field(max_length=500)]
 AttributeValues = Annotated[
-    list[Annotated[str, Field(max_length=500)]],
-    BeforeValidator(lambda v: [v] if isinstance(v, (str, int, float)) else v),
+    AttributeValue | list[AttributeValue],
+    BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v),
+    AfterValidator(lambda v: [v] if isinstance(v, str) else v),
 ]
 
 
