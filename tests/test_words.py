@@ -107,6 +107,14 @@ def test_a_word_list_comes_in_without_ratings_and_item_sets_select_on_its_column
     assert "mywords  word list  -       en            7        0  -\n" in table
     assert "NULL" not in table
 
+    # in SQL: the words of each list and what its columns say about them
+    sql = run(runner, "sql", "SELECT item, value FROM item_attributes WHERE key = 'band' ORDER BY item", "--db", db_url, "-f", "csv")
+    assert sql.stdout.replace("\r\n", "\n").splitlines() == [
+        "item,value", "apple,common", "happy,common", "house,common", "quindle,rare", "run,common", "zorblet,rare"
+    ]  # fmt: skip
+    sql = run(runner, "sql", "SELECT item FROM word_list_items WHERE dataset = 'mywords' ORDER BY position", "--db", db_url, "-f", "csv")
+    assert sql.stdout.replace("\r\n", "\n").splitlines()[1:] == ["apple", "house", "run", "happy", "zorblet", "quindle", "flumph"]
+
     # a changed file replaces the list (and its attributes); the item sets follow
     (tmp_path / "words.csv").write_text(WORDS_CSV.replace("quindle,verb,rare", "quindle,verb,common"), encoding="utf-8")
     applied = run(runner, "apply", "--study", study, "--db", db_url).output
@@ -221,6 +229,11 @@ word_lists:
             "item_sets.r.union: no dataset, word list or item set named 'glod'. Did you mean 'gold'?",
         ),
         ("raters:\n  f: {backend: wordfreq, items: nowhere}\n", {}, "raters.f.items: no dataset, word list or item set named 'nowhere'"),
+        (
+            "campaigns:\n  c: {items: mywrods}\n",
+            {},
+            "campaigns.c.items: no dataset, word list or item set named 'mywrods'. Did you mean 'mywords'?",
+        ),
     ],
 )
 def test_validate_and_plan_refuse_what_apply_would_refuse(runner, tmp_path, db_url, extra, files, message):

@@ -151,6 +151,11 @@ def _check_names(loaded: LoadedStudy, session: Session | None, out: StudyCheck) 
     for name, rater in study.raters.items():
         if rater.items and rater.items != ALL_ITEMS:
             need(rater.items, f"raters.{name}.items")
+    for name, report in study.reports.items():
+        if report.items:
+            need(report.items, f"reports.{name}.items")
+    for name, campaign in study.campaigns.items():
+        need(campaign.items, f"campaigns.{name}.items")
 
 
 def _check_where_matches(loaded: LoadedStudy, name: str, spec, out: StudyCheck) -> None:
