@@ -119,6 +119,7 @@ def export_ratings(
         items = words[0]
     item_ids = set(resolve_items(session, items)) if items else None
 
+    hybrid = _hybrid_details(session, datasets[0]) if not wide and len(datasets) == 1 and not raters else None
     query = (
         select(
             Item.id,
@@ -152,6 +153,12 @@ def export_ratings(
     else:
         cells = [dict(zip(LONG_SCHEMA.names, _rounded(r[1:], digits, (4, 5, 8)))) for r in rows]
         table, described = pa.Table.from_pylist(cells, LONG_SCHEMA), dict(LONG_DESCRIPTIONS)
+        if hybrid is not None:  # a hybrid dataset: its interval, human weight, source and prior beside each value
+            from workbench.analysis.hybrid import HYBRID_COLUMNS, hybrid_columns
+
+            schema = pa.schema([*LONG_SCHEMA, *((c, pa.string() if c == "source" else pa.float64()) for c in HYBRID_COLUMNS)])
+            table = pa.Table.from_pylist([c | hybrid_columns(hybrid, r[0]) for c, r in zip(cells, rows, strict=True)], schema)
+            described |= {c: f"hybrid dataset: {c.replace('_', ' ')} of the word's combined value" for c in HYBRID_COLUMNS}
     _write(table, fmt, path, na=NA if wide else "")
     if dictionary:
         _write_dictionary(session, dictionary_path(path), table, described, rows)
@@ -161,6 +168,13 @@ def export_ratings(
 def dictionary_path(path: Path) -> Path:
     """Where the data dictionary of an export goes: FILE_STEM.dictionary.csv beside it."""
     return path.with_name(f"{path.stem}.dictionary.csv")
+
+
+def _hybrid_details(session: Session, dataset: str | None) -> dict | None:
+    if dataset is None:
+        return None
+    details = session.scalar(select(Dataset.details).where(Dataset.name == dataset))
+    return (details or {}).get("hybrid")
 
 
 def _is_word_list(session: Session, name: str) -> bool:

@@ -121,7 +121,7 @@ def apply(
             past = {"create": "created", "update": "updated", "write": "written", "import": "imported", "replace": "replaced"}.get(
                 step.action, step.action
             )
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report", "word list") else ""
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report", "word list", "hybrid") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0

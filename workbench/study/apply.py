@@ -21,6 +21,7 @@ from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import check_item_set, item_set_action, save_item_set
 from workbench.store.locks import DEFAULT_LOCK_WAIT_S, lock_names, study_lock
+from workbench.store.meta import record_study
 from workbench.store.models import Dataset, Dimension
 from workbench.study.check import StudyCheck, check_study
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of, word_list_spec
@@ -128,11 +129,15 @@ def make_plan(session: Session, loaded: LoadedStudy, *, estimate_costs: bool = F
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     scratch = _scratch_estimates(loaded) if estimate_costs and waiting else {}
-    for name in study.raters:
+    for name in _raters(study, later=False):
         step = _rater_step(session, loaded, name, waiting, scratch.get(name))
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for step in _finetune_steps(session, loaded, waiting):
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
+    for name in _raters(study, later=True):  # raters that rate from other raters' ratings (a stack)
+        step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for name, spec in study.item_sets.items():
@@ -140,6 +145,12 @@ def make_plan(session: Session, loaded: LoadedStudy, *, estimate_costs: bool = F
             action = "create" if waiting else item_set_action(session, name, item_set_definition(spec))
             plan.steps.append(Step("item set", name, action, f"top {spec.uncertainty.top} by {spec.uncertainty.by}"))
             waiting = waiting or action != "unchanged"
+    for name, spec in study.hybrids.items():
+        from workbench.study.hybrid import hybrid_action
+
+        action = "create" if waiting else hybrid_action(session, name, spec, _hybrid_dimension(study, name, spec))
+        plan.steps.append(Step("hybrid", name, action, f"prior {spec.prior}, humans {spec.humans}, items {spec.items}"))
+        waiting = waiting or action != "unchanged"
     for name, spec in study.reports.items():
         fresh = not waiting and report_is_current(loaded, name, spec, store_version(session))
         plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
@@ -172,8 +183,9 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
         version = store_version(s)
         cal = spec.calibrate.model_dump() if spec.calibrate else None
         rep, datas = build_report(
-            s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
+            s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
+            intervals=spec.intervals.model_dump() if spec.intervals else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
@@ -240,6 +252,23 @@ def item_set_detail(spec: ItemSetSpec) -> str:
     if spec.sample:
         parts.append(f"a sample of {spec.sample}")
     return "; ".join(parts)
+
+
+def _hybrid_dimension(study, name: str, spec) -> str:
+    if spec.dimension:
+        return spec.dimension
+    if len(study.dimensions) != 1:
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"hybrids.{name}: the study has {len(study.dimensions)} dimensions: say which one with dimension:.")
+    return next(iter(study.dimensions))
+
+
+def _raters(study, *, later: bool) -> list[str]:
+    """The study's raters in order: those that rate from other raters' ratings (later=True) after the rest."""
+    from workbench.raters.backend import backend_class
+
+    return [name for name, spec in study.raters.items() if backend_class(spec.backend).rates_from_raters == later]
 
 
 def item_set_definition(spec: ItemSetSpec) -> dict:
@@ -332,6 +361,7 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
             dim.labels, dim.instructions = spec.labels or None, spec.instructions
             s.add(dim)
             changed = True
+        changed = record_study(s, {"name": study.study, "title": study.title}) or changed
         if changed:
             bump_generation(s)
     if on_step:
@@ -385,7 +415,7 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
             n_train, n_test = save_split(s, name, spec, loaded.base_dir)
         if on_step:
             on_step(Step("split", name, "create", f"{name}.train: {n_train} items, {name}.test: {n_test} items"), None)
-    for name in study.raters:
+    for name in _raters(study, later=False):
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
@@ -396,7 +426,24 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
                             on_rate_progress=on_rate_progress(name) if on_rate_progress else None)  # fmt: skip
         if on_rater and ft.rating is not None:
             on_rater(ft.rating)
+    for name in _raters(study, later=True):
+        report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
+        if on_rater:
+            on_rater(report)
     _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
+    for name, spec in study.hybrids.items():
+        from workbench.study.hybrid import hybrid_action, save_hybrid
+
+        dim = _hybrid_dimension(study, name, spec)
+        with Session(engine) as s, s.begin():
+            action = hybrid_action(s, name, spec, dim)
+            if action == "unchanged":
+                continue
+            result = save_hybrid(s, name, spec, dim)
+        if on_step:
+            c = result.counts()
+            detail = f"{len(result.words)} words: {c['both']} both, {c['machine']} machine only, {c['human']} human only"
+            on_step(Step("hybrid", name, action, "; ".join([detail, *result.notes])), None)
     for name, spec in study.reports.items():
         with Session(engine) as s:
             current = report_is_current(loaded, name, spec, store_version(s))

@@ -116,7 +116,7 @@ def _check_names(loaded: LoadedStudy, session: Session | None, out: StudyCheck) 
     every ``where:`` key is a column of a word list."""
     study = loaded.study
     declared = {s.name for n, src in study.datasets.items() for s in dataset_specs(n, src, study.dimensions)}
-    declared |= set(study.word_lists) | set(study.item_sets)
+    declared |= set(study.word_lists) | set(study.item_sets) | set(study.hybrids)
     declared |= {f"{n}.{part}" for n in study.splits for part in ("train", "test")}
     known = declared | _store_names(session)
 

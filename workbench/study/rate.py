@@ -82,7 +82,9 @@ def dry_run_rater(url: str, loaded: LoadedStudy, name: str, *, items: str | None
     run = rater_run(loaded, name)
     # what comes before the raters: item sets ranked by the raters' own ratings come after them
     before = {n: spec for n, spec in loaded.study.item_sets.items() if spec.uncertainty is None}
-    bare = LoadedStudy(loaded.path, loaded.study.model_copy(update={"raters": {}, "reports": {}, "finetunes": {}, "item_sets": before}))
+    bare = LoadedStudy(
+        loaded.path, loaded.study.model_copy(update={"raters": {}, "reports": {}, "finetunes": {}, "hybrids": {}, "item_sets": before})
+    )
     note = SCRATCH_NOTE
     if _store_has_dimension(url, _dimension_of(run)):
         engine = connect(url)
