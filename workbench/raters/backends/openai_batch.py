@@ -31,14 +31,14 @@ from workbench.raters.backend import (
     register_backend,
 )
 from workbench.raters.config import ResolvedRater
-from workbench.raters.http import BadResponse, api_key, check_model_name, org_headers, read_answer
+from workbench.raters.http import BadResponse, check_model_name, read_answer
 from workbench.raters.openai_chat import (
     ChatBackend,
     ChatOptions,
     read_rating,
     request_body,
 )
-from workbench.raters.openai_client import call
+from workbench.raters.openai_client import OpenAIApi
 from workbench.redact import Redactor
 from workbench.store.models import Job
 
@@ -64,24 +64,7 @@ def batch_file(resolved: ResolvedRater, texts: dict[int, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-class BatchApi:
-    """The official client, with every call's failure turned into one redacted line (raters/openai_client.py)
-    and every answer's text redacted before it is read."""
-
-    def __init__(self, resolved: ResolvedRater) -> None:
-        import openai
-
-        spec = resolved.spec
-        self.key = api_key(resolved)
-        self.redact = Redactor([self.key, *org_headers().values()])
-        self.key_env, self.timeout = spec.api_key_env, spec.timeout
-        self.client = openai.OpenAI(api_key=self.key, base_url=spec.base_url, max_retries=3, timeout=spec.timeout)
-
-    def __call__(self, what: str, fn: Callable[..., Any], *args: Any, expect: str | None = "id", **kwargs: Any) -> Any:
-        return call(what, fn, *args, redact=self.redact, key_env=self.key_env, timeout=self.timeout, expect=expect, **kwargs)
-
-
-def _submit(engine: Engine, api: BatchApi, resolved: ResolvedRater, texts: dict[int, str], job_id: int) -> str:
+def _submit(engine: Engine, api: OpenAIApi, resolved: ResolvedRater, texts: dict[int, str], job_id: int) -> str:
     client = api.client
     uploaded = api("uploading the batch file", client.files.create,
                    file=("workbench-batch.jsonl", io.BytesIO(batch_file(resolved, texts))), purpose="batch")  # fmt: skip
@@ -99,7 +82,7 @@ def _submit(engine: Engine, api: BatchApi, resolved: ResolvedRater, texts: dict[
     return batch.id
 
 
-def _wait(api: BatchApi, batch_id: str, poll_seconds: float, progress: Callable[[int], None] | None, offset: int) -> Any:
+def _wait(api: OpenAIApi, batch_id: str, poll_seconds: float, progress: Callable[[int], None] | None, offset: int) -> Any:
     while True:
         batch = api(f"checking the batch {api.redact(batch_id)}", api.client.batches.retrieve, batch_id, expect="status")
         counts = getattr(batch, "request_counts", None)
@@ -110,7 +93,7 @@ def _wait(api: BatchApi, batch_id: str, poll_seconds: float, progress: Callable[
         time.sleep(poll_seconds)
 
 
-def _lines(api: BatchApi, file_id: str | None) -> list[dict[str, Any]]:
+def _lines(api: OpenAIApi, file_id: str | None) -> list[dict[str, Any]]:
     """The lines of a batch's output or error file, parsed, every value redacted."""
     if not file_id:
         return []
@@ -150,7 +133,7 @@ def _outcome(resolved: ResolvedRater, item_id: int, line: dict[str, Any], body: 
     return Outcome(item_id, readout, calls=[call_row], prompt_tokens=usage[0], completion_tokens=usage[1])
 
 
-def _ingest(api: BatchApi, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
+def _ingest(api: OpenAIApi, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
     """Write every answered line; returns the items the batch answered or failed."""
     seen: set[int] = set()
     for line in _lines(api, batch.output_file_id) + _lines(api, batch.error_file_id):
@@ -189,7 +172,7 @@ def _submitted_job(engine: Engine, rater_id: int, job_id: int) -> Job | None:
 
 def run_batch(resolved: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
     """Pick up a batch left waiting by an earlier run, then submit the items still unrated."""
-    api = BatchApi(resolved)
+    api = OpenAIApi.for_rater(resolved)
     spec = resolved.spec
     engine, writer, progress = job.engine, job.writer, job.progress
     remaining = dict(texts)
