@@ -203,7 +203,7 @@ def test_model_that_cannot_be_fine_tuned(tmp_path, db_url, server):
     report = start_finetune(engine, loaded, "mini-ft")
     assert report.status == "failed"
     assert (
-        "creating the fine-tuning job for o3-mini: the server answered 400: Model o3-mini is not available for fine-tuning" in report.error
+        "creating the fine-tuning job for o3-mini failed: HTTP 400: Model o3-mini is not available for fine-tuning" in report.error
     )
     with Session(engine) as s:
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
@@ -232,7 +232,7 @@ def test_rejected_training_file(tmp_path, db_url, server, monkeypatch):
     engine, loaded = _prepared(tmp_path, db_url, server)
     report = start_finetune(engine, loaded, "mini-ft")
     assert report.status == "failed"
-    assert "uploading the training file: the server answered 400: Invalid file format for Fine-Tuning API" in report.error
+    assert "uploading the training file failed: HTTP 400: Invalid file format for Fine-Tuning API" in report.error
     engine.dispose()
 
 
@@ -339,7 +339,7 @@ def test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it
         first = _external(engine)
         own.stop()  # the server goes away while the job is followed
         worker.join(timeout=120)
-        assert "cannot reach the server" in outcome["error"] and "stays running" in outcome["error"]
+        assert "connection failed" in outcome["error"] and "stays running" in outcome["error"]
         with Session(engine) as s:
             assert current_job(s, "mini-ft").status == "running"
         own.start()  # back on the same port, with the same jobs
