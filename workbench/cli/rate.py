@@ -88,13 +88,16 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
-FAILED_ITEMS_EXIT = 2  # a job ended with failed items: scripts notice, the next run retries them
+FAILED_ITEMS_EXIT = 2  # a job ended with failed items (or a fine-tune failed): scripts notice
 
 
-def exit_if_failed(failed: int) -> None:
-    """Exit with code 2 after a run that left failed items, saying so on stderr."""
+def exit_if_failed(failed: int, unfinished: list[str] | None = None) -> None:
+    """Exit with code 2 after a run that left failed items, or a fine-tune failed or cancelled, saying so on stderr."""
     if failed:
         typer.echo(f"{failed} item(s) failed and have no rating yet: run the command again to retry them.", err=True)
+    for line in unfinished or ():
+        typer.echo(line, err=True)
+    if failed or unfinished:
         raise typer.Exit(FAILED_ITEMS_EXIT)
 
 

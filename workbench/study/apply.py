@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -203,6 +204,7 @@ def apply_study(
     on_rater: Callable[[RunReport], None] | None = None,
     on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None,
     on_finetune_event: Callable[[str], None] | None = None,
+    on_finetune: Callable[[Any], None] | None = None,
 ) -> Plan:
     """Carry out the plan, one transaction per step; returns the plan that was carried out."""
     study = loaded.study
@@ -271,6 +273,8 @@ def apply_study(
                             on_rate_progress=on_rate_progress(name) if on_rate_progress else None)  # fmt: skip
         if on_rater and ft.rating is not None:
             on_rater(ft.rating)
+        if on_finetune:
+            on_finetune(ft)
     _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
     for name, spec in study.reports.items():
         with Session(engine) as s:
