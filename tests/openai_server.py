@@ -103,9 +103,17 @@ FAULT_KINDS = frozenset(
         "wrong_types",
         # an empty answer with no logprobs (a model with no chat template)
         "empty",
+        # no answer: the model refused ("refusal": "I can't help with that."), or the content filter stopped it
+        "refusal",
+        "content_filter",
+        # a 200 of HUGE_BYTES (a valid completion padded with one long field)
+        "huge",
     }
 )
 BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
+NO_LOGPROBS = frozenset({"no_logprobs", "empty", "refusal", "content_filter"})
+REFUSAL = "I can't help with that."
+HUGE_BYTES = 20 << 20
 ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
@@ -401,7 +409,7 @@ class Model:
                 "system_fingerprint": None,
             }
         )
-        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
+        top_k = None if variant in NO_LOGPROBS else request.top_logprobs
         choices = b",".join(
             b'{"index":%d,' % i + self._choice_json(request.word, label, top_k, variant)
             for i, label in enumerate(self._answer_labels(request, attempt))
@@ -412,7 +420,7 @@ class Model:
         """A serialized text completion (/v1/completions): the same answers as completion_json, with the
         first token's top logprobs as a {token: logprob} dict, the legacy shape."""
         prompt_tokens = request.prompt_chars // 4 + 1
-        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
+        top_k = None if variant in NO_LOGPROBS else request.top_logprobs
         choices = [
             dict(self._text_choice(request, label, top_k, variant), index=i)
             for i, label in enumerate(self._answer_labels(request, attempt))
@@ -428,8 +436,10 @@ class Model:
         })  # fmt: skip
 
     def _text_choice(self, request: ChatRequest, label: str, top_k: int | None, variant: str) -> dict[str, Any]:
-        if variant == "empty":
+        if variant in ("empty", "refusal"):
             return {"text": "", "logprobs": None, "finish_reason": "stop"}
+        if variant == "content_filter":
+            return {"text": "", "logprobs": None, "finish_reason": "content_filter"}
         if variant == "non_numeric":
             text, tokens = NON_NUMERIC_TOKENS[0][0], [(t, math.log(p)) for t, p in NON_NUMERIC_TOKENS]
         else:
@@ -478,6 +488,12 @@ class Model:
         if variant == "empty":
             message = {"role": "assistant", "content": "", "refusal": None, "annotations": []}
             return {"message": message, "logprobs": None, "finish_reason": "stop"}
+        if variant == "refusal":
+            message = {"role": "assistant", "content": None, "refusal": REFUSAL, "annotations": []}
+            return {"message": message, "logprobs": None, "finish_reason": "stop"}
+        if variant == "content_filter":
+            message = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+            return {"message": message, "logprobs": None, "finish_reason": "content_filter"}
         if variant in BROKEN_LOGPROBS:
             choice = self._build_choice(word, label, top_k or MAX_TOP_LOGPROBS, "normal")
             return _break_logprobs(choice, variant)
@@ -737,7 +753,8 @@ class OpenAIServer:
         normally; an entry "always:KIND" (or a plain string "always:KIND")
         answers every later attempt with KIND. A plain string "KIND" is a
         one-entry list. Kinds: 429, 500, slow, malformed, no_logprobs, non_numeric, empty (an empty
-        answer with no logprobs), and 200 answers with broken logprobs: bad_logprob ("logprob": "abc"),
+        answer with no logprobs), refusal (no answer, a "refusal" text), content_filter (no answer,
+        finish_reason "content_filter"), and 200 answers with broken logprobs: bad_logprob ("logprob": "abc"),
         null_logprob, missing_fields, wrong_types.
         """
         scripts = {word: _FaultScript.parse(spec) for word, spec in faults.items()}
@@ -983,6 +1000,9 @@ class OpenAIServer:
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
             return web.Response(body=MALFORMED_BODY + (echo or "").encode(), content_type="application/json")
+        elif fault == "huge":
+            body = self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, "normal")
+            return web.Response(body=body[:-1] + b',"padding":"' + b"x" * HUGE_BYTES + b'"}', content_type="application/json")
         request_id = self._new_id("req_")
         status, body = self._outcome(chat, attempt, fault, echo)
         headers = {"x-request-id": request_id}
@@ -1002,7 +1022,7 @@ class OpenAIServer:
             return 429, _dumps(error.echoing(echo).body)
         if fault in ("500", "malformed"):
             return 500, _dumps(ApiError(500, "The server had an error (test server).", type="server_error").echoing(echo).body)
-        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        variant = fault if fault in NO_LOGPROBS or fault == "non_numeric" or fault in BROKEN_LOGPROBS else "normal"
         body = self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, variant)
         return 200, _echo_into(body, echo) if echo else body
 
@@ -1030,7 +1050,7 @@ class OpenAIServer:
             status, body = self._outcome(completion, attempt, fault, echo)
             headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
             return _json_response(body, status, dict(limit_headers, **headers))
-        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        variant = fault if fault in NO_LOGPROBS or fault == "non_numeric" or fault in BROKEN_LOGPROBS else "normal"
         body = self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant)
         response = _json_response(_echo_into(body, echo) if echo else body)
         response.headers.update(limit_headers)

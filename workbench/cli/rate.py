@@ -78,6 +78,10 @@ def describe(report: RunReport) -> list[str]:
         f"{c.get('unreadable', 0)} answers with no rating, {c.get('failed', 0)} failed"
         f"{', ' + str(c['low_mass']) + ' with low mass on scale tokens' if c.get('low_mass') else ''}."
     ]
+    if c.get("refused"):
+        lines.append(
+            f"  {c['refused']} of the answers with no rating were refusals (the model refused, or the server's content filter stopped it)."
+        )
     if c.get("prompt_tokens"):
         cost = f", ${report.cost:.4f}" if report.cost is not None else ""
         lines.append(f"  {c.get('calls', 0)} calls, {c['prompt_tokens']:,} prompt + {c['completion_tokens']:,} completion tokens{cost}.")

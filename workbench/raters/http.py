@@ -30,7 +30,7 @@ from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
 from workbench.raters.pacing import Pacer
 from workbench.raters.pricing import estimate_tokens
-from workbench.raters.readout import Readout
+from workbench.raters.readout import Readout, Refusal
 from workbench.raters.wire import (
     MAX_RESPONSE,
     Answer,
@@ -165,6 +165,9 @@ def read_answer(data: Any, read: Reader) -> tuple[Readout, tuple[int, int]]:
         usage = usage_of(data)
     except (TypeError, ValueError):
         usage = (0, 0)
+    refusal = _refusal(data)
+    if refusal is not None:
+        return refusal, usage
     if _is_empty(data):
         return EMPTY_ANSWER, usage
     try:
@@ -179,6 +182,26 @@ EMPTY_ANSWER = Readout(
     value=None, distribution=None, mass=None, low_mass=False, answer="",
     reason="the model returned nothing: an empty answer with no logprobs (does the model have a chat template?)",
 )  # fmt: skip
+
+
+def _refusal(data: dict[str, Any]) -> Refusal | None:
+    """A refusal: the first choice answered nothing and carries a ``refusal`` text (the model declined), or
+    was stopped by the server's content filter (``finish_reason: content_filter``)."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else None
+    answer = message.get("content") if message is not None else choice.get("text")
+    if answer not in (None, ""):
+        return None
+    refusal = message.get("refusal") if message is not None else None
+    if isinstance(refusal, str) and refusal.strip():
+        text = " ".join(refusal.split())
+        return Refusal(value=None, answer=text[:500], reason=f"the model refused to answer: {text[:200]}")
+    if choice.get("finish_reason") == "content_filter":
+        return Refusal(value=None, answer="", reason="the server's content filter stopped the answer (finish_reason: content_filter)")
+    return None
 
 
 def _is_empty(data: dict[str, Any]) -> bool:
