@@ -367,3 +367,32 @@ def test_dry_run_before_the_first_apply_leaves_an_empty_postgresql_database_empt
         assert inspect(engine).get_table_names() == []  # not even migrated
     finally:
         engine.dispose()
+
+
+def test_answers_are_kept_when_the_process_is_killed_while_another_request_stalls(tmp_path, db_url, monkeypatch):
+    """Only the requests in flight are lost: what was answered is flushed on a timer, not only when the next
+    answer arrives (which, behind a stalled request, never does)."""
+    import signal
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with OpenAIServer(latency=0, slow_seconds=300) as slow:
+        slow.set_faults({"word000": "always:slow"})
+        engine, loaded = setup(tmp_path, db_url, slow, {"mini": {"concurrency": 4, "timeout": 600}})
+        env = dict(os.environ, WORKBENCH_DB=db_url)
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "rate", "mini", "--study", str(loaded.path)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while slow.stats()["chat_ok"] < len(WORDS) - 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert slow.stats()["chat_ok"] == len(WORDS) - 1
+            time.sleep(3.0)  # the writer's timer (commit_seconds = 1) has had its turn
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        kept = ratings_by_word(engine, "mini")
+        assert len(kept) == len(WORDS) - 1 and "word000" not in kept  # every answered item; only the stalled one is lost
+    engine.dispose()
