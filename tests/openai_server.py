@@ -726,6 +726,7 @@ class OpenAIServer:
         self._expire_after: int | None = None
         self._endpoint_faults: dict[str, str] = {}
         self._next_faults: list[list[Any]] = []
+        self._drop_batch_creates = 0
         self._stats = _Stats()
         self._ids = itertools.count(1)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -1145,9 +1146,18 @@ class OpenAIServer:
         with self._lock:
             self._stats.batches_created += 1
             batch = _Batch(obj, self._expire_after, echo=self._echo(request))
+            drop = self._drop_batch_creates > 0
+            self._drop_batch_creates -= drop
         self._batches[obj["id"]] = batch
         batch.task = asyncio.create_task(self._run_batch(batch))
+        if drop and request.transport is not None:
+            request.transport.close()  # the batch exists; the client never hears of it
         return _json_response(obj)
+
+    def drop_batch_creates(self, n: int) -> None:
+        """The next n batch create requests make the batch, then drop the connection without an answer."""
+        with self._lock:
+            self._drop_batch_creates = n
 
     def _batch(self, batch_id: str) -> _Batch:
         try:

@@ -21,6 +21,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.leaks import assert_key_nowhere
 from tests.openai_server import OpenAIServer, reference_expected
 from workbench.errors import WorkbenchError
 from workbench.finetune.run import current_job
@@ -159,6 +160,7 @@ def test_finetune_trains_registers_a_rater_and_rates_the_test_words(tmp_path, db
     apply_study(engine, loaded)  # rates the base rater too
     with Session(engine) as s:
         assert [st.describe() for st in make_plan(s, loaded).changes] == []
+    assert_key_nowhere(SECRET, console="\n".join(events), engine=engine, folders=(tmp_path,))
     engine.dispose()
 
 
@@ -202,9 +204,7 @@ def test_model_that_cannot_be_fine_tuned(tmp_path, db_url, server):
     engine, loaded = _prepared(tmp_path, db_url, server, finetune={"model": "o3-mini"})
     report = start_finetune(engine, loaded, "mini-ft")
     assert report.status == "failed"
-    assert (
-        "creating the fine-tuning job for o3-mini failed: HTTP 400: Model o3-mini is not available for fine-tuning" in report.error
-    )
+    assert "creating the fine-tuning job for o3-mini failed: HTTP 400: Model o3-mini is not available for fine-tuning" in report.error
     with Session(engine) as s:
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
     engine.dispose()
@@ -258,6 +258,7 @@ def test_cancel_upstream(tmp_path, db_url, server):
     with Session(engine) as s:
         assert current_job(s, "mini-ft").status == "cancelled"
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
+    assert_key_nowhere(SECRET, console=out + err + cancel.stdout + cancel.stderr, engine=engine, folders=(tmp_path,))
     engine.dispose()
 
 
@@ -313,6 +314,8 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
     status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "status", "mini-ft", "--study", str(loaded.path)],
                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert f" succeeded, {first}" in status.stdout and "model: ft:gpt-4o-mini-2024-07-18:workbench-test:" in status.stdout
+    console = "\n".join([*proc.communicate(), again.stdout, again.stderr, status.stdout, status.stderr])
+    assert_key_nowhere(SECRET, console=console, engine=engine, folders=(tmp_path,))
     engine.dispose()
 
 
@@ -371,8 +374,6 @@ def test_a_server_that_echoes_the_key_in_job_events_failures_and_upload_errors_l
     """The fine-tuning and files endpoints (and the tuned rater's chats) against a server that sends the key back in
     every encoding: in upload errors, an HTML page answering an upload, a failed job's message, every events list;
     the key is in no console line, no table, not in the DuckDB snapshot and in no file written."""
-    from tests.leaks import assert_key_nowhere
-
     monkeypatch.setenv(KEY_ENV, ECHO_KEY)
     with OpenAIServer(latency=0, echo_key=True) as echo:
         engine, loaded = _prepared(tmp_path, db_url, echo)

@@ -189,7 +189,9 @@ def test_refusals_and_content_filter_stops_are_recorded_as_refusals_with_their_o
     got = ratings_by_word(engine, "mini")
     assert got["word000"][1] is None and "content filter stopped the answer (finish_reason: content_filter)" in got["word000"][3]
     if chat:
-        assert got["word001"][3] == "the model refused to answer: I can't help with that." and got["word001"][5] == "I can't help with that."
+        assert (
+            got["word001"][3] == "the model refused to answer: I can't help with that." and got["word001"][5] == "I can't help with that."
+        )
     assert "the model returned nothing" in got["word002"][3]  # an empty answer is still that
     assert all("chat template" not in got[w][3] for w in ("word000", "word001"))
     if backend == "openai":
@@ -228,6 +230,31 @@ def test_requests_ask_for_the_tokens_the_readout_uses(tmp_path, db_url, server):
     run_rater(engine, loaded, "greedy", limit=10)
     run_rater(engine, loaded, "long", limit=10)
     assert server.stats()["max_tokens"] == {5: 10, 3: 10}
+    engine.dispose()
+
+
+def test_a_batch_is_created_once_even_when_the_connection_drops_and_polling_rides_out_5xx(tmp_path, db_url, server):
+    """The batch create is never resent blindly (the dropped request's batch is adopted, not paid twice), and
+    500s while waiting are asked again; a server that stays away leaves the job submitted for the next run."""
+    batch = {"backend": "openai-batch", "poll_seconds": 0.05}
+    engine, loaded = setup(tmp_path, db_url, server, {"batch": batch, "batch2": dict(batch, top_logprobs=10)})
+    server.drop_batch_creates(3)  # the client's own retries would have made four batches
+    server.fail_next("GET", r"/v1/batches/", "500", times=6)  # more than the client's own retries
+    report = run_rater(engine, loaded, "batch", backoff_base=FAST)
+    assert report.status == "completed" and report.counts["rated"] == len(WORDS), report.counts
+    assert server.stats()["batches_created"] == 1
+    # a server that stays away while the batch runs: the job stays submitted, the next run picks it up
+    server.reset()
+    server.fail_next("GET", r"/v1/batches/", "500", times=1000)
+    with pytest.raises(WorkbenchError, match="is left waiting: run again to pick it up"):
+        run_rater(engine, loaded, "batch2", backoff_base=FAST)
+    with Session(engine) as s:
+        job = s.scalars(select(Job).where(Job.kind == "rate:openai-batch").order_by(Job.id.desc())).first()
+        assert job.status == "submitted" and job.external_id
+    server.reset()
+    again = run_rater(engine, loaded, "batch2", backoff_base=FAST)
+    assert server.stats()["batches_created"] == 0 and again.counts["rated"] == 0
+    assert len(ratings_by_word(engine, "batch2")) == len(WORDS)
     engine.dispose()
 
 

@@ -72,7 +72,9 @@ ENCODINGS = {
     "URL-encoded": lambda k: quote(k, safe=""),
     "URL-encoded, every character": lambda k: "".join(f"%{b:02x}" for b in k.encode()),
     "URL-encoded twice": lambda k: quote(quote(k, safe=""), safe=""),
-    "URL-encoded and JSON-escaped, mixed": lambda k: "".join(quote(c, safe="") if i % 3 == 0 else _json_escaped(c) for i, c in enumerate(k)),
+    "URL-encoded and JSON-escaped, mixed": lambda k: "".join(
+        quote(c, safe="") if i % 3 == 0 else _json_escaped(c) for i, c in enumerate(k)
+    ),
     "HTML references": lambda k: "".join(f"&#{ord(c)};" if i % 2 else f"&#x{ord(c):x};" for i, c in enumerate(k)),
     "hex": lambda k: k.encode().hex(),
     "HEX": lambda k: k.encode().hex().upper(),

@@ -3,11 +3,12 @@
 A server may echo the ``Authorization`` header (or the key alone) anywhere:
 an error body, the answer's content, a logprob token or its ``bytes`` list, a
 batch output file, a fine-tuning job's error or events, a response header.
-Every request to an OpenAI-style server goes through one of two doors, and
-both hand the response to :class:`Redactor` before anything reads it:
-``raters/http.py`` :func:`receive` (the aiohttp hot path of chat and
-completions) and ``raters/openai_client.py`` (an httpx transport under the
-official client, which Batch, files, fine-tuning and the model list use). So
+Every response of every request to an OpenAI-style server enters by one door,
+``raters/wire.py`` ``receive()``, which hands it to a :class:`Redactor` before
+anything reads it: the aiohttp hot path of chat and completions
+(``raters/http.py``) calls it, and so does the httpx transport under the
+official client, which files, Batch, fine-tuning and the model list use
+(``raters/openai_client.py``). So
 the key is gone before anything is printed, logged, stored in ``calls``,
 ``ratings`` or ``jobs``, copied into the DuckDB snapshot or rendered in a
 report. The job writer and the fine-tune job row pass what they store through
@@ -126,13 +127,14 @@ class Redactor:
         self.literals = tuple(sorted(literals, key=len, reverse=True))
         self.longest = max(map(len, self.literals), default=0)
         self._punctuation = "".join(sorted({c for v in self.literals for c in v if not c.isalnum()}))
-        self._spelled = tuple(",".join(str(b) for b in s.encode("utf-8", "surrogatepass")) for s in self.secrets)
         self._pattern = None
-        self._bytes = None
+        self._bytes = self._bytes_start = None
         if self.secrets:
             self._pattern = re.compile("|".join("".join(_char(c) for c in v) for v in self.literals))
             lists = ("".join(rf"{b}\s*,\s*" for b in s.encode("utf-8", "surrogatepass"))[: -len(r"\s*,\s*")] for s in self.secrets)
             self._bytes = re.compile(r"(?<![\d.])(?:" + "|".join(lists) + r")(?![\d.])")
+            starts = {rf"{e[0]}\s*,\s*{e[1]}" for e in (s.encode("utf-8", "surrogatepass") for s in self.secrets)}
+            self._bytes_start = re.compile("|".join(sorted(starts)))
 
     def found(self, text: str) -> bool:
         """Whether the text holds a secret in any encoding (cheap when it holds none)."""
@@ -144,10 +146,8 @@ class Redactor:
             clear = decoded(text, self._punctuation)
             if any(v in clear for v in self.literals):
                 return True
-        if "," in text:  # a list of byte values, spaced any way
-            packed = "".join(text.split())
-            return any(s in packed for s in self._spelled) and self._bytes is not None and self._bytes.search(text) is not None
-        return False
+        # a list of byte values, spaced any way: its first two values first (a literal prefix: a fast scan)
+        return self._bytes_start is not None and self._bytes_start.search(text) is not None and self._bytes.search(text) is not None
 
     def __call__(self, text: str) -> str:
         """The text with every secret and bearer token masked."""
