@@ -117,6 +117,7 @@ HUGE_BYTES = 20 << 20
 ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
+COMPLETIONS_LOGPROBS = ("legacy", "llama.cpp")  # the two shapes of /v1/completions logprobs
 MAX_CHOICE_CACHE = 200_000
 FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals", "batch_output"})
 
@@ -275,6 +276,10 @@ def _echo_into(body: bytes, echo: str) -> bytes:
                     top.update({echo: -30.0, key: -31.0})
             if isinstance(logprobs.get("tokens"), list):
                 logprobs["tokens"].append(echo)
+            for entry in logprobs.get("content") or []:  # llama.cpp's shape
+                if isinstance(entry, dict) and isinstance(entry.get("top_logprobs"), list):
+                    entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
+                    entry["top_logprobs"].append({"token": key, "logprob": -31.0, "bytes": None})
     return _dumps(data)
 
 
@@ -389,9 +394,12 @@ def parse_completion_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest
 class Model:
     """The deterministic model: per-word choices, computed lazily and cached as serialized JSON."""
 
-    def __init__(self, scale: Scale, off_scale_mass: float) -> None:
+    def __init__(self, scale: Scale, off_scale_mass: float, completions_logprobs: str = "legacy") -> None:
+        if completions_logprobs not in COMPLETIONS_LOGPROBS:
+            raise ValueError(f"unknown completions_logprobs {completions_logprobs!r}; shapes: {COMPLETIONS_LOGPROBS}")
         self.scale = scale
         self.off_scale_mass = off_scale_mass
+        self.completions_logprobs = completions_logprobs
         self._choices: dict[tuple[str, str, int | None, str], bytes] = {}
         self._modes: dict[str, str] = {}
 
@@ -459,6 +467,8 @@ class Model:
             logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
             if variant == "missing_fields":
                 logprobs = {"tokens": [text]}
+            if self.completions_logprobs == "llama.cpp":
+                logprobs = _llama_cpp_logprobs(text, chosen, top, variant)
         return {"text": text, "logprobs": logprobs, "finish_reason": "length" if request.max_tokens == 1 else "stop"}
 
     def _answer_labels(self, request: ChatRequest, attempt: int) -> list[str]:
@@ -509,6 +519,19 @@ class Model:
             logprobs = {"content": [entry], "refusal": None}
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         return {"message": message, "logprobs": logprobs, "finish_reason": "stop"}
+
+
+def _llama_cpp_logprobs(text: str, chosen: float, top: Any, variant: str) -> dict[str, Any]:
+    """The logprobs of a text completion as llama.cpp's server writes them: the chat shape
+    ({"content": [{id, token, logprob, bytes, top_logprobs: [{id, token, logprob, bytes}]}]})
+    instead of the legacy {token: logprob} dicts; broken the same way for the broken variants."""
+    entries: Any = None
+    if isinstance(top, dict):
+        entries = [{"id": i, "token": t, "bytes": list(t.encode()), "logprob": lp} for i, (t, lp) in enumerate(top.items())]
+    entry: dict[str, Any] = {"id": 0, "token": text, "bytes": list(text.encode()), "logprob": chosen, "top_logprobs": entries}
+    if variant == "missing_fields":
+        entry = {"token": text}
+    return {"content": [entry]}
 
 
 def _break_logprobs(choice: dict[str, Any], variant: str) -> dict[str, Any]:
@@ -702,12 +725,15 @@ class OpenAIServer:
         models: list[str] | None = None,
         strict_models: bool = False,
         echo_key: bool = False,
+        completions_logprobs: str = "legacy",
     ) -> None:
         """rpm/tpm: enforce those limits (see RateLimit); models: what GET /v1/models lists (None: the
         endpoint does not exist, as on servers that do not list); strict_models: answer an unlisted
         model with 404 model_not_found (else any name is accepted, as llama.cpp does); echo_key: a
         hostile server that puts the caller's Authorization header in every field it can (error
-        bodies, answer content, logprob tokens, batch files, response headers)."""
+        bodies, answer content, logprob tokens, batch files, response headers); completions_logprobs:
+        the shape of /v1/completions logprobs, "legacy" (OpenAI, vLLM: {token: logprob} dicts) or
+        "llama.cpp" (its server's chat-like logprobs.content[].top_logprobs lists)."""
         self.latency = latency
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -715,7 +741,7 @@ class OpenAIServer:
         self.api_key = api_key
         self.host = host
         self.port = port
-        self.model = Model(tuple(scale), off_scale_mass)
+        self.model = Model(tuple(scale), off_scale_mass, completions_logprobs)
         self.models = models
         self.strict_models = strict_models
         self.echo_key = echo_key
@@ -1592,6 +1618,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tpm", type=int, default=None, help="enforce tokens per minute")
     parser.add_argument("--models", nargs="*", default=None, help="what GET /v1/models lists")
     parser.add_argument("--echo-key", action="store_true", help="echo the Authorization header in every field")
+    parser.add_argument("--completions-logprobs", choices=COMPLETIONS_LOGPROBS, default="legacy",
+                        help="the shape of /v1/completions logprobs")  # fmt: skip
     args = parser.parse_args(argv)
     server = OpenAIServer(
         latency=args.latency,
@@ -1605,6 +1633,7 @@ def main(argv: list[str] | None = None) -> None:
         tpm=args.tpm,
         models=args.models,
         echo_key=args.echo_key,
+        completions_logprobs=args.completions_logprobs,
     )
     try:
         asyncio.run(_serve(server))

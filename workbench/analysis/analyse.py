@@ -25,11 +25,15 @@ from workbench.analysis.report_model import (
     CalibrationRow,
     ColumnScale,
     Comparison,
+    Coverage,
+    CoverageAt,
     DimensionReport,
     Disagreement,
     ErrorAnalysis,
     Heatmap,
+    IntervalRow,
     MassSummary,
+    NoGoldRow,
     Reliability,
     ResidualBand,
     TrainedOn,
@@ -247,6 +251,34 @@ def _calibration(
     return out
 
 
+def _intervals(session: Session | None, data: DimensionData, intervals: dict | None, seed: int) -> list[IntervalRow]:
+    """Each rater's conformal intervals, calibrated on the calibration set, covered on the reported items."""
+    if not intervals or not data.gold or session is None:
+        return []
+    from workbench.analysis.intervals import calibrate_rater, rater_coverage
+
+    gold = intervals.get("gold") or data.gold[0]
+    levels = intervals.get("levels") or [0.8, 0.9, 0.95]
+    reported = sorted(set(data.item_ids.values()))
+    out = []
+    for r in data.raters:
+        model, sig, cal_ids = calibrate_rater(
+            session, r, gold=gold, calibration=intervals["calibration"], dimension=data.dimension, reported=reported,
+            levels=levels, disagreement=[d for d in intervals.get("disagreement") or [] if d != r], seed=seed,
+        )  # fmt: skip
+        cov = rater_coverage(session, model, sig, gold=gold, dimension=data.dimension, items=reported, levels=levels)
+        out.append(IntervalRow(
+            rater=r, gold=gold, calibration=intervals["calibration"], n_calibration=len(cal_ids), n=cov[0].n if cov else 0,
+            signals=list(model.difficulty.names),
+            coverage=[CoverageAt(level=c.level, covered=_finite(c.covered), mean_width=_finite(c.mean_width)) for c in cov],
+        ))  # fmt: skip
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
 def _heatmap(data: DimensionData) -> Heatmap:
     cols = data.gold + data.raters
     v = data.values[cols]
@@ -279,6 +311,21 @@ def _scales(data: DimensionData) -> list[ColumnScale]:
     return out
 
 
+def coverage(data: DimensionData, targets: list[str] | None = None) -> Coverage:
+    """Which words have gold, which do not (with every rater's value on those): the words the agreement table leaves out.
+
+    targets: the report's item set, whose words count even when nobody rated them.
+    """
+    v = data.values
+    has_gold = v[data.gold].notna().any(axis=1) if data.gold else pd.Series(False, index=v.index)
+    words = list(v.index) if targets is None else sorted(set(v.index) | set(targets))
+    without = [w for w in words if not (w in has_gold.index and bool(has_gold.at[w]))]
+    rows = [NoGoldRow(item=w, values=[_float(v.at[w, r]) if w in v.index else None for r in data.raters]) for w in without]
+    rated = [sum(row.values[j] is not None for row in rows) for j in range(len(data.raters))]
+    return Coverage(items=len(words), with_gold=int(has_gold.sum()), without_gold=len(without), raters=list(data.raters),
+                    rated=rated, rows=rows)  # fmt: skip
+
+
 def analyse(
     data: DimensionData,
     *,
@@ -287,9 +334,17 @@ def analyse(
     ci: float = 0.95,
     session: Session | None = None,
     calibrate: dict[str, str] | None = None,
+    intervals: dict | None = None,
+    targets: list[str] | None = None,
 ) -> DimensionReport:
-    """Every number of one dimension's report."""
+    """Every number of one dimension's report. targets: the words of the report's item set, if it has one."""
     table, ceiling = _table(data, n_boot, seed, ci)
+    rows = _intervals(session, data, intervals, seed)
+    plots = plot_names(data)
+    if rows:
+        from workbench.analysis.write import slug
+
+        plots["coverage"] = f"{slug(data.dimension)}-coverage.png"
     return DimensionReport(
         dimension=data.dimension, scale=data.scale, value_scale=data.target,
         scale_note=summary({c: data.maps[c] for c in data.gold + data.raters if c in data.maps}, data.target),
@@ -297,6 +352,8 @@ def analyse(
         table=table, ceiling=ceiling, reliability=_reliability(data, n_boot, seed),
         comparisons=_comparisons(data, n_boot, seed, ci), errors=_errors(data),
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
+        intervals=rows,
         trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
-        plots=plot_names(data),
+        coverage=coverage(data, targets),
+        plots=plots,
     )  # fmt: skip

@@ -70,8 +70,9 @@ def export_ratings(
     _check(session, Rater.name, rater, "rater")
     _check(session, Dimension.name, dimension, "dimension")
 
+    hybrid = _hybrid_details(session, dataset) if not wide else None
     query = (
-        select(Item.text, Item.language, Dimension.name, Rater.name, Rating.value, Rating.sd, Rating.n, Rating.replicate)
+        select(Item.text, Item.language, Dimension.name, Rater.name, Rating.value, Rating.sd, Rating.n, Rating.replicate, Item.id)
         .join(Item, Item.id == Rating.item_id)
         .join(Dimension, Dimension.id == Rating.dimension_id)
         .join(Rater, Rater.id == Rating.rater_id)
@@ -84,9 +85,22 @@ def export_ratings(
     if dimension is not None:
         query = query.where(Dimension.name == dimension)
     rows = session.execute(query).all()
-    table = _wide(rows) if wide else pa.Table.from_pylist([dict(zip(LONG_SCHEMA.names, r)) for r in rows], LONG_SCHEMA)
+    if hybrid is not None:  # a hybrid dataset: its interval, human weight, source and prior beside each value
+        from workbench.analysis.hybrid import HYBRID_COLUMNS, hybrid_columns
+
+        schema = pa.schema([*LONG_SCHEMA, *((c, pa.string() if c == "source" else pa.float64()) for c in HYBRID_COLUMNS)])
+        table = pa.Table.from_pylist([dict(zip(LONG_SCHEMA.names, r[:-1])) | hybrid_columns(hybrid, r[-1]) for r in rows], schema)
+    else:
+        table = _wide(rows) if wide else pa.Table.from_pylist([dict(zip(LONG_SCHEMA.names, r[:-1])) for r in rows], LONG_SCHEMA)
     _write(table, fmt, path)
     return table.num_rows
+
+
+def _hybrid_details(session: Session, dataset: str | None) -> dict | None:
+    if dataset is None:
+        return None
+    details = session.scalar(select(Dataset.details).where(Dataset.name == dataset))
+    return (details or {}).get("hybrid")
 
 
 def _wide(rows) -> pa.Table:

@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
+from workbench.errors import WorkbenchError
+from workbench.output import OutputFormat
 
 app = typer.Typer(
     help="Human norming campaigns in Label Studio: push lists of words, pull the ratings back.",
@@ -153,3 +155,55 @@ def serve(
 
 def register(parent: typer.Typer) -> None:
     parent.add_typer(app, name="annotate")
+
+
+@app.command()
+def simulate(
+    campaign: Campaign,
+    norms: Annotated[str, typer.Option(help="Dataset with each word's mean, SD and n: the simulated annotators' source.")],
+    against: Annotated[str, typer.Option(help="Independent gold dataset that validity is measured against.")],
+    prior: Annotated[str | None, typer.Option(help="Machine rater used as the prior (routed and adaptive strategies).")] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="Item set with --norms values to calibrate the prior on (not the campaign's words).")
+    ] = None,
+    budget: Annotated[
+        list[float] | None,
+        typer.Option(help="Share of the norm's own number of ratings; repeat for several (default: 0.05 0.1 0.25 0.5 1)."),
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="Ratings per word the norm stands for, where it has no n.")] = None,
+    annotator_sd: Annotated[float, typer.Option(help="SD of the annotator effect, in scale points.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation and of the bootstrap.")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 1000,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table or json (csv: one row per strategy and budget).")
+    ] = OutputFormat.table,
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+) -> None:
+    """Replay the campaign with simulated annotators: validity against gold per strategy and budget, before anyone is paid."""
+    import json
+
+    from sqlalchemy.orm import Session
+
+    from workbench.annotate.simulate import simulate_campaign
+    from workbench.study.load import load_study
+
+    loaded = load_study(study)
+    budgets = tuple(budget) if budget else (0.05, 0.1, 0.25, 0.5, 1.0)
+    bad = [b for b in budgets if not 0 < b <= 10]
+    if bad:
+        raise WorkbenchError(f"--budget {bad[0]}: give a share of the norm's ratings such as 0.25 (above 0, at most 10).")
+    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+        sim = simulate_campaign(s, loaded, campaign, norms=norms, against=against, prior=prior, calibration=calibration,
+                                budgets=budgets, k=k, annotator_sd=annotator_sd, seed=seed, n_boot=n_boot)  # fmt: skip
+    if fmt == OutputFormat.json:
+        from workbench.numeric import json_safe
+
+        typer.echo(json.dumps(json_safe(sim.to_dict()), indent=2))
+    elif fmt == OutputFormat.csv:
+        typer.echo("strategy,budget,ratings,words_rated,spearman,ci_low,ci_high")
+        for r in sim.plan.rows:
+            typer.echo(f"{r.strategy},{r.budget},{r.ratings},{r.words_rated},{r.spearman:.6f},{r.ci[0]:.6f},{r.ci[1]:.6f}")
+    else:
+        for line in sim.lines():
+            typer.echo(line)

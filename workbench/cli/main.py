@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from workbench import __version__
-from workbench.cli import annotate, data, db, finetune, rate, report, sql, study
+from workbench.cli import annotate, data, db, finetune, rate, rater, report, sql, study
 from workbench.errors import WorkbenchError
 
 
@@ -37,6 +37,7 @@ app = typer.Typer(
 study.register(app)
 data.register(app)
 rate.register(app)
+rater.register(app)
 report.register(app)
 sql.register(app)
 finetune.register(app)

@@ -89,6 +89,7 @@ def describe(report: RunReport) -> list[str]:
         lines.append(f"  failed: {f['item']}: {f['reason']}")
     if c.get("failed"):
         lines.append("  Run the command again to retry the failed items.")
+    lines += [f"  {note}" for note in report.notes]
     return lines
 
 

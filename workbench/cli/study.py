@@ -74,9 +74,17 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
         typer.echo("Nothing to do: the store matches the study.")
 
 
-def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def apply(
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for another apply running on the same store before giving up."),
+    ] = 10.0,
+) -> None:
     """Make the store match the study file, resuming where a previous apply stopped.
 
+    One apply at a time per store: a second one waits up to --wait seconds, then says which is running.
     Exits with code 2 when a rater's job left failed items (the next apply retries them), or when a
     fine-tune failed or was cancelled (`workbench finetune start NAME --restart` tries again).
     """
@@ -97,7 +105,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
                 typer.echo("  " + r.describe())
         else:
             past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report") else ""
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report", "hybrid") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0
@@ -120,7 +128,7 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     with open_store(url) as engine, ExitStack() as stack:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars,
-                    on_finetune_event=lambda message: typer.echo("  " + message), on_finetune=tuned)  # fmt: skip
+                    on_finetune_event=lambda message: typer.echo("  " + message), on_finetune=tuned, wait_s=wait)  # fmt: skip
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
     exit_if_failed(failed, unfinished)
 

@@ -122,12 +122,24 @@ def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: 
             kind=f"rate:{spec.backend}",
             status="running",
             rater_id=rater.id,
-            config={"items": target_name, "requested": todo, **how},
+            config={"items": target_name, "requested": todo, **how, **job_record(resolved)},
         )
         s.add(job)
         s.flush()
         bump_generation(s)
         return rater.id, dim_id, job.id
+
+
+def job_record(resolved: ResolvedRater) -> dict[str, Any]:
+    """What a rating job keeps of its rater for the methods section: the options as declared (few-shot source,
+    prompt file, items; not where a key comes from) and the prompt as filled in, with ``{item}`` where the word goes."""
+    declared = resolved.spec.model_dump(mode="json", exclude_none=True, exclude={"api_key_env"})
+    out: dict[str, Any] = {"options": declared}
+    if resolved.prompt is not None:
+        out["prompt"] = resolved.prompt.text
+    if resolved.system:
+        out["system"] = resolved.system
+    return out
 
 
 def run_rater_dry(session: Session, run: RaterRun, *, items: str | None = None, limit: int | None = None,
@@ -198,7 +210,25 @@ def run_rater(
         raise
     writer.finish(status)
     report.status, report.counts, report.cost = status, dict(writer.counts, failures=writer.failures), writer.cost if rate else None
+    note = low_mass_note(report.counts, getattr(spec, "min_mass", None), backend.low_mass_cause(resolved))
+    if note:
+        report.notes.append(note)
     return report
 
 
-__all__ = ["RaterRun", "RunReport", "run_rater", "run_rater_dry"]
+LOW_MASS_SHARE = 0.5
+"""Share of answers under the rater's min_mass above which a run's summary names the likely cause."""
+
+
+def low_mass_note(counts: dict[str, Any], min_mass: float | None, cause: str | None) -> str | None:
+    """A line for the job's summary when most answers put little probability on the scale's tokens, naming the
+    likely cause; None when most answers are fine (or the read-out measures no such probability)."""
+    read, low = int(counts.get("mass_read") or 0), int(counts.get("mass_low") or 0)
+    if not read or low <= LOW_MASS_SHARE * read:
+        return None
+    threshold = f"{min_mass:.0%}" if min_mass is not None else "half"
+    line = f"{low} of {read} answers ({low / read:.0%}) put less than {threshold} of their probability on the scale's tokens"
+    return f"{line}: {cause}." if cause else f"{line}."
+
+
+__all__ = ["RaterRun", "RunReport", "low_mass_note", "run_rater", "run_rater_dry"]

@@ -106,6 +106,7 @@ class JobWriter:
         self.counts: dict[str, Any] = {
             "rated": 0, "unreadable": 0, "low_mass": 0, "failed": 0, "calls": 0,
             "prompt_tokens": 0, "completion_tokens": 0,
+            "mass_read": 0, "mass_low": 0,  # answers whose probability on scale tokens was measured; of them, below min_mass
         }  # fmt: skip
         self._lock = threading.RLock()  # add() and flush() from the job's thread, flush() from the timer
         self._stop = threading.Event()
@@ -153,6 +154,9 @@ class JobWriter:
         else:
             c["rated"] += 1
             c["low_mass"] += bool(outcome.readout.low_mass)
+        if outcome.readout is not None and outcome.readout.mass is not None and not isinstance(outcome.readout, SamplesReadout):
+            c["mass_read"] += 1
+            c["mass_low"] += bool(outcome.readout.low_mass)
         if len(self.pending) >= self.commit_every or time.monotonic() - self.last_flush >= self.commit_seconds:
             self.flush()
 

@@ -142,6 +142,9 @@ class RaterBackend:
     kind: ClassVar[str] = "model"  # the store's rater kind: "llm" (a language model) or "model" (any other predictor)
     # True when a run with no items left may still have work: a batch an earlier run left waiting
     picks_up_waiting_work: ClassVar[bool] = False
+    # True when the backend rates from other raters' ratings (a stack): apply runs it after the other raters
+    # and the fine-tunes
+    rates_from_raters: ClassVar[bool] = False
 
     def weights_fingerprint(self, options: Any) -> str | None:
         """A cheap identity of the weights the backend rates with (enters the rater identity); None: no local weights."""
@@ -170,6 +173,11 @@ class RaterBackend:
     def secrets(self, rater: ResolvedRater) -> list[str]:
         """Values that must never reach the store (an API key): the job writer blanks them out."""
         return []
+
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        """The likely reason when most answers put little probability on the scale's tokens (the job's summary
+        names it); None when the backend reads no such probability."""
+        return None
 
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
         """Rate the items (id -> text), handing each outcome to ``job.writer``; returns the job's final status."""

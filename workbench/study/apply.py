@@ -21,7 +21,8 @@ from workbench.ingest.load import ImportResult, file_checksum, import_file, plan
 from workbench.jobs.runner import RunReport
 from workbench.store.engine import bump_generation, store_version
 from workbench.store.itemsets import item_set_action, save_item_set
-from workbench.store.locks import lock_names
+from workbench.store.locks import DEFAULT_LOCK_WAIT_S, lock_names, study_lock
+from workbench.store.meta import record_study
 from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy, dataset_specs, is_outside, resolve_file, separator_of
 from workbench.study.models import ItemSetSpec, ReportSpec
@@ -107,11 +108,15 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
     for step in _split_steps(session, loaded, waiting):
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
-    for name in study.raters:
+    for name in _raters(study, later=False):
         step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for step in _finetune_steps(session, loaded, waiting):
+        plan.steps.append(step)
+        waiting = waiting or step.action != "unchanged"
+    for name in _raters(study, later=True):  # raters that rate from other raters' ratings (a stack)
+        step = _rater_step(session, loaded, name, waiting)
         plan.steps.append(step)
         waiting = waiting or step.action != "unchanged"
     for name, spec in study.item_sets.items():
@@ -119,6 +124,12 @@ def make_plan(session: Session, loaded: LoadedStudy) -> Plan:
             action = "create" if waiting else item_set_action(session, name, item_set_definition(spec))
             plan.steps.append(Step("item set", name, action, f"top {spec.uncertainty.top} by {spec.uncertainty.by}"))
             waiting = waiting or action != "unchanged"
+    for name, spec in study.hybrids.items():
+        from workbench.study.hybrid import hybrid_action
+
+        action = "create" if waiting else hybrid_action(session, name, spec, _hybrid_dimension(study, name, spec))
+        plan.steps.append(Step("hybrid", name, action, f"prior {spec.prior}, humans {spec.humans}, items {spec.items}"))
+        waiting = waiting or action != "unchanged"
     for name, spec in study.reports.items():
         fresh = not waiting and report_is_current(loaded, name, spec, store_version(session))
         plan.steps.append(Step("report", name, "unchanged" if fresh else "write", str(report_dir(loaded, spec))))
@@ -151,8 +162,9 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
         version = store_version(s)
         cal = spec.calibrate.model_dump() if spec.calibrate else None
         rep, datas = build_report(
-            s, dimension=spec.dimension, gold=spec.gold, raters=spec.raters, items=spec.items,
+            s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
+            intervals=spec.intervals.model_dump() if spec.intervals else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
@@ -176,6 +188,23 @@ def _save_item_sets(engine: Engine, study, *, ranked: bool, on_step) -> None:
             size = save_item_set(s, name, definition)
         if on_step:
             on_step(Step("item set", name, "create", f"{size} items"), None)
+
+
+def _hybrid_dimension(study, name: str, spec) -> str:
+    if spec.dimension:
+        return spec.dimension
+    if len(study.dimensions) != 1:
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"hybrids.{name}: the study has {len(study.dimensions)} dimensions: say which one with dimension:.")
+    return next(iter(study.dimensions))
+
+
+def _raters(study, *, later: bool) -> list[str]:
+    """The study's raters in order: those that rate from other raters' ratings (later=True) after the rest."""
+    from workbench.raters.backend import backend_class
+
+    return [name for name, spec in study.raters.items() if backend_class(spec.backend).rates_from_raters == later]
 
 
 def item_set_definition(spec: ItemSetSpec) -> dict:
@@ -205,8 +234,20 @@ def apply_study(
     on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None,
     on_finetune_event: Callable[[str], None] | None = None,
     on_finetune: Callable[[Any], None] | None = None,
+    wait_s: float = DEFAULT_LOCK_WAIT_S,
 ) -> Plan:
-    """Carry out the plan, one transaction per step; returns the plan that was carried out."""
+    """Carry out the plan, one transaction per step; returns the plan that was carried out.
+
+    One apply at a time per store: another apply already running makes this
+    one wait up to `wait_s` seconds, then raise StoreBusyError naming it.
+    """
+    with study_lock(engine, "apply", wait_s, what="apply", wait_option="--wait"):
+        return _apply_study(engine, loaded, on_step=on_step, on_rater=on_rater, on_rate_progress=on_rate_progress,
+                            on_finetune_event=on_finetune_event, on_finetune=on_finetune)  # fmt: skip
+
+
+def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_rate_progress, on_finetune_event,
+                 on_finetune=None) -> Plan:  # fmt: skip
     study = loaded.study
     with Session(engine) as s:
         plan = make_plan(s, loaded)
@@ -221,6 +262,7 @@ def apply_study(
             dim.labels, dim.instructions = spec.labels or None, spec.instructions
             s.add(dim)
             changed = True
+        changed = record_study(s, {"name": study.study, "title": study.title}) or changed
         if changed:
             bump_generation(s)
     if on_step:
@@ -262,7 +304,7 @@ def apply_study(
             n_train, n_test = save_split(s, name, spec, loaded.base_dir)
         if on_step:
             on_step(Step("split", name, "create", f"{name}.train: {n_train} items, {name}.test: {n_test} items"), None)
-    for name in study.raters:
+    for name in _raters(study, later=False):
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:
             on_rater(report)
@@ -275,7 +317,24 @@ def apply_study(
             on_rater(ft.rating)
         if on_finetune:
             on_finetune(ft)
+    for name in _raters(study, later=True):
+        report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
+        if on_rater:
+            on_rater(report)
     _save_item_sets(engine, study, ranked=True, on_step=on_step)  # item sets ranked by the raters' ratings
+    for name, spec in study.hybrids.items():
+        from workbench.study.hybrid import hybrid_action, save_hybrid
+
+        dim = _hybrid_dimension(study, name, spec)
+        with Session(engine) as s, s.begin():
+            action = hybrid_action(s, name, spec, dim)
+            if action == "unchanged":
+                continue
+            result = save_hybrid(s, name, spec, dim)
+        if on_step:
+            c = result.counts()
+            detail = f"{len(result.words)} words: {c['both']} both, {c['machine']} machine only, {c['human']} human only"
+            on_step(Step("hybrid", name, action, "; ".join([detail, *result.notes])), None)
     for name, spec in study.reports.items():
         with Session(engine) as s:
             current = report_is_current(loaded, name, spec, store_version(s))

@@ -263,6 +263,17 @@ class CalibrateSpec(Strict):
     test: Name
 
 
+class IntervalsSpec(Strict):
+    """Calibrated (split-conformal) intervals for each rater of a report."""
+
+    calibration: Name = Field(description="item set with gold values to calibrate on; never the reported items (give the report items:)")
+    gold: Name | None = Field(None, description="the gold dataset (default: the report's first)")
+    levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field([0.8, 0.9, 0.95], min_length=1, description="nominal coverages")
+    disagreement: list[Name] = Field(
+        default_factory=list, description="raters whose disagreement with the rater (sd of the values) widens its intervals"
+    )
+
+
 class ReportSpec(Strict):
     """A validation report that apply writes: raters against gold norms, beside the human ceiling."""
 
@@ -271,6 +282,7 @@ class ReportSpec(Strict):
     dimension: Name | None = Field(None, description="one dimension (default: all)")
     items: Name | None = Field(None, description="restrict to an item set or dataset")
     calibrate: CalibrateSpec | None = None
+    intervals: IntervalsSpec | None = Field(None, description="calibrated intervals per rater: coverage at each level, mean width")
     formats: list[Literal["html", "md", "json"]] = Field(["html", "md", "json"], description="files to write")
     out: str = Field("reports", description="folder for the files, relative to the study")
     seed: int = 0
@@ -321,6 +333,23 @@ class LabelStudioServer(Strict):
     timeout: float = Field(60, gt=0, description="seconds per request")
 
 
+class CompletionSpec(Strict):
+    """What annotators get when they finish a list: a code to paste into the recruiting panel, or a link back to it."""
+
+    code: str | None = Field(None, min_length=1, max_length=100, description="a completion code, e.g. C1A2B3C4 (Prolific's)")
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="a link that returns the annotator to the panel, e.g. https://app.prolific.com/submissions/complete?cc=C1A2B3C4",
+    )
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not self.code and not self.url:
+            raise ValueError("give a completion code, a url, or both")
+        return self
+
+
 class CampaignSpec(Strict):
     """A human norming campaign: lists of items in Label Studio, k independent ratings per item."""
 
@@ -337,13 +366,38 @@ class CampaignSpec(Strict):
     )
     dataset: Name | None = Field(None, description="name of the campaign's aggregate dataset (default: the campaign's name)")
     seed: int = Field(0, description="seed of the list assignment and control positions")
+    completion: CompletionSpec | None = Field(
+        None, description="shown in the instructions and at the end of each list: the code or link that gets annotators paid"
+    )
     server: LabelStudioServer = Field(default_factory=LabelStudioServer)
+
+
+class HybridSpec(Strict):
+    """A hybrid norm: a calibrated machine prior and human ratings, combined word by word (precision weighting)."""
+
+    prior: Name = Field(description="the machine rater (e.g. a stack) whose values are the prior")
+    calibration: Name = Field(description="item set with gold values the prior is calibrated on; never the hybrid's items")
+    gold: Name = Field(description="the gold dataset of the calibration")
+    humans: Name = Field(description="a campaign (its annotators' ratings) or a dataset (individual ratings, or mean/SD/n per word)")
+    items: Name = Field(description="item set or dataset: the hybrid's words")
+    level: float = Field(0.9, gt=0, lt=1, description="coverage of the per-word intervals")
+    dimension: Name | None = Field(None, description="the dimension (default: the study's only dimension)")
+    disagreement: list[Name] = Field(default_factory=list, description="raters whose disagreement with the prior widens its intervals")
 
 
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
     study: Name = Field(description="the study's name")
+    title: str | None = Field(None, max_length=200, description="the study's title, shown to annotators and in reports")
+    information: str | None = Field(
+        None,
+        description="what annotators are told about the study (who runs it, what it is for, how long it takes, "
+        "contact): a file path relative to the study, or the text itself",
+    )
+    consent: str | None = Field(
+        None, description="the consent text annotators agree to before they start: a file path relative to the study, or the text itself"
+    )
     database: str | None = Field(
         None,
         description="sqlite:///PATH (relative to the study) or postgresql+psycopg://USER@HOST/DB; default: a SQLite file beside the study",
@@ -359,6 +413,9 @@ class Study(Strict):
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
     campaigns: dict[Name, CampaignSpec] = Field(
         default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
+    )
+    hybrids: dict[Name, HybridSpec] = Field(
+        default_factory=dict, description="hybrid norms (a machine prior and human ratings): datasets apply writes"
     )
 
     @model_validator(mode="after")
