@@ -165,6 +165,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
             s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
             intervals=spec.intervals.model_dump() if spec.intervals else None,
+            ppi=spec.ppi.model_dump(by_alias=True) if spec.ppi else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
