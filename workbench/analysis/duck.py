@@ -357,14 +357,75 @@ def _build(engine: Engine) -> Path:
             for sql in BUILD:
                 con.execute(sql)
             _build_wide(con)
+            counts = _row_counts(con)
+            # written out now, so a failure (disk full) is raised here: the checkpoint that close()
+            # would do swallows it and leaves a file without its tables
+            con.execute("CHECKPOINT")
         finally:
             con.close()
+        if _row_counts_of(tmp) != counts:
+            raise WorkbenchError(
+                f"The SQL snapshot written in {path.parent} came out incomplete (is the disk full?); "
+                "free some space there, or set WORKBENCH_CACHE_DIR to a folder on another disk, and run the query again."
+            )
         tmp.replace(path)
+    except (duckdb.Error, OSError) as exc:
+        known = _write_error(exc, path.parent)
+        if known is None:
+            raise
+        raise known from None
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
     _remove_older(base, path)
     return path
+
+
+SNAPSHOT_TABLES = ("items", "dimensions", "datasets", "raters", "ratings", "ratings_wide", "jobs", "calls", "rating_pairs")
+_WRITE_FAILURES = {
+    "no space left on device": "the disk is full",
+    "disk quota exceeded": "the disk quota is used up",
+    "read-only file system": "the file system is read-only",
+    "permission denied": "permission denied",
+    "file too large": "the file is too large for that file system",
+}
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    present = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return set(SNAPSHOT_TABLES) <= present
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
+    """Rows per snapshot table (None: a table is missing: the file is not a whole snapshot)."""
+    if not _has_tables(con):
+        return None
+    return {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in SNAPSHOT_TABLES if name != "rating_pairs"}
+
+
+def _row_counts_of(path: Path) -> dict[str, int] | None:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return _row_counts(con)
+    finally:
+        con.close()
+
+
+def _write_error(exc: BaseException, folder: Path) -> WorkbenchError | None:
+    """One line for a snapshot that could not be written (disk full, read-only folder); None: another error."""
+    text = str(getattr(exc, "strerror", None) or exc).lower()
+    if isinstance(exc, OSError) and exc.errno is not None:
+        text = os.strerror(exc.errno).lower()
+    for needle, why in _WRITE_FAILURES.items():
+        if needle in text:
+            return WorkbenchError(
+                f"Cannot write the SQL snapshot in {folder}: {why}. Free some space there, "
+                "or set WORKBENCH_CACHE_DIR to a writable folder on another disk, and run the query again."
+            )
+    return None
 
 
 def _remove_older(base: Path, keep: Path) -> None:
@@ -410,6 +471,11 @@ def open_snapshot(engine: Engine) -> duckdb.DuckDBPyConnection:
             except duckdb.IOException:  # deleted by a concurrent rebuild since: take the newest
                 path = _build(engine)
                 con = _connect_read_only(path)
+            if not _has_tables(con):  # cut short (a full disk, by an older workbench): never used, built again
+                con.close()
+                path.unlink(missing_ok=True)
+                path = _build(engine)
+                con = _connect_read_only(path)
             _OPEN[base] = (path, con)
         return _OPEN[base][1].cursor()
 
@@ -421,6 +487,9 @@ def _read_only_error(refused: str) -> WorkbenchError:
     )
 
 
+_DEPTH = re.compile(r"max(imum)? expression depth limit of (\d+) exceeded", re.IGNORECASE)
+
+
 def _one_line(exc: duckdb.Error) -> str:
     lines = []
     for line in str(exc).splitlines():
@@ -428,7 +497,14 @@ def _one_line(exc: duckdb.Error) -> str:
             break
         if line.strip():
             lines.append(line.strip())
-    return " ".join(lines)
+    message = " ".join(lines)
+    depth = _DEPTH.search(message)
+    if depth:  # DuckDB's own hint is a SET, which the locked configuration refuses
+        return (
+            f"the query nests expressions more than {depth.group(2)} deep, DuckDB's limit (its settings cannot be "
+            "changed here); write it flatter, e.g. `sum(x)` or `x IN (...)` instead of a long chain of + or OR, or in steps with WITH"
+        )
+    return message
 
 
 def _check_explain(con: duckdb.DuckDBPyConnection, query: str) -> None:

@@ -100,7 +100,8 @@ def apply(
     """Make the store match the study file; resumes where it stopped.
 
     One apply at a time per store: a second one waits up to --wait seconds, then says which is running.
-    Exits with code 2 when a rater's job left failed items: the next apply retries them.
+    Exits with code 2 when a rater's job left failed items (the next apply retries them), or when a
+    fine-tune failed or was cancelled (`workbench finetune start NAME --restart` tries again).
     """
     from workbench.study.apply import apply_study
     from workbench.study.load import load_study
@@ -134,12 +135,19 @@ def apply(
             for line in describe(rep):
                 typer.echo("  " + line)
 
+    unfinished: list[str] = []
+
+    def tuned(ft) -> None:
+        if ft.status in ("failed", "cancelled"):
+            unfinished.append(f"fine-tune {ft.name} {ft.status}: {ft.error or 'no reason given'}; "
+                              f"`workbench finetune start {ft.name} --restart` tries again.")  # fmt: skip
+
     with open_store(url) as engine, ExitStack() as stack:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars,
-                    on_finetune_event=lambda message: typer.echo("  " + message), wait_s=wait)  # fmt: skip
+                    on_finetune_event=lambda message: typer.echo("  " + message), on_finetune=tuned, wait_s=wait)  # fmt: skip
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
-    exit_if_failed(failed)
+    exit_if_failed(failed, unfinished)
 
 
 def register(app: typer.Typer) -> None:

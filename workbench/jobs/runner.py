@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.writer import JobWriter
-from workbench.raters.backend import RaterOptions, RunJob
+from workbench.raters.backend import RaterOptions, RunJob, StillWaiting
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
 from workbench.redact import Redactor
 from workbench.store.engine import bump_generation
@@ -226,7 +226,8 @@ def run_rater(
         status = backend.run(resolved, texts, job)
     except BaseException as exc:  # KeyboardInterrupt included: keep what was rated, mark the job
         reason = str(exc) if isinstance(exc, WorkbenchError) else f"{exc.__class__.__name__}: {exc}"
-        writer.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=reason)
+        status = exc.status if isinstance(exc, StillWaiting) else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        writer.finish(status, error=reason)
         raise
     writer.finish(status)
     report.status, report.counts, report.cost = status, dict(writer.counts, failures=writer.failures), writer.cost if rate else None

@@ -99,6 +99,15 @@ class Writer(Protocol):
     def done(self) -> int: ...
 
 
+class StillWaiting(WorkbenchError):
+    """Work sent upstream (a batch) could not be followed: the server stayed away or refused the key. The job
+    is left with ``status`` (``submitted``: the next run picks the work up instead of paying for it again)."""
+
+    def __init__(self, message: str, status: str = "submitted") -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class RunJob:
     """The job a backend's ``run`` works for: where results go, and what the runner was asked."""

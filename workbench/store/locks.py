@@ -274,5 +274,8 @@ def _sqlite_lock(engine: Engine, name: str, what: str, wait_s: float, wait_optio
     try:
         yield me
     finally:
-        with Session(engine) as s, s.begin():
-            s.execute(delete(StoreMeta).where(StoreMeta.key == key, StoreMeta.value == mine))
+        try:
+            with Session(engine) as s, s.begin():
+                s.execute(delete(StoreMeta).where(StoreMeta.key == key, StoreMeta.value == mine))
+        except DBAPIError:  # a full disk, say: the row names this process, so the next one takes it over
+            pass

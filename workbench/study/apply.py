@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -186,6 +187,7 @@ def write_study_report(engine: Engine, loaded: LoadedStudy, name: str, spec: Rep
             s, dimension=spec.dimension, dimensions=list(loaded.study.dimensions) or None, gold=spec.gold, raters=spec.raters, items=spec.items,
             n_boot=spec.n_boot, seed=spec.seed, calibrate=cal, title=f"{loaded.study.study}: {name}",
             intervals=spec.intervals.model_dump() if spec.intervals else None,
+            ppi=spec.ppi.model_dump(by_alias=True) if spec.ppi else None,
         )  # fmt: skip
     written = []
     folder = ensure_output_folder(report_dir(loaded, spec), f"reports.{name}.out")
@@ -332,6 +334,7 @@ def apply_study(
     on_rater: Callable[[RunReport], None] | None = None,
     on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None,
     on_finetune_event: Callable[[str], None] | None = None,
+    on_finetune: Callable[[Any], None] | None = None,
     wait_s: float = DEFAULT_LOCK_WAIT_S,
 ) -> Plan:
     """Carry out the plan, one transaction per step; returns the plan that was carried out.
@@ -341,10 +344,11 @@ def apply_study(
     """
     with study_lock(engine, "apply", wait_s, what="apply", wait_option="--wait"):
         return _apply_study(engine, loaded, on_step=on_step, on_rater=on_rater, on_rate_progress=on_rate_progress,
-                            on_finetune_event=on_finetune_event)  # fmt: skip
+                            on_finetune_event=on_finetune_event, on_finetune=on_finetune)  # fmt: skip
 
 
-def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_rate_progress, on_finetune_event) -> Plan:
+def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_rate_progress, on_finetune_event,
+                 on_finetune=None) -> Plan:  # fmt: skip
     study = loaded.study
     with Session(engine) as s:
         plan = make_plan(s, loaded)
@@ -426,6 +430,8 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
                             on_rate_progress=on_rate_progress(name) if on_rate_progress else None)  # fmt: skip
         if on_rater and ft.rating is not None:
             on_rater(ft.rating)
+        if on_finetune:
+            on_finetune(ft)
     for name in _raters(study, later=True):
         report = run_rater(engine, loaded, name, on_progress=on_rate_progress(name) if on_rate_progress else None)
         if on_rater:

@@ -331,6 +331,17 @@ class IntervalsSpec(Strict):
     )
 
 
+class PPISpec(Strict):
+    """Statistics over many machine values and a few human ones, with prediction-powered intervals."""
+
+    machine: Name = Field(description="the rater whose values every word has (a report rater)")
+    humans: Name | None = Field(None, description="the dataset whose values some words have (default: the report's first gold)")
+    with_: list[Name] = Field(default_factory=list, alias="with", description="other variables (raters or gold) to correlate the norm with")
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 class ReportSpec(Strict):
     """A validation report that apply writes: raters against gold norms, beside the human ceiling."""
 
@@ -340,6 +351,7 @@ class ReportSpec(Strict):
     items: Name | None = Field(None, description="restrict to an item set or dataset")
     calibrate: CalibrateSpec | None = None
     intervals: IntervalsSpec | None = Field(None, description="calibrated intervals per rater: coverage at each level, mean width")
+    ppi: PPISpec | None = Field(None, description="the norm's mean and correlations over all words, prediction-powered beside naive")
     formats: list[Literal["html", "md", "json"]] = Field(["html", "md", "json"], description="files to write")
     out: str = Field("reports", description="folder for the files, relative to the study")
     seed: int = 0
@@ -388,6 +400,11 @@ class LabelStudioServer(Strict):
     )
     api_key_env: str = Field("LABEL_STUDIO_API_KEY", description="environment variable holding the token (legacy or personal access token)")
     timeout: float = Field(60, gt=0, description="seconds per request")
+    parallel: int | None = Field(
+        None, ge=1, le=32,
+        description="lists `annotate push` imports at once (default: 4 on a server known to run on PostgreSQL, such as "
+        "`workbench annotate serve --database`; 1 otherwise: concurrent imports into Label Studio's SQLite lose work)",
+    )  # fmt: skip
 
 
 class CompletionSpec(Strict):
