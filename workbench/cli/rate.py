@@ -117,7 +117,9 @@ def rate(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Rate every item the rater has not rated yet; interrupt at any time and run again to resume.
+    """Rate the items a rater has not rated yet; resumable.
+
+    Interrupt at any time and run again to resume.
 
     Exits with code 2 when items failed (after retries): the next run retries them.
     """

@@ -53,7 +53,8 @@ class RaterOptions(BaseModel):
     items: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description="item set or dataset to rate (default: every item with a gold rating on the dimension)",
+        description="item set, dataset or word list to rate, or all: every item with a gold rating on the dimension "
+        "(the default, refused above 1,000 items unless written out)",
     )
 
     @property
@@ -142,6 +143,8 @@ class RaterBackend:
     kind: ClassVar[str] = "model"  # the store's rater kind: "llm" (a language model) or "model" (any other predictor)
     # True when a run with no items left may still have work: a batch an earlier run left waiting
     picks_up_waiting_work: ClassVar[bool] = False
+    # True when each request may cost money (a hosted API): `workbench plan` shows the estimated cost
+    bills: ClassVar[bool] = False
     # True when the backend rates from other raters' ratings (a stack): apply runs it after the other raters
     # and the fine-tunes
     rates_from_raters: ClassVar[bool] = False
