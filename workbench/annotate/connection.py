@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
 from workbench.errors import WorkbenchError
+from workbench.extras import require
+
+httpx = require("httpx", "`workbench annotate`")
 
 T = TypeVar("T")
 STATE_DIR = ".workbench"
@@ -90,7 +91,7 @@ class Connection:
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one SDK call; a server that cannot be reached, a refused key or an API error become one clear line."""
-        from label_studio_sdk.core.api_error import ApiError
+        ApiError = require("label_studio_sdk.core.api_error", "`workbench annotate`").ApiError
 
         try:
             return fn()
@@ -162,8 +163,8 @@ def resolve_server(base_dir: Path, url: str | None, api_key_env: str = "LABEL_ST
 
 def connect(url: str, key: str, *, key_source: str = "LABEL_STUDIO_API_KEY", timeout: float = 60) -> Connection:
     """A client for the server; checks the key with one request (whoami)."""
-    from label_studio_sdk import LabelStudio
-    from label_studio_sdk.core.api_error import ApiError
+    LabelStudio = require("label_studio_sdk", "`workbench annotate`").LabelStudio
+    ApiError = require("label_studio_sdk.core.api_error", "`workbench annotate`").ApiError
 
     try:
         client = LabelStudio(base_url=url, api_key=key, timeout=timeout)

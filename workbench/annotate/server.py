@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from workbench.errors import WorkbenchError
+from workbench.extras import require
+
+httpx = require("httpx", "`workbench annotate`")
 
 DEFAULT_VENV = Path.home() / ".cache" / "workbench" / "label-studio-venv"
 INSTALL_HINT = "install it with scripts/label_studio.sh (its own virtualenv), or set WORKBENCH_LABEL_STUDIO to its `label-studio` program"
