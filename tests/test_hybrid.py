@@ -113,7 +113,7 @@ def test_a_hybrid_dataset_from_a_stack_and_a_human_norm(tmp_path, db_url):
     assert {r["gold"] for r in table} == {"h"} and {r["rater"]: r["n"] for r in table}["st"] == N - 150
     invoke("export", "--study", study, "--dataset", "h", "--out", str(tmp_path / "h.csv"))
     header = (tmp_path / "h.csv").read_text().splitlines()[0]
-    assert header == "item,language,dimension,rater,value,sd,n,replicate,low,high,human_weight,source,prior,prior_sd,human_mean"
+    assert header == "item,language,dimension,rater,value,sd,n,replicate,mass,note,low,high,human_weight,source,prior,prior_sd,human_mean"
     assert "hybrid h" not in invoke("apply", "--study", study).output  # unchanged inputs: not rebuilt
     engine.dispose()
 

@@ -27,8 +27,10 @@ from workbench.ingest.presets import preset_specs
 from workbench.store import (
     Call,
     Dataset,
+    DatasetItem,
     Dimension,
     Item,
+    ItemAttribute,
     Job,
     Rater,
     Rating,
@@ -71,6 +73,8 @@ COLUMNS = {
         "rater_id",
         "dimension_id",
     ],
+    "word_list_items": ["dataset", "item", "language", "position", "dataset_id", "item_id"],
+    "item_attributes": ["dataset", "item", "language", "key", "value", "dataset_id", "item_id"],
     "jobs": [
         "job_id",
         "kind",
@@ -147,6 +151,8 @@ def _store_counts(engine) -> dict[str, int]:
                 ("datasets", Dataset),
                 ("raters", Rater),
                 ("ratings", Rating),
+                ("word_list_items", DatasetItem),
+                ("item_attributes", ItemAttribute),
                 ("jobs", Job),
                 ("calls", Call),
             ]  # fmt: skip

@@ -34,6 +34,8 @@ from workbench.analysis.report_model import (
     IntervalRow,
     MassSummary,
     NoGoldRow,
+    PPIEstimate,
+    PPIRow,
     Reliability,
     ResidualBand,
     TrainedOn,
@@ -275,6 +277,44 @@ def _intervals(session: Session | None, data: DimensionData, intervals: dict | N
     return out
 
 
+def _ppi(data: DimensionData, spec: dict | None, seed: int, n_boot: int) -> list[PPIRow]:
+    """The mean of the human norm, and its correlation with each other variable, over all the report's words."""
+    if not spec:
+        return []
+    from workbench.analysis.ppi import ppi_correlation, ppi_mean
+
+    machine, humans = spec["machine"], spec.get("humans") or (data.gold[0] if data.gold else None)
+    level = spec.get("level") or 0.95
+    cols = set(data.values.columns)
+    for name, what in ((machine, "machine rater"), (humans, "human dataset")):
+        if name is None or name not in cols:
+            raise WorkbenchError(f"ppi: the {what} {name!r} is not in this report: list it among the report's raters or gold.")
+    v = data.values
+    has_m = v[machine].notna()
+    lab = has_m & v[humans].notna()
+    unl = has_m & v[humans].isna()
+    rows = []
+
+    def est(e):
+        return PPIEstimate(value=_finite(e.value), value_interval=(_finite(e.low), _finite(e.high)))
+
+    def row(stat, other, r):
+        return PPIRow(statistic=stat, machine=machine, humans=humans, other=other, n_labeled=r.n_labeled, n_unlabeled=r.n_unlabeled,
+                      naive=est(r.naive), classical=est(r.classical), ppi=est(r.ppi))  # fmt: skip
+
+    r = ppi_mean(v.loc[lab, humans].to_numpy(), v.loc[lab, machine].to_numpy(), v.loc[unl, machine].to_numpy(), level=level)
+    rows.append(row("mean", None, r))
+    for other in spec.get("with") or []:
+        if other not in cols:
+            raise WorkbenchError(f"ppi: {other!r} is not in this report: list it among the report's raters or gold.")
+        ok = v[other].notna()
+        r = ppi_correlation(v.loc[lab & ok, humans].to_numpy(), v.loc[lab & ok, machine].to_numpy(), v.loc[lab & ok, other].to_numpy(),
+                            v.loc[unl & ok, machine].to_numpy(), v.loc[unl & ok, other].to_numpy(), level=level,
+                            n_resamples=n_boot, seed=seed)  # fmt: skip
+        rows.append(row("correlation", other, r))
+    return rows
+
+
 def _finite(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -336,6 +376,7 @@ def analyse(
     calibrate: dict[str, str] | None = None,
     intervals: dict | None = None,
     targets: list[str] | None = None,
+    ppi: dict | None = None,
 ) -> DimensionReport:
     """Every number of one dimension's report. targets: the words of the report's item set, if it has one."""
     table, ceiling = _table(data, n_boot, seed, ci)
@@ -352,7 +393,7 @@ def analyse(
         table=table, ceiling=ceiling, reliability=_reliability(data, n_boot, seed),
         comparisons=_comparisons(data, n_boot, seed, ci), errors=_errors(data),
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
-        intervals=rows,
+        intervals=rows, ppi=_ppi(data, ppi, seed, n_boot),
         trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
         coverage=coverage(data, targets),
         plots=plots,

@@ -61,6 +61,14 @@ Tables in the snapshot
     item, language, dimension, rater_a, rater_b (rater_a < rater_b), kind_a,
     kind_b, value_a, value_b, item_id
 
+``word_list_items`` -- the words of each word list (items to rate that came with no ratings)
+    dataset (VARCHAR: the word list), item (VARCHAR), language (VARCHAR), position (INTEGER: its row in
+    the file, from 0), dataset_id, item_id (INTEGER)
+
+``item_attributes`` -- what word lists say about their words: one row per word and column of the file
+    dataset (VARCHAR: the word list), item (VARCHAR), language (VARCHAR), key (VARCHAR: the column, e.g.
+    "pos"), value (VARCHAR: the cell as written, e.g. "noun"), dataset_id, item_id (INTEGER)
+
 ``jobs`` -- one row per rating run or import
     job_id (INTEGER), kind (VARCHAR: e.g. "rate" or "import"), status
     (VARCHAR: running, done, failed, ...), rater (VARCHAR or NULL), dataset
@@ -105,7 +113,7 @@ from workbench.output import render
 from workbench.store.meta import store_version
 
 # bump when the snapshot's tables change, so old cache files are not reused
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
 ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
 READ_ONLY_CONFIG = {
     "enable_external_access": False,
@@ -121,6 +129,8 @@ SOURCE = {
     "datasets": "SELECT id, name, preset, language, citation, licence, origin_file, checksum, {time:imported_at} FROM datasets",
     "raters": "SELECT id, name, kind, dataset_id FROM raters",
     "ratings": "SELECT item_id, dimension_id, rater_id, replicate, value, sd, n, mass, note, raw_answer FROM ratings",
+    "dataset_items": "SELECT dataset_id, item_id, position FROM dataset_items",
+    "item_attributes": "SELECT dataset_id, item_id, key, value FROM item_attributes",
     "jobs": "SELECT id, kind, status, rater_id, dataset_id, {json:config}, {json:counts}, cost, error, external_id, "
     "{time:started_at}, {time:finished_at} FROM jobs",
     "calls": "SELECT id, job_id, item_id, attempt, status, http_status, error, {json:request}, response, "
@@ -147,6 +157,14 @@ BUILD = [
        JOIN items i ON i.item_id = x.item_id
        JOIN dimensions d ON d.dimension_id = x.dimension_id
        JOIN raters r ON r.rater_id = x.rater_id""",
+    """CREATE TABLE word_list_items AS SELECT d.dataset, i.item, i.language, x.position::INTEGER AS position,
+       x.dataset_id::INTEGER AS dataset_id, x.item_id::INTEGER AS item_id
+       FROM src_dataset_items x JOIN datasets d ON d.dataset_id = x.dataset_id JOIN items i ON i.item_id = x.item_id
+       ORDER BY d.dataset, position""",
+    """CREATE TABLE item_attributes AS SELECT d.dataset, i.item, i.language, x.key::VARCHAR AS key,
+       x.value::VARCHAR AS value, x.dataset_id::INTEGER AS dataset_id, x.item_id::INTEGER AS item_id
+       FROM src_item_attributes x JOIN datasets d ON d.dataset_id = x.dataset_id JOIN items i ON i.item_id = x.item_id
+       ORDER BY d.dataset, i.item, key""",
     """CREATE TABLE jobs AS SELECT j.id::INTEGER AS job_id, j.kind::VARCHAR AS kind, j.status::VARCHAR AS status,
        r.rater, d.dataset, j.config::VARCHAR AS config, j.counts::VARCHAR AS counts, j.cost::DOUBLE AS cost,
        j.error::VARCHAR AS error, j.external_id::VARCHAR AS external_id, j.started_at::TIMESTAMP AS started_at,

@@ -58,6 +58,7 @@ from workbench.analysis.report_model import (
     Heatmap,
     IntervalRow,
     MassSummary,
+    PPIRow,
     Reliability,
     Report,
     ResidualBand,
@@ -69,7 +70,7 @@ __all__ = ["MISSING", "format_number", "render_html", "render_markdown"]
 MISSING = "–"
 
 INT_FIELDS = frozenset({
-    "n", "n_calibration", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside",
+    "n", "n_calibration", "n_labeled", "n_unlabeled", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside",
     "items", "with_gold", "without_gold", "rated", "jobs", "calls", "raters_per_item", "list_size", "lists", "annotators",
     "excluded", "annotations",
 })  # fmt: skip
@@ -453,6 +454,54 @@ def _intervals_html(rows: Sequence[IntervalRow], base: str) -> str:
     return "".join(out)
 
 
+PPI_LEAD = (
+    "A statistic over all the report's words: naive takes every machine value as a human one; classical uses the "
+    "human-rated words alone; prediction-powered (ppi-python) uses all machine values, corrected by the machine's error "
+    "on the human-rated words (valid when those are a random sample of the words)."
+)
+
+
+def _ppi_label(r: PPIRow) -> str:
+    return f"mean of {r.humans}" if r.statistic == "mean" else f"correlation of {r.humans} with {r.other}"
+
+
+def _ppi_html(rows: Sequence[PPIRow], base: str) -> str:
+    out = ["<h3>Statistics over machine and human values</h3>", f'<p class="lead">{_e(PPI_LEAD)}</p>']
+    body = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        cells = "".join(
+            _num(getattr(r, part).value, f"{key}.{part}.value") + _num(getattr(r, part).value_interval, f"{key}.{part}.value_interval")
+            for part in ("naive", "classical", "ppi")
+        )
+        body.append(f"<tr><td>{_e(_ppi_label(r))}</td><td>{_e(r.machine)}</td>" + _num(r.n_labeled, key + ".n_labeled")
+                    + _num(r.n_unlabeled, key + ".n_unlabeled") + cells + "</tr>")  # fmt: skip
+    heads = ("Statistic", "Machine", "Human-rated", "Machine only", "Naive", "Interval", "Classical", "Interval", "PPI", "Interval")
+    head = "".join(f'<th scope="col">{h}</th>' for h in heads)
+    out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(out)
+
+
+def _md_ppi(rows: Sequence[PPIRow], base: str) -> str:
+    lines = ["### Statistics over machine and human values\n", PPI_LEAD + "\n"]
+    table = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        row = [
+            _md(_ppi_label(r)),
+            _md(r.machine),
+            format_number(r.n_labeled, key + ".n_labeled"),
+            format_number(r.n_unlabeled, key + ".n_unlabeled"),
+        ]
+        for part in ("naive", "classical", "ppi"):
+            e = getattr(r, part)
+            row += [format_number(e.value, f"{key}.{part}.value"), format_number(e.value_interval, f"{key}.{part}.value_interval")]
+        table.append(row)
+    heads = ["Statistic", "Machine", "Human-rated", "Machine only", "Naive", "Interval", "Classical", "Interval", "PPI", "Interval"]
+    lines.append(_md_table(heads, table, [False, False] + [True] * 8))
+    return "\n".join(lines)
+
+
 def _md_intervals(rows: Sequence[IntervalRow], base: str) -> str:
     lines = ["### Calibrated intervals\n", INTERVALS_LEAD + "\n"]
     table = []
@@ -611,6 +660,8 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
         out.append(_calibration_html(dim.calibration, f"{base}.calibration", ci))
     if dim.intervals:
         out.append(_intervals_html(dim.intervals, f"{base}.intervals"))
+    if dim.ppi:
+        out.append(_ppi_html(dim.ppi, f"{base}.ppi"))
     out.append("<h3>Correlations between all raters and norms</h3>")
     out.append(_heatmap_html(dim.heatmap, f"{base}.heatmap"))
     out.append(_figures_html(dim, plots))
@@ -849,6 +900,8 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
             out.append(_md_agreement([c.raw, c.calibrated], k, ci, stage=["raw", "calibrated"]))
     if dim.intervals:
         out.append(_md_intervals(dim.intervals, f"{base}.intervals"))
+    if dim.ppi:
+        out.append(_md_ppi(dim.ppi, f"{base}.ppi"))
     hm = dim.heatmap
     if hm.labels:
         out.append("### Correlations between all raters and norms (Spearman ρ)\n")

@@ -54,6 +54,7 @@ def build_report(
     ci: float = 0.95,
     calibrate: dict[str, str] | None = None,
     intervals: dict | None = None,
+    ppi: dict | None = None,
     title: str = "Validation report",
 ) -> tuple[Report, list[DimensionData]]:
     """The report over every dimension with something to report (or the one asked for), and its data.
@@ -84,7 +85,8 @@ def build_report(
             continue
         (datas if dimension or data.raters or len(data.gold) > 1 else lonely).append(data)
     datas = datas or lonely  # a store with one norm and nothing else: report that norm rather than nothing
-    parts = [analyse(d, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate, intervals=intervals, targets=targets)
+    parts = [analyse(d, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate, intervals=intervals, targets=targets,
+                     ppi=ppi)
              for d in datas]  # fmt: skip
     if not parts:
         raise WorkbenchError("nothing to report: the store has no ratings for the dimensions, raters and items asked for.")

@@ -200,6 +200,25 @@ class IntervalRow(Model):
     coverage: list[CoverageAt]
 
 
+class PPIEstimate(Model):
+    value: float | None
+    value_interval: Interval
+
+
+class PPIRow(Model):
+    """A statistic over all the report's words: machine values everywhere, human values on some (prediction-powered)."""
+
+    statistic: str = Field(description="mean, or correlation (Pearson) with another variable")
+    machine: str = Field(description="the rater whose values every word has")
+    humans: str = Field(description="the dataset whose values some words have")
+    other: str | None = Field(None, description="the other variable of a correlation")
+    n_labeled: int = Field(description="words with a human and a machine value")
+    n_unlabeled: int = Field(description="words with a machine value only")
+    naive: PPIEstimate = Field(description="all machine values taken as human ones (the all-machine interval)")
+    classical: PPIEstimate = Field(description="the human-rated words alone")
+    ppi: PPIEstimate = Field(description="prediction-powered: all machine values, corrected on the human-rated words")
+
+
 class DimensionReport(Model):
     dimension: str
     scale: tuple[float | None, float | None]
@@ -217,6 +236,7 @@ class DimensionReport(Model):
     errors: list[ErrorAnalysis] = Field(default_factory=list)
     calibration: list[CalibrationRow] = Field(default_factory=list)
     intervals: list[IntervalRow] = Field(default_factory=list, description="calibrated (conformal) intervals per rater")
+    ppi: list[PPIRow] = Field(default_factory=list, description="statistics over machine and human values, prediction-powered")
     trained: list[TrainedOn] = Field(default_factory=list, description="raters trained on some items (fine-tunes, baselines)")
     heatmap: Heatmap
     coverage: Coverage | None = Field(None, description="words with and without gold, and the raters' values on those without")

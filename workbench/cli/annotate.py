@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 from pathlib import Path
 from typing import Annotated
@@ -21,13 +20,16 @@ app = typer.Typer(
 )
 
 Campaign = Annotated[str, typer.Argument(help="A campaign declared under `campaigns:` in the study file.")]
+Wait = Annotated[
+    float, typer.Option("--wait", min=0, help="Seconds to wait for another push (pull) of the campaign on this store to finish.")
+]
 
 
 def _connect(loaded, spec):
-    from workbench.annotate.connection import connect, resolve_server
+    from workbench.annotate.connection import connect, resolve_server, server_database
 
     url, key, source = resolve_server(loaded.base_dir, spec.server.url, spec.server.api_key_env)
-    return connect(url, key, key_source=source, timeout=spec.server.timeout)
+    return connect(url, key, key_source=source, timeout=spec.server.timeout, database=server_database(loaded.base_dir, url))
 
 
 def _progress(label: str):
@@ -37,7 +39,7 @@ def _progress(label: str):
 
 
 @app.command()
-def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
     """Create or update the campaign's Label Studio projects (one per list) and import the tasks."""
     from workbench.annotate.campaign import campaign_spec
     from workbench.annotate.push import push_campaign
@@ -47,13 +49,13 @@ def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) ->
     spec = campaign_spec(loaded, campaign)
     conn = _connect(loaded, spec)
     with open_store(store_url(db, study)) as engine, _progress(f"push {campaign}") as bar:
-        report = push_campaign(engine, loaded, campaign, conn, on_progress=bar)
+        report = push_campaign(engine, loaded, campaign, conn, on_progress=bar, wait_s=wait)
     for line in report.lines():
         typer.echo(line)
 
 
 @app.command()
-def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
     """Bring the annotations back as ratings (only what changed since the last pull); apply the exclusion rules."""
     from workbench.annotate.campaign import campaign_spec
     from workbench.annotate.pull import pull_campaign
@@ -63,7 +65,7 @@ def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) ->
     spec = campaign_spec(loaded, campaign)
     conn = _connect(loaded, spec)
     with open_store(store_url(db, study)) as engine:
-        report = pull_campaign(engine, loaded, spec, campaign, conn)
+        report = pull_campaign(engine, loaded, spec, campaign, conn, wait_s=wait)
     for line in report.lines():
         typer.echo(line)
 
@@ -88,37 +90,73 @@ def invite(
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the token.")] = "LABEL_STUDIO_API_KEY",
 ) -> None:
     """Print the link annotators sign up through (they join the server's organization)."""
-    from workbench.annotate.connection import connect, resolve_server
+    from workbench.annotate.connection import connect, public_url, resolve_server
 
     base = study.resolve().parent
     url, key, source = resolve_server(base, url, api_key_env)
     conn = connect(url, key, key_source=source)
     link = conn.call("get the invite link", lambda: conn.request("GET", "/api/invite"))
-    typer.echo(conn.url + link["invite_url"])
+    typer.echo(public_url(base, conn.url) + link["invite_url"])
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def _default_database(db: str | None, study: Path) -> str | None:
+    """Label Studio's database when none is given: beside the study's store when that is on PostgreSQL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(store_url(db, study))
+    except Exception:  # noqa: BLE001 - an unreadable store URL: the development server, as before
+        return None
+    if not url.drivername.startswith("postgresql"):
+        return None
+    return url.set(drivername="postgresql", database=f"{url.database}_labelstudio").render_as_string(hide_password=False)
 
 
 @app.command()
 def serve(
     study: StudyPath = DEFAULT_STUDY,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (default 8080, or a free one when 8080 is taken).")] = 0,
+    db: Db = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on: 127.0.0.1 (this machine; a reverse proxy in front), or 0.0.0.0 (every interface).")
+    ] = "127.0.0.1",  # fmt: skip
+    port: Annotated[int, typer.Option(help="Port (default: the one it had last time, else 8080, else a free one).")] = 0,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The URL annotators open, e.g. https://norms.example.edu (your reverse proxy's); host, CSRF and cookie settings follow it."
+        ),
+    ] = None,  # fmt: skip
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="Label Studio's PostgreSQL database, postgresql://USER:PASSWORD@HOST:5432/NAME "
+            "(made when missing; default: NAME_labelstudio beside a PostgreSQL store)."
+        ),
+    ] = None,  # fmt: skip
+    dev: Annotated[bool, typer.Option("--dev", help="Django's development server on SQLite: a one-person pilot.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Web worker processes (production server).")] = 4,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Threads per worker (production server).")] = 4,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis URL for Label Studio's job queue (default: Redis on this machine "
+            "when it answers, in a database number of this server's own)."
+        ),
+    ] = None,  # fmt: skip
+    no_redis: Annotated[bool, typer.Option("--no-redis", help="Run background jobs inside the requests, without Redis.")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Label Studio's data (default: .workbench/label-studio beside the study).")] = None,
 ) -> None:
-    """Start a local Label Studio for a lab that has none; Ctrl-C stops it.
+    """Start Label Studio for the study; Ctrl-C stops it.
 
-    The first start makes an administrator account and its token, kept in the
-    study's .workbench/label-studio.json (mode 600), never in the store.
+    With a PostgreSQL database (--database, or the study's store on PostgreSQL) it is the production server: gunicorn
+    with --workers processes, Redis for its job queue, reachable on --host/--port behind the lab's reverse proxy at
+    --public-url. Otherwise (or with --dev) it is Django's development server on SQLite, for a one-person pilot.
+    The administrator's password and token, the Django secret key and the database password are made on first start
+    and kept in the study's .workbench/label-studio.json (mode 600), never in the store and never printed.
     """
     from workbench.annotate.connection import save_server, saved_server, state_dir
-    from workbench.annotate.server import free_port, start_server
+    from workbench.annotate.server import free_port, new_secret_key, port_free, redact_url, start_server
+    from workbench.errors import WorkbenchError
 
     base = study.resolve().parent
     private = state_dir(base)
@@ -127,30 +165,66 @@ def serve(
     username = saved.get("username") or "admin@workbench.local"
     password = saved.get("password") or secrets.token_urlsafe(16)
     token = saved.get("token") or secrets.token_hex(20)
-    if not port:
-        port = 8080 if _port_free(8080) else free_port()
-    elif not _port_free(port):
-        from workbench.errors import WorkbenchError
-
-        raise WorkbenchError(f"port {port} on 127.0.0.1 is taken: choose another with --port, or leave it out.")
-    typer.echo(f"Starting Label Studio (data in {data}) ...", err=True)
-    server = start_server(data, username=username, password=password, token=token, port=port)
-    info_path = save_server(base, {"url": server.url, "username": username, "password": password, "token": token})
+    secret_key = saved.get("secret_key") or new_secret_key()
+    if dev:
+        database = None
+    else:
+        database = database or saved.get("database") or _default_database(db, study)
+    probe = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
+    saved_port = _port_of(saved.get("url"))
+    if not port and saved_port:
+        port = saved_port  # the port of last time (after a crash too: sockets in TIME_WAIT do not count as taken)
+        if not port_free(port, probe):
+            raise WorkbenchError(
+                f"port {port} (where this study's Label Studio was, {saved['url']}) is taken: is the server running already? "
+                "Stop it, or choose another port with --port (campaigns pushed there will then need their server.url)."
+            )
+    elif not port:
+        port = 8080 if port_free(8080, probe) else free_port(probe)
+    elif not port_free(port, probe):
+        raise WorkbenchError(f"port {port} on {probe} is taken: choose another with --port, or leave it out.")
+    kind = f"production server on PostgreSQL ({redact_url(database)}), {workers} workers" if database else "development server on SQLite"
+    typer.echo(f"Starting Label Studio, {kind} (data in {data}) ...", err=True)
+    server = start_server(data, username=username, password=password, token=token, port=port, host=host, public_url=public_url,
+                          database=database, workers=workers, threads=threads, redis=False if no_redis else redis,
+                          secret_key=secret_key)  # fmt: skip
+    info = {**saved, "url": server.url, "public_url": server.public_url, "username": username, "password": password, "token": token,
+            "secret_key": secret_key, "mode": server.mode, "database_kind": server.database}  # fmt: skip
+    if database:
+        info["database"] = database
+    else:
+        info.pop("database", None)
+    if saved.get("url") and saved["url"] != server.url:
+        typer.echo(f"Label Studio now answers at {server.url}, not {saved['url']}: campaigns pushed there need their server.url.", err=True)
+    info_path = save_server(base, info)
     typer.echo(server.url)
+    for note in server.notes:
+        typer.echo(f"  {note}", err=True)
     typer.echo(
-        f"Label Studio is running at {server.url}. Log in as {username} (password and token in {info_path}, mode 600).\n"
-        f"Annotators join through `workbench annotate invite`; push a campaign with `workbench annotate push NAME`.\n"
+        f"Label Studio is running at {server.url}" + (f" (annotators open {server.public_url})" if server.public_url != server.url else "")
+        + f". Log in as {username} (password and token in {info_path}, mode 600).\n"
+        "Annotators join through `workbench annotate invite`; push a campaign with `workbench annotate push NAME`.\n"
         "Ctrl-C stops the server.",
         err=True,
-    )
+    )  # fmt: skip
     try:
         while server.alive():
             time.sleep(0.5)
         typer.echo(f"Label Studio stopped by itself (see {server.log_path}).", err=True)
+        server.stop()
         raise typer.Exit(1)
     except KeyboardInterrupt:
         server.stop()
         typer.echo("Label Studio stopped.", err=True)
+
+
+def _port_of(url: str | None) -> int | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).port if url else None
+    except ValueError:
+        return None
 
 
 def register(parent: typer.Typer) -> None:

@@ -44,6 +44,15 @@ def report(
         str | None,
         typer.Option(help="Item set to calibrate each rater's conformal intervals on (not the reported items: give --items)."),
     ] = None,
+    ppi: Annotated[
+        str | None,
+        typer.Option(
+            help="Machine rater for prediction-powered statistics: the mean of the first gold over all words, and its correlations."
+        ),
+    ] = None,
+    ppi_with: Annotated[
+        list[str] | None, typer.Option("--ppi-with", help="Variable (a rater or gold) to correlate the norm with; repeat for several.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
     study: StudyPath = DEFAULT_STUDY,
@@ -69,7 +78,8 @@ def report(
         declared = list(load_study(study).study.dimensions) or None
     with open_store(store_url(db, study)) as engine, Session(engine) as s, working("Computing the report"):
         rep, datas = build_report(s, dimension=dimension, dimensions=declared, gold=gold, raters=raters, items=items, n_boot=n_boot,
-                                  seed=seed, calibrate=cal, intervals={"calibration": intervals} if intervals else None)  # fmt: skip
+                                  seed=seed, calibrate=cal, intervals={"calibration": intervals} if intervals else None,
+                                  ppi={"machine": ppi, "with": ppi_with or []} if ppi else None)  # fmt: skip
         with writing(path, "--out"):
             written = write_report(rep, datas, path, fmt)
     for part in rep.dimensions:
@@ -86,6 +96,10 @@ def report(
             typer.echo(
                 f"  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} [{_num(row.spearman_ci[0])}, {_num(row.spearman_ci[1])}] (n {row.n})"
             )
+        for p in part.ppi:
+            what = "mean" if p.statistic == "mean" else f"correlation with {p.other}"
+            typer.echo(f"  {what} ({p.n_labeled} human-rated, {p.n_unlabeled} machine only): naive {_num(p.naive.value)}, "
+                       f"classical {_num(p.classical.value)}, ppi {_num(p.ppi.value)} [{_num(p.ppi.value_interval[0])}, {_num(p.ppi.value_interval[1])}]")  # fmt: skip
         for iv in part.intervals:
             cover = ", ".join(f"{c.level:.0%} -> {_num(c.covered)} (width {_num(c.mean_width)})" for c in iv.coverage)
             typer.echo(f"  intervals {iv.rater} (calibrated on {iv.calibration}, n {iv.n_calibration}): {cover}")

@@ -420,10 +420,14 @@ def cancel_finetune(engine: Engine, run: FinetuneRun, on_event: OnEvent | None =
     if report.status != "running":
         say(f"{name}: job {report.job_id} is {report.status}; nothing to cancel.")
         return report
-    if backend == "openai" and report.external_id:
+    token = report.details.get("run_token")
+    if backend == "openai" and (report.external_id or token):
         from workbench.finetune.openai_ft import cancel_remote
 
-        cancel_remote(run, report.external_id)
+        upstream = cancel_remote(run, report.external_id, token, report.details.get("training_file"))
+        if upstream and not report.external_id:
+            update_job(engine, report.job_id, external_id=upstream)  # type: ignore[arg-type]
+            report.external_id = upstream
     update_job(engine, report.job_id, status="cancelled", error="cancelled by the user")  # type: ignore[arg-type]
     say(f"{name}: job {report.job_id} cancelled.")
     report.status = "cancelled"

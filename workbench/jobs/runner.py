@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.writer import JobWriter
-from workbench.raters.backend import RaterOptions, RunJob
+from workbench.raters.backend import RaterOptions, RunJob, StillWaiting
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
 from workbench.redact import Redactor
 from workbench.store.engine import bump_generation
@@ -66,6 +66,22 @@ class RunReport:
         return int(self.counts.get("failed", 0) or 0)
 
 
+ALL_ITEMS = "all"  # items: all: every item some published dataset rates on the rater's dimension
+# a rater with no items: rates every gold item of its dimension; above this many, it must say items: all
+DEFAULT_ITEMS_LIMIT = 1000
+
+
+def check_default_items(rater: str, dimension: str, count: int) -> None:
+    """Refuse a rater without ``items:`` whose default (every gold item of its dimension) is large: a local
+    model would run for hours, a paid API would spend money nobody asked to spend."""
+    if count > DEFAULT_ITEMS_LIMIT:
+        raise WorkbenchError(
+            f"raters.{rater}: no items: given, so it would rate all {count:,} items with a gold rating on {dimension!r} "
+            f"(more than {DEFAULT_ITEMS_LIMIT:,}). Name what it rates (items: an item set, dataset or word list), "
+            "or write items: all to rate them all."
+        )
+
+
 def default_items(session: Session, dimension: str) -> list[int]:
     """Every item some published dataset rates on the dimension."""
     q = (
@@ -93,7 +109,12 @@ def _plan(session: Session, run: RaterRun, items: str | None, limit: int | None)
     resolved = resolve_rater(session, run.name, run.options, dimensions=list(run.dimensions), base_dir=run.base_dir)
     resolved.backend.check(resolved)
     set_name = items or resolved.spec.items
-    target = resolve_items(session, set_name) if set_name else default_items(session, resolved.dimension)
+    if set_name and set_name != ALL_ITEMS:
+        target = resolve_items(session, set_name)
+    else:
+        target = default_items(session, resolved.dimension)
+        if not set_name:
+            check_default_items(run.name, resolved.dimension, len(target))
     if not target:
         raise WorkbenchError(
             f"raters.{run.name}: no items to rate: name an item set with items:, or import a dataset rated on {resolved.dimension!r}."
@@ -205,7 +226,8 @@ def run_rater(
         status = backend.run(resolved, texts, job)
     except BaseException as exc:  # KeyboardInterrupt included: keep what was rated, mark the job
         reason = str(exc) if isinstance(exc, WorkbenchError) else f"{exc.__class__.__name__}: {exc}"
-        writer.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=reason)
+        status = exc.status if isinstance(exc, StillWaiting) else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        writer.finish(status, error=reason)
         raise
     writer.finish(status)
     report.status, report.counts, report.cost = status, dict(writer.counts, failures=writer.failures), writer.cost if rate else None
