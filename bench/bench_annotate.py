@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--unchanged-only", action="store_true", help="skip the push of (a) and the baseline (d): time (c) sooner")
     ap.add_argument("--server", choices=["development", "production", "both"], default="production")
     ap.add_argument("--workers", type=int, default=4, help="the production server's web workers")
+    ap.add_argument("--no-baseline", action="store_true", help="skip (d), reading every project without the store")
     args = ap.parse_args()
     subprocess.run(["bash", str(ROOT / "scripts" / "label_studio.sh")], check=True, stdout=subprocess.DEVNULL)
     kinds = ["development", "production"] if args.server == "both" else [args.server]
@@ -135,7 +136,7 @@ campaigns:
             loaded = load_study(tmp / "study.yaml")
             engine = connect_store(store)
             apply_study(engine, loaded)
-            conn = connect(server.url, token, database=server.database)
+            conn = connect(server.url, token, database=server.database, timeout=600)  # a loaded machine: slow pages, not dead ones
             if not args.unchanged_only:
                 t_push, push = timed(lambda: push_campaign(engine, loaded, "pushed", conn))
                 print(
@@ -180,7 +181,7 @@ campaigns:
             t_adopt, adopt = timed(lambda: push_campaign(engine, loaded, "pulled", conn))
             print(f"push adopting them: {t_adopt:.1f} s ({adopt.projects_adopted} projects, {adopt.tasks_adopted} tasks)", flush=True)
 
-            if not args.unchanged_only:
+            if not args.unchanged_only and not args.no_baseline:
                 t_base, _ = timed(lambda: list(ThreadPoolExecutor(8).map(lambda p: _read_tasks(conn, p, None), pids)))
             spec = loaded.study.campaigns["pulled"]
             t_pull, pulled = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))

@@ -112,7 +112,7 @@ campaigns:
     loaded = load_study(tmp / "study.yaml")
     engine = connect_store(store)
     apply_study(engine, loaded)
-    conn = connect(server.url, token, database=server.database)
+    conn = connect(server.url, token, database=server.database, timeout=600)
     t, push = _timed(lambda: push_campaign(engine, loaded, "load", conn))
     print(f"push: {t:.1f} s ({push.projects_created} projects, {push.tasks_imported} tasks)", flush=True)
     from sqlalchemy.orm import Session

@@ -753,6 +753,7 @@ class OpenAIServer:
         self._endpoint_faults: dict[str, str] = {}
         self._next_faults: list[list[Any]] = []
         self._drop_batch_creates = 0
+        self._batch_create_delay = 0.0
         self._stats = _Stats()
         self._ids = itertools.count(1)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -1176,14 +1177,18 @@ class OpenAIServer:
             self._drop_batch_creates -= drop
         self._batches[obj["id"]] = batch
         batch.task = asyncio.create_task(self._run_batch(batch))
+        if self._batch_create_delay:
+            await asyncio.sleep(self._batch_create_delay)
         if drop and request.transport is not None:
             request.transport.close()  # the batch exists; the client never hears of it
         return _json_response(obj)
 
-    def drop_batch_creates(self, n: int) -> None:
-        """The next n batch create requests make the batch, then drop the connection without an answer."""
+    def drop_batch_creates(self, n: int, delay: float = 0.0) -> None:
+        """The next n batch create requests make the batch, then drop the connection without an answer;
+        delay: every batch create request waits that long, after the batch is made, before it is answered."""
         with self._lock:
             self._drop_batch_creates = n
+            self._batch_create_delay = delay
 
     def _batch(self, batch_id: str) -> _Batch:
         try:

@@ -258,6 +258,33 @@ def test_a_batch_is_created_once_even_when_the_connection_drops_and_polling_ride
     engine.dispose()
 
 
+def test_a_workbench_killed_while_creating_a_batch_picks_that_batch_up_instead_of_paying_again(tmp_path, db_url, server):
+    import signal
+
+    engine, loaded = setup(tmp_path, db_url, server, {"batch": {"backend": "openai-batch", "poll_seconds": 0.05}})
+    server.drop_batch_creates(0, delay=30)  # the batch is made at once, its answer comes late
+    env = dict(os.environ, WORKBENCH_DB=db_url)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "rate", "batch", "--study", str(loaded.path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while server.stats()["batches_created"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.stats()["batches_created"] == 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    server.drop_batch_creates(0)
+    again = workbench("rate", "batch", "--study", str(loaded.path), env=env)
+    assert again.returncode == 0, again.stderr
+    assert server.stats()["batches_created"] == 1  # the batch the killed run made, picked up
+    assert len(ratings_by_word(engine, "batch")) == len(WORDS)
+    engine.dispose()
+
+
 def test_batch_failures_are_one_line_and_the_job_says_why(tmp_path, db_url, server):
     engine, loaded = setup(tmp_path, db_url, server, {"batch": {"backend": "openai-batch", "poll_seconds": 0.05}})
     cases = {

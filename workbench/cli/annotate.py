@@ -77,10 +77,28 @@ def status(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) 
 
     from workbench.annotate.status import campaign_status
 
+    adaptive = _adaptive(study, campaign)
     with open_store(store_url(db, study)) as engine, Session(engine) as s:
+        if adaptive is not None:  # an adaptive campaign: its rounds, words settled and open, ratings against the budget
+            from workbench.annotate.rounds import rounds_status
+
+            for line in rounds_status(s, adaptive, campaign).lines():
+                typer.echo(line)
+            return
         st = campaign_status(s, campaign)
     for line in st.lines():
         typer.echo(line)
+
+
+def _adaptive(study: Path, campaign: str):
+    """The loaded study when ``campaign`` is an adaptive campaign of it, else None."""
+    if not study.exists():
+        return None
+    from workbench.study.load import load_study
+
+    loaded = load_study(study)
+    spec = loaded.study.campaigns.get(campaign)
+    return loaded if spec is not None and getattr(spec, "adaptive", None) is not None else None
 
 
 @app.command()
@@ -280,4 +298,70 @@ def simulate(
             typer.echo(f"{r.strategy},{r.budget},{r.ratings},{r.words_rated},{r.spearman:.6f},{r.ci[0]:.6f},{r.ci[1]:.6f}")
     else:
         for line in sim.lines():
+            typer.echo(line)
+
+
+@app.command("round")
+def round_(
+    campaign: Campaign,
+    pull_: Annotated[
+        bool, typer.Option("--pull", help="Pull every round's ratings and recompute the hybrid (instead of pushing).")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Start the next round although the previous one is still open.")] = False,
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+) -> None:
+    """Adaptive campaign: recompute the hybrid, then push the next round (the words still unsure), or --pull the rounds."""
+    from sqlalchemy.orm import Session
+
+    from workbench.annotate.campaign import campaign_spec
+    from workbench.annotate.pull import pull_campaign
+    from workbench.annotate.push import push_campaign
+    from workbench.annotate.rounds import _round_info, plan_round, round_name, round_numbers, round_study
+    from workbench.study.apply import _hybrid_dimension
+    from workbench.study.hybrid import save_hybrid
+    from workbench.study.load import load_study
+
+    loaded = load_study(study)
+    spec = campaign_spec(loaded, campaign)
+    if spec.adaptive is None:
+        raise WorkbenchError(f"campaigns.{campaign}: not an adaptive campaign (no adaptive:): use `workbench annotate push`.")
+    hybrid = loaded.study.hybrids.get(spec.adaptive.hybrid)
+    if hybrid is None:
+        raise WorkbenchError(f"campaigns.{campaign}.adaptive.hybrid: no hybrid named {spec.adaptive.hybrid!r} in the study.")
+    conn = _connect(loaded, spec)
+    dim = _hybrid_dimension(loaded.study, spec.adaptive.hybrid, hybrid)
+
+    def recompute(engine) -> None:
+        with Session(engine) as s, s.begin():
+            result = save_hybrid(s, spec.adaptive.hybrid, hybrid, dim, campaigns=list(loaded.study.campaigns))
+        c = result.counts()
+        typer.echo(f"hybrid {spec.adaptive.hybrid}: {c['both']} words with human ratings, {c['machine']} machine only")
+
+    with open_store(store_url(db, study)) as engine:
+        if pull_:
+            with Session(engine) as s:
+                numbers = round_numbers(s, campaign)
+            for n in numbers:
+                name = round_name(campaign, n)
+                rs = round_study(loaded, campaign, n)
+                for line in pull_campaign(engine, rs, rs.study.campaigns[name], name, conn).lines():
+                    typer.echo(line)
+            recompute(engine)
+            return
+        with Session(engine) as s:
+            numbers = round_numbers(s, campaign)
+            last = _round_info(s, campaign, numbers[-1], spec.raters_per_item) if numbers else None
+        if last is not None and not last.pushed:  # a push cut short (a server gone): the same round resumes
+            number = last.number
+            typer.echo(f"round {number} was not pushed completely: pushing it again")
+        else:
+            recompute(engine)
+            with Session(engine) as s, s.begin():
+                number, words = plan_round(s, loaded, campaign, force=force)
+            typer.echo(f"round {number}: {len(words)} words x {spec.raters_per_item} ratings")
+        name = round_name(campaign, number)
+        with _progress(f"push {name}") as bar:
+            report = push_campaign(engine, round_study(loaded, campaign, number), name, conn, on_progress=bar)
+        for line in report.lines():
             typer.echo(line)

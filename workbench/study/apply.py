@@ -445,7 +445,7 @@ def _apply_study(engine: Engine, loaded: LoadedStudy, *, on_step, on_rater, on_r
             action = hybrid_action(s, name, spec, dim)
             if action == "unchanged":
                 continue
-            result = save_hybrid(s, name, spec, dim)
+            result = save_hybrid(s, name, spec, dim, campaigns=list(study.campaigns))
         if on_step:
             c = result.counts()
             detail = f"{len(result.words)} words: {c['both']} both, {c['machine']} machine only, {c['human']} human only"

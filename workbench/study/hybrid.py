@@ -19,6 +19,7 @@ workbench/analysis/hybrid.py's. `apply` rebuilds it when its inputs changed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -32,15 +33,19 @@ from workbench.store.itemsets import resolve_items
 from workbench.store.models import Campaign, Dataset, Dimension, Rater, Rating
 
 
-def human_ratings(session: Session, source: str, dimension: str) -> tuple[dict[int, Humans], str]:
-    """A campaign's (or a dataset's) human ratings per word, and what they are, in words."""
+def human_ratings(session: Session, source: str, dimension: str, *, campaigns: Sequence[str] = ()) -> tuple[dict[int, Humans], str]:
+    """A campaign's (or a dataset's) human ratings per word, and what they are, in words.
+
+    campaigns: the campaigns the study declares; one of them with nothing stored yet has no ratings (yet)."""
     dim = session.scalar(select(Dimension.id).where(Dimension.name == dimension))
-    campaign = session.scalar(select(Campaign).where(Campaign.name == source))
-    if campaign is not None:
+    names = campaign_names(session, source)
+    if names:
         raters = [r for r in session.scalars(select(Rater).where(Rater.kind == "human"))
-                  if r.config and r.config.get("campaign") == source and not r.config.get("excluded")]  # fmt: skip
+                  if r.config and r.config.get("campaign") in names and not r.config.get("excluded")]  # fmt: skip
         return _individual(session, [r.id for r in raters], dim), f"campaign {source!r}: {len(raters)} annotators (excluded ones left out)"
     ds = session.scalar(select(Dataset).where(Dataset.name == source))
+    if ds is None and source in campaigns:
+        return {}, f"campaign {source!r}: no ratings pulled yet"
     if ds is None:
         raise WorkbenchError(f"hybrid humans: no campaign or dataset named {source!r} in the store.")
     people = list(session.scalars(select(Rater.id).where(Rater.dataset_id == ds.id, Rater.kind == "human")))
@@ -61,6 +66,14 @@ def human_ratings(session: Session, source: str, dimension: str) -> tuple[dict[i
     return out, f"dataset {source!r}: means, SDs and ns"
 
 
+def campaign_names(session: Session, source: str) -> set[str]:
+    """The campaign ``source`` and its rounds (an adaptive campaign's ``source.roundN``), as stored."""
+    import re
+
+    pattern = re.compile(rf"^{re.escape(source)}(\.round\d+)?$")
+    return {n for n in session.scalars(select(Campaign.name).where(Campaign.name.like(f"{source}%"))) if pattern.match(n)}
+
+
 def _individual(session: Session, rater_ids: list[int], dim: int | None) -> dict[int, Humans]:
     if not rater_ids:
         return {}
@@ -71,7 +84,7 @@ def _individual(session: Session, rater_ids: list[int], dim: int | None) -> dict
     return from_ratings(ratings)
 
 
-def compute_hybrid(session: Session, spec: Any, dimension: str) -> tuple[HybridResult, dict[str, Any]]:
+def compute_hybrid(session: Session, spec: Any, dimension: str, *, campaigns: Sequence[str] = ()) -> tuple[HybridResult, dict[str, Any]]:
     """The hybrid's words and what it was made from (the details the dataset keeps)."""
     items = resolve_items(session, spec.items)
     model, sig, cal_ids = calibrate_rater(
@@ -86,7 +99,7 @@ def compute_hybrid(session: Session, spec: Any, dimension: str) -> tuple[HybridR
         point, lo, hi = model.interval(values, signals, spec.level)
         tau = model.predictive_sd(values, signals)
         prior = {i: (float(p), float(t), float(a), float(b)) for i, p, t, a, b in zip(ids, point, tau, lo, hi, strict=True)}
-    humans, what = human_ratings(session, spec.humans, dimension)
+    humans, what = human_ratings(session, spec.humans, dimension, campaigns=campaigns)
     humans = {i: h for i, h in humans.items() if i in set(items)}
     dim = session.scalar(select(Dimension).where(Dimension.name == dimension))
     scale = (float(dim.scale_min), float(dim.scale_max)) if dim and dim.scale_min is not None else None
@@ -107,9 +120,9 @@ def _fingerprint(session: Session, spec: Any, dimension: str) -> str:
     prior = session.scalar(select(Rater).where(Rater.name == spec.prior))
     q = select(Rating.rater_id, Rating.item_id, Rating.value).where(Rating.dimension_id == dim, Rating.replicate == 0)
     ids = {prior.id} if prior else set()
-    campaign = session.scalar(select(Campaign).where(Campaign.name == spec.humans))
-    if campaign is not None:
-        ids |= {r.id for r in session.scalars(select(Rater).where(Rater.kind == "human")) if r.config and r.config.get("campaign") == spec.humans
+    names = campaign_names(session, spec.humans)
+    if names:
+        ids |= {r.id for r in session.scalars(select(Rater).where(Rater.kind == "human")) if r.config and r.config.get("campaign") in names
                 and not r.config.get("excluded")}  # fmt: skip
     for name in (spec.humans, spec.gold):
         ds = session.scalar(select(Dataset).where(Dataset.name == name))
@@ -135,7 +148,7 @@ def hybrid_action(session: Session, name: str, spec: Any, dimension: str) -> str
     return "unchanged" if ds.import_key == _fingerprint(session, spec, dimension) else "update"
 
 
-def save_hybrid(session: Session, name: str, spec: Any, dimension: str) -> HybridResult:
+def save_hybrid(session: Session, name: str, spec: Any, dimension: str, *, campaigns: Sequence[str] = ()) -> HybridResult:
     """Compute the hybrid and store it as the dataset ``name`` (replacing an earlier one). The caller owns the transaction."""
     ds = session.scalar(select(Dataset).where(Dataset.name == name))
     if ds is not None and not (ds.details or {}).get("hybrid"):
@@ -143,7 +156,7 @@ def save_hybrid(session: Session, name: str, spec: Any, dimension: str) -> Hybri
     rater = session.scalar(select(Rater).where(Rater.name == name))
     if rater is not None and (ds is None or rater.dataset_id != ds.id):
         raise WorkbenchError(f"hybrids.{name}: a rater of that name is in the store: give the hybrid another name.")
-    result, details = compute_hybrid(session, spec, dimension)
+    result, details = compute_hybrid(session, spec, dimension, campaigns=campaigns)
     key = _fingerprint(session, spec, dimension)
     words = {
         str(i): [w.low, w.high, w.human_weight, w.source, w.prior, w.prior_sd, w.human_mean] for i, w in result.words.items()

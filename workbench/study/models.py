@@ -424,6 +424,18 @@ class CompletionSpec(Strict):
         return self
 
 
+class AdaptiveSpec(Strict):
+    """Rounds of human ratings sent only where a hybrid norm is still unsure: `workbench annotate round NAME`."""
+
+    hybrid: Name = Field(description="the hybrid (under hybrids:) whose humans are this campaign and whose intervals decide")
+    target_half_width: float = Field(gt=0, description="a word is settled when its interval's half-width is at most this")
+    max_per_word: int = Field(10, ge=1, description="a word is settled after this many human ratings")
+    budget: int = Field(gt=0, description="human ratings in all, over every round")
+    first_sample: int = Field(50, ge=0, description="round 1: a seeded random sample of this many words (the calibration sample)")
+    first_uncertain: int = Field(100, ge=0, description="round 1: plus this many words the prior is least sure of")
+    seed: int = Field(0, description="seed of round 1's sample")
+
+
 class CampaignSpec(Strict):
     """A human norming campaign: lists of items in Label Studio, k independent ratings per item."""
 
@@ -443,6 +455,7 @@ class CampaignSpec(Strict):
     completion: CompletionSpec | None = Field(
         None, description="shown in the instructions and at the end of each list: the code or link that gets annotators paid"
     )
+    adaptive: AdaptiveSpec | None = Field(None, description="run the campaign in rounds against a hybrid (raters_per_item: each round's k)")
     server: LabelStudioServer = Field(default_factory=LabelStudioServer)
 
 

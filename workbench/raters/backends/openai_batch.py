@@ -73,12 +73,34 @@ def _submit(engine: Engine, api: OpenAIApi, resolved: ResolvedRater, texts: dict
     client = api.client
     uploaded = api("uploading the batch file", client.files.create,
                    file=("workbench-batch.jsonl", io.BytesIO(batch_file(resolved, texts))), purpose="batch")  # fmt: skip
+    with Session(engine) as s, s.begin():  # before the create: a workbench killed while creating finds its batch by it
+        job = s.get(Job, job_id)
+        job.config = dict(job.config or {}, input_file_id=api.redact(str(uploaded.id)), batch_items=len(texts))
     batch = _create(api, str(uploaded.id), {"workbench_rater": resolved.name[:64], "workbench_job": str(job_id)})
     with Session(engine) as s, s.begin():
         job = s.get(Job, job_id)
         job.external_id, job.status = api.redact(str(batch.id)), "submitted"
-        job.config = dict(job.config or {}, input_file_id=api.redact(str(uploaded.id)), batch_items=len(texts))
     return batch.id
+
+
+def _adopt_orphan(engine: Engine, api: OpenAIApi, rater_id: int, job_id: int) -> None:
+    """A workbench killed while creating a batch left a job with an uploaded file and no batch id: when the
+    server made the batch, record it on that job (submitted), so it is picked up instead of paid again."""
+    with Session(engine) as s:
+        orphan = s.scalar(
+            select(Job)
+            .where(Job.rater_id == rater_id, Job.status == "interrupted", Job.external_id.is_(None), Job.id != job_id)
+            .order_by(Job.id.desc())
+        )
+        cfg = dict(orphan.config or {}) if orphan is not None else {}
+    if orphan is None or not cfg.get("input_file_id") or cfg.get("batch_looked_for"):
+        return
+    found = _find(api, str(cfg["input_file_id"]))
+    with Session(engine) as s, s.begin():
+        job = s.get(Job, orphan.id)
+        job.config = dict(job.config or {}, batch_looked_for=True)
+        if found is not None:
+            job.external_id, job.status, job.finished_at = api.redact(str(found.id)), "submitted", None
 
 
 def _find(api: OpenAIApi, input_file_id: str) -> Any | None:
@@ -227,6 +249,7 @@ def run_batch(resolved: ResolvedRater, texts: dict[int, str], job: RunJob) -> st
     spec = resolved.spec
     engine, writer, progress = job.engine, job.writer, job.progress
     remaining = dict(texts)
+    _adopt_orphan(engine, api, writer.rater_id, job.job_id)
     prior = _submitted_job(engine, writer.rater_id, job.job_id)
     if prior is not None:
         assert job.writer_for is not None
