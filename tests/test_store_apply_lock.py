@@ -99,7 +99,7 @@ def test_two_applies_at_once_send_each_request_once(db_url, tmp_path, server):
 
 
 def test_a_second_apply_given_a_short_wait_names_the_one_running(db_url, tmp_path, server):
-    server.latency = 0.6  # the first apply rates for ~12 s: the second starts and gives up meanwhile
+    server.latency = 1.5  # the first apply rates for ~30 s: the second starts (slowly, on a loaded machine) and gives up meanwhile
     study = _study(tmp_path / "study", db_url, server)
     first = _apply(study)
     try:

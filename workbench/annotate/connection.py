@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
 from workbench.errors import WorkbenchError
+from workbench.extras import require
 from workbench.redact import Redactor
+
+httpx = require("httpx", "`workbench annotate`")
 
 T = TypeVar("T")
 STATE_DIR = ".workbench"
@@ -99,7 +100,7 @@ class Connection:
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one SDK call; a server that cannot be reached, a refused key or an API error become one clear line."""
-        from label_studio_sdk.core.api_error import ApiError
+        ApiError = require("label_studio_sdk.core.api_error", "`workbench annotate`").ApiError
 
         try:
             return fn()
@@ -210,8 +211,8 @@ def connect(
     url: str, key: str, *, key_source: str = "LABEL_STUDIO_API_KEY", timeout: float = 60, database: str | None = None
 ) -> Connection:
     """A client for the server; checks the key with one request (whoami)."""
-    from label_studio_sdk import LabelStudio
-    from label_studio_sdk.core.api_error import ApiError
+    LabelStudio = require("label_studio_sdk", "`workbench annotate`").LabelStudio
+    ApiError = require("label_studio_sdk.core.api_error", "`workbench annotate`").ApiError
 
     redactor = Redactor([key])
     http = redacting_client(redactor, timeout)

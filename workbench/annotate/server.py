@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from workbench.errors import WorkbenchError
+from workbench.extras import require
+
+httpx = require("httpx", "`workbench annotate`")
 
 DEFAULT_VENV = Path.home() / ".cache" / "workbench" / "label-studio-venv"
 INSTALL_HINT = "install it with scripts/label_studio.sh (its own virtualenv), or set WORKBENCH_LABEL_STUDIO to its `label-studio` program"

@@ -35,6 +35,14 @@ class WorkbenchGroup(FullHelpGroup):
         except WorkbenchError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except ModuleNotFoundError as exc:  # an optional dependency no `require` caught first: still one line
+            from workbench.extras import missing_extra
+
+            known = missing_extra(exc, f"`workbench {ctx.invoked_subcommand}`" if ctx.invoked_subcommand else None)
+            if known is None:
+                raise
+            typer.echo(f"Error: {known}", err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted: finished steps are kept; run the command again to resume.", err=True)
             raise typer.Exit(130) from None

@@ -286,6 +286,10 @@ def start_finetune(
     if status in ("failed", "cancelled") and not restart:
         return FinetuneReport(name, prep.spec.backend, status, job_id, external, None, error,
                               details={"hint": f"run `workbench finetune start {name} --restart` to try again"})  # fmt: skip
+    if prep.spec.backend == "local":  # before any job is made: a missing package is one line, not a failed job
+        from workbench.extras import check
+
+        check("torch", "transformers", "peft", "safetensors", needed_for="A local fine-tune")
     if status in ("failed", "cancelled") or job_id is None:
         if restart and prep.spec.backend == "local":
             import shutil
