@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from tests.conftest import DATA
+from tests.test_annotate import ls_server  # noqa: F401 (the Label Studio server fixture)
 from workbench.cli.main import app
 from workbench.store import connect
 from workbench.store.models import Dimension, Item, Rater, Rating
@@ -153,3 +154,49 @@ def test_the_wide_export_reads_back_column_by_column(newwords):
     row = dictionary.set_index("column").loc["gemma.familiarity"]
     assert (row["rater"], row["dimension"], row["scale"], row["type"]) == ("gemma", "familiarity", "1-7", "number")
     assert "local" in row["description"]
+
+
+def test_the_report_opens_with_its_methods(newwords):
+    """The methods a reviewer asks for, from the store: the study, the gold's citation, each rater's prompt for a word."""
+    methods = json.loads((newwords / "reports" / "main.json").read_text(encoding="utf-8"))["methods"]
+    assert methods["study"] == "newwords"
+    datasets = {d["name"]: d for d in methods["datasets"]}
+    assert datasets["toolbox-glasgow"]["citation"] and datasets["toolbox-glasgow"]["role"] == "gold"
+    assert "mywords" in datasets and datasets["mywords"]["role"] != "gold"
+    raters = {r["name"]: r for r in methods["raters"]}
+    assert set(RATERS) <= set(raters)
+    gemma = raters["gemma"]
+    assert gemma["backend"] == "local" and gemma["readout"] and gemma["weights"]
+    assert gemma["prompt"].endswith(f"Word: {gemma['example_word']}\nRating:") and "{item}" not in gemma["prompt"]
+    assert "toolbox-glasgow" in gemma["few_shot"]
+    md = (newwords / "reports" / "main.md").read_text(encoding="utf-8")
+    assert "## Methods" in md and "No rows" not in md
+
+
+@pytest.mark.parametrize("ls_server", ["development"], indirect=True)  # a pilot's server; both servers: test_annotate.py
+def test_a_campaign_for_the_rare_words_is_pushed_and_in_the_methods(newwords, tmp_path, ls_server, monkeypatch):
+    """The rare words go to human annotators in Label Studio; the report's methods describe the campaign's design."""
+    folder = tmp_path / "study"
+    shutil.copytree(newwords, folder)
+    monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
+    study = folder / "study.yaml"
+    with study.open("a", encoding="utf-8") as f:
+        f.write(
+            "\ncampaigns:\n"
+            "  rare-words:\n"
+            "    items: rare\n"
+            "    raters_per_item: 3\n"
+            "    list_size: 10\n"
+            f"    server: {{url: {ls_server.url}, api_key_env: TEST_LS_KEY}}\n"
+        )
+    run("validate", "--study", study)
+    pushed = run("annotate", "push", "rare-words", "--study", study).output
+    assert "1 list" in pushed, pushed
+    status = run("annotate", "status", "rare-words", "--study", study).output
+    assert ls_server.token not in pushed + status
+    print(status)
+    out = folder / "after-push.json"
+    run("report", "--study", study, "--gold", "toolbox-glasgow", "--items", "targets", "-f", "json", "-o", out, "--n-boot", "50")
+    (campaign,) = json.loads(out.read_text(encoding="utf-8"))["methods"]["campaigns"]
+    assert (campaign["name"], campaign["items"], campaign["n_items"]) == ("rare-words", "rare", 2)
+    assert (campaign["raters_per_item"], campaign["list_size"], campaign["lists"]) == (3, 10, 1)
