@@ -1,6 +1,8 @@
 """Read norm tables as labs publish them.
 
-CSV/TSV in UTF-8 (with or without BOM), UTF-16, Windows-1252 or Latin-1;
+CSV/TSV in UTF-8 (with or without BOM), UTF-16 (with or without BOM), or a
+single-byte code page (Windows-1250/1251/1252/1253/1254/1257, ISO-8859-2/7/15,
+KOI8-R/U, Mac Roman, DOS 866: see ingest.encoding), or refused naming --encoding;
 LF, CRLF or CR-only line endings; comma, tab or semicolon separators;
 blank lines; trailing separators; .xlsx sheets; Parquet.
 
@@ -25,6 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.encoding import CODE_PAGES, NAMES, EncodingUnclear, detect
 from workbench.ingest.spec import clip
 
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat"}
@@ -66,43 +69,35 @@ MAX_QUOTED_FIELD = 10_000
 MIXED = "mixed"
 
 
-def detect_encoding(data: bytes) -> str:
-    """The encoding of a text file: BOM first, then UTF-16 without BOM, UTF-8, Windows-1252, Latin-1."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
-        return "utf-16"
-    sample = data[:4096]
-    if sample and sample.count(b"\x00") > len(sample) // 4:
-        # UTF-16 without BOM: ASCII text has a zero in every other byte
-        zeros_even = sample[0::2].count(0)
-        zeros_odd = sample[1::2].count(0)
-        return "utf-16-be" if zeros_even > zeros_odd else "utf-16-le"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        data.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
+def detect_encoding(data: bytes, language: str | None = None) -> str:
+    """The encoding of a text file: BOM first, then UTF-16 without BOM, UTF-8, then the single-byte code page
+    that reads clearly best as words (Windows-1250/1251/1252/..., KOI8-R, Mac Roman; see ingest.encoding).
+    Raises EncodingUnclear when no code page reads clearly best."""
+    return detect(data, language)
 
 
-def decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+def decode(path: Path, data: bytes, encoding: str | None, language: str | None = None) -> tuple[str, str]:
     """The file's text. A detected encoding is checked: a file that mixes UTF-8 and Windows-1252 lines, or
     UTF-8 text that carries mojibake ("cafÃ©"), is refused with its line numbers unless --encoding says
-    how to read it (`mixed` reads each line in the encoding it is in and repairs mojibake)."""
+    how to read it (`mixed` reads each line in the encoding it is in and repairs mojibake). A file in no
+    encoding that can be told apart with confidence is refused, naming the candidates and --encoding."""
     if encoding is not None and encoding.lower() == MIXED:
         return decode_mixed(data), MIXED
-    enc = encoding or detect_encoding(data)
+    try:
+        enc = encoding or detect_encoding(data, language)
+    except EncodingUnclear as exc:
+        check_mixed(path, data, "Windows-1252")
+        raise WorkbenchError(
+            f"{path}: cannot tell the file's encoding: {exc}. Pass --encoding with the right one (encoding: in the "
+            "study), or --language with the items' language (e.g. pl, ru, tr) if it is not English."
+        ) from None
     try:
         text = data.decode(enc)
     except (UnicodeDecodeError, LookupError) as exc:
         raise WorkbenchError(
             f"{path}: cannot read the file as {enc} ({clip(str(exc))}). Pass --encoding with the file's encoding "
-            "(e.g. utf-8, utf-16, cp1252, latin-1, or mixed for a file mixing UTF-8 and Windows-1252 lines)."
+            "(e.g. utf-8, utf-16, cp1252, cp1250, cp1251, koi8-r, mac-roman, latin-1, or mixed for a file mixing "
+            "UTF-8 and Windows-1252 lines)."
         ) from None
     if encoding is None:
         check_encoding(path, data, text, enc)
@@ -136,26 +131,31 @@ def _line_list(lines: list[int], n: int = 8) -> str:
     return shown + (f" and {len(lines) - n} more" if len(lines) > n else "")
 
 
+def check_mixed(path: Path, data: bytes, name: str) -> None:
+    """Refuse a file where some non-ASCII lines are UTF-8 and others are not: one of them would be garbled."""
+    utf8_lines, other_lines = [], []
+    for i, line in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8_lines.append(i)
+        except UnicodeDecodeError:
+            other_lines.append(i)
+    if utf8_lines and other_lines:
+        raise WorkbenchError(
+            f"{path}: the file mixes encodings: line(s) {_line_list(utf8_lines)} are UTF-8 and line(s) "
+            f"{_line_list(other_lines)} are not ({name}?), so one of them would come in garbled "
+            "(caf\u00c3\u00a9 for caf\u00e9). Save the file in one encoding, or pass --encoding mixed to read each "
+            "line in its own encoding (or --encoding utf-8 / cp1252 to force one)."
+        )
+
+
 def check_encoding(path: Path, data: bytes, text: str, enc: str) -> None:
     """Refuse a detected decoding that would store mojibake."""
-    if enc in ("cp1252", "latin-1"):
+    if enc in (*CODE_PAGES, "latin-1"):
         # UTF-8 failed somewhere; lines that are valid (non-ASCII) UTF-8 would become mojibake
-        utf8_lines, other_lines = [], []
-        for i, line in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
-            if line.isascii():
-                continue
-            try:
-                line.decode("utf-8")
-                utf8_lines.append(i)
-            except UnicodeDecodeError:
-                other_lines.append(i)
-        if utf8_lines and other_lines:
-            raise WorkbenchError(
-                f"{path}: the file mixes encodings: line(s) {_line_list(utf8_lines)} are UTF-8 and line(s) "
-                f"{_line_list(other_lines)} are not (Windows-1252?), so one of them would come in garbled "
-                "(caf\u00c3\u00a9 for caf\u00e9). Save the file in one encoding, or pass --encoding mixed to read each "
-                "line in its own encoding (or --encoding utf-8 / cp1252 to force one)."
-            )
+        check_mixed(path, data, NAMES.get(enc, enc))
         return
     if text.isascii() or not _MOJIBAKE.search(text):
         return
@@ -260,9 +260,9 @@ def check_quotes(path: Path, text: str, sep: str, first_line: int) -> None:
         )
 
 
-def read_text_table(path: Path, *, encoding: str | None = None, separator: str | None = None) -> RawTable:
+def read_text_table(path: Path, *, encoding: str | None = None, separator: str | None = None, language: str | None = None) -> RawTable:
     data = path.read_bytes()
-    text, enc = decode(path, data, encoding)
+    text, enc = decode(path, data, encoding, language)
     text = normalise_lines(text)
     stripped = text.lstrip("\n")
     if not stripped.strip():
@@ -453,8 +453,10 @@ def read_parquet_table(path: Path) -> RawTable:
     )
 
 
-def read_table(path: Path, *, encoding: str | None = None, separator: str | None = None, sheet: str | None = None) -> RawTable:
-    """Read any supported file into a RawTable."""
+def read_table(
+    path: Path, *, encoding: str | None = None, separator: str | None = None, sheet: str | None = None, language: str | None = None
+) -> RawTable:
+    """Read any supported file into a RawTable. `language` (the items' ISO code) helps tell code pages apart."""
     path = Path(path)
     if not path.exists():
         raise WorkbenchError(f"{path}: no such file. Check the path (relative paths are from the study's folder).")
@@ -469,4 +471,4 @@ def read_table(path: Path, *, encoding: str | None = None, separator: str | None
         return read_parquet_table(path)
     if separator is None and suffix in {".tsv", ".tab"}:
         separator = "\t"
-    return read_text_table(path, encoding=encoding, separator=separator)
+    return read_text_table(path, encoding=encoding, separator=separator, language=language)
