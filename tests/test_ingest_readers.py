@@ -22,9 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.encoding import EncodingUnclear
 from workbench.ingest.load import import_file
 from workbench.ingest.presets import preset_specs
-from workbench.ingest.encoding import EncodingUnclear
 from workbench.ingest.readers import detect_encoding, read_table
 from workbench.ingest.spec import DatasetSpec, RatingColumns
 from workbench.ingest.validate import ImportProblems, NormTable, build_norms

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -56,6 +57,13 @@ class RawTable:
     # maps row index -> line/row number in the file; computed on demand (error path)
     _line_numbers: Callable[[], list[int]] | None = None
     _lines_cache: list[int] | None = field(default=None, repr=False)
+    # what the reader saw that the import summary should say (a detected code page, hidden rows): one sentence each
+    notes: list[str] = field(default_factory=list)
+    # other sheets of a workbook, for hints when the columns are not on the one read
+    other_sheets: dict[str, list[str]] = field(default_factory=dict)
+    # a column of text cells mixed with number cells (.xlsx): its number cells' values (NaN elsewhere), so
+    # they are not read again as text under the file's decimal mark
+    cell_numbers: dict[int, np.ndarray] = field(default_factory=dict)
 
     def line_of(self, row: int) -> int:
         if self._lines_cache is None:
@@ -342,9 +350,18 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
         by_column = list(zip(*cells)) if cells else [()] * ncols
         columns = [pa.array(list(col), type=pa.string()) for col in by_column]
         all_lines = [ln for ln, _ in records]
-        return RawTable(path, header, columns, len(all_lines), enc, sep, lambda: all_lines)
+        return RawTable(path, header, columns, len(all_lines), enc, sep, lambda: all_lines, notes=encoding_notes(encoding, enc))
 
-    return RawTable(path, header, columns, table.num_rows, enc, sep, lambda: [ln for ln, _ in line_numbers()])
+    raw = RawTable(path, header, columns, table.num_rows, enc, sep, lambda: [ln for ln, _ in line_numbers()])
+    raw.notes = encoding_notes(encoding, enc)
+    return raw
+
+
+def encoding_notes(asked: str | None, enc: str) -> list[str]:
+    """The import summary's word on a detected code page (UTF-8 and UTF-16 go without saying)."""
+    if asked is None and enc in CODE_PAGES:
+        return [f"read as {NAMES[enc]}, detected (pass --encoding to read it otherwise)"]
+    return []
 
 
 def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
@@ -361,7 +378,7 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
         header: list[str] | None = None
         rows: list[tuple] = []
         lines: list[int] = []
-        for rownum, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        for rownum, values in enumerate(sheet_rows(ws), start=1):
             if values is None or all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                 continue
             if header is None:
@@ -371,27 +388,93 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
                 continue
             rows.append(values)
             lines.append(rownum)
+        # the first rows of the other sheets, for a --sheet hint when the columns are not on this one
+        others = {}
+        if sheet is None:
+            for other in wb.worksheets[1:]:
+                others[other.title] = first_row(other)
         if header is not None:
             check_formulas(path, ws.title, rows, lines)
+        hidden = hidden_rows(wb, ws, set(lines))
     finally:
         wb.close()
     if header is None:
-        raise WorkbenchError(f"{path}: the sheet is empty: it needs a header row and at least one data row.")
+        with_data = [name for name, h in others.items() if h]
+        hint = (
+            f" The workbook's other sheets {', '.join(repr(n) for n in with_data[:5])} have data: pass --sheet NAME." if with_data else ""
+        )
+        raise WorkbenchError(f"{path}: the sheet {ws.title!r} is empty: it needs a header row and at least one data row.{hint}")
     ncols = len(header)
     columns = []
+    numbers = {}
     for j in range(ncols):
         cells = [r[j] if j < len(r) else None for r in rows]
-        if all(c is None or isinstance(c, (int, float)) and not isinstance(c, bool) for c in cells):
+        is_num = [isinstance(c, (int, float)) and not isinstance(c, bool) for c in cells]
+        if all(c is None or k for c, k in zip(cells, is_num)):
             columns.append(pa.array([None if c is None else float(c) for c in cells], type=pa.float64()))
         else:
             columns.append(pa.array(["" if c is None else _cell_str(c) for c in cells], type=pa.string()))
+            if any(is_num):
+                numbers[j] = np.array([float(c) if k else np.nan for c, k in zip(cells, is_num)], dtype=np.float64)
     for ln, r in zip(lines, rows):
         extra = [v for v in r[ncols:] if v is not None and str(v).strip()]
         if extra:
             raise WorkbenchError(
                 f"{path}: row {ln} has a value {clip(extra[0])!r} beyond the last headed column. Add a header or remove it."
             )
-    return RawTable(path, header, columns, len(rows), None, None, lambda: lines)
+    raw = RawTable(path, header, columns, len(rows), None, None, lambda: lines, other_sheets=others, cell_numbers=numbers)
+    if hidden:
+        shown = ", ".join(str(x) for x in hidden[:8]) + (f" and {len(hidden) - 8} more" if len(hidden) > 8 else "")
+        raw.notes.append(
+            f"{len(hidden)} hidden row{'s' if len(hidden) > 1 else ''} of sheet {ws.title!r} imported like the others "
+            f"(row{'s' if len(hidden) > 1 else ''} {shown}): delete them from the sheet if they are not data"
+        )
+    return raw
+
+
+def sheet_rows(ws):
+    """Every row of a read-only worksheet, to the real end: the stored `<dimension ref>` can be smaller than
+    the used range (files written by other programs), and openpyxl's read-only mode would stop there."""
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()
+    return ws.iter_rows(values_only=True)
+
+
+def first_row(ws, limit: int = 50) -> list[str]:
+    """The first non-empty row of a sheet (looking at most `limit` rows down), as strings."""
+    for i, values in enumerate(sheet_rows(ws)):
+        if i >= limit:
+            break
+        if values and any(v is not None and str(v).strip() for v in values):
+            return ["" if v is None else str(v) for v in values]
+    return []
+
+
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row\b[^>]*>")
+_ROW_NUMBER = re.compile(rb'\br="(\d+)"')
+_HIDDEN = re.compile(rb'\bhidden="(1|true)"')
+
+
+def hidden_rows(wb, ws, data_rows: set[int]) -> list[int]:
+    """The rows among `data_rows` that the sheet hides (`<row hidden="1">`): read-only openpyxl drops row properties."""
+    import zipfile
+
+    part, archive = getattr(ws, "_worksheet_path", None), getattr(wb, "_archive", None)
+    if not part or archive is None:
+        return []
+    try:
+        xml = archive.read(part)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
+        return []
+    out = []
+    n = 0
+    for m in _ROW_TAG.finditer(xml):
+        tag = m.group()
+        num = _ROW_NUMBER.search(tag)
+        n = int(num.group(1)) if num else n + 1
+        if _HIDDEN.search(tag) and n in data_rows:
+            out.append(n)
+    return out
 
 
 def check_formulas(path: Path, sheet: str, rows: list[tuple], lines: list[int]) -> None:
@@ -417,7 +500,7 @@ def check_formulas(path: Path, sheet: str, rows: list[tuple], lines: list[int]) 
     try:
         ws = wb[sheet]
         cached = {ln: r for ln, r in zip(lines, rows)}
-        for rownum, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        for rownum, values in enumerate(sheet_rows(ws), start=1):
             for j, v in enumerate(values or ()):
                 if isinstance(v, str) and v.startswith("="):
                     row = cached.get(rownum)

@@ -116,6 +116,13 @@ def missing_column_error(raw: RawTable, what: str, aliases: tuple[str, ...]) -> 
     close = difflib.get_close_matches(aliases[0], raw.header, n=1, cutoff=0.6)
     hint = f" Did you mean {clip(close[0], 80)!r}?" if close else ""
     shown = clip(", ".join(repr(clip(h, 60)) for h in raw.header[:30]) + (", ..." if len(raw.header) > 30 else ""))
+    keys = {header_key(a) for a in aliases}
+    on_sheets = [name for name, header in raw.other_sheets.items() if keys & {header_key(h) for h in header}]
+    if on_sheets:
+        hint += f" The workbook's sheet {clip(on_sheets[0], 80)!r} has it: pass --sheet {clip(on_sheets[0], 80)!r} (sheet: in the study)."
+    elif any(raw.other_sheets.values()):
+        names = ", ".join(repr(clip(n, 40)) for n, h in raw.other_sheets.items() if h)
+        hint += f" The workbook has other sheets with data ({clip(names)}): pass --sheet NAME to read one."
     return WorkbenchError(
         f"{raw.path}: missing required column {wanted} ({what}); the header has {shown}.{hint} "
         "Name the right column (e.g. --item-column, --rating DIM=COLUMN) or fix the header."
@@ -186,7 +193,9 @@ def parse_numbers(col, na_values: tuple[str, ...], decimal: str) -> tuple[np.nda
     other_decimal = pc.and_(other_decimal, pc.match_substring(trimmed, other))
     has_decimal = pc.fill_null(pc.match_substring(trimmed, decimal), False)
     ambiguous = pc.and_(grouped, pc.invert(has_decimal))
-    ambiguous = pc.and_(ambiguous, pc.invert(pc.fill_null(pc.match_substring_regex(trimmed, rf"[{re.escape(other)}].*[{re.escape(other)}]"), False)))
+    ambiguous = pc.and_(
+        ambiguous, pc.invert(pc.fill_null(pc.match_substring_regex(trimmed, rf"[{re.escape(other)}].*[{re.escape(other)}]"), False))
+    )
     col_other_decimal = pc.any(pc.and_(other_decimal, pc.invert(missing_arr))).as_py()
     if col_other_decimal or (decimal == "." and not pc.any(pc.and_(pc.and_(plain, has_decimal), pc.invert(missing_arr))).as_py()):
         grouped = pc.and_(grouped, pc.invert(ambiguous))
@@ -205,6 +214,24 @@ def parse_numbers(col, na_values: tuple[str, ...], decimal: str) -> tuple[np.nda
             except ValueError:
                 pass
     vals[missing | invalid] = np.nan
+    return vals, missing, invalid
+
+
+def column_numbers(raw: RawTable, j: int, na_values: tuple[str, ...], decimal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """parse_numbers of column j; a workbook's number cells among text cells keep the value they hold."""
+    vals, missing, invalid = parse_numbers(raw.columns[j], na_values, decimal)
+    nums = raw.cell_numbers.get(j)
+    if nums is not None:
+        is_num = ~np.isnan(nums)
+        vals[is_num] = nums[is_num]
+        missing[is_num] = False
+        invalid[is_num] = False
+        for marker in na_values:
+            try:
+                missing |= is_num & (nums == float(marker))
+            except ValueError:
+                pass
+        vals[missing] = np.nan
     return vals, missing, invalid
 
 
@@ -397,7 +424,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     all_blank_values = np.ones(n, dtype=bool)
     for rc, m, sd, nn, nm in resolved:
         na = (*rc.na_values, *spec.extra_na)
-        mean, m_missing, m_bad = parse_numbers(raw.columns[m], na, spec.decimal)
+        mean, m_missing, m_bad = column_numbers(raw, m, na, spec.decimal)
         all_blank_values &= m_missing
         for i in np.flatnonzero(m_bad):
             cell = _cell(raw, m, i)
@@ -427,15 +454,17 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
                 )
         sd_v = n_v = None
         if sd is not None:
-            sd_v, _, sd_bad = parse_numbers(raw.columns[sd], na, spec.decimal)
+            sd_v, _, sd_bad = column_numbers(raw, sd, na, spec.decimal)
             with np.errstate(invalid="ignore"):
                 bad = sd_bad | (sd_v < 0)
             for i in np.flatnonzero(bad):
-                problems.append(Problem(int(i), raw.header[sd], _cell(raw, sd, i), _value_reason(raw, sd, i, spec, "not a non-negative number")))
+                problems.append(
+                    Problem(int(i), raw.header[sd], _cell(raw, sd, i), _value_reason(raw, sd, i, spec, "not a non-negative number"))
+                )
         if nn is not None:
-            n_v, _, n_bad = parse_numbers(raw.columns[nn], na, spec.decimal)
+            n_v, _, n_bad = column_numbers(raw, nn, na, spec.decimal)
             if nm is not None:
-                minus, _, minus_bad = parse_numbers(raw.columns[nm], na, spec.decimal)
+                minus, _, minus_bad = column_numbers(raw, nm, na, spec.decimal)
                 for i in np.flatnonzero(minus_bad):
                     problems.append(Problem(int(i), raw.header[nm], _cell(raw, nm, i), _value_reason(raw, nm, i, spec, "not a number")))
                 n_v = n_v - np.nan_to_num(minus)
@@ -443,7 +472,9 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
                 bad = n_bad | (n_v < 0) | (~np.isnan(n_v) & (n_v != np.round(n_v)))
             for i in np.flatnonzero(bad):
                 problems.append(
-                    Problem(int(i), raw.header[nn], _cell(raw, nn, i), _value_reason(raw, nn, i, spec, "not a count (a whole number of raters)"))
+                    Problem(
+                        int(i), raw.header[nn], _cell(raw, nn, i), _value_reason(raw, nn, i, spec, "not a count (a whole number of raters)")
+                    )
                 )
         parsed.append((rc, raw.header[m], mean, sd_v, n_v))
 
@@ -452,7 +483,12 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     for i in np.flatnonzero(blank_item & ~blank_row):
         if int(i) in cleaned.invisible_only:
             problems.append(
-                Problem(int(i), item_col_name, _cell(raw, item_idx, i), "the item has no visible characters (only zero-width, format or space characters)")
+                Problem(
+                    int(i),
+                    item_col_name,
+                    _cell(raw, item_idx, i),
+                    "the item has no visible characters (only zero-width, format or space characters)",
+                )
             )
         else:
             problems.append(Problem(int(i), item_col_name, "", "the item is empty"))
@@ -505,6 +541,14 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     kept_idx = np.flatnonzero(keep)
     if cleaned.changed:
         notes.insert(0, cleaned.note())
+    summary = summary_rows([items[i] for i in kept_idx.tolist()])
+    if summary:
+        shown = ", ".join(f"{raw.line_of(int(kept_idx[k]))} ({clip(items[kept_idx[k]], 40)!r})" for k in summary[:5])
+        notes.append(
+            f"the last row{'s' if len(summary) > 1 else ''} {shown} look{'' if len(summary) > 1 else 's'} like a summary "
+            "(a mean or total under the data), not an item, and came in as an item: delete "
+            f"{'them' if len(summary) > 1 else 'it'} from the file and import again with --replace if so"
+        )
     # every kept row names a different item: later rows of an item were merged into the first or are problems
     uniq = [items[i] for i in kept_idx.tolist()]
     row_item = np.arange(len(uniq), dtype=np.int64)
@@ -527,6 +571,33 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
         rejected=rejected,
         notes=notes,
     )
+
+
+# what a spreadsheet's summary rows under the data are called, in the languages of the norms
+def _summary_label(text: str) -> bool:
+    key = " ".join(text.casefold().strip().rstrip(":.").split())
+    return key in _SUMMARY_KEYS
+
+
+_SUMMARY_KEYS = frozenset(
+    [
+        *"mean means average avg total totals sum sd s.d std stdev median min minimum max maximum count n overall".split(),
+        *"subtotal range variance var se sem all mittelwert durchschnitt summe gesamt insgesamt".split(),
+        *"standardabweichung moyenne somme médiane écart-type media promedio suma mediana średnia razem".split(),
+        *"odchylenie průměr celkem součet medián среднее итого всего сумма медиана середнє разом сума".split(),
+        *"σύνολο άθροισμα ortalama toplam medyan gemiddelde totaal som".split(),
+        "grand total", "std dev", "std. dev", "standard deviation", "desviación típica", "desviación estándar",
+        "total general", "μέσος όρος", "écart type", "sub-total",
+    ]
+)  # fmt: skip
+
+
+def summary_rows(items: list[str]) -> list[int]:
+    """Positions of the trailing run of items that read as a summary label ("Mean", "Total", "SD", ...)."""
+    k = len(items)
+    while k > 0 and _summary_label(items[k - 1]):
+        k -= 1
+    return list(range(k, len(items))) if k > 0 else []
 
 
 def rescaled(x: np.ndarray, factor: float) -> np.ndarray:

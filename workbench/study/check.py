@@ -34,7 +34,7 @@ def check_datasets(loaded: LoadedStudy) -> list[DatasetCheck]:
         if not path.exists():
             raise WorkbenchError(f"{loaded.path}: datasets.{name}.file: no file at {path}.")
         specs = dataset_specs(name, src, study.dimensions)
-        raw = read_table(path, encoding=src.encoding, separator=separator_of(src), sheet=src.sheet)
+        raw = read_table(path, encoding=src.encoding, separator=separator_of(src), sheet=src.sheet, language=src.language)
         outside = not src.file.startswith("package:") and is_outside(path, loaded.base_dir)
         for spec in specs:
             table = build_norms(raw, spec, skip_invalid=src.skip_invalid)
