@@ -56,6 +56,7 @@ NAMES = {
     "cp866": "DOS 866 (Cyrillic)",
     "utf-16-le": "UTF-16 little-endian",
     "utf-16-be": "UTF-16 big-endian",
+    "utf-8": "UTF-8",
 }
 
 # non-ASCII letters of the languages written in each script (lower case; upper case follows)
@@ -103,6 +104,10 @@ _VOWELS = {"cyrillic": set("аеёиоуыэюяіїєў"), "greek": set("αεη
 _INNER_OK = set("\u2019\u02bc\u2018\u00b4\u00b7\u2032")
 _EDGE_OK = set("«»„“”‚‘’‹›¿¡…–—•°§©®™")
 _ALONE_OK = set("€£¥¢\u00a0\u00b7")
+# how much worse than the best reading every other must read: 1 (one implausible letter or word) keeps
+# refusals of single-language files rare; files mixing two accented languages in a few words can still
+# be misread (the import summary names the code page used)
+MARGIN = 1
 # a token: letters (ASCII or not) around at least one non-ASCII byte
 _TOKEN = re.compile(rb"[A-Za-z\x80-\xff]*[\x80-\xff][A-Za-z\x80-\xff]*")
 
@@ -112,6 +117,8 @@ def _alphabet(letters: str) -> frozenset[str]:
 
 
 _ALPHABETS = {script: {lang: _alphabet(a) for lang, a in langs.items()} for script, langs in _SCRIPTS.items()}
+_SINGLES = {script: list(a.values()) for script, a in _ALPHABETS.items()}
+_PAIRS = {script: [a | b for i, a in enumerate(s) for b in s[i + 1 :]] for script, s in _SINGLES.items()}
 _LANGUAGE_SCRIPT = {lang: script for script, langs in _SCRIPTS.items() for lang in langs}
 
 
@@ -124,6 +131,11 @@ def _script(ch: str) -> str:
     if 0x400 <= o < 0x530:
         return "cyrillic"
     return "other"
+
+
+def _emoji(ch: str) -> bool:
+    o = ord(ch)
+    return 0x1F000 <= o < 0x1FB00 or 0x2600 <= o < 0x27C0 or o in (0xFE0F, 0x200D)
 
 
 @dataclass
@@ -155,12 +167,17 @@ def _penalty(words: Counter, language: str | None = None) -> float:
                 w += 0 if ch in _INNER_OK else 1
             elif prev_letter or next_letter:
                 w += 0 if ch in _EDGE_OK else 1
-            else:  # apart from letters: punctuation, currency and the like, not box drawing or ±³¶
-                w += 0 if ch in _EDGE_OK or ch in _ALONE_OK else 1
+            else:  # apart from letters: punctuation, currency, emoji and the like, not box drawing or ±³¶
+                w += 0 if ch in _EDGE_OK or ch in _ALONE_OK or _emoji(ch) else 1
         alpha = [c for c in word if c.isalpha()]
+        symbols = sum(1 for c in word if not c.isascii() and not c.isalpha() and not _emoji(c))
+        if symbols >= 2 and len(alpha) <= 1:
+            w += 1
         scripts = {_script(c) for c in alpha if not c.isascii()} | ({"latin"} if any(c.isascii() for c in alpha) else set())
         if len(scripts) > 1:
             w += 1
+        if scripts == {"latin"} and len(alpha) >= 3 and not any(c.isascii() for c in alpha):
+            w += 1  # a Latin-script word has some plain letters (Cyrillic or Greek read as Latin has none)
         if any(a.islower() and b.isupper() for a, b in zip(alpha, alpha[1:])):
             w += 1
         for script, vowels in _VOWELS.items():
@@ -174,10 +191,16 @@ def _penalty(words: Counter, language: str | None = None) -> float:
         if language is not None:  # strict: every non-ASCII letter is one of the language's
             covered = _ALPHABETS[_LANGUAGE_SCRIPT[language]][language]
         elif alphabets is None:
-            bad += sum(counts.values())
-            continue
+            continue  # letters of scripts no code page here writes (CJK, Arabic, ...): only UTF-8 has them
         else:
-            covered = max(alphabets.values(), key=lambda a: sum(k for c, k in counts.items() if c in a))
+            # letters outside the language that covers most; a file may mix two languages of a script
+            # (loanwords, translations), at the cost of one point for needing two
+            singles, pairs = _SINGLES[script], _PAIRS[script]
+            total = sum(counts.values())
+            one = total - max(sum(k for c, k in counts.items() if c in a) for a in singles)
+            two = total - max((sum(k for c, k in counts.items() if c in a) for a in pairs), default=0) + 1
+            bad += min(one, two)
+            continue
         bad += sum(k for c, k in counts.items() if c not in covered)
     return bad
 
@@ -191,8 +214,13 @@ class EncodingUnclear(ValueError):
         super().__init__(f"{reason}{': it reads as ' + shown if shown else ''}")
 
 
+# the distinct words judged (the most frequent): plenty of evidence, in bounded time for any file size
+MAX_WORDS = 4000
+
+
 def _words(data: bytes) -> Counter:
-    return Counter(m.group() for m in _TOKEN.finditer(data))
+    words = Counter(m.group() for m in _TOKEN.finditer(data))
+    return words if len(words) <= MAX_WORDS else Counter(dict(words.most_common(MAX_WORDS)))
 
 
 def _decode_words(tokens: Counter, enc: str) -> Counter | None:
@@ -227,11 +255,21 @@ def utf16_without_bom(data: bytes) -> str | None:
     return out[0] if len(out) == 1 else None
 
 
+def _foreign(words: Counter) -> bool:
+    """Letters of a script no code page here writes (CJK, Arabic, ...)."""
+    return any(_script(c) == "other" and c.isalpha() for w in words for c in w)
+
+
+def _hint(language: str | None) -> str | None:
+    """The language whose alphabet is known, from an ISO code such as pl, pt-BR or sr_Latn; None for English."""
+    lang = (language or "").lower().replace("_", "-").split("-")[0]
+    return lang if lang in _LANGUAGE_SCRIPT else None
+
+
 def guess_code_page(data: bytes, language: str | None = None) -> str:
     """The single-byte code page of `data`, or EncodingUnclear."""
     tokens = _words(data)
-    lang = (language or "").lower().replace("_", "-").split("-")[0]
-    hint = lang if lang in _LANGUAGE_SCRIPT else None
+    hint = _hint(language)
     by_text: dict[tuple, list[str]] = {}
     decoded: dict[str, Counter] = {}
     for enc in CODE_PAGES:
@@ -255,14 +293,15 @@ def guess_code_page(data: bytes, language: str | None = None) -> str:
     if len(plausible) == 1:
         return best.encoding
     second = plausible[1]
-    if best.penalty == 0 and second.penalty > 0 or best.penalty > 0 and second.penalty >= 3 * best.penalty + 3:
+    if best.penalty == 0 and second.penalty >= MARGIN or best.penalty > 0 and second.penalty >= 3 * best.penalty + 3:
         return best.encoding
     if hint is not None:
         # the items' language decides between readings that are all plausible words: the one whose every
         # non-ASCII letter is in that language's alphabet
-        fits = [r for r in plausible if r.penalty <= best.penalty + 2 and _penalty(decoded[r.encoding], hint) == 0]
-        if len(fits) == 1:
-            return fits[0].encoding
+        close = [r for r in plausible if r.penalty <= best.penalty + 2]
+        strict = sorted((_penalty(decoded[r.encoding], hint), i) for i, r in enumerate(close))
+        if strict[0][0] == 0 and (len(strict) == 1 or strict[1][0] >= 2):
+            return close[strict[0][1]].encoding
     close = [r for r in plausible if r.penalty <= max(3 * best.penalty + 3, best.penalty + 1)]
     raise EncodingUnclear(close, "it is not UTF-8 and more than one code page reads as plausible text")
 
@@ -283,6 +322,23 @@ def _examples(readings: list[Reading], decoded: dict[str, Counter], tokens: Coun
         r.example = next(iter(decoded[r.encoding]), "")
 
 
+def reads_as_utf8(line: bytes, enc: str) -> bool:
+    """Whether a line that is valid UTF-8 reads better as UTF-8 than in the code page `enc` (short lines of a
+    DOS 866 or KOI8 file can be valid UTF-8 by chance, decoding to characters of no language)."""
+    tokens = _words(line)
+    as_utf8 = _decode_words(tokens, "utf-8")
+    if as_utf8 is None:
+        return False
+    try:
+        other = _decode_words(tokens, enc)
+    except LookupError:
+        return True
+    if other is None:
+        return True
+    p8, pc = _penalty(as_utf8), _penalty(other)
+    return p8 < pc or p8 == pc and not _foreign(as_utf8)
+
+
 def detect(data: bytes, language: str | None = None) -> str:
     """The encoding of a text file (raises EncodingUnclear when no single-byte code page reads clearly best)."""
     if data.startswith(codecs.BOM_UTF8):
@@ -297,7 +353,36 @@ def detect(data: bytes, language: str | None = None) -> str:
             return enc
     try:
         data.decode("utf-8")
-        return "utf-8"
     except UnicodeDecodeError:
-        pass
-    return guess_code_page(data, language)
+        return guess_code_page(data, language)
+    # valid UTF-8 is UTF-8, unless its text reads as no words (short lines of a DOS 866 or KOI8 file can be
+    # valid UTF-8 by chance, decoding to private-use or CJK characters) and a code page reads clearly better
+    tokens = _words(data)
+    as_utf8 = _decode_words(tokens, "utf-8") or Counter()
+    utf8 = _penalty(as_utf8)
+    hint = _hint(language)
+    foreign = _foreign(as_utf8)
+    if utf8 == 0 and (hint is None and not foreign or hint is not None and _penalty(as_utf8, hint) == 0):
+        return "utf-8"
+    if utf8 == 0:  # words, but not of the items' language or of a script no code page has: a code page
+        # that reads as plain words (of that language) is a doubt
+        for enc in CODE_PAGES:
+            words = _decode_words(tokens, enc)
+            if words is not None and _penalty(words, hint) == 0:
+                raise EncodingUnclear(
+                    [Reading("utf-8", 0, next(iter(as_utf8), "")), Reading(enc, 0, next(iter(words), ""))],
+                    "it reads as UTF-8 and as a code page",
+                )
+        return "utf-8"
+    try:
+        enc = guess_code_page(data, language)
+    except EncodingUnclear as exc:
+        if any(r.penalty <= utf8 for r in exc.readings) or utf8 == float("inf"):
+            raise EncodingUnclear([*exc.readings, Reading("utf-8", utf8, "")], "more than one encoding reads as plausible text") from None
+        return "utf-8"
+    cp = _penalty(_decode_words(tokens, enc) or Counter())
+    if utf8 == float("inf") or cp == 0 and utf8 >= 1 or utf8 >= 3 * cp + 3:
+        return enc
+    if cp < utf8:
+        raise EncodingUnclear([Reading(enc, cp, ""), Reading("utf-8", utf8, "")], "it reads as UTF-8 and as a code page")
+    return "utf-8"

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from workbench.errors import WorkbenchError
-from workbench.ingest.encoding import CODE_PAGES, NAMES, EncodingUnclear, detect
+from workbench.ingest.encoding import CODE_PAGES, NAMES, EncodingUnclear, detect, reads_as_utf8
 from workbench.ingest.spec import clip
 
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat"}
@@ -94,7 +94,7 @@ def decode(path: Path, data: bytes, encoding: str | None, language: str | None =
     try:
         enc = encoding or detect_encoding(data, language)
     except EncodingUnclear as exc:
-        check_mixed(path, data, "Windows-1252")
+        check_mixed(path, data, "cp1252")
         raise WorkbenchError(
             f"{path}: cannot tell the file's encoding: {exc}. Pass --encoding with the right one (encoding: in the "
             "study), or --language with the items' language (e.g. pl, ru, tr) if it is not English."
@@ -139,17 +139,14 @@ def _line_list(lines: list[int], n: int = 8) -> str:
     return shown + (f" and {len(lines) - n} more" if len(lines) > n else "")
 
 
-def check_mixed(path: Path, data: bytes, name: str) -> None:
+def check_mixed(path: Path, data: bytes, enc: str) -> None:
     """Refuse a file where some non-ASCII lines are UTF-8 and others are not: one of them would be garbled."""
     utf8_lines, other_lines = [], []
     for i, line in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
         if line.isascii():
             continue
-        try:
-            line.decode("utf-8")
-            utf8_lines.append(i)
-        except UnicodeDecodeError:
-            other_lines.append(i)
+        (utf8_lines if reads_as_utf8(line, enc) else other_lines).append(i)
+    name = NAMES.get(enc, enc)
     if utf8_lines and other_lines:
         raise WorkbenchError(
             f"{path}: the file mixes encodings: line(s) {_line_list(utf8_lines)} are UTF-8 and line(s) "
@@ -163,7 +160,7 @@ def check_encoding(path: Path, data: bytes, text: str, enc: str) -> None:
     """Refuse a detected decoding that would store mojibake."""
     if enc in (*CODE_PAGES, "latin-1"):
         # UTF-8 failed somewhere; lines that are valid (non-ASCII) UTF-8 would become mojibake
-        check_mixed(path, data, NAMES.get(enc, enc))
+        check_mixed(path, data, enc)
         return
     if text.isascii() or not _MOJIBAKE.search(text):
         return
