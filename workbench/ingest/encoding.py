@@ -155,6 +155,8 @@ def _penalty(words: Counter, language: str | None = None) -> float:
             if ch.isascii():
                 continue
             cat = unicodedata.category(ch)
+            if cat in ("Cf", "Zs"):
+                continue  # invisible (no-break space, soft hyphen, zero-width characters): normalised later
             if cat[0] == "C":
                 return float("inf")  # a control character in a text table: not this encoding
             if cat[0] in "LM":
