@@ -261,7 +261,6 @@ _JOINERS = {"\u200c", "\u200d"}
 INVISIBLE_KINDS = {
     "format": "zero-width or format characters removed (zero-width space or joiner, soft hyphen, BOM, direction marks)",
     "space": "no-break or other special spaces made plain spaces",
-    "repeated": "runs of spaces made one",
     "nfc": "decomposed accents composed (NFC)",
 }
 
@@ -277,8 +276,8 @@ def _joins(ch: str | None) -> bool:
 def clean_item(text: str) -> tuple[str, frozenset[str]]:
     """(the item as stored, what was normalised beyond trimming: keys of INVISIBLE_KINDS).
 
-    Trimmed; invisible format characters removed; no-break and other special spaces made plain spaces and
-    runs of white space one space; NFC. So "ice\u00a0cream", "soft\u00adware", "cat\u200b", "\ufeffdog"
+    Trimmed; invisible format characters removed; no-break and other special spaces made plain spaces
+    (ASCII spaces and tabs inside stay as written); NFC. So "ice\u00a0cream", "soft\u00adware", "cat\u200b", "\ufeffdog"
     and a decomposed "cafe\u0301" are the items "ice cream", "software", "cat", "dog" and "café".
     """
     kinds: set[str] = set()
@@ -303,16 +302,11 @@ def clean_item(text: str) -> tuple[str, frozenset[str]]:
             kinds.add("nfc")
             text = composed
     stripped = text.strip()
-    if not stripped.isascii() and any(c.isspace() and c not in " \t\n\r\x0b\x0c" for c in text):
+    if not stripped.isascii() and any(c.isspace() and not c.isascii() for c in stripped):
+        # no-break, thin, ideographic ... spaces inside: plain spaces (ASCII spaces and tabs stay as written)
+        stripped = "".join(" " if c.isspace() and not c.isascii() else c for c in stripped)
         kinds.add("space")
-    joined = " ".join(stripped.split())
-    if joined != stripped:
-        if not stripped.isascii() and any(c.isspace() and c not in " \t\n\r\x0b\x0c" for c in stripped):
-            kinds.add("space")
-        if any(a.isspace() and b.isspace() for a, b in zip(stripped, stripped[1:])) or any(
-            c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85" for c in stripped
-        ):
-            kinds.add("repeated")
+    joined = stripped
     return joined, frozenset(kinds)
 
 
@@ -320,8 +314,8 @@ def normalise_item(text: str) -> str:
     return clean_item(text)[0]
 
 
-# what str.strip() removes from an ASCII string, and runs of white space inside
-_ASCII_EDGE_SPACE = r"^[\t-\r\x1c-\x1f ]|[\t-\r\x1c-\x1f ]$|[\t-\r\x1c-\x1f ][\t-\r\x1c-\x1f ]|[\t-\r\x1c-\x1f]"
+# what str.strip() removes from an ASCII string
+_ASCII_EDGE_SPACE = r"^[\t-\r\x1c-\x1f ]|[\t-\r\x1c-\x1f ]$"
 
 
 @dataclass
