@@ -1,10 +1,14 @@
 """Benchmark `workbench annotate push` and `pull` on a real Label Studio server.
 
     python bench/bench_annotate.py [--words 10000] [--list-size 100] [--k 5] [--unchanged-only]
+                                   [--server development|production|both] [--workers 4]
 
 Starts Label Studio (scripts/label_studio.sh installs it) on a free 127.0.0.1
-port with a temporary data directory, and a study with WORDS generated words
-in a SQLite store, then times:
+port: the development server (SQLite, Django's runserver) or the production
+one (PostgreSQL, gunicorn with --workers processes, Redis), or both one after
+the other in one run; and a study with WORDS generated words in a store
+(SQLite for the development server, PostgreSQL for the production one), then
+times:
 
   (a) push of WORDS words in lists of LIST_SIZE: WORDS/LIST_SIZE projects made, WORDS tasks imported;
   (b) pull of WORDS x K annotations by K annotators. Making 50,000 annotations one API request at a
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -38,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.labelstudio import Annotator, invite_url  # noqa: E402
+from tests.labelstudio import PG_SERVER, Annotator, invite_url, ls_database  # noqa: E402
 from workbench.annotate.campaign import resolve_campaign  # noqa: E402
 from workbench.annotate.connection import connect  # noqa: E402
 from workbench.annotate.labelconfig import FROM_NAME, TO_NAME  # noqa: E402
@@ -64,21 +69,62 @@ def main() -> None:
     ap.add_argument("--list-size", type=int, default=100)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--unchanged-only", action="store_true", help="skip the push of (a) and the baseline (d): time (c) sooner")
+    ap.add_argument("--server", choices=["development", "production", "both"], default="production")
+    ap.add_argument("--workers", type=int, default=4, help="the production server's web workers")
+    ap.add_argument("--no-baseline", action="store_true", help="skip (d), reading every project without the store")
     args = ap.parse_args()
-    t_push = t_base = None
     subprocess.run(["bash", str(ROOT / "scripts" / "label_studio.sh")], check=True, stdout=subprocess.DEVNULL)
+    kinds = ["development", "production"] if args.server == "both" else [args.server]
+    for kind in kinds:
+        record = run(args, kind)
+        RESULTS.mkdir(exist_ok=True)
+        with open(RESULTS / "bench_annotate.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def store_database(tmp: Path, kind: str):
+    """The study's store: SQLite beside the development server, a new PostgreSQL database beside the production one."""
+    import contextlib
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    if kind == "development":
+        return contextlib.nullcontext(f"sqlite:///{tmp / 'store.db'}")
+
+    @contextlib.contextmanager
+    def pg():
+        name = f"wb_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_SERVER.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
+        finally:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+    return pg()
+
+
+def run(args, kind: str) -> dict:
+    t_push = t_base = None
     rng = np.random.default_rng(7)
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"--- {kind} server", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, ls_database(kind == "production") as database, store_database(Path(tmp), kind) as store:
         tmp = Path(tmp)
         token = "bench0123456789abcdef0123456789abcdef01"
-        t_start, server = timed(lambda: start_server(tmp / "ls", username="admin@example.com", password="bench-pass-123", token=token))
+        t_start, server = timed(lambda: start_server(tmp / "ls", username="admin@example.com", password="bench-pass-123", token=token,
+                                                     database=database, workers=args.workers, secret_key="bench-" + "k" * 44))  # fmt: skip
+        print(f"server up in {t_start:.1f} s ({server.mode}, {server.workers} workers, redis: {server.redis or 'none'})", flush=True)
         try:
             words = [f"w{i:05d}" for i in range(args.words)]
             truth = rng.uniform(1, 7, args.words)
             (tmp / "norms.csv").write_text("word,fam\n" + "".join(f"{w},{v:.3f}\n" for w, v in zip(words, truth, strict=True)))
             (tmp / "study.yaml").write_text(f"""
 study: bench
-database: store.db
+database: {store}
 dimensions:
   familiarity: {{scale: [1, 7]}}
 datasets:
@@ -88,9 +134,9 @@ campaigns:
   pulled: {{items: norms, raters_per_item: {args.k}, list_size: {args.list_size}, server: {{url: {server.url}}}}}
 """)
             loaded = load_study(tmp / "study.yaml")
-            engine = connect_store(f"sqlite:///{tmp / 'store.db'}")
+            engine = connect_store(store)
             apply_study(engine, loaded)
-            conn = connect(server.url, token)
+            conn = connect(server.url, token, database=server.database, timeout=600)  # a loaded machine: slow pages, not dead ones
             if not args.unchanged_only:
                 t_push, push = timed(lambda: push_campaign(engine, loaded, "pushed", conn))
                 print(
@@ -110,30 +156,32 @@ campaigns:
 
             lists = assign(rc, {}, {}, {})
             texts = {w: i for i, w in enumerate(words)}
+            choices = {t.text: [str(int(np.clip(round(truth[texts[t.text]] + rng.normal(0, 1)), 1, 7))) for _ in people]
+                       for tasks in lists.values() for t in tasks}  # fmt: skip
+            leads = rng.uniform(1, 5, (args.words + 10, args.k))
 
             def make(list_no: int) -> int:
                 settings = project_settings(rc, list_no)
                 pid = conn.client.projects.create(**settings).id
                 body = []
                 for t in lists[list_no]:
-                    mean = truth[texts[t.text]]
                     anns = [{
-                        "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                                    "value": {"choices": [str(int(np.clip(round(mean + rng.normal(0, 1)), 1, 7)))]}}],
-                        "completed_by": p.user_id, "lead_time": float(rng.uniform(1, 5)),
-                    } for p in people]  # fmt: skip
+                        "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choices[t.text][u]]}}],
+                        "completed_by": p.user_id, "lead_time": float(leads[texts[t.text], u]),
+                    } for u, p in enumerate(people)]  # fmt: skip
                     body.append({"data": {"word": t.text, "wb_key": t.key}, "annotations": anns})
                 conn.client.projects.import_tasks(id=pid, request=body)
                 return pid
 
-            # one list at a time: imports into Label Studio's SQLite at once lost annotations here
-            t_make, pids = timed(lambda: [make(no) for no in sorted(lists)])
+            # one list at a time on SQLite (imports into Label Studio's SQLite at once lost annotations); 4 on PostgreSQL
+            at_once = 4 if server.database == "postgresql" else 1
+            t_make, pids = timed(lambda: list(ThreadPoolExecutor(at_once).map(make, sorted(lists))))
             n_ann = args.words * args.k
             print(f"(setup: {len(pids)} projects with {n_ann} annotations imported in {t_make:.1f} s)", flush=True)
             t_adopt, adopt = timed(lambda: push_campaign(engine, loaded, "pulled", conn))
             print(f"push adopting them: {t_adopt:.1f} s ({adopt.projects_adopted} projects, {adopt.tasks_adopted} tasks)", flush=True)
 
-            if not args.unchanged_only:
+            if not args.unchanged_only and not args.no_baseline:
                 t_base, _ = timed(lambda: list(ThreadPoolExecutor(8).map(lambda p: _read_tasks(conn, p, None), pids)))
             spec = loaded.study.campaigns["pulled"]
             t_pull, pulled = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
@@ -148,34 +196,21 @@ campaigns:
             print(f"pull when nothing changed: median {np.median(t_none):.2f} s of {[round(x, 2) for x in t_none]}", flush=True)
             task = conn.request("GET", "/api/tasks/", params={"project": pids[0], "fields": "all", "page_size": 1})["tasks"][0]
             ann = task["annotations"][0]
-            conn.request(
-                "PATCH",
-                f"/api/annotations/{ann['id']}/",
-                json={
-                    "result": [
-                        {
-                            "from_name": FROM_NAME,
-                            "to_name": TO_NAME,
-                            "type": "choices",
-                            "value": {"choices": ["1"] if ann["result"][0]["value"]["choices"] != ["1"] else ["2"]},
-                        }
-                    ]
-                },
-            )
+            choice = ["1"] if ann["result"][0]["value"]["choices"] != ["1"] else ["2"]
+            conn.request("PATCH", f"/api/annotations/{ann['id']}/",
+                         json={"result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": choice}}]})  # fmt: skip
             t_one, one = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
             print(f"pull after one edit: {t_one:.2f} s ({one.edited} edited, {one.ratings_changed} rating changed)", flush=True)
             engine.dispose()
         finally:
             server.stop()
-    record = {
-        "bench": "annotate", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    return {
+        "bench": "annotate", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "server": kind,
+        "workers": server.workers, "redis": bool(server.redis), "load": os.getloadavg(),
         "machine": platform.platform(), "words": args.words, "unchanged_only": args.unchanged_only, "list_size": args.list_size, "k": args.k,
         "server_start_s": t_start, "push_s": t_push, "adopt_push_s": t_adopt, "pull_s": t_pull, "pull_baseline_s": t_base,
         "pull_unchanged_s": t_none, "pull_one_edit_s": t_one, "annotations": n_ann,
     }  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / "bench_annotate.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,17 @@
 # small machine; servers started by the tests and by `workbench annotate serve`
 # begin from a copy of it instead.
 #
+# Also installs gunicorn into it: `workbench annotate serve --database ...` runs
+# Label Studio's WSGI application under gunicorn (several worker processes),
+# the production server; the SQLite development server needs nothing more.
+#
 # Prints the path of the `label-studio` executable on stdout.
 #   WORKBENCH_LS_VENV   where the virtualenv goes (default ~/.cache/workbench/label-studio-venv)
 #   LABEL_STUDIO_SPEC   what to install (default: the version the tests were written against)
 set -euo pipefail
 LS_VENV="${WORKBENCH_LS_VENV:-$HOME/.cache/workbench/label-studio-venv}"
 SPEC="${LABEL_STUDIO_SPEC:-label-studio==1.23.2}"
+SERVER_SPEC="${LABEL_STUDIO_SERVER_SPEC:-gunicorn>=23}"
 PY="${PYTHON:-python3}"
 STAMP="$LS_VENV/.workbench-$(echo "$SPEC" | sha1sum | cut -c1-12)"
 if [ ! -f "$STAMP" ]; then
@@ -25,6 +30,10 @@ if [ ! -f "$STAMP" ]; then
   "$LS_VENV/bin/python" -c "import label_studio" || { echo "label-studio did not install into $LS_VENV" >&2; exit 1; }
   rm -rf "$LS_VENV/pristine"
   touch "$STAMP"
+fi
+if [ ! -x "$LS_VENV/bin/gunicorn" ]; then
+  echo "Installing $SERVER_SPEC into $LS_VENV (the production web server)" >&2
+  "$LS_VENV/bin/python" -m pip install -q --disable-pip-version-check "$SERVER_SPEC" >&2
 fi
 if [ ! -f "$LS_VENV/pristine/.done" ]; then
   echo "Migrating an empty Label Studio database (once; minutes)" >&2

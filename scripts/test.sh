@@ -13,6 +13,10 @@ fi
 # Label Studio in its own virtualenv (it pins its own Django) for tests/test_annotate.py
 bash "$ROOT/scripts/label_studio.sh" >/dev/null
 export WORKBENCH_REQUIRE_LABEL_STUDIO=1
+# llama.cpp's own llama-server, built from source once (~25 minutes on 2 idle cores; cached under ~/.cache/workbench),
+# for tests/test_llama_server.py: the openai-completions and openai backends against a real llama.cpp server
+WORKBENCH_LLAMA_SERVER="$(bash "$ROOT/scripts/llama_server.sh")"
+export WORKBENCH_LLAMA_SERVER WORKBENCH_REQUIRE_LLAMA_SERVER=1
 cd "$ROOT"
 python -m ruff check .
 python -m ruff format --check .

@@ -4,14 +4,41 @@ that cuts the connection to the server after a number of requests (a server goin
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 
 from workbench.annotate.labelconfig import FROM_NAME, TO_NAME
+
+PG_SERVER = os.environ.get("WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def ls_database(wanted: bool = True) -> Iterator[str | None]:
+    """The URL of a new database for a production Label Studio on the test PostgreSQL server (None when not wanted);
+    the server makes it from its migrated template on start; dropped afterwards (with any connection left to it)."""
+    if not wanted:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"wb_ls_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = make_url(PG_SERVER).set(drivername="postgresql", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        admin = create_engine(make_url(PG_SERVER).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def invite_url(url: str, admin_token: str) -> str:
@@ -146,3 +173,72 @@ def _close(s: socket.socket) -> None:
     except OSError:
         pass
     s.close()
+
+
+class EchoProxy:
+    """An HTTP proxy in front of Label Studio that echoes the request's ``Authorization`` header back, as a hostile
+    or broken proxy might: in a response header of every answer, in an extra field of every JSON object, in a 400
+    body the first time a project is created, and as the choice of every annotation chosen as ``echo_choice``."""
+
+    def __init__(self, target: str, echo_choice: str = "3") -> None:
+        import http.server
+        import json
+
+        proxy = self
+        self.target = target.rstrip("/")
+        self.failed_create = False
+        self.client = httpx.Client(timeout=120)
+
+        def echo_in(value, auth: str):
+            if isinstance(value, dict):
+                out = {k: echo_in(v, auth) for k, v in value.items()}
+                if out.get("choices") == [echo_choice]:
+                    out["choices"] = [auth]
+                return {**out, "echo": auth}
+            if isinstance(value, list):
+                return [echo_in(v, auth) for v in value]
+            return value
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _any(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if (
+                    self.command == "POST"
+                    and self.path.startswith("/api/projects/")
+                    and self.path.count("/") == 3
+                    and not proxy.failed_create
+                ):
+                    proxy.failed_create = True
+                    self._send(400, json.dumps({"detail": f"bad request from Authorization: {auth}"}).encode(), auth)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "accept-encoding")}
+                r = proxy.client.request(self.command, proxy.target + self.path, headers=headers, content=body)
+                content = r.content
+                if "json" in r.headers.get("content-type", "") and content:
+                    content = json.dumps(echo_in(r.json(), auth)).encode()
+                self._send(r.status_code, content, auth, r.headers.get("content-type", "application/json"))
+
+            def _send(self, status: int, content: bytes, auth: str, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(content)))
+                self.send_header("X-Echo-Authorization", auth)
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()

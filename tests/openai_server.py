@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import itertools
 import math
@@ -51,6 +52,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -101,12 +103,21 @@ FAULT_KINDS = frozenset(
         "wrong_types",
         # an empty answer with no logprobs (a model with no chat template)
         "empty",
+        # no answer: the model refused ("refusal": "I can't help with that."), or the content filter stopped it
+        "refusal",
+        "content_filter",
+        # a 200 of HUGE_BYTES (a valid completion padded with one long field)
+        "huge",
     }
 )
 BROKEN_LOGPROBS = frozenset({"bad_logprob", "null_logprob", "missing_fields", "wrong_types"})
+NO_LOGPROBS = frozenset({"no_logprobs", "empty", "refusal", "content_filter"})
+REFUSAL = "I can't help with that."
+HUGE_BYTES = 20 << 20
 ENDPOINT_FAULTS = frozenset({"401", "500", "garbage", "html"})
 MALFORMED_BODY = b'{"id": "chatcmpl-'
 MAX_TOP_LOGPROBS = 20
+COMPLETIONS_LOGPROBS = ("legacy", "llama.cpp")  # the two shapes of /v1/completions logprobs
 MAX_CHOICE_CACHE = 200_000
 FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals", "batch_output"})
 
@@ -212,13 +223,41 @@ class _RateLimited(ApiError):
         self.headers = headers
 
 
+JSON_ESCAPED_KEY = "@@echoed-key-json-escaped@@"
+"""Stands for the key JSON-escaped (``\\/`` for ``/``, ``\\u002d`` for ``-``) in a serialized body: the
+middleware puts it in after serialization, since a serializer never escapes so."""
+
+
+def echo_forms(authorization: str) -> str:
+    """What an echoing server sends back: the Authorization header and its key as sent, JSON-escaped, URL-encoded,
+    as HTML references, in hex, in base64 (of the header, and of a Basic ``user:KEY``), and in a hint that masks
+    only the word ``Bearer``."""
+    key = authorization.partition(" ")[2].strip()
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    return (
+        f"{authorization} (key: {key}) (json: {JSON_ESCAPED_KEY}) (url: {quote(key, safe='')}) "
+        f"(html: {''.join(f'&#{ord(c)};' for c in key)}) (hex: {key.encode().hex()}) (b64: {b64(authorization)}) "
+        f"(basic: {base64.urlsafe_b64encode(('user:' + key).encode()).decode()}) (hint: header 'Bearer ***{JSON_ESCAPED_KEY}')"
+    )
+
+
+def echoed_key(echo: str) -> str:
+    """The key inside echo_forms' text."""
+    found = re.search(r"\(key: (\S+)\)", echo)
+    return found.group(1) if found else echo.partition(" ")[2]
+
+
+def json_escaped(key: str) -> bytes:
+    return "".join("\\/" if c == "/" else "\\u002d" if c == "-" else c for c in key).encode()
+
+
 def _echo_into(body: bytes, echo: str) -> bytes:
     """A chat or text completion with `echo` in every string the client reads: id, content (or text),
     and extra top logprob entries (with negligible probabilities, so the read-out stays the same)."""
     data = _loads(body)
     data["id"] = f"{data['id']} {echo}"
     data["system_fingerprint"] = echo
-    key = echo.partition(" ")[2]
+    key = echoed_key(echo)
     for choice in data["choices"]:
         if "message" in choice:  # chat
             message = choice["message"]
@@ -228,6 +267,7 @@ def _echo_into(body: bytes, echo: str) -> bytes:
                 if isinstance(entry.get("top_logprobs"), list):
                     entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
                     entry["top_logprobs"].append({"token": key, "logprob": -31.0, "bytes": None})
+                    entry["top_logprobs"].append({"token": "x", "logprob": -32.0, "bytes": list(key.encode())})
         else:  # text completions: top logprobs are {token: logprob} dicts
             choice["text"] = f"{choice['text']} {echo}"
             logprobs = choice.get("logprobs") or {}
@@ -236,6 +276,10 @@ def _echo_into(body: bytes, echo: str) -> bytes:
                     top.update({echo: -30.0, key: -31.0})
             if isinstance(logprobs.get("tokens"), list):
                 logprobs["tokens"].append(echo)
+            for entry in logprobs.get("content") or []:  # llama.cpp's shape
+                if isinstance(entry, dict) and isinstance(entry.get("top_logprobs"), list):
+                    entry["top_logprobs"].append({"token": echo, "logprob": -30.0, "bytes": list(echo.encode())})
+                    entry["top_logprobs"].append({"token": key, "logprob": -31.0, "bytes": None})
     return _dumps(data)
 
 
@@ -350,9 +394,12 @@ def parse_completion_request(body: Any, pattern: re.Pattern[str]) -> ChatRequest
 class Model:
     """The deterministic model: per-word choices, computed lazily and cached as serialized JSON."""
 
-    def __init__(self, scale: Scale, off_scale_mass: float) -> None:
+    def __init__(self, scale: Scale, off_scale_mass: float, completions_logprobs: str = "legacy") -> None:
+        if completions_logprobs not in COMPLETIONS_LOGPROBS:
+            raise ValueError(f"unknown completions_logprobs {completions_logprobs!r}; shapes: {COMPLETIONS_LOGPROBS}")
         self.scale = scale
         self.off_scale_mass = off_scale_mass
+        self.completions_logprobs = completions_logprobs
         self._choices: dict[tuple[str, str, int | None, str], bytes] = {}
         self._modes: dict[str, str] = {}
 
@@ -370,7 +417,7 @@ class Model:
                 "system_fingerprint": None,
             }
         )
-        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
+        top_k = None if variant in NO_LOGPROBS else request.top_logprobs
         choices = b",".join(
             b'{"index":%d,' % i + self._choice_json(request.word, label, top_k, variant)
             for i, label in enumerate(self._answer_labels(request, attempt))
@@ -381,7 +428,7 @@ class Model:
         """A serialized text completion (/v1/completions): the same answers as completion_json, with the
         first token's top logprobs as a {token: logprob} dict, the legacy shape."""
         prompt_tokens = request.prompt_chars // 4 + 1
-        top_k = None if variant in ("no_logprobs", "empty") else request.top_logprobs
+        top_k = None if variant in NO_LOGPROBS else request.top_logprobs
         choices = [
             dict(self._text_choice(request, label, top_k, variant), index=i)
             for i, label in enumerate(self._answer_labels(request, attempt))
@@ -397,8 +444,10 @@ class Model:
         })  # fmt: skip
 
     def _text_choice(self, request: ChatRequest, label: str, top_k: int | None, variant: str) -> dict[str, Any]:
-        if variant == "empty":
+        if variant in ("empty", "refusal"):
             return {"text": "", "logprobs": None, "finish_reason": "stop"}
+        if variant == "content_filter":
+            return {"text": "", "logprobs": None, "finish_reason": "content_filter"}
         if variant == "non_numeric":
             text, tokens = NON_NUMERIC_TOKENS[0][0], [(t, math.log(p)) for t, p in NON_NUMERIC_TOKENS]
         else:
@@ -418,6 +467,8 @@ class Model:
             logprobs = {"tokens": [text], "token_logprobs": [chosen], "top_logprobs": [top], "text_offset": [request.prompt_chars]}
             if variant == "missing_fields":
                 logprobs = {"tokens": [text]}
+            if self.completions_logprobs == "llama.cpp":
+                logprobs = _llama_cpp_logprobs(text, chosen, top, variant)
         return {"text": text, "logprobs": logprobs, "finish_reason": "length" if request.max_tokens == 1 else "stop"}
 
     def _answer_labels(self, request: ChatRequest, attempt: int) -> list[str]:
@@ -447,6 +498,12 @@ class Model:
         if variant == "empty":
             message = {"role": "assistant", "content": "", "refusal": None, "annotations": []}
             return {"message": message, "logprobs": None, "finish_reason": "stop"}
+        if variant == "refusal":
+            message = {"role": "assistant", "content": None, "refusal": REFUSAL, "annotations": []}
+            return {"message": message, "logprobs": None, "finish_reason": "stop"}
+        if variant == "content_filter":
+            message = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+            return {"message": message, "logprobs": None, "finish_reason": "content_filter"}
         if variant in BROKEN_LOGPROBS:
             choice = self._build_choice(word, label, top_k or MAX_TOP_LOGPROBS, "normal")
             return _break_logprobs(choice, variant)
@@ -462,6 +519,19 @@ class Model:
             logprobs = {"content": [entry], "refusal": None}
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         return {"message": message, "logprobs": logprobs, "finish_reason": "stop"}
+
+
+def _llama_cpp_logprobs(text: str, chosen: float, top: Any, variant: str) -> dict[str, Any]:
+    """The logprobs of a text completion as llama.cpp's server writes them: the chat shape
+    ({"content": [{id, token, logprob, bytes, top_logprobs: [{id, token, logprob, bytes}]}]})
+    instead of the legacy {token: logprob} dicts; broken the same way for the broken variants."""
+    entries: Any = None
+    if isinstance(top, dict):
+        entries = [{"id": i, "token": t, "bytes": list(t.encode()), "logprob": lp} for i, (t, lp) in enumerate(top.items())]
+    entry: dict[str, Any] = {"id": 0, "token": text, "bytes": list(text.encode()), "logprob": chosen, "top_logprobs": entries}
+    if variant == "missing_fields":
+        entry = {"token": text}
+    return {"content": [entry]}
 
 
 def _break_logprobs(choice: dict[str, Any], variant: str) -> dict[str, Any]:
@@ -655,12 +725,15 @@ class OpenAIServer:
         models: list[str] | None = None,
         strict_models: bool = False,
         echo_key: bool = False,
+        completions_logprobs: str = "legacy",
     ) -> None:
         """rpm/tpm: enforce those limits (see RateLimit); models: what GET /v1/models lists (None: the
         endpoint does not exist, as on servers that do not list); strict_models: answer an unlisted
         model with 404 model_not_found (else any name is accepted, as llama.cpp does); echo_key: a
         hostile server that puts the caller's Authorization header in every field it can (error
-        bodies, answer content, logprob tokens, batch files, response headers)."""
+        bodies, answer content, logprob tokens, batch files, response headers); completions_logprobs:
+        the shape of /v1/completions logprobs, "legacy" (OpenAI, vLLM: {token: logprob} dicts) or
+        "llama.cpp" (its server's chat-like logprobs.content[].top_logprobs lists)."""
         self.latency = latency
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -668,7 +741,7 @@ class OpenAIServer:
         self.api_key = api_key
         self.host = host
         self.port = port
-        self.model = Model(tuple(scale), off_scale_mass)
+        self.model = Model(tuple(scale), off_scale_mass, completions_logprobs)
         self.models = models
         self.strict_models = strict_models
         self.echo_key = echo_key
@@ -678,6 +751,9 @@ class OpenAIServer:
         self._faults: dict[str, _FaultScript] = {}
         self._expire_after: int | None = None
         self._endpoint_faults: dict[str, str] = {}
+        self._next_faults: list[list[Any]] = []
+        self._drop_batch_creates = 0
+        self._batch_create_delay = 0.0
         self._stats = _Stats()
         self._ids = itertools.count(1)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -705,7 +781,8 @@ class OpenAIServer:
         normally; an entry "always:KIND" (or a plain string "always:KIND")
         answers every later attempt with KIND. A plain string "KIND" is a
         one-entry list. Kinds: 429, 500, slow, malformed, no_logprobs, non_numeric, empty (an empty
-        answer with no logprobs), and 200 answers with broken logprobs: bad_logprob ("logprob": "abc"),
+        answer with no logprobs), refusal (no answer, a "refusal" text), content_filter (no answer,
+        finish_reason "content_filter"), and 200 answers with broken logprobs: bad_logprob ("logprob": "abc"),
         null_logprob, missing_fields, wrong_types.
         """
         scripts = {word: _FaultScript.parse(spec) for word, spec in faults.items()}
@@ -744,6 +821,7 @@ class OpenAIServer:
             self._stats = _Stats()
             self._faults.clear()
             self._endpoint_faults.clear()
+            self._next_faults.clear()
             self._expire_after = None
             if self.limit is not None:
                 self.limit = RateLimit(self.limit.rpm, self.limit.tpm, self.limit.window)
@@ -828,12 +906,26 @@ class OpenAIServer:
                 raise
             response = _error_response(ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}").echoing(echo))
         if echo:
-            response.headers["x-echo-authorization"] = echo
+            response.headers["x-echo-authorization"] = echo.replace(JSON_ESCAPED_KEY, "")
+            if isinstance(response, web.Response) and isinstance(response.body, bytes) and JSON_ESCAPED_KEY.encode() in response.body:
+                response.body = response.body.replace(JSON_ESCAPED_KEY.encode(), json_escaped(echoed_key(echo)))
         return response
+
+    def fail_next(self, method: str, path: str, kind: str, times: int = 1) -> None:
+        """Answer the next `times` requests of `method` whose path starts with `path` (regex) with `kind`
+        (as set_endpoint_faults), then as usual."""
+        if kind not in ENDPOINT_FAULTS:
+            raise ValueError(f"unknown endpoint fault {kind!r}; kinds: {sorted(ENDPOINT_FAULTS)}")
+        with self._lock:
+            self._next_faults.append([method.upper(), re.compile(path), kind, times])
 
     def _endpoint_fault(self, request: web.Request, echo: str | None) -> web.Response | None:
         with self._lock:
             kind = next((k for p, k in self._endpoint_faults.items() if request.path.startswith(p)), None)
+            for entry in self._next_faults:
+                if kind is None and entry[3] > 0 and entry[0] == request.method and entry[1].match(request.path):
+                    entry[3] -= 1
+                    kind = entry[2]
         if kind == "401":
             raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
         if kind == "500":
@@ -848,8 +940,7 @@ class OpenAIServer:
         """In echo_key mode, the caller's Authorization header and its key, to put everywhere."""
         if not self.echo_key:
             return None
-        auth = request.headers.get("Authorization", "")
-        return f"{auth} (key: {auth.partition(' ')[2].strip()})"
+        return echo_forms(request.headers.get("Authorization", ""))
 
     def _authorize(self, request: web.Request) -> None:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
@@ -937,6 +1028,9 @@ class OpenAIServer:
             await asyncio.sleep(self.slow_seconds)
         elif fault == "malformed":
             return web.Response(body=MALFORMED_BODY + (echo or "").encode(), content_type="application/json")
+        elif fault == "huge":
+            body = self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, "normal")
+            return web.Response(body=body[:-1] + b',"padding":"' + b"x" * HUGE_BYTES + b'"}', content_type="application/json")
         request_id = self._new_id("req_")
         status, body = self._outcome(chat, attempt, fault, echo)
         headers = {"x-request-id": request_id}
@@ -956,7 +1050,7 @@ class OpenAIServer:
             return 429, _dumps(error.echoing(echo).body)
         if fault in ("500", "malformed"):
             return 500, _dumps(ApiError(500, "The server had an error (test server).", type="server_error").echoing(echo).body)
-        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        variant = fault if fault in NO_LOGPROBS or fault == "non_numeric" or fault in BROKEN_LOGPROBS else "normal"
         body = self.model.completion_json(chat, self._new_id("chatcmpl-"), attempt, variant)
         return 200, _echo_into(body, echo) if echo else body
 
@@ -984,7 +1078,7 @@ class OpenAIServer:
             status, body = self._outcome(completion, attempt, fault, echo)
             headers = {"retry-after": str(math.ceil(self.retry_after))} if status == 429 else {}
             return _json_response(body, status, dict(limit_headers, **headers))
-        variant = fault if fault in ("no_logprobs", "non_numeric", "empty") or fault in BROKEN_LOGPROBS else "normal"
+        variant = fault if fault in NO_LOGPROBS or fault == "non_numeric" or fault in BROKEN_LOGPROBS else "normal"
         body = self.model.text_completion_json(completion, self._new_id("cmpl-"), attempt, variant)
         response = _json_response(_echo_into(body, echo) if echo else body)
         response.headers.update(limit_headers)
@@ -1079,9 +1173,22 @@ class OpenAIServer:
         with self._lock:
             self._stats.batches_created += 1
             batch = _Batch(obj, self._expire_after, echo=self._echo(request))
+            drop = self._drop_batch_creates > 0
+            self._drop_batch_creates -= drop
         self._batches[obj["id"]] = batch
         batch.task = asyncio.create_task(self._run_batch(batch))
+        if self._batch_create_delay:
+            await asyncio.sleep(self._batch_create_delay)
+        if drop and request.transport is not None:
+            request.transport.close()  # the batch exists; the client never hears of it
         return _json_response(obj)
+
+    def drop_batch_creates(self, n: int, delay: float = 0.0) -> None:
+        """The next n batch create requests make the batch, then drop the connection without an answer;
+        delay: every batch create request waits that long, after the batch is made, before it is answered."""
+        with self._lock:
+            self._drop_batch_creates = n
+            self._batch_create_delay = delay
 
     def _batch(self, batch_id: str) -> _Batch:
         try:
@@ -1209,14 +1316,18 @@ class OpenAIServer:
             state = self._ft = _FineTuning()
         return state
 
-    def set_finetuning(self, *, seconds: float | None = None, fail_with: str | None = None) -> None:
+    def set_finetuning(self, *, seconds: float | None = None, fail_with: str | None = None, create_delay: float = 0.0,
+                       drop_creates: int = 0) -> None:  # fmt: skip
         """Fine-tuning jobs created from now on take `seconds` to run (default 1) and, with
-        fail_with, fail halfway with that message (code "training_failed")."""
+        fail_with, fail halfway with that message (code "training_failed"). create_delay: seconds a
+        create request waits, after the job is made, before it is answered; drop_creates: the next
+        that many create requests make the job, then drop the connection without an answer."""
         state = self._ft_state()
         with self._lock:
             if seconds is not None:
                 state.seconds = seconds
             state.fail_with = fail_with
+            state.create_delay, state.drop_creates = create_delay, drop_creates
 
     def finetuning_stats(self) -> dict[str, Any]:
         """Jobs created (ids in order), cancel requests, and the fine-tuned models served."""
@@ -1270,6 +1381,7 @@ class OpenAIServer:
                                 "learning_rate_multiplier": hyper.get("learning_rate_multiplier", "auto")},
             "trained_tokens": None, "error": None, "seed": body.get("seed", 0), "estimated_finish": None,
             "integrations": [], "user_provided_suffix": suffix, "method": {"type": "supervised"},
+            "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else None,
         }  # fmt: skip
         fail = state.fail_with
         if examples < 10:
@@ -1279,6 +1391,12 @@ class OpenAIServer:
         with self._lock:
             state.by_id[job_id] = job
             state.jobs.append(job_id)
+            drop = state.drop_creates > 0
+            state.drop_creates -= drop
+        if state.create_delay:
+            await asyncio.sleep(state.create_delay)
+        if drop and request.transport is not None:
+            request.transport.close()  # the job exists; the client never hears of it
         return _json_response(obj)
 
     def _ft_job(self, job_id: str) -> _FineTuneJob:
@@ -1291,7 +1409,11 @@ class OpenAIServer:
         return job
 
     async def _get_ft_job(self, request: web.Request) -> web.Response:
-        return _json_response(self._ft_job(request.match_info["job_id"]).obj)
+        obj = self._ft_job(request.match_info["job_id"]).obj
+        echo = self._echo(request)
+        if echo and obj.get("error"):  # a failure message that quotes the caller's header
+            obj = dict(obj, error=dict(obj["error"], message=f"{obj['error']['message']} You sent: {echo}"))
+        return _json_response(obj)
 
     async def _list_ft_jobs(self, request: web.Request) -> web.Response:
         state = self._ft_state()
@@ -1311,6 +1433,11 @@ class OpenAIServer:
         if after in ids:
             events = events[ids.index(after) + 1 :]
         limit = int(request.query.get("limit", 20))
+        echo = self._echo(request)
+        if echo:  # an event that quotes the caller's header
+            events = [{"object": "fine_tuning.job.event", "id": f"ftevent-echo-{len(job.events)}", "created_at": int(time.time()),
+                       "level": "warn", "message": f"Checked credentials: {echo}", "data": {"auth": echo}, "type": "message"},
+                      *events]  # fmt: skip
         return _json_response({"object": "list", "data": events[:limit], "has_more": len(events) > limit})
 
     async def _cancel_ft_job(self, request: web.Request) -> web.Response:
@@ -1410,6 +1537,8 @@ class _FineTuning:
     by_id: dict[str, _FineTuneJob] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     cancels: int = 0
+    create_delay: float = 0.0
+    drop_creates: int = 0
 
 
 def _check_training_file(data: bytes) -> None:
@@ -1494,6 +1623,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tpm", type=int, default=None, help="enforce tokens per minute")
     parser.add_argument("--models", nargs="*", default=None, help="what GET /v1/models lists")
     parser.add_argument("--echo-key", action="store_true", help="echo the Authorization header in every field")
+    parser.add_argument("--completions-logprobs", choices=COMPLETIONS_LOGPROBS, default="legacy",
+                        help="the shape of /v1/completions logprobs")  # fmt: skip
     args = parser.parse_args(argv)
     server = OpenAIServer(
         latency=args.latency,
@@ -1507,6 +1638,7 @@ def main(argv: list[str] | None = None) -> None:
         tpm=args.tpm,
         models=args.models,
         echo_key=args.echo_key,
+        completions_logprobs=args.completions_logprobs,
     )
     try:
         asyncio.run(_serve(server))

@@ -21,7 +21,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from tests.labelstudio import Annotator, CuttingProxy, invite_url
+from tests.labelstudio import Annotator, CuttingProxy, invite_url, ls_database
 from workbench.annotate.connection import connect
 from workbench.annotate.pull import pull_campaign
 from workbench.annotate.push import push_campaign
@@ -44,19 +44,24 @@ WORDS = [  # word, familiarity (1-7)
 INSTRUCTIONS = "Familiarity is how often you have come across a word.\n\nRate each word from 1 (never) to 7 (very often)."
 
 
-@pytest.fixture(scope="session")
-def ls_server(tmp_path_factory):
-    """A Label Studio server for the whole run; skipped where Label Studio is not installed (required in CI)."""
+@pytest.fixture(scope="session", params=["development", pytest.param("production", marks=pytest.mark.postgres)])
+def ls_server(request, tmp_path_factory):
+    """A Label Studio server for the whole run, each test on both: the development server (SQLite, runserver) and the
+    production one (PostgreSQL, gunicorn workers, Redis); skipped where Label Studio is not installed (required in CI)."""
     try:
         label_studio_program()
     except WorkbenchError as exc:
         if os.environ.get("WORKBENCH_REQUIRE_LABEL_STUDIO"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
-    server = start_server(tmp_path_factory.mktemp("label-studio"), username=ADMIN, password="admin-pass-123",
-                          token="0123456789abcdef0123456789abcdef01234567")  # fmt: skip
-    yield server
-    server.stop()
+    with ls_database(request.param == "production") as database:
+        server = start_server(tmp_path_factory.mktemp("label-studio"), username=ADMIN, password="admin-pass-123",
+                              token="0123456789abcdef0123456789abcdef01234567", database=database, workers=2, threads=4,
+                              secret_key="test-secret-key-" + uuid.uuid4().hex)  # fmt: skip
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +98,8 @@ campaigns:
 
 @pytest.fixture
 def study(tmp_path, ls_server, db_url, monkeypatch):
+    if ls_server.mode == "production" and db_url.startswith("sqlite"):
+        pytest.skip("the production server is tested with the store on PostgreSQL (the lab's setup); SQLite on the development one")
     monkeypatch.setenv("TEST_LS_KEY", ls_server.token)
     path = make_study(tmp_path / "study", ls_server.url)
     loaded = load_study(path)
@@ -103,7 +110,7 @@ def study(tmp_path, ls_server, db_url, monkeypatch):
 
 
 def conn_for(ls_server):
-    return connect(ls_server.url, ls_server.token, key_source="TEST_LS_KEY")
+    return connect(ls_server.url, ls_server.token, key_source="TEST_LS_KEY", database=ls_server.database)
 
 
 def project_tasks(ls_server, project_id: int) -> list:
@@ -395,10 +402,15 @@ def test_cli_push_pull_status_invite_and_exclusions(tmp_path, ls_server, annotat
     assert r.exit_code == 1 and "Did you mean 'pilot'" in r.output
 
 
-def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_path):
+def test_serve_keeps_its_port_after_a_crash_and_serves_a_lab_behind_https(tmp_path):
+    """`annotate serve`: the development server, killed (a crash), then the production one on the same port (sockets in
+    TIME_WAIT do not count as taken) with the saved URL kept; secrets mode 600 and never printed; the invite link and
+    the host, CSRF and cookie settings follow the public URL behind the lab's HTTPS proxy."""
     import signal
     import subprocess
     import sys
+
+    import httpx
 
     try:
         label_studio_program()
@@ -406,23 +418,65 @@ def test_serve_starts_a_server_keeps_its_token_private_and_stops_on_ctrl_c(tmp_p
         if os.environ.get("WORKBENCH_REQUIRE_LABEL_STUDIO"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
-    (tmp_path / "study.yaml").write_text("study: served\n")
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "annotate", "serve", "--study", str(tmp_path / "study.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text("study: served\n")
+    info = tmp_path / ".workbench" / "label-studio.json"
+
+    def serve(*extra):
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "annotate", "serve", "--study", str(study_file), *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        return proc, proc.stdout.readline().strip()
+
+    proc, url = serve()
     try:
-        url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
-        info = tmp_path / ".workbench" / "label-studio.json"
         assert stat.S_IMODE(info.stat().st_mode) == 0o600
         saved = json.loads(info.read_text())
-        assert saved["url"] == url
-        conn = connect(url, saved["token"])
-        assert conn.client.users.whoami().email == saved["username"]
+        assert saved["url"] == url and saved["mode"] == "development"
+        assert connect(url, saved["token"]).client.users.whoami().email == saved["username"]
+        for _ in range(5):  # connections the server closes: its port has sockets in TIME_WAIT after it dies
+            httpx.get(url + "/health", timeout=30)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "Label Studio stopped." in err and saved["token"] not in out + err
+        proc.kill()  # a crash; Label Studio gets SIGTERM when its parent dies
+        _, err1 = proc.communicate(timeout=60)
+    for _ in range(120):
+        try:
+            httpx.get(url + "/health", timeout=1)
+            threading.Event().wait(0.5)
+        except httpx.HTTPError:
+            break
+    with ls_database() as database:
+        proc, url2 = serve("--database", database, "--workers", "1", "--threads", "2", "--public-url", "https://norms.example.edu")
+        try:
+            assert url2 == url, proc.stderr.read()
+            saved2 = json.loads(info.read_text())
+            assert stat.S_IMODE(info.stat().st_mode) == 0o600
+            assert saved2["url"] == url and saved2["public_url"] == "https://norms.example.edu" and saved2["mode"] == "production"
+            assert saved2["token"] == saved["token"] and saved2["secret_key"] and saved2["database"] == database
+            r = CliRunner().invoke(app, ["annotate", "invite", "--study", str(study_file)])
+            assert r.exit_code == 0 and r.output.startswith("https://norms.example.edu/user/signup/?token="), r.output
+            invite = r.output.strip().removeprefix("https://norms.example.edu")
+            proxied = {"Host": "norms.example.edu", "X-Forwarded-Proto": "https", "X-Forwarded-For": "10.0.0.7"}
+            with httpx.Client(base_url=url, timeout=60) as c:
+                page = c.get(invite, headers=proxied)
+                assert page.status_code == 200
+                cookie = next(v for k, v in page.headers.multi_items() if k.lower() == "set-cookie" and v.startswith("csrftoken="))
+                assert "Secure" in cookie  # the public URL is https: cookies only over https
+                csrf = cookie.split(";")[0].split("=", 1)[1]
+                form = {"csrfmiddlewaretoken": csrf, "email": "remote@example.com", "password": "remote-pass-123"}
+                foreign = c.post(f"/user/signup/?token={invite.split('token=')[1]}", data=form,
+                                 headers={**proxied, "Cookie": f"csrftoken={csrf}", "Referer": "https://evil.example.com/"})  # fmt: skip
+                assert foreign.status_code == 403  # CSRF: only the public origin
+                ok = c.post(f"/user/signup/?token={invite.split('token=')[1]}", data=form,
+                            headers={**proxied, "Cookie": f"csrftoken={csrf}", "Referer": "https://norms.example.edu" + invite})  # fmt: skip
+                assert ok.status_code == 302, ok.text[:300]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err2 = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err2
+    assert "Label Studio stopped." in err2 and "production server on PostgreSQL" in err2
+    for secret in (saved["token"], saved["password"], saved2["secret_key"]):
+        assert secret not in out + err1 + err2
 
 
 def test_pre_annotations_personal_access_token_and_changed_instructions(tmp_path, ls_server, monkeypatch):
@@ -526,4 +580,258 @@ def test_an_annotator_rates_a_word_in_the_browser_with_one_key(tmp_path, ls_serv
         row = s.execute(select(CampaignAnnotation.value, CampaignAnnotation.status, CampaignTask.text).join(
             CampaignTask, CampaignTask.id == CampaignAnnotation.task_row_id)).one()  # fmt: skip
     assert row == (5.0, "ok", shown)
+    engine.dispose()
+
+
+def _human_annotations(engine) -> int:
+    with Session(engine) as s:
+        return s.scalar(text("SELECT count(*) FROM campaign_annotations"))
+
+
+def test_a_project_deleted_and_settings_edited_by_hand(study, ls_server, annotators):
+    """A project deleted by hand: pull reads the other lists and names the missing one, its ratings stay, push makes it
+    again (and the next pull takes nothing of the old one for deleted); a label config edited by hand: push puts it back."""
+    loaded, engine = study
+    conn = conn_for(ls_server)
+    spec = loaded.study.campaigns["pilot"]
+    push_campaign(engine, loaded, "pilot", conn)
+    projects = lists_of(engine)
+    for pid in projects.values():
+        annotators[0].annotate(annotators[0].next_task(pid)["id"], "4")
+    assert pull_campaign(engine, loaded, spec, "pilot", conn).new == 3
+    with Session(engine) as s:
+        ratings_before = s.scalar(text("SELECT count(*) FROM ratings r JOIN raters ra ON ra.id = r.rater_id WHERE ra.kind = 'human'"))
+
+    generated = conn.client.projects.get(id=projects[1]).label_config
+    conn.client.projects.update(id=projects[1], label_config=generated.replace("I don't know this word", "Not sure"))
+    conn.client.projects.delete(id=projects[2])
+    annotators[1].annotate(annotators[1].next_task(projects[3])["id"], "5")
+    pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+    assert pulled.new == 1 and pulled.deleted == 0
+    assert any(f"project {projects[2]} (list 2) is gone" in p and "annotate push pilot" in p for p in pulled.problems), pulled.problems
+    assert _human_annotations(engine) == 4
+
+    again = push_campaign(engine, loaded, "pilot", conn)
+    assert (again.projects_created, again.tasks_recreated) == (1, 8)
+    notes = "\n".join(again.notes)
+    assert f"project {projects[2]} was deleted in Label Studio" in notes and "label_config had been changed" in notes
+    assert conn.client.projects.get(id=projects[1]).label_config == generated
+    remade = lists_of(engine)[2]
+    assert remade != projects[2] and len(project_tasks(ls_server, remade)) == 8
+
+    pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+    assert (pulled.new, pulled.deleted, pulled.problems) == (0, 0, [])
+    assert _human_annotations(engine) == 4
+    with Session(engine) as s:
+        after = s.scalar(text("SELECT count(*) FROM ratings r JOIN raters ra ON ra.id = r.rater_id WHERE ra.kind = 'human'"))
+    assert after >= ratings_before  # nothing pulled from the deleted project was lost
+    annotators[2].annotate(annotators[2].next_task(remade)["id"], "6")
+    assert pull_campaign(engine, loaded, spec, "pilot", conn).new == 1
+    assert _human_annotations(engine) == 5
+    # nothing changed since: a second push does nothing
+    quiet = push_campaign(engine, loaded, "pilot", conn)
+    assert (quiet.projects_created, quiet.projects_updated, quiet.tasks_imported, quiet.tasks_recreated, quiet.notes) == (0, 0, 0, 0, [])
+
+
+def test_a_proxy_echoing_the_token_puts_it_nowhere(tmp_path, ls_server, annotators, monkeypatch):
+    """Key echo, Label Studio: a proxy echoing `Authorization: Token ...` into headers, every JSON object, an error
+    body and an annotation's choice; the console, the store, the DuckDB snapshot and every file written stay clean."""
+    import base64
+
+    from tests.labelstudio import EchoProxy
+
+    token = ls_server.token
+    proxy = EchoProxy(ls_server.url)
+    try:
+        monkeypatch.setenv("TEST_LS_KEY", token)
+        path = make_study(tmp_path / "study", proxy.url, k=1, list_size=12)
+        runner = CliRunner()
+        console = []
+
+        def cli(*args):
+            r = runner.invoke(app, [*args, "--study", str(path)])
+            console.append(r.output)
+            return r
+
+        assert cli("apply").exit_code == 0
+        r = cli("annotate", "push", "pilot")
+        assert r.exit_code == 1 and "answered 400" in r.output and "***" in r.output, r.output
+        r = cli("annotate", "push", "pilot")
+        assert r.exit_code == 0, r.output
+        engine = connect_store(f"sqlite:///{path.parent / 'store.db'}")
+        pid = lists_of(engine)[1]
+        engine.dispose()
+        work_through(annotators[0], pid, lambda w: "3")  # the proxy turns each of these choices into the header
+        r = cli("annotate", "pull", "pilot")
+        assert r.exit_code == 0 and "is not on the scale" in r.output and "***" in r.output, r.output
+        assert cli("annotate", "status", "pilot").exit_code == 0
+        assert cli("sql", "SELECT count(*) FROM ratings").exit_code == 0
+        r = cli("annotate", "invite", "--url", proxy.url, "--api-key-env", "TEST_LS_KEY")
+        assert r.exit_code == 0
+    finally:
+        proxy.close()
+    forms = [token, token.encode().hex(), base64.b64encode(f"Token {token}".encode()).decode()]
+    out = "\n".join(console)
+    assert not any(f in out for f in forms), "the token reached the console"
+    engine = connect_store(f"sqlite:///{path.parent / 'store.db'}")
+    with engine.connect() as c:
+        for table in inspect(c).get_table_names():
+            dump = json.dumps([list(map(str, row)) for row in c.execute(text(f"SELECT * FROM {table}"))])
+            assert not any(f in dump for f in forms), f"the token reached table {table}"
+    engine.dispose()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    from workbench.analysis.duck import snapshot_path
+
+    engine = connect_store(f"sqlite:///{path.parent / 'store.db'}")
+    snap = snapshot_path(engine)
+    engine.dispose()
+    written += [p for p in snap.parent.glob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" or "duck" in p.name for p in written), written
+    for p in written:
+        data = p.read_bytes()
+        assert not any(f.encode() in data for f in forms), f"the token reached {p}"
+
+
+def test_production_server_faults_a_worker_killed_and_the_database_cut_mid_pull(study, ls_server, annotators):
+    """A web worker killed under load: the server keeps answering through the others (gunicorn makes a new one);
+    Label Studio's database connections cut mid-pull: the pull fails with one line or completes, the next completes,
+    and the store has every annotation once."""
+    if ls_server.mode != "production":
+        pytest.skip("the production server's faults")
+    import signal as _signal
+
+    from sqlalchemy import create_engine
+
+    from tests.labelstudio import PG_SERVER
+
+    loaded, engine = study
+    conn = conn_for(ls_server)
+    spec = loaded.study.campaigns["pilot"]
+    push_campaign(engine, loaded, "pilot", conn)
+    projects = lists_of(engine)
+    gold = dict(WORDS)
+
+    def choose(word):
+        return "unknown" if word not in gold else str(round(gold[word]))
+
+    before = ls_server.worker_pids()
+    assert len(before) == 2
+    errors: list[str] = []
+
+    def work(a, pid):
+        try:
+            work_through(a, pid, choose)
+        except Exception as exc:  # noqa: BLE001 - a request in flight on the killed worker
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=work, args=(a, projects[1 + k % 3])) for k, a in enumerate(annotators)]
+    for t in threads:
+        t.start()
+    os.kill(before[0], _signal.SIGKILL)
+    for t in threads:
+        t.join()
+    assert len(errors) <= len(annotators)  # at most the requests in flight on the killed worker
+    for _ in range(60):
+        if len(ls_server.worker_pids()) == 2:
+            break
+        threading.Event().wait(0.5)
+    assert ls_server.alive() and before[0] not in ls_server.worker_pids() and len(ls_server.worker_pids()) == 2
+    for a in annotators:  # the server answers: everyone finishes their lists
+        for pid in projects.values():
+            work_through(a, pid, choose)
+
+    ls_db = ls_server_database(ls_server)
+    admin = create_engine(PG_SERVER.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    cut = []
+
+    def terminate(done, total):
+        with admin.connect() as c:
+            cut.append(c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                      "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": ls_db}).scalar())  # fmt: skip
+
+    try:
+        pull_campaign(engine, loaded, spec, "pilot", conn, on_progress=terminate, workers=1)
+    except WorkbenchError as exc:
+        assert "\n" not in str(exc) and "Label Studio at" in str(exc)
+    admin.dispose()
+    assert cut
+    pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+    assert pulled.problems == [] or all("annotated" in p for p in pulled.problems)
+    on_server = sum(len(t.annotations) for pid in projects.values() for t in project_tasks(ls_server, pid))
+    with Session(engine) as s:
+        ids = s.scalars(select(CampaignAnnotation.annotation_id)).all()
+    assert len(ids) == len(set(ids)) == on_server
+
+
+def ls_server_database(ls_server) -> str:
+    cfg = json.loads((ls_server.data_dir / "workbench-server.json").read_text())
+    return cfg["database"]["NAME"]
+
+
+def test_production_server_without_redis_says_so_and_works(tmp_path, monkeypatch):
+    """Redis absent: the server says so, runs Label Studio's jobs inside the requests, and a campaign goes round."""
+    try:
+        label_studio_program()
+    except WorkbenchError as exc:
+        pytest.skip(str(exc))
+    with ls_database() as database:
+        server = start_server(tmp_path / "ls", username=ADMIN, password="admin-pass-123", token="f" * 40, database=database,
+                              workers=1, threads=2, redis="redis://127.0.0.1:1/3", secret_key="k" * 50)  # fmt: skip
+        try:
+            assert server.redis is None and any("Redis does not answer" in n for n in server.notes)
+            assert not server.helpers  # no RQ worker
+            monkeypatch.setenv("TEST_LS_KEY", server.token)
+            loaded = load_study(make_study(tmp_path / "study", server.url, k=1, list_size=12))
+            engine = connect_store(f"sqlite:///{tmp_path / 'store.db'}")
+            apply_study(engine, loaded)
+            conn = connect(server.url, server.token, key_source="TEST_LS_KEY", database=server.database)
+            assert push_campaign(engine, loaded, "pilot", conn).tasks_imported == 15
+            person = Annotator.sign_up(server.url, invite_url(server.url, server.token), "solo@example.com")
+            done = work_through(person, lists_of(engine)[1], lambda w: "4")
+            assert pull_campaign(engine, loaded, loaded.study.campaigns["pilot"], "pilot", conn).new == len(done) == 15
+            engine.dispose()
+        finally:
+            server.stop()
+
+
+def test_two_pushes_or_two_pulls_at_once_go_one_at_a_time(tmp_path, ls_server, annotators, db_url):
+    """Two `annotate push` (or `pull`) of a campaign at once on one store: one at a time; a second that waits past
+    --wait ends with one line naming the first; never a project, task or annotation twice (SQLite and PostgreSQL)."""
+    import subprocess
+    import sys
+
+    from workbench.store.locks import study_lock
+
+    if ls_server.mode == "production" and db_url.startswith("sqlite"):
+        pytest.skip("the production server is tested with the store on PostgreSQL")
+    path = make_study(tmp_path / "study", ls_server.url, k=1, list_size=5)
+    env = {**os.environ, "TEST_LS_KEY": ls_server.token, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def cli(*args):
+        return subprocess.Popen([sys.executable, "-m", "workbench.cli.main", *args, "--study", str(path), "--db", db_url],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    assert cli("apply").wait(300) == 0
+    engine = connect_store(db_url)
+    with study_lock(engine, "annotate push:pilot", what="annotate push pilot"):  # another push holds the campaign
+        p = cli("annotate", "push", "pilot", "--wait", "0.5")
+        out = p.communicate(timeout=300)[0]
+    assert p.returncode == 1 and out.count("\n") == 1 and "annotate push pilot" in out and "Traceback" not in out, out
+    for command in ("push", "pull"):
+        if command == "pull":
+            for pid in lists_of(engine).values():
+                work_through(annotators[3], pid, lambda w: "4")
+        procs = [cli("annotate", command, "pilot", "--wait", "120") for _ in range(2)]
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert not any("Error" in o or "Traceback" in o for o in outs), outs
+    projects = lists_of(engine)
+    assert len(projects) == 3
+    for pid in projects.values():
+        keys = [t.data["wb_key"] for t in project_tasks(ls_server, pid)]
+        assert len(keys) == len(set(keys))
+    with Session(engine) as s:
+        ids = s.scalars(select(CampaignAnnotation.annotation_id)).all()
+        assert len(ids) == len(set(ids)) == sum(len(t.annotations) for pid in projects.values() for t in project_tasks(ls_server, pid))
+        assert s.scalar(text("SELECT count(*) FROM jobs WHERE kind = 'annotate:pull'")) == 1  # the second found nothing new
     engine.dispose()

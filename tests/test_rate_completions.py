@@ -2,8 +2,10 @@
 
 The server answers text completions from the same deterministic model as chat
 completions (tests/openai_server.py), so the expected rating of every word is
-known without it. A real llama-cpp-python server is not used here: it builds
-from source in about 15 minutes on this machine.
+known without it. Every test runs against both shapes of /v1/completions
+logprobs: the legacy one of OpenAI and vLLM ({token: logprob} dicts) and
+llama.cpp's chat-like one (logprobs.content[].top_logprobs lists). The real
+llama.cpp server is in tests/test_llama_server.py.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ from workbench.study.rate import run_rater
 BASE = {"backend": "openai-completions", "model": "gemma-3-270m"}
 
 
-@pytest.fixture(scope="module")
-def openai_server():
-    with OpenAIServer(latency=0, retry_after=0.05, slow_seconds=3) as server:
+@pytest.fixture(scope="module", params=["legacy", "llama.cpp"])
+def openai_server(request):
+    with OpenAIServer(latency=0, retry_after=0.05, slow_seconds=3, completions_logprobs=request.param) as server:
         yield server
 
 
@@ -55,6 +57,7 @@ def test_expected_values_from_the_first_tokens_top_logprobs(tmp_path, db_url, se
     engine, loaded = setup_store(tmp_path, db_url, server, {"base": dict(BASE)})
     report = run_rater(engine, loaded, "base", backoff_base=FAST)
     assert report.status == "completed" and report.counts["rated"] == len(WORDS)
+    assert report.counts["mass_read"] == len(WORDS) and report.counts["mass_low"] == 0 and report.notes == []
     got = ratings_by_word(engine, "base")
     assert set(got) == set(WORDS)
     for word, (_, value, mass, note, dist, answer) in got.items():
@@ -67,7 +70,11 @@ def test_expected_values_from_the_first_tokens_top_logprobs(tmp_path, db_url, se
         body = calls[0].request
         assert "messages" not in body and body["prompt"].endswith('"\nRating:') and body["logprobs"] == 20
         assert body["model"] == "gemma-3-270m" and body["max_tokens"] == 1 and body["temperature"] == 0
-        assert isinstance(json.loads(calls[0].response)["choices"][0]["logprobs"]["top_logprobs"][0], dict)
+        logprobs = json.loads(calls[0].response)["choices"][0]["logprobs"]
+        if server.model.completions_logprobs == "legacy":
+            assert isinstance(logprobs["top_logprobs"][0], dict) and "content" not in logprobs
+        else:
+            assert isinstance(logprobs["content"][0]["top_logprobs"], list) and "top_logprobs" not in logprobs
         rater = s.scalar(select(Rater).where(Rater.name == "base"))
         assert rater.kind == "llm" and rater.config["backend"] == "openai-completions" and "system" not in rater.config
         assert s.scalar(select(Job.kind).where(Job.id == report.job_id)) == "rate:openai-completions"
@@ -143,3 +150,47 @@ def test_an_option_the_backend_does_not_take_is_named(tmp_path, server):
     path = write_study(tmp_path, "sqlite:///x.db", server, {"base": {**BASE, "backend": "openai-completion"}})
     with pytest.raises(WorkbenchError, match="unknown backend 'openai-completion'. Did you mean 'openai-completions'"):
         load_study(path)
+
+
+def test_a_run_whose_answers_miss_the_scale_tokens_names_the_likely_cause(tmp_path, db_url, monkeypatch):
+    """Most answers with little mass on the scale's tokens: the summary gives the share and the likely cause
+    (for a text prompt, its ending without the space; for chat, the template). A healthy run says nothing
+    (test_expected_values_from_the_first_tokens_top_logprobs)."""
+    from workbench.cli.rate import describe
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spaced = 'Rate the word from 1 to 7.\nWord: "{item}"\nRating: '
+    raters = {
+        "text": dict(BASE),  # the default prompt ends with "Rating:"
+        "spaced": {**BASE, "prompt": spaced},
+        "chat": {"backend": "openai", "model": "gpt-4o-mini"},
+    }
+    words = WORDS[:6]
+    with OpenAIServer(latency=0, off_scale_mass=0.8, completions_logprobs="llama.cpp") as server:
+        engine, loaded = setup_store(tmp_path, db_url, server, raters, words=words)
+        reports = {name: run_rater(engine, loaded, name, backoff_base=FAST) for name in raters}
+    for report in reports.values():
+        assert report.counts["rated"] == len(words) and report.counts["low_mass"] == len(words)
+        assert report.counts["mass_read"] == report.counts["mass_low"] == len(words)
+        assert len(report.notes) == 1
+        assert report.notes[0].startswith(f"{len(words)} of {len(words)} answers (100%) put less than 50% of their probability")
+    assert "ends with 'Rating:', without the space before the answer" in reports["text"].notes[0]
+    assert "'Rating: '" in reports["text"].notes[0]
+    assert "space" not in reports["spaced"].notes[0] and "few_shot" in reports["spaced"].notes[0]
+    assert "chat template" in reports["chat"].notes[0]
+    assert reports["text"].notes[0] in "\n".join(describe(reports["text"])).replace("\n  ", "\n")
+    with Session(engine) as s:
+        counts = s.scalar(select(Job.counts).where(Job.id == reports["text"].job_id))
+    assert counts["mass_read"] == counts["mass_low"] == len(words)
+    engine.dispose()
+
+
+def test_low_mass_note_counts_only_a_majority():
+    from workbench.jobs.runner import low_mass_note
+
+    assert low_mass_note({"mass_read": 10, "mass_low": 5}, 0.5, "cause") is None  # half is not most
+    assert low_mass_note({"mass_read": 10, "mass_low": 6}, 0.5, "cause") == (
+        "6 of 10 answers (60%) put less than 50% of their probability on the scale's tokens: cause."
+    )
+    assert low_mass_note({}, 0.5, "cause") is None  # a job counted before these counts existed, or no logprobs
+    assert low_mass_note({"mass_read": 3, "mass_low": 3}, 0.25, None).endswith("less than 25% of their probability on the scale's tokens.")

@@ -35,6 +35,7 @@ from workbench.study.load import load_study
 from workbench.study.rate import run_rater
 
 SECRET = "sk-echo-Zq8vXw2LmN4pR7tY"
+ECHO_SECRET = "sk-echo/Zq8v+Xw2-LmN4pR7tY="  # a "/" to be JSON-escaped, "+" and "=" to be URL-encoded
 FAST = 0.01
 
 
@@ -83,7 +84,11 @@ def dead_port() -> int:
 
 
 def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path, db_url, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SECRET)
+    """Chat, completions, Batch (files and batches) and the model list against a server that sends the key back
+    in every encoding (tests/openai_server.py echo_forms): nowhere afterwards."""
+    from tests.leaks import assert_key_nowhere
+
+    monkeypatch.setenv(KEY_ENV, ECHO_SECRET)
     with OpenAIServer(echo_key=True, models=["gpt-4o-mini"], retry_after=0.05, batch_seconds=0.3) as echo:
         raters = {
             "mini": {"max_retries": 1},
@@ -100,7 +105,7 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
             "word000": "always:500", "word001": ["429", "malformed"], "word002": "always:non_numeric",
             "word003": "always:empty", "word004": "always:bad_logprob", "word005": ["slow"],
         })  # fmt: skip
-        env = dict(os.environ, WORKBENCH_DB=db_url)
+        env = dict(os.environ, WORKBENCH_DB=db_url, WORKBENCH_CACHE_DIR=str(tmp_path / "cache"))
         runs = [
             workbench("rate", "mini", "--dry-run", "--study", str(path), env=env),
             workbench("apply", "--study", str(path), env=env),
@@ -109,22 +114,18 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
         ]
         # and a key the server refuses, with the refusal echoing it
         echo.api_key = "sk-the-right-one"
-        runs.append(workbench("rate", "greedy", "--items", "gold", "--study", str(path), env=dict(env, **{KEY_ENV: SECRET + "x"})))
+        runs.append(workbench("rate", "greedy", "--items", "gold", "--study", str(path), env=dict(env, **{KEY_ENV: ECHO_SECRET + "x"})))
         echo.set_endpoint_faults({"/v1/files": "401"})
         runs.append(workbench("rate", "batch", "--study", str(path), env=env))
     console = "\n".join(r.stdout + r.stderr for r in runs)
-    assert SECRET not in console, console
     assert "Traceback" not in console
     assert runs[1].returncode in (0, 2), runs[1].stderr
     assert "refused the API key" in runs[-2].stderr and "refused the API key" in runs[-1].stderr
     engine = connect(db_url)
-    stored = every_table_as_text(engine)
-    assert SECRET not in stored and "***" in stored  # redacted, not dropped
-    reports = sorted((tmp_path / "study" / "reports").iterdir())
-    assert {p.suffix for p in reports} >= {".html", ".md", ".json"}
-    for report in reports:
-        if report.is_file():
-            assert SECRET not in report.read_text(errors="replace"), report
+    assert "***" in every_table_as_text(engine)  # redacted, not dropped
+    assert {p.suffix for p in (tmp_path / "study" / "reports").iterdir()} >= {".html", ".md", ".json"}
+    for key in (ECHO_SECRET, ECHO_SECRET + "x"):  # console, every table, the DuckDB snapshot, every file written
+        assert_key_nowhere(key, console=console, engine=engine, folders=(tmp_path,))
     for rater in ("greedy", "base-greedy"):  # the answer text came back with the key in it: kept, redacted
         answer = ratings_by_word(engine, rater)["word010"][5]
         assert "***" in answer and answer.split()[0] in "1234567", answer
@@ -176,6 +177,51 @@ def test_an_empty_answer_is_stored_once_as_an_answer_with_no_rating(tmp_path, db
     engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["openai", "openai-completions", "openai-batch"])
+def test_refusals_and_content_filter_stops_are_recorded_as_refusals_with_their_own_note_and_count(tmp_path, db_url, server, backend):
+    options = {"backend": backend, "poll_seconds": 0.05} if backend == "openai-batch" else {"backend": backend}
+    engine, loaded = setup(tmp_path, db_url, server, {"mini": options})
+    chat = backend != "openai-completions"  # a text completion has no refusal field: only the content filter
+    server.set_faults({"word000": "always:content_filter", "word001": "always:refusal" if chat else "always:content_filter",
+                       "word002": "always:empty"})  # fmt: skip
+    report = run_rater(engine, loaded, "mini", backoff_base=FAST)
+    assert report.status == "completed" and report.counts["unreadable"] == 3 and report.counts["refused"] == 2, report.counts
+    got = ratings_by_word(engine, "mini")
+    assert got["word000"][1] is None and "content filter stopped the answer (finish_reason: content_filter)" in got["word000"][3]
+    if chat:
+        assert (
+            got["word001"][3] == "the model refused to answer: I can't help with that." and got["word001"][5] == "I can't help with that."
+        )
+    assert "the model returned nothing" in got["word002"][3]  # an empty answer is still that
+    assert all("chat template" not in got[w][3] for w in ("word000", "word001"))
+    if backend == "openai":
+        assert server.stats()["attempts"]["word000"] == 1  # a result, not retried
+        from workbench.cli.rate import describe
+
+        assert "  2 of the answers with no rating were refusals" in "\n".join(describe(report))
+    engine.dispose()
+
+
+def test_a_huge_response_is_not_read_whole_nor_stored_whole(tmp_path, db_url, server):
+    """A 20 MB answer: the first MAX_RESPONSE bytes are read, MAX_STORED_RESPONSE characters kept, saying so."""
+    from workbench.jobs.writer import MAX_STORED_RESPONSE
+    from workbench.raters import wire
+
+    engine, loaded = setup(tmp_path, db_url, server, {"mini": {"max_retries": 0, "timeout": 60}})
+    server.set_faults({"word000": "always:huge"})
+    report = run_rater(engine, loaded, "mini", backoff_base=FAST)
+    assert report.counts["failed"] == 1 and report.counts["rated"] == len(WORDS) - 1
+    reason = report.counts["failures"][0]["reason"]
+    assert f"the response is larger than {wire.MAX_RESPONSE >> 20} MiB" in reason
+    from workbench.store.models import Call
+
+    with Session(engine) as s:
+        stored = [c.response for c in s.scalars(select(Call).where(Call.status == "error"))]
+    assert len(stored) == 1 and len(stored[0]) < MAX_STORED_RESPONSE + 200
+    assert f"[... cut by the workbench: {MAX_STORED_RESPONSE} of " in stored[0][-100:]
+    engine.dispose()
+
+
 def test_requests_ask_for_the_tokens_the_readout_uses(tmp_path, db_url, server):
     engine, loaded = setup(tmp_path, db_url, server, {"mini": {}, "greedy": {"readout": "greedy"}, "long": {"max_tokens": 3}})
     run_rater(engine, loaded, "mini", limit=10)
@@ -184,6 +230,58 @@ def test_requests_ask_for_the_tokens_the_readout_uses(tmp_path, db_url, server):
     run_rater(engine, loaded, "greedy", limit=10)
     run_rater(engine, loaded, "long", limit=10)
     assert server.stats()["max_tokens"] == {5: 10, 3: 10}
+    engine.dispose()
+
+
+def test_a_batch_is_created_once_even_when_the_connection_drops_and_polling_rides_out_5xx(tmp_path, db_url, server):
+    """The batch create is never resent blindly (the dropped request's batch is adopted, not paid twice), and
+    500s while waiting are asked again; a server that stays away leaves the job submitted for the next run."""
+    batch = {"backend": "openai-batch", "poll_seconds": 0.05}
+    engine, loaded = setup(tmp_path, db_url, server, {"batch": batch, "batch2": dict(batch, top_logprobs=10)})
+    server.drop_batch_creates(3)  # the client's own retries would have made four batches
+    server.fail_next("GET", r"/v1/batches/", "500", times=6)  # more than the client's own retries
+    report = run_rater(engine, loaded, "batch", backoff_base=FAST)
+    assert report.status == "completed" and report.counts["rated"] == len(WORDS), report.counts
+    assert server.stats()["batches_created"] == 1
+    # a server that stays away while the batch runs: the job stays submitted, the next run picks it up
+    server.reset()
+    server.fail_next("GET", r"/v1/batches/", "500", times=1000)
+    with pytest.raises(WorkbenchError, match="is left waiting: run again to pick it up"):
+        run_rater(engine, loaded, "batch2", backoff_base=FAST)
+    with Session(engine) as s:
+        job = s.scalars(select(Job).where(Job.kind == "rate:openai-batch").order_by(Job.id.desc())).first()
+        assert job.status == "submitted" and job.external_id
+    server.reset()
+    again = run_rater(engine, loaded, "batch2", backoff_base=FAST)
+    assert server.stats()["batches_created"] == 0 and again.counts["rated"] == 0
+    assert len(ratings_by_word(engine, "batch2")) == len(WORDS)
+    engine.dispose()
+
+
+def test_a_workbench_killed_while_creating_a_batch_picks_that_batch_up_instead_of_paying_again(tmp_path, db_url, server):
+    import signal
+
+    engine, loaded = setup(tmp_path, db_url, server, {"batch": {"backend": "openai-batch", "poll_seconds": 0.05}})
+    server.drop_batch_creates(0, delay=30)  # the batch is made at once, its answer comes late
+    env = dict(os.environ, WORKBENCH_DB=db_url)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "rate", "batch", "--study", str(loaded.path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while server.stats()["batches_created"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.stats()["batches_created"] == 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    server.drop_batch_creates(0)
+    again = workbench("rate", "batch", "--study", str(loaded.path), env=env)
+    assert again.returncode == 0, again.stderr
+    assert server.stats()["batches_created"] == 1  # the batch the killed run made, picked up
+    assert len(ratings_by_word(engine, "batch")) == len(WORDS)
     engine.dispose()
 
 
@@ -323,3 +421,32 @@ def test_dry_run_before_the_first_apply_leaves_an_empty_postgresql_database_empt
         assert inspect(engine).get_table_names() == []  # not even migrated
     finally:
         engine.dispose()
+
+
+def test_answers_are_kept_when_the_process_is_killed_while_another_request_stalls(tmp_path, db_url, monkeypatch):
+    """Only the requests in flight are lost: what was answered is flushed on a timer, not only when the next
+    answer arrives (which, behind a stalled request, never does)."""
+    import signal
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with OpenAIServer(latency=0, slow_seconds=300) as slow:
+        slow.set_faults({"word000": "always:slow"})
+        engine, loaded = setup(tmp_path, db_url, slow, {"mini": {"concurrency": 4, "timeout": 600}})
+        env = dict(os.environ, WORKBENCH_DB=db_url)
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "rate", "mini", "--study", str(loaded.path)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while slow.stats()["chat_ok"] < len(WORDS) - 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert slow.stats()["chat_ok"] == len(WORDS) - 1
+            time.sleep(3.0)  # the writer's timer (commit_seconds = 1) has had its turn
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        kept = ratings_by_word(engine, "mini")
+        assert len(kept) == len(WORDS) - 1 and "word000" not in kept  # every answered item; only the stalled one is lost
+    engine.dispose()

@@ -27,8 +27,10 @@ from workbench.ingest.presets import preset_specs
 from workbench.store import (
     Call,
     Dataset,
+    DatasetItem,
     Dimension,
     Item,
+    ItemAttribute,
     Job,
     Rater,
     Rating,
@@ -71,6 +73,8 @@ COLUMNS = {
         "rater_id",
         "dimension_id",
     ],
+    "word_list_items": ["dataset", "item", "language", "position", "dataset_id", "item_id"],
+    "item_attributes": ["dataset", "item", "language", "key", "value", "dataset_id", "item_id"],
     "jobs": [
         "job_id",
         "kind",
@@ -147,6 +151,8 @@ def _store_counts(engine) -> dict[str, int]:
                 ("datasets", Dataset),
                 ("raters", Rater),
                 ("ratings", Rating),
+                ("word_list_items", DatasetItem),
+                ("item_attributes", ItemAttribute),
                 ("jobs", Job),
                 ("calls", Call),
             ]  # fmt: skip
@@ -361,6 +367,25 @@ def test_sql_errors_are_one_line(store, query, message):
     with pytest.raises(WorkbenchError, match=message) as info:
         run_sql(store, query)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT " + "(" * 1200 + "1" + ")" * 1200,  # too deep for the parser
+        "SELECT " + " + ".join(["1"] * 3000),
+    ],
+    ids=["parens", "sum"],
+)
+def test_too_deep_a_query_is_told_how_to_write_it_not_to_set_a_limit(store, query):
+    """DuckDB's own hint is `SET max_expression_depth TO x`, which the locked snapshot refuses."""
+    with pytest.raises(WorkbenchError) as info:
+        run_sql(store, query)
+    message = str(info.value)
+    assert message.startswith("SQL error: the query nests expressions more than 1000 deep, DuckDB's limit"), message
+    assert "SET" not in message and "write it flatter" in message and "\n" not in message
+    with pytest.raises(WorkbenchError, match="SET statements are refused"):
+        run_sql(store, "SET max_expression_depth TO 5000")  # the hint DuckDB gave would not have worked
 
 
 TINY = "SELECT item, rater, replicate, value, sd FROM ratings WHERE item IN ('abdication', 'abdomen') ORDER BY item, rater"

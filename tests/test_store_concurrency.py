@@ -1,8 +1,8 @@
 """Concurrent use of one store, in parallel processes, on SQLite and PostgreSQL.
 
 Several `workbench apply` on a brand-new database race to create its schema,
-import the same dataset and save the same item set: each ends with exit 0
-and the store holds everything once. A SQLite store that another process
+then take turns (one apply per store at a time: tests/test_store_apply_lock.py):
+each ends with exit 0 and the store holds everything once. A SQLite store that another process
 keeps locked makes a command wait the busy timeout, then say so in one line.
 """
 
@@ -66,7 +66,7 @@ def test_parallel_applies_on_a_new_database_all_succeed(kind, tmp_path, request)
     url = _fresh_url(kind, tmp_path, request)
     procs = [
         subprocess.Popen(
-            _workbench("apply", "--study", str(study), "--db", url),
+            _workbench("apply", "--study", str(study), "--db", url, "--wait", "300"),  # one apply at a time: the others wait
             cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for _ in range(PROCESSES)

@@ -38,9 +38,21 @@ datasets:
   extra: {file: extra.csv, item_column: Word, ratings: {familiarity: F}}
 """,
     )
+    # a bad file is refused before anything is written (plan reads it first, with the code import uses)
     with pytest.raises(WorkbenchError, match=r"extra.csv: 1 problem: row 3, column 'F', value 'banana': not a number"):
         apply_study(engine, loaded)
-    # the steps before the failure are kept, the failed one left no trace
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Dataset)) == 0
+        assert s.scalar(select(func.count()).select_from(Dimension)) == 0
+    # an apply interrupted after its first import keeps what it finished
+    (tmp_path / "extra.csv").write_text("Word,F\nabbey,3.1\nzebra,2.5\n", encoding="utf-8")
+
+    def stop_after_toolbox(step, results):
+        if step.name == "toolbox-mrc" and results:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        apply_study(engine, loaded, on_step=stop_after_toolbox)
     assert actions(engine, loaded) == [
         ("dimension", "familiarity", "unchanged"),
         ("dataset", "toolbox-glasgow", "unchanged"),

@@ -13,6 +13,10 @@ class StoreLockedError(WorkbenchError):
     """Another process held the store's write lock for longer than the busy timeout."""
 
 
+class StoreBusyError(StoreLockedError):
+    """Another process holds the store-level lock a command needs (another apply, say): workbench.store.locks.study_lock."""
+
+
 def did_you_mean(name: str, choices) -> str:
     """ " Did you mean 'x'?" naming the closest of `choices` to `name`, or "" when none is close.
 

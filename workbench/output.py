@@ -111,3 +111,8 @@ def render(
     out = [line(names), line(["-" * w for w in widths])]
     out.extend(line(r) for r in cells)
     return "\n".join(out) + "\n"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 dimension', '2 dimensions' (or the plural given: '2 word lists')."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"

@@ -25,11 +25,17 @@ from workbench.analysis.report_model import (
     CalibrationRow,
     ColumnScale,
     Comparison,
+    Coverage,
+    CoverageAt,
     DimensionReport,
     Disagreement,
     ErrorAnalysis,
     Heatmap,
+    IntervalRow,
     MassSummary,
+    NoGoldRow,
+    PPIEstimate,
+    PPIRow,
     Reliability,
     ResidualBand,
     TrainedOn,
@@ -247,6 +253,72 @@ def _calibration(
     return out
 
 
+def _intervals(session: Session | None, data: DimensionData, intervals: dict | None, seed: int) -> list[IntervalRow]:
+    """Each rater's conformal intervals, calibrated on the calibration set, covered on the reported items."""
+    if not intervals or not data.gold or session is None:
+        return []
+    from workbench.analysis.intervals import calibrate_rater, rater_coverage
+
+    gold = intervals.get("gold") or data.gold[0]
+    levels = intervals.get("levels") or [0.8, 0.9, 0.95]
+    reported = sorted(set(data.item_ids.values()))
+    out = []
+    for r in data.raters:
+        model, sig, cal_ids = calibrate_rater(
+            session, r, gold=gold, calibration=intervals["calibration"], dimension=data.dimension, reported=reported,
+            levels=levels, disagreement=[d for d in intervals.get("disagreement") or [] if d != r], seed=seed,
+        )  # fmt: skip
+        cov = rater_coverage(session, model, sig, gold=gold, dimension=data.dimension, items=reported, levels=levels)
+        out.append(IntervalRow(
+            rater=r, gold=gold, calibration=intervals["calibration"], n_calibration=len(cal_ids), n=cov[0].n if cov else 0,
+            signals=list(model.difficulty.names),
+            coverage=[CoverageAt(level=c.level, covered=_finite(c.covered), mean_width=_finite(c.mean_width)) for c in cov],
+        ))  # fmt: skip
+    return out
+
+
+def _ppi(data: DimensionData, spec: dict | None, seed: int, n_boot: int) -> list[PPIRow]:
+    """The mean of the human norm, and its correlation with each other variable, over all the report's words."""
+    if not spec:
+        return []
+    from workbench.analysis.ppi import ppi_correlation, ppi_mean
+
+    machine, humans = spec["machine"], spec.get("humans") or (data.gold[0] if data.gold else None)
+    level = spec.get("level") or 0.95
+    cols = set(data.values.columns)
+    for name, what in ((machine, "machine rater"), (humans, "human dataset")):
+        if name is None or name not in cols:
+            raise WorkbenchError(f"ppi: the {what} {name!r} is not in this report: list it among the report's raters or gold.")
+    v = data.values
+    has_m = v[machine].notna()
+    lab = has_m & v[humans].notna()
+    unl = has_m & v[humans].isna()
+    rows = []
+
+    def est(e):
+        return PPIEstimate(value=_finite(e.value), value_interval=(_finite(e.low), _finite(e.high)))
+
+    def row(stat, other, r):
+        return PPIRow(statistic=stat, machine=machine, humans=humans, other=other, n_labeled=r.n_labeled, n_unlabeled=r.n_unlabeled,
+                      naive=est(r.naive), classical=est(r.classical), ppi=est(r.ppi))  # fmt: skip
+
+    r = ppi_mean(v.loc[lab, humans].to_numpy(), v.loc[lab, machine].to_numpy(), v.loc[unl, machine].to_numpy(), level=level)
+    rows.append(row("mean", None, r))
+    for other in spec.get("with") or []:
+        if other not in cols:
+            raise WorkbenchError(f"ppi: {other!r} is not in this report: list it among the report's raters or gold.")
+        ok = v[other].notna()
+        r = ppi_correlation(v.loc[lab & ok, humans].to_numpy(), v.loc[lab & ok, machine].to_numpy(), v.loc[lab & ok, other].to_numpy(),
+                            v.loc[unl & ok, machine].to_numpy(), v.loc[unl & ok, other].to_numpy(), level=level,
+                            n_resamples=n_boot, seed=seed)  # fmt: skip
+        rows.append(row("correlation", other, r))
+    return rows
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
 def _heatmap(data: DimensionData) -> Heatmap:
     cols = data.gold + data.raters
     v = data.values[cols]
@@ -279,6 +351,21 @@ def _scales(data: DimensionData) -> list[ColumnScale]:
     return out
 
 
+def coverage(data: DimensionData, targets: list[str] | None = None) -> Coverage:
+    """Which words have gold, which do not (with every rater's value on those): the words the agreement table leaves out.
+
+    targets: the report's item set, whose words count even when nobody rated them.
+    """
+    v = data.values
+    has_gold = v[data.gold].notna().any(axis=1) if data.gold else pd.Series(False, index=v.index)
+    words = list(v.index) if targets is None else sorted(set(v.index) | set(targets))
+    without = [w for w in words if not (w in has_gold.index and bool(has_gold.at[w]))]
+    rows = [NoGoldRow(item=w, values=[_float(v.at[w, r]) if w in v.index else None for r in data.raters]) for w in without]
+    rated = [sum(row.values[j] is not None for row in rows) for j in range(len(data.raters))]
+    return Coverage(items=len(words), with_gold=int(has_gold.sum()), without_gold=len(without), raters=list(data.raters),
+                    rated=rated, rows=rows)  # fmt: skip
+
+
 def analyse(
     data: DimensionData,
     *,
@@ -287,9 +374,18 @@ def analyse(
     ci: float = 0.95,
     session: Session | None = None,
     calibrate: dict[str, str] | None = None,
+    intervals: dict | None = None,
+    targets: list[str] | None = None,
+    ppi: dict | None = None,
 ) -> DimensionReport:
-    """Every number of one dimension's report."""
+    """Every number of one dimension's report. targets: the words of the report's item set, if it has one."""
     table, ceiling = _table(data, n_boot, seed, ci)
+    rows = _intervals(session, data, intervals, seed)
+    plots = plot_names(data)
+    if rows:
+        from workbench.analysis.write import slug
+
+        plots["coverage"] = f"{slug(data.dimension)}-coverage.png"
     return DimensionReport(
         dimension=data.dimension, scale=data.scale, value_scale=data.target,
         scale_note=summary({c: data.maps[c] for c in data.gold + data.raters if c in data.maps}, data.target),
@@ -297,6 +393,8 @@ def analyse(
         table=table, ceiling=ceiling, reliability=_reliability(data, n_boot, seed),
         comparisons=_comparisons(data, n_boot, seed, ci), errors=_errors(data),
         calibration=_calibration(session, data, calibrate, n_boot, seed, ci), heatmap=_heatmap(data),
+        intervals=rows, ppi=_ppi(data, ppi, seed, n_boot),
         trained=[TrainedOn(rater=r, **t) for r, t in data.trained.items()],
-        plots=plot_names(data),
+        coverage=coverage(data, targets),
+        plots=plots,
     )  # fmt: skip

@@ -61,6 +61,14 @@ Tables in the snapshot
     item, language, dimension, rater_a, rater_b (rater_a < rater_b), kind_a,
     kind_b, value_a, value_b, item_id
 
+``word_list_items`` -- the words of each word list (items to rate that came with no ratings)
+    dataset (VARCHAR: the word list), item (VARCHAR), language (VARCHAR), position (INTEGER: its row in
+    the file, from 0), dataset_id, item_id (INTEGER)
+
+``item_attributes`` -- what word lists say about their words: one row per word and column of the file
+    dataset (VARCHAR: the word list), item (VARCHAR), language (VARCHAR), key (VARCHAR: the column, e.g.
+    "pos"), value (VARCHAR: the cell as written, e.g. "noun"), dataset_id, item_id (INTEGER)
+
 ``jobs`` -- one row per rating run or import
     job_id (INTEGER), kind (VARCHAR: e.g. "rate" or "import"), status
     (VARCHAR: running, done, failed, ...), rater (VARCHAR or NULL), dataset
@@ -105,7 +113,7 @@ from workbench.output import render
 from workbench.store.meta import store_version
 
 # bump when the snapshot's tables change, so old cache files are not reused
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
 ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
 READ_ONLY_CONFIG = {
     "enable_external_access": False,
@@ -121,6 +129,8 @@ SOURCE = {
     "datasets": "SELECT id, name, preset, language, citation, licence, origin_file, checksum, {time:imported_at} FROM datasets",
     "raters": "SELECT id, name, kind, dataset_id FROM raters",
     "ratings": "SELECT item_id, dimension_id, rater_id, replicate, value, sd, n, mass, note, raw_answer FROM ratings",
+    "dataset_items": "SELECT dataset_id, item_id, position FROM dataset_items",
+    "item_attributes": "SELECT dataset_id, item_id, key, value FROM item_attributes",
     "jobs": "SELECT id, kind, status, rater_id, dataset_id, {json:config}, {json:counts}, cost, error, external_id, "
     "{time:started_at}, {time:finished_at} FROM jobs",
     "calls": "SELECT id, job_id, item_id, attempt, status, http_status, error, {json:request}, response, "
@@ -147,6 +157,14 @@ BUILD = [
        JOIN items i ON i.item_id = x.item_id
        JOIN dimensions d ON d.dimension_id = x.dimension_id
        JOIN raters r ON r.rater_id = x.rater_id""",
+    """CREATE TABLE word_list_items AS SELECT d.dataset, i.item, i.language, x.position::INTEGER AS position,
+       x.dataset_id::INTEGER AS dataset_id, x.item_id::INTEGER AS item_id
+       FROM src_dataset_items x JOIN datasets d ON d.dataset_id = x.dataset_id JOIN items i ON i.item_id = x.item_id
+       ORDER BY d.dataset, position""",
+    """CREATE TABLE item_attributes AS SELECT d.dataset, i.item, i.language, x.key::VARCHAR AS key,
+       x.value::VARCHAR AS value, x.dataset_id::INTEGER AS dataset_id, x.item_id::INTEGER AS item_id
+       FROM src_item_attributes x JOIN datasets d ON d.dataset_id = x.dataset_id JOIN items i ON i.item_id = x.item_id
+       ORDER BY d.dataset, i.item, key""",
     """CREATE TABLE jobs AS SELECT j.id::INTEGER AS job_id, j.kind::VARCHAR AS kind, j.status::VARCHAR AS status,
        r.rater, d.dataset, j.config::VARCHAR AS config, j.counts::VARCHAR AS counts, j.cost::DOUBLE AS cost,
        j.error::VARCHAR AS error, j.external_id::VARCHAR AS external_id, j.started_at::TIMESTAMP AS started_at,
@@ -339,14 +357,75 @@ def _build(engine: Engine) -> Path:
             for sql in BUILD:
                 con.execute(sql)
             _build_wide(con)
+            counts = _row_counts(con)
+            # written out now, so a failure (disk full) is raised here: the checkpoint that close()
+            # would do swallows it and leaves a file without its tables
+            con.execute("CHECKPOINT")
         finally:
             con.close()
+        if _row_counts_of(tmp) != counts:
+            raise WorkbenchError(
+                f"The SQL snapshot written in {path.parent} came out incomplete (is the disk full?); "
+                "free some space there, or set WORKBENCH_CACHE_DIR to a folder on another disk, and run the query again."
+            )
         tmp.replace(path)
+    except (duckdb.Error, OSError) as exc:
+        known = _write_error(exc, path.parent)
+        if known is None:
+            raise
+        raise known from None
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
     _remove_older(base, path)
     return path
+
+
+SNAPSHOT_TABLES = ("items", "dimensions", "datasets", "raters", "ratings", "ratings_wide", "jobs", "calls", "rating_pairs")
+_WRITE_FAILURES = {
+    "no space left on device": "the disk is full",
+    "disk quota exceeded": "the disk quota is used up",
+    "read-only file system": "the file system is read-only",
+    "permission denied": "permission denied",
+    "file too large": "the file is too large for that file system",
+}
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    present = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return set(SNAPSHOT_TABLES) <= present
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
+    """Rows per snapshot table (None: a table is missing: the file is not a whole snapshot)."""
+    if not _has_tables(con):
+        return None
+    return {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in SNAPSHOT_TABLES if name != "rating_pairs"}
+
+
+def _row_counts_of(path: Path) -> dict[str, int] | None:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return _row_counts(con)
+    finally:
+        con.close()
+
+
+def _write_error(exc: BaseException, folder: Path) -> WorkbenchError | None:
+    """One line for a snapshot that could not be written (disk full, read-only folder); None: another error."""
+    text = str(getattr(exc, "strerror", None) or exc).lower()
+    if isinstance(exc, OSError) and exc.errno is not None:
+        text = os.strerror(exc.errno).lower()
+    for needle, why in _WRITE_FAILURES.items():
+        if needle in text:
+            return WorkbenchError(
+                f"Cannot write the SQL snapshot in {folder}: {why}. Free some space there, "
+                "or set WORKBENCH_CACHE_DIR to a writable folder on another disk, and run the query again."
+            )
+    return None
 
 
 def _remove_older(base: Path, keep: Path) -> None:
@@ -392,6 +471,11 @@ def open_snapshot(engine: Engine) -> duckdb.DuckDBPyConnection:
             except duckdb.IOException:  # deleted by a concurrent rebuild since: take the newest
                 path = _build(engine)
                 con = _connect_read_only(path)
+            if not _has_tables(con):  # cut short (a full disk, by an older workbench): never used, built again
+                con.close()
+                path.unlink(missing_ok=True)
+                path = _build(engine)
+                con = _connect_read_only(path)
             _OPEN[base] = (path, con)
         return _OPEN[base][1].cursor()
 
@@ -403,6 +487,9 @@ def _read_only_error(refused: str) -> WorkbenchError:
     )
 
 
+_DEPTH = re.compile(r"max(imum)? expression depth limit of (\d+) exceeded", re.IGNORECASE)
+
+
 def _one_line(exc: duckdb.Error) -> str:
     lines = []
     for line in str(exc).splitlines():
@@ -410,7 +497,14 @@ def _one_line(exc: duckdb.Error) -> str:
             break
         if line.strip():
             lines.append(line.strip())
-    return " ".join(lines)
+    message = " ".join(lines)
+    depth = _DEPTH.search(message)
+    if depth:  # DuckDB's own hint is a SET, which the locked configuration refuses
+        return (
+            f"the query nests expressions more than {depth.group(2)} deep, DuckDB's limit (its settings cannot be "
+            "changed here); write it flatter, e.g. `sum(x)` or `x IN (...)` instead of a long chain of + or OR, or in steps with WITH"
+        )
+    return message
 
 
 def _check_explain(con: duckdb.DuckDBPyConnection, query: str) -> None:

@@ -335,3 +335,24 @@ def mass_histogram(bins: Sequence[float], counts: Sequence[int], *, rater: str, 
         ax.set_axisbelow(True)
         ax.set_title(f"Scale-token mass: {_short(rater)}\nn = {int(c.sum()):,}", color=_INK)
         return _png(fig)
+
+
+def coverage(rows: dict[str, list[tuple[float, float | None]]]) -> bytes:
+    """Achieved against nominal coverage of each rater's calibrated intervals; the diagonal is exact coverage."""
+    fig = _figure(4.6, 4.0)
+    ax = fig.add_subplot()
+    levels = sorted({lv for pts in rows.values() for lv, _ in pts})
+    lo = min(levels + [c for pts in rows.values() for _, c in pts if c is not None]) - 0.05
+    ax.plot([lo, 1], [lo, 1], color="#999999", lw=1, ls="--", label="nominal")
+    for rater, pts in rows.items():
+        xs = [lv for lv, c in pts if c is not None]
+        ys = [c for _, c in pts if c is not None]
+        ax.plot(xs, ys, marker="o", lw=1.5, label=_short(rater))
+    ax.set_xlim(lo, 1)
+    ax.set_ylim(lo, 1)
+    ax.set_xlabel("nominal coverage")
+    ax.set_ylabel("achieved coverage (reported items)")
+    ax.set_title("Calibrated intervals", loc="left")
+    ax.legend(loc="lower right")
+    png = _png(fig)
+    return png

@@ -56,7 +56,9 @@ from workbench.analysis.report_model import (
     DimensionReport,
     ErrorAnalysis,
     Heatmap,
+    IntervalRow,
     MassSummary,
+    PPIRow,
     Reliability,
     Report,
     ResidualBand,
@@ -67,10 +69,14 @@ __all__ = ["MISSING", "format_number", "render_html", "render_markdown"]
 
 MISSING = "–"
 
-INT_FIELDS = frozenset({"n", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside"})
+INT_FIELDS = frozenset({
+    "n", "n_calibration", "n_labeled", "n_unlabeled", "n_items", "n_splits", "icc_items", "n_train", "low_mass", "counts", "seed", "n_boot", "outside",
+    "items", "with_gold", "without_gold", "rated", "jobs", "calls", "raters_per_item", "list_size", "lists", "annotators",
+    "excluded", "annotations",
+})  # fmt: skip
 P_FIELDS = frozenset({"williams_p"})
 SIGNED_FIELDS = frozenset({"bias", "residual", "mean_residual", "difference", "williams_t"})
-EDGE_FIELDS = frozenset({"low", "high", "bins", "scale", "value_scale"})
+EDGE_FIELDS = frozenset({"low", "high", "bins", "scale", "value_scale", "step"})
 INTERVAL_SUFFIXES = ("_ci", "_interval")
 
 
@@ -97,7 +103,7 @@ def _scalar(value: Any, field: str) -> str:
         return MISSING
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "-∞"
-    if field in INT_FIELDS:
+    if field in INT_FIELDS or isinstance(value, int):  # a count, or an integer option (top_logprobs: 20)
         return f"{int(value):,}"
     v = float(value)
     if field in P_FIELDS:
@@ -419,6 +425,103 @@ def _calibration_html(rows: Sequence[CalibrationRow], base: str, ci: float) -> s
     return "".join(out)
 
 
+INTERVALS_LEAD = (
+    "Split-conformal intervals: a line onto gold and a width that follows the rater's uncertainty signals, "
+    "fitted on the calibration items (never the reported ones); the share of reported items whose gold value "
+    "lies inside its interval, against the nominal level."
+)
+
+
+def _intervals_html(rows: Sequence[IntervalRow], base: str) -> str:
+    out = ["<h3>Calibrated intervals</h3>", f'<p class="lead">{_e(INTERVALS_LEAD)}</p>']
+    body = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        for j, c in enumerate(r.coverage):
+            k = f"{key}.coverage.{j}"
+            body.append(
+                f"<tr><td>{_e(r.rater)}</td><td>{_e(r.gold)}</td><td>{_e(r.calibration)}</td>"
+                + (_num(r.n_calibration, key + ".n_calibration") + _num(r.n, key + ".n") if j == 0 else "<td></td><td></td>")
+                + f"<td>{_e(', '.join(r.signals) or 'none')}</td>"
+                + _num(c.level, k + ".level")
+                + _num(c.covered, k + ".covered")
+                + _num(c.mean_width, k + ".mean_width")
+                + "</tr>"
+            )
+    head = "".join(f'<th scope="col">{h}</th>' for h in
+                   ("Rater", "Gold", "Calibrated on", "Calibration items", "Reported items", "Signals", "Nominal", "Covered", "Mean width"))  # fmt: skip
+    out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(out)
+
+
+PPI_LEAD = (
+    "A statistic over all the report's words: naive takes every machine value as a human one; classical uses the "
+    "human-rated words alone; prediction-powered (ppi-python) uses all machine values, corrected by the machine's error "
+    "on the human-rated words (valid when those are a random sample of the words)."
+)
+
+
+def _ppi_label(r: PPIRow) -> str:
+    return f"mean of {r.humans}" if r.statistic == "mean" else f"correlation of {r.humans} with {r.other}"
+
+
+def _ppi_html(rows: Sequence[PPIRow], base: str) -> str:
+    out = ["<h3>Statistics over machine and human values</h3>", f'<p class="lead">{_e(PPI_LEAD)}</p>']
+    body = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        cells = "".join(
+            _num(getattr(r, part).value, f"{key}.{part}.value") + _num(getattr(r, part).value_interval, f"{key}.{part}.value_interval")
+            for part in ("naive", "classical", "ppi")
+        )
+        body.append(f"<tr><td>{_e(_ppi_label(r))}</td><td>{_e(r.machine)}</td>" + _num(r.n_labeled, key + ".n_labeled")
+                    + _num(r.n_unlabeled, key + ".n_unlabeled") + cells + "</tr>")  # fmt: skip
+    heads = ("Statistic", "Machine", "Human-rated", "Machine only", "Naive", "Interval", "Classical", "Interval", "PPI", "Interval")
+    head = "".join(f'<th scope="col">{h}</th>' for h in heads)
+    out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(out)
+
+
+def _md_ppi(rows: Sequence[PPIRow], base: str) -> str:
+    lines = ["### Statistics over machine and human values\n", PPI_LEAD + "\n"]
+    table = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        row = [
+            _md(_ppi_label(r)),
+            _md(r.machine),
+            format_number(r.n_labeled, key + ".n_labeled"),
+            format_number(r.n_unlabeled, key + ".n_unlabeled"),
+        ]
+        for part in ("naive", "classical", "ppi"):
+            e = getattr(r, part)
+            row += [format_number(e.value, f"{key}.{part}.value"), format_number(e.value_interval, f"{key}.{part}.value_interval")]
+        table.append(row)
+    heads = ["Statistic", "Machine", "Human-rated", "Machine only", "Naive", "Interval", "Classical", "Interval", "PPI", "Interval"]
+    lines.append(_md_table(heads, table, [False, False] + [True] * 8))
+    return "\n".join(lines)
+
+
+def _md_intervals(rows: Sequence[IntervalRow], base: str) -> str:
+    lines = ["### Calibrated intervals\n", INTERVALS_LEAD + "\n"]
+    table = []
+    for i, r in enumerate(rows):
+        key = f"{base}.{i}"
+        for j, c in enumerate(r.coverage):
+            k = f"{key}.coverage.{j}"
+            first = j == 0
+            table.append([
+                _md(r.rater), _md(r.gold), _md(r.calibration),
+                format_number(r.n_calibration, key + ".n_calibration") if first else "",
+                format_number(r.n, key + ".n") if first else "", _md(", ".join(r.signals) or "none"),
+                format_number(c.level, k + ".level"), format_number(c.covered, k + ".covered"),
+                format_number(c.mean_width, k + ".mean_width"),
+            ])  # fmt: skip
+    headers = ["Rater", "Gold", "Calibrated on", "Calibration items", "Reported items", "Signals", "Nominal", "Covered", "Mean width"]
+    lines.append(_md_table(headers, table, [False, False, False, True, True, False, True, True, True]))
+    return "\n".join(lines)
+
+
 def _scales_html(dim: DimensionReport, base: str) -> str:
     """The note on scales above the agreement table, and each column's own scale (collapsed)."""
     out = []
@@ -527,17 +630,25 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
         + "</p>",
         "<h3>Agreement with the human norms</h3>",
         _scales_html(dim, base),
-        _agreement_html(dim.table, f"{base}.table", ci, "Every rater against every gold dataset, on the items both rated."),
+        _agreement_html(dim.table, f"{base}.table", ci, "Every rater against every gold dataset, on the items both rated.")
+        if dim.gold
+        else f'<p class="missing">{_e(no_gold_note(dim))}</p>',
         *([f'<p class="lead trained">{_e(trained_text(dim.trained))}</p>'] if dim.trained else []),
-        '<section class="ceiling"><h3>Human ceiling: gold against gold</h3>',
-        _agreement_html(
-            dim.ceiling,
-            f"{base}.ceiling",
-            ci,
-            "How well one published norm agrees with another. A rater that reaches these values agrees with a norm as well as another human norm does.",
-        ),
-        "</section>",
     ]
+    if dim.ceiling:
+        out += [
+            '<section class="ceiling"><h3>Human ceiling: gold against gold</h3>',
+            _agreement_html(
+                dim.ceiling,
+                f"{base}.ceiling",
+                ci,
+                "How well one published norm agrees with another. A rater that reaches these values agrees with a norm as well as another human norm does.",
+            ),
+            "</section>",
+        ]
+    elif ceiling_note(dim):
+        out.append(f'<p class="lead ceiling-note">{_e(ceiling_note(dim))}</p>')
+    out.append(coverage_html(dim, base))
     if dim.reliability is not None:
         out.append(_reliability_html(dim.reliability, f"{base}.reliability"))
     if dim.comparisons:
@@ -547,6 +658,10 @@ def _dimension_html(dim: DimensionReport, d: int, ci: float, plots: Mapping[str,
         out += [_errors_html(ea, f"{base}.errors.{i}") for i, ea in enumerate(dim.errors)]
     if dim.calibration:
         out.append(_calibration_html(dim.calibration, f"{base}.calibration", ci))
+    if dim.intervals:
+        out.append(_intervals_html(dim.intervals, f"{base}.intervals"))
+    if dim.ppi:
+        out.append(_ppi_html(dim.ppi, f"{base}.ppi"))
     out.append("<h3>Correlations between all raters and norms</h3>")
     out.append(_heatmap_html(dim.heatmap, f"{base}.heatmap"))
     out.append(_figures_html(dim, plots))
@@ -577,8 +692,10 @@ def render_html(report: Report, plots: Mapping[str, bytes] | None = None) -> str
     plots = plots or {}
     items = report.items if report.items is not None else "all items"
     toc = ""
-    if len(report.dimensions) > 1:
-        toc = '<nav class="toc">' + "".join(f'<a href="#dim-{i}">{_e(d.dimension)}</a>' for i, d in enumerate(report.dimensions)) + "</nav>"
+    if len(report.dimensions) > 1 or report.methods is not None:
+        links = ['<a href="#methods">Methods</a>'] if report.methods is not None else []
+        links += [f'<a href="#dim-{i}">{_e(d.dimension)}</a>' for i, d in enumerate(report.dimensions)]
+        toc = '<nav class="toc">' + "".join(links) + "</nav>"
     head = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -597,7 +714,8 @@ def render_html(report: Report, plots: Mapping[str, bytes] | None = None) -> str
         f"<span>items: {_e(items)}</span></p>"
     )
     body = "".join(_dimension_html(dim, d, report.ci, plots) for d, dim in enumerate(report.dimensions))
-    return f"{head}<body><main><header><h1>{_e(report.title)}</h1>{meta}{toc}</header>\n{body}\n{_FOOTER}</main></body></html>\n"
+    methods = methods_html(report.methods) if report.methods is not None else ""
+    return f"{head}<body><main><header><h1>{_e(report.title)}</h1>{meta}{toc}</header>\n{methods}\n{body}\n{_FOOTER}</main></body></html>\n"
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -680,12 +798,18 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
         f"Scale {format_number(dim.scale, base + '.scale')} · gold: {_md(', '.join(dim.gold) or MISSING)} · raters: {_md(', '.join(dim.raters) or MISSING)}\n",
         "### Agreement with the human norms\n",
         *_md_scales(dim, base),
-        _md_agreement(dim.table, f"{base}.table", ci),
+        _md_agreement(dim.table, f"{base}.table", ci) if dim.gold else f"{_md(no_gold_note(dim))}\n",
         *([f"> {_md(trained_text(dim.trained))}\n"] if dim.trained else []),
-        "### Human ceiling: gold against gold\n",
-        "> How well one published norm agrees with another: a rater that reaches these values agrees with a norm as well as another human norm does.\n",
-        _md_agreement(dim.ceiling, f"{base}.ceiling", ci),
     ]
+    if dim.ceiling:
+        out += [
+            "### Human ceiling: gold against gold\n",
+            "> How well one published norm agrees with another: a rater that reaches these values agrees with a norm as well as another human norm does.\n",
+            _md_agreement(dim.ceiling, f"{base}.ceiling", ci),
+        ]
+    elif ceiling_note(dim):
+        out.append(f"> {_md(ceiling_note(dim))}\n")
+    out.append(coverage_markdown(dim, base))
     rel = dim.reliability
     if rel is not None:
         k = f"{base}.reliability"
@@ -774,6 +898,10 @@ def _md_dimension(dim: DimensionReport, d: int, ci: float) -> str:
                 f"{format_number(c.n_train, k + '.n_train')} train items.\n"
             )
             out.append(_md_agreement([c.raw, c.calibrated], k, ci, stage=["raw", "calibrated"]))
+    if dim.intervals:
+        out.append(_md_intervals(dim.intervals, f"{base}.intervals"))
+    if dim.ppi:
+        out.append(_md_ppi(dim.ppi, f"{base}.ppi"))
     hm = dim.heatmap
     if hm.labels:
         out.append("### Correlations between all raters and norms (Spearman ρ)\n")
@@ -797,9 +925,22 @@ def render_markdown(report: Report) -> str:
         f"{format_number(report.n_boot, 'n_boot')} bootstrap resamples · {format_number(report.ci, 'ci')} intervals · items: {items}\n"
     )
     body = "\n".join(_md_dimension(dim, d, report.ci) for d, dim in enumerate(report.dimensions))
+    if report.methods is not None:
+        body = methods_markdown(report.methods) + "\n" + body
     foot = (
         "\n---\n\nNumbers: three decimals; signed quantities carry a sign; p below 0.001 shows as < 0.001; "
         "– marks a value that could not be computed. Intervals: percentile bootstrap over items. "
         "Residual = rater − gold.\n"
     )
     return re.sub(r"\n{3,}", "\n\n", head + "\n" + body + foot)
+
+
+# the methods section and coverage are rendered in their own module, which uses the helpers above
+from workbench.analysis.render_methods import (  # noqa: E402
+    ceiling_note,
+    coverage_html,
+    coverage_markdown,
+    methods_html,
+    methods_markdown,
+    no_gold_note,
+)

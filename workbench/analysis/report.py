@@ -45,6 +45,7 @@ def build_report(
     session: Session,
     *,
     dimension: str | None = None,
+    dimensions: list[str] | None = None,
     gold: list[str] | None = None,
     raters: list[str] | None = None,
     items: str | None = None,
@@ -52,24 +53,50 @@ def build_report(
     seed: int = 0,
     ci: float = 0.95,
     calibrate: dict[str, str] | None = None,
+    intervals: dict | None = None,
+    ppi: dict | None = None,
     title: str = "Validation report",
 ) -> tuple[Report, list[DimensionData]]:
-    """The report over every dimension with something to report (or the one asked for), and its data."""
+    """The report over every dimension with something to report (or the one asked for), and its data.
+
+    dimensions: the study's dimensions (the others in the store, such as the
+    eight more a Glasgow import brings, are left out). Without `dimension`, a
+    dimension is reported when it has a rater, or two gold datasets to set
+    against each other: one gold dataset alone has nothing to compare.
+    The report opens with its methods section (workbench.analysis.methods).
+    """
     from workbench import __version__
     from workbench.analysis.analyse import analyse
-    from workbench.analysis.collect import collect, dimensions, known_raters
+    from workbench.analysis.collect import collect, known_raters
+    from workbench.analysis.collect import dimensions as all_dimensions
+    from workbench.analysis.methods import collect_methods
     from workbench.analysis.report_model import Report
     from workbench.analysis.write import unique_plot_names
+    from workbench.store.itemsets import item_texts, resolve_items
 
-    parts, datas = [], []
-    for dim in dimensions(session, dimension):
+    targets = sorted(item_texts(session, resolve_items(session, items)).values()) if items else None
+    datas, lonely = [], []
+    for dim in all_dimensions(session, dimension):
+        if dimension is None and dimensions is not None and dim.name not in dimensions:
+            continue
         data = collect(session, dim, gold=gold if dimension or gold is None else known_raters(session, dim, gold),
                        raters=raters if dimension or raters is None else known_raters(session, dim, raters), items=items)  # fmt: skip
         if data is None or not (data.gold or data.raters):
             continue
-        datas.append(data)
-        parts.append(analyse(data, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate))
+        (datas if dimension or data.raters or len(data.gold) > 1 else lonely).append(data)
+    datas = datas or lonely  # a store with one norm and nothing else: report that norm rather than nothing
+    parts = [analyse(d, n_boot=n_boot, seed=seed, ci=ci, session=session, calibrate=calibrate, intervals=intervals, targets=targets,
+                     ppi=ppi)
+             for d in datas]  # fmt: skip
     if not parts:
         raise WorkbenchError("nothing to report: the store has no ratings for the dimensions, raters and items asked for.")
     unique_plot_names(parts)
-    return Report(title=title, workbench=__version__, seed=seed, n_boot=n_boot, ci=ci, items=items, dimensions=parts), datas
+    methods = collect_methods(
+        session,
+        dimensions=[p.dimension for p in parts],
+        raters=[r for p in parts for r in p.raters],
+        gold=[g for p in parts for g in p.gold],
+    )
+    return Report(
+        title=title, workbench=__version__, methods=methods, seed=seed, n_boot=n_boot, ci=ci, items=items, dimensions=parts
+    ), datas

@@ -93,6 +93,10 @@ def make_plots(report: Report, datas: list[DimensionData]) -> dict[str, bytes]:
                 out[name] = plots.scatter(x, y, **labels, scale=data.target)
             else:
                 out[name] = plots.residuals(x, y, **labels)
+        if part.intervals and "coverage" in part.plots:
+            out[part.plots["coverage"]] = plots.coverage(
+                {row.rater: [(c.level, c.covered) for c in row.coverage] for row in part.intervals}
+            )
         for err in part.errors:
             name = part.plots.get(f"mass:{err.rater}")
             if name and err.mass is not None:

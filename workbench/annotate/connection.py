@@ -6,6 +6,12 @@ study's ``.workbench/label-studio.json`` (mode 600). It is never written to
 the store, printed or put in an error message. Legacy tokens and personal
 access tokens both work: the SDK exchanges a personal access token (a JWT
 refresh token) at /api/token/refresh/ for five-minute access tokens.
+
+Every response, whatever the call (the SDK's or a plain request), comes in
+through one door, :class:`RedactingTransport`: the token (and any ``Bearer``
+value) is masked in its body and headers before anything parses, prints or
+stores it, so a proxy that echoes ``Authorization: Token ...`` into an error
+body or a task puts it nowhere.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
 from workbench.errors import WorkbenchError
+from workbench.extras import require
+from workbench.redact import Redactor
+
+httpx = require("httpx", "`workbench annotate`")
 
 T = TypeVar("T")
 STATE_DIR = ".workbench"
@@ -87,10 +95,12 @@ class Connection:
     key_source: str
     _http: httpx.Client | None = None
     server_time: str | None = None  # the Date header of the last plain request: the server's clock
+    database: str | None = None  # what the server runs on, when known (the server `annotate serve` started): sqlite | postgresql
+    redactor: Redactor = field(default_factory=Redactor)
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one SDK call; a server that cannot be reached, a refused key or an API error become one clear line."""
-        from label_studio_sdk.core.api_error import ApiError
+        ApiError = require("label_studio_sdk.core.api_error", "`workbench annotate`").ApiError
 
         try:
             return fn()
@@ -103,12 +113,17 @@ class Connection:
                 f"Label Studio at {self.url} cannot be reached while trying to {what} ({type(exc).__name__}): "
                 "check that the server is running, then run the command again (finished work is kept)."
             ) from None
+        except ValueError as exc:  # a body that is not JSON (an HTML page from a proxy)
+            raise WorkbenchError(
+                f"Label Studio at {self.url} answered something that is not JSON when trying to {what}: "
+                "is the URL Label Studio's (not a proxy's or a login page)?"
+            ) from exc
 
     def request(self, method: str, path: str, **kwargs) -> Any:
         """A plain JSON request with the SDK's headers (so a personal access token is refreshed the same way):
         for what the SDK does not cover (the invite link) and bulk reads where parsing into its models is slow."""
         if self._http is None:
-            self._http = httpx.Client(timeout=self.client._client_wrapper.get_timeout() or 60)
+            self._http = redacting_client(self.redactor, self.client._client_wrapper.get_timeout() or 60)
         headers = self.client._client_wrapper.get_headers()
         response = self._http.request(method, self.url + path, headers=headers, **kwargs)
         response.raise_for_status()
@@ -128,7 +143,7 @@ class Connection:
                 "use an administrator's token, or enable legacy tokens for the organization."
             )
         detail = body.get("detail") or body.get("validation_errors") or body if isinstance(body, dict) else body
-        text = str(detail)[:300]
+        text = " ".join(self.redactor(str(detail)).split())[:300]
         return WorkbenchError(f"Label Studio at {self.url} answered {status} when trying to {what}: {text}")
 
 
@@ -160,17 +175,74 @@ def resolve_server(base_dir: Path, url: str | None, api_key_env: str = "LABEL_ST
     return url, key, source
 
 
-def connect(url: str, key: str, *, key_source: str = "LABEL_STUDIO_API_KEY", timeout: float = 60) -> Connection:
-    """A client for the server; checks the key with one request (whoami)."""
-    from label_studio_sdk import LabelStudio
-    from label_studio_sdk.core.api_error import ApiError
+class RedactingTransport(httpx.BaseTransport):
+    """The one door every Label Studio response comes in through: the token masked in its body and headers."""
 
+    def __init__(self, redactor: Redactor, inner: httpx.BaseTransport | None = None) -> None:
+        self.redactor = redactor
+        self.inner = inner or httpx.HTTPTransport(retries=0)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        try:
+            body = response.read()
+        finally:
+            response.close()
+        text = body.decode("utf-8", "surrogateescape")
+        clean = self.redactor(text)
+        headers = self.redactor.headers(response.headers)
+        if clean == text and headers == {k.lower(): v for k, v in response.headers.items()}:
+            return httpx.Response(response.status_code, headers=response.headers, content=body, request=request,
+                                  extensions=response.extensions)  # fmt: skip
+        headers = {k: v for k, v in headers.items() if k not in ("content-length", "content-encoding", "transfer-encoding")}
+        return httpx.Response(response.status_code, headers=headers, content=clean.encode("utf-8", "surrogateescape"),
+                              request=request, extensions=response.extensions)  # fmt: skip
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def redacting_client(redactor: Redactor, timeout: float) -> httpx.Client:
+    return httpx.Client(transport=RedactingTransport(redactor), timeout=timeout, follow_redirects=True,
+                        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))  # fmt: skip
+
+
+def connect(
+    url: str, key: str, *, key_source: str = "LABEL_STUDIO_API_KEY", timeout: float = 60, database: str | None = None
+) -> Connection:
+    """A client for the server; checks the key with one request (whoami)."""
+    LabelStudio = require("label_studio_sdk", "`workbench annotate`").LabelStudio
+    ApiError = require("label_studio_sdk.core.api_error", "`workbench annotate`").ApiError
+
+    redactor = Redactor([key])
+    http = redacting_client(redactor, timeout)
     try:
-        client = LabelStudio(base_url=url, api_key=key, timeout=timeout)
+        client = LabelStudio(base_url=url, api_key=key, timeout=timeout, httpx_client=http)
     except ApiError:  # a personal access token that has expired or has no expiry
         raise WorkbenchError(
             f"The token from {key_source} is an expired or invalid personal access token: make a new one in Label Studio."
         ) from None
-    conn = Connection(url, client, key_source)
+    except (httpx.TransportError, OSError) as exc:
+        raise WorkbenchError(
+            f"Label Studio at {url} cannot be reached while trying to check the token ({type(exc).__name__}): "
+            "check that the server is running."
+        ) from None
+    conn = Connection(url, client, key_source, http, database=database, redactor=redactor)
     conn.call("check the token", lambda: client.users.whoami())
     return conn
+
+
+def server_database(base_dir: Path, url: str) -> str | None:
+    """What the server at the URL runs on, when it is the one `annotate serve` started for the study."""
+    saved = saved_server(base_dir) or {}
+    if saved.get("url", "").rstrip("/") == url.rstrip("/"):
+        return saved.get("database_kind")
+    return None
+
+
+def public_url(base_dir: Path, url: str) -> str:
+    """The URL annotators open for the server at `url`: the public URL `annotate serve` was given, else the URL."""
+    saved = saved_server(base_dir) or {}
+    if saved.get("url", "").rstrip("/") == url.rstrip("/") and saved.get("public_url"):
+        return saved["public_url"].rstrip("/")
+    return url.rstrip("/")

@@ -222,6 +222,23 @@ def pull_campaign(
     conn: Connection,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int = 8,
+    wait_s: float | None = None,
+) -> PullReport:
+    """Pull a campaign; one pull of a campaign at a time per store (a second waits `wait_s`, then says so)."""
+    from workbench.annotate.locking import LOCK_WAIT_S, campaign_lock
+
+    with campaign_lock(engine, f"annotate pull:{name}", f"annotate pull {name}", LOCK_WAIT_S if wait_s is None else wait_s):
+        return _pull(engine, loaded, spec, name, conn, on_progress, workers)
+
+
+def _pull(
+    engine: Engine,
+    loaded: LoadedStudy,
+    spec: CampaignSpec,
+    name: str,
+    conn: Connection,
+    on_progress: Callable[[int, int], None] | None,
+    workers: int,
 ) -> PullReport:
     report = PullReport(name, conn.url)
     secret = study_secret(loaded.base_dir)
@@ -244,10 +261,14 @@ def pull_campaign(
     # ---- which lists changed: the projects' counts in one request, then one cheap question per list, several at once
     on_server = server_projects(conn)
     started = _server_clock(conn.server_time)
-    missing = [(no, pid) for _, no, pid, *_ in lists if pid not in on_server]
-    if missing:
-        no, pid = missing[0]
-        raise WorkbenchError(f"project {pid} (list {no} of {name!r}) is gone from {conn.url}: it was deleted by hand.")
+    for _, no, pid, *_ in lists:
+        if pid not in on_server:  # deleted by hand: the other lists are pulled; push makes it again
+            report.problems.append(
+                f"project {pid} (list {no}) is gone from {conn.url} (deleted by hand?): its ratings stay in the store; "
+                f"`workbench annotate push {name}` makes it again."
+            )
+    lists_all = lists
+    lists = [cl for cl in lists if cl[2] in on_server]
 
     def quiet(args) -> bool:
         cl_id, _no, pid, synced, fp = args
@@ -278,7 +299,7 @@ def pull_campaign(
     stored_by_task: dict[int, set[int]] = {}
     for a in ann_rows.values():
         stored_by_task.setdefault(row_by_id[a.task_row_id].task_id, set()).add(a.annotation_id)
-    list_of_row = {cl_id: no for cl_id, no, *_ in lists}
+    list_of_row = {cl_id: no for cl_id, no, *_ in lists_all}
     live_by_list: dict[int, int] = {}
     for t in task_rows.values():
         if not t.deleted:

@@ -13,7 +13,9 @@ project.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,16 +154,22 @@ def _nearest(value: float, points: list[float]) -> float:
     return min(points, key=lambda p: abs(p - value))
 
 
-def server_projects(conn: Connection) -> dict[int, dict]:
-    """Every project the token can see: id -> its description and counts (one request per 1000 projects)."""
-    include = "id,description,task_number,total_annotations_number,skipped_annotations_number"
+PULL_FIELDS = ("description", "task_number", "total_annotations_number", "skipped_annotations_number")
+PUSH_FIELDS = (*PULL_FIELDS, "label_config", "maximum_annotations", "expert_instruction", "show_instruction", "show_skip_button")
+CHECKED = ("label_config", "maximum_annotations", "expert_instruction", "show_instruction", "show_skip_button")
+"""The settings push compares with what the server has: one edited by hand is put back."""
+
+
+def server_projects(conn: Connection, fields: tuple[str, ...] = PULL_FIELDS) -> dict[int, dict]:
+    """Every project the token can see: id -> the fields asked for (one request per 1000 projects)."""
+    include = ",".join(("id", *fields))
     out: dict[int, dict] = {}
     page = 1
     while True:
         body = conn.call("list projects", lambda: conn.request(
             "GET", "/api/projects/", params={"page_size": PAGE, "page": page, "include": include}))  # fmt: skip
         for p in body.get("results") or []:
-            out[p["id"]] = {k: p.get(k) or (0 if k != "description" else "") for k in include.split(",")[1:]}
+            out[p["id"]] = {k: p.get(k) if k in CHECKED else (p.get(k) or (0 if k != "description" else "")) for k in fields}
         if not body.get("next"):
             return out
         page += 1
@@ -188,8 +196,57 @@ def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
         page += 1
 
 
+DEFAULT_PARALLEL = 4
+
+
+def push_workers(spec_parallel: int | None, conn: Connection) -> int:
+    """Lists imported at once: the campaign's server.parallel, else 4 on a server known to run on PostgreSQL, else 1
+    (concurrent imports into Label Studio's SQLite lose work)."""
+    if spec_parallel:
+        return spec_parallel
+    return DEFAULT_PARALLEL if conn.database == "postgresql" else 1
+
+
+@dataclass
+class _ListWork:
+    """What the server has for one list after its part of the push; the store records it afterwards."""
+
+    list_no: int
+    list_row_id: int | None
+    project_id: int
+    digest: str | None
+    to_import: list[NewTask]
+    new_ids: list[int]
+    adopt: dict[str, int]
+    recreate: list[str]
+    wanted: list[NewTask]
+    known: dict[str, tuple[int, int, bool]]
+    remade: bool = False  # the project was made again (deleted by hand): pull reads it whole next time
+    created: int = 0
+    updated: int = 0
+    adopted: int = 0
+    predictions: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
 def push_campaign(
-    engine: Engine, loaded: LoadedStudy, name: str, conn: Connection, on_progress: Callable[[int, int], None] | None = None
+    engine: Engine,
+    loaded: LoadedStudy,
+    name: str,
+    conn: Connection,
+    on_progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    wait_s: float | None = None,
+) -> PushReport:
+    """Push a campaign; one push of a campaign at a time per store (a second waits `wait_s`, then says so)."""
+    from workbench.annotate.locking import LOCK_WAIT_S, campaign_lock
+
+    with campaign_lock(engine, f"annotate push:{name}", f"annotate push {name}", LOCK_WAIT_S if wait_s is None else wait_s):
+        return _push(engine, loaded, name, conn, on_progress, workers)
+
+
+def _push(
+    engine: Engine, loaded: LoadedStudy, name: str, conn: Connection, on_progress: Callable[[int, int], None] | None, workers: int | None
 ) -> PushReport:
     report = PushReport(name, conn.url)
     with Session(engine) as s:
@@ -209,10 +266,13 @@ def push_campaign(
             for cl in s.scalars(select(CampaignList).where(CampaignList.campaign_id == row.id)):
                 lists[cl.list_no] = (cl.id, cl.project_id, cl.settings_hash)
             by_list = {v[0]: k for k, v in lists.items()}
-            q = select(CampaignTask).where(CampaignTask.campaign_id == row.id)
+            q = select(CampaignTask).where(CampaignTask.campaign_id == row.id).order_by(CampaignTask.id)
             for t in s.scalars(q):
                 no = by_list[t.list_id]
-                tasks.setdefault(no, {})[f"{t.role}:{t.text}"] = (t.id, t.task_id, t.deleted)
+                key = f"{t.role}:{t.text}"
+                mine = tasks.setdefault(no, {})
+                if key not in mine or mine[key][2] or not t.deleted:  # a live row wins over one a recreation retired
+                    mine[key] = (t.id, t.task_id, t.deleted)
                 next_position[no] = max(next_position.get(no, 0), t.position + 1)
                 if t.role == "item" and t.item_id is not None:
                     placed[t.item_id] = no
@@ -220,7 +280,7 @@ def push_campaign(
     new = assign(rc, placed, list_sizes, next_position)
     all_lists = sorted(set(lists) | set(new))
     report.items, report.lists = len(rc.items), len(all_lists)
-    on_server = server_projects(conn)
+    on_server = server_projects(conn, PUSH_FIELDS)
     by_key = {}
     for pid, p in on_server.items():
         start = p["description"].rfind("[workbench:")
@@ -236,96 +296,163 @@ def push_campaign(
         s.flush()
         campaign_id = row.id
 
-    for done, list_no in enumerate(all_lists, 1):
+    def server_side(list_no: int) -> _ListWork:
         settings = project_settings(rc, list_no)
         digest = settings_hash(settings)
         list_row_id, project_id, old_hash = lists.get(list_no, (None, None, None))
-        if project_id is not None and project_id not in on_server:
-            raise WorkbenchError(
-                f"project {project_id} (list {list_no} of {name!r}) is gone from {conn.url}: it was deleted by hand. "
-                "Its ratings stay in the store; restore the project, or push the items under a new campaign name."
-            )
+        known = tasks.get(list_no, {})
+        work = _ListWork(list_no, list_row_id, 0, digest, [], [], {}, [], list(new.get(list_no, [])), known)
+        gone = project_id is not None and project_id not in on_server
+        if gone:
+            work.notes.append(f"list {list_no}: project {project_id} was deleted in Label Studio; made again with its tasks "
+                              "(the ratings pulled from it stay in the store).")  # fmt: skip
+            project_id, work.remade = None, True
         adopted = False
         if project_id is None:
             project_id = by_key.get(project_key(rc.study, name, list_no))
             adopted = project_id is not None
-            if adopted:
-                report.projects_adopted += 1
-        if project_id is None:
+            work.adopted += adopted
+        fresh = project_id is None
+        if fresh:
             project = conn.call(f"create the project of list {list_no}", lambda: conn.client.projects.create(**settings))
-            project_id, old_hash = project.id, digest
-            on_server[project_id] = {"task_number": 0}
-            report.projects_created += 1
-        elif old_hash != digest:
-            conn.call(f"update project {project_id}", lambda: conn.client.projects.update(id=project_id, **settings))
-            report.projects_updated += 1
-
-        known = tasks.get(list_no, {})
+            project_id = project.id
+            work.created += 1
+        else:
+            have = on_server.get(project_id, {})
+            drift = [k for k in CHECKED if k in have and have[k] != settings[k]]
+            if old_hash != digest or drift:
+                try:
+                    conn.call(f"update project {project_id}", lambda: conn.client.projects.update(id=project_id, **settings))
+                    work.updated += 1
+                    if drift and old_hash == digest:
+                        work.notes.append(f"list {list_no}: project {project_id}'s {', '.join(drift)} had been changed in Label Studio; "
+                                          "put back as the study declares.")  # fmt: skip
+                except WorkbenchError as exc:
+                    if not drift:
+                        raise
+                    work.digest = old_hash  # try again next push
+                    work.notes.append(f"list {list_no}: project {project_id}'s {', '.join(drift)} had been changed in Label Studio "
+                                      f"and could not be put back: {exc}")  # fmt: skip
+        work.project_id = project_id
         live = {k: v for k, v in known.items() if not v[2]}
-        wanted = list(new.get(list_no, []))
-        adopt: dict[str, int] = {}
-        recreate: list[str] = []
-        if adopted or on_server[project_id].get("task_number", 0) != len(live) or len(live) != len(known):
-            there = server_task_keys(conn, project_id)
+        count = 0 if fresh else int(on_server.get(project_id, {}).get("task_number") or 0)
+        if fresh or adopted or work.remade or count != len(live) or len(live) != len(known):
+            there = {} if fresh else server_task_keys(conn, project_id)
             for key, (_rid, task_id, _deleted) in known.items():
                 if key in there and there[key] != task_id:
-                    adopt[key] = there[key]
+                    work.adopt[key] = there[key]
                 elif key not in there:
-                    recreate.append(key)
-            for t in wanted:
+                    work.recreate.append(key)
+            for t in work.wanted:
                 if t.key in there:
-                    adopt[t.key] = there[t.key]
-        to_import = [t for t in wanted if t.key not in adopt]
+                    work.adopt[t.key] = there[t.key]
+        work.to_import = [t for t in work.wanted if t.key not in work.adopt]
         body = []
-        for t in to_import:
+        for t in work.to_import:
             task = {"data": {"word": t.text, "wb_key": t.key}}
             if t.role == "item" and t.item_id in predictions:
                 task["predictions"] = [prediction(_nearest(predictions[t.item_id], rc.points), rc.spec.pre_annotations)]
-                report.predictions += 1
+                work.predictions += 1
             body.append(task)
-        for key in recreate:
-            role, _, text = key.partition(":")
-            body.append({"data": {"word": text, "wb_key": key}})
-        new_ids: list[int] = []
+        for key in work.recreate:
+            body.append({"data": {"word": key.partition(":")[2], "wb_key": key}})
         if body:
             result = conn.call(
                 f"import the tasks of list {list_no}",
                 lambda: conn.client.projects.import_tasks(id=project_id, request=body, return_task_ids=True),
             )
-            new_ids = list(result.task_ids or [])
-            if len(new_ids) != len(body):
-                raise WorkbenchError(f"{conn.url} imported {len(new_ids)} of {len(body)} tasks into project {project_id}; push again.")
-        report.tasks_imported += len(to_import)
-        report.tasks_adopted += len(adopt)
-        report.tasks_recreated += len(recreate)
+            work.new_ids = list(result.task_ids or [])
+            if len(work.new_ids) != len(body):
+                raise WorkbenchError(f"{conn.url} imported {len(work.new_ids)} of {len(body)} tasks into project {project_id}; push again.")
+        return work
 
+    def record(work: _ListWork) -> None:
         with Session(engine) as s, s.begin():
+            list_row_id = work.list_row_id
             if list_row_id is None:
-                cl = CampaignList(campaign_id=campaign_id, list_no=list_no, project_id=project_id, settings_hash=digest)
+                cl = CampaignList(campaign_id=campaign_id, list_no=work.list_no, project_id=work.project_id, settings_hash=work.digest)
                 s.add(cl)
                 s.flush()
                 list_row_id = cl.id
             else:
                 cl = s.get(CampaignList, list_row_id)
-                cl.project_id, cl.settings_hash = project_id, digest
-            ids = iter(new_ids)
-            for t in to_import:
+                cl.project_id, cl.settings_hash = work.project_id, work.digest
+            if work.remade:
+                cl.synced_at = cl.fingerprint = None
+            ids = iter(work.new_ids)
+            for t in work.to_import:
                 s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=t.position,
                                    role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
-            for t in wanted:
-                if t.key in adopt and t.key not in known:
-                    s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=adopt[t.key],
+            for t in work.wanted:
+                if t.key in work.adopt and t.key not in work.known:
+                    s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=work.adopt[t.key],
                                        position=t.position, role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
-            for key, task_id in adopt.items():
-                if key in known:
-                    tr = s.get(CampaignTask, known[key][0])
+            for key, task_id in work.adopt.items():
+                if key in work.known:
+                    tr = s.get(CampaignTask, work.known[key][0])
                     tr.task_id, tr.deleted = task_id, False
-            for key in recreate:
-                tr = s.get(CampaignTask, known[key][0])
-                tr.task_id, tr.deleted = next(ids), False
+            for key in work.recreate:
+                # the old row keeps the annotations pulled from the task that is gone (retired: deleted); the new task
+                # gets a row of its own, so a later pull never takes the old annotations for ones deleted from the new task
+                old = s.get(CampaignTask, work.known[key][0])
+                old.deleted = True
+                s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=old.position,
+                                   role=old.role, item_id=old.item_id, text=old.text, gold=old.gold))  # fmt: skip
             bump_generation(s)
-        if on_progress:
-            on_progress(done, len(all_lists))
+        report.projects_created += work.created
+        report.projects_updated += work.updated
+        report.projects_adopted += work.adopted
+        report.tasks_imported += len(work.to_import)
+        report.tasks_adopted += len(work.adopt)
+        report.tasks_recreated += len(work.recreate)
+        report.predictions += work.predictions
+        report.notes.extend(work.notes)
+
+    n_workers = max(1, min(workers or push_workers(rc.spec.server.parallel, conn), len(all_lists) or 1))
+    failed: list[BaseException] = []
+    stop = threading.Event()
+
+    def guarded(list_no: int) -> _ListWork | None:
+        if stop.is_set():
+            return None
+        try:
+            return server_side(list_no)
+        except BaseException:
+            stop.set()  # lists not started yet are left for the next push
+            raise
+
+    if n_workers == 1:  # one list after the other: a failure leaves the lists after it to the next push
+        for done, list_no in enumerate(all_lists, 1):
+            record(server_side(list_no))
+            if on_progress:
+                on_progress(done, len(all_lists))
+        with Session(engine) as s, s.begin():
+            s.get(Campaign, campaign_id).pushed_at = utcnow()
+        report.notes.sort()
+        return report
+    done = 0
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        futures = [pool.submit(guarded, no) for no in all_lists]
+        for fut in as_completed(futures):
+            try:
+                work = fut.result()
+            except BaseException as exc:  # noqa: BLE001 - the first error is raised once the others are recorded
+                failed.append(exc)
+                continue
+            if work is None:
+                continue
+            try:
+                record(work)
+            except BaseException as exc:  # noqa: BLE001
+                stop.set()
+                failed.append(exc)
+                continue
+            done += 1
+            if on_progress and not failed:
+                on_progress(done, len(all_lists))
+    if failed:
+        raise failed[0]
     with Session(engine) as s, s.begin():
         s.get(Campaign, campaign_id).pushed_at = utcnow()
+    report.notes.sort()
     return report

@@ -84,7 +84,10 @@ def import_(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Import a norm file (by --preset, or by naming --item-column and --rating columns), or a model's ratings (--as-rater)."""
+    """Import a norm file, or a model's ratings (--as-rater).
+
+    Name the layout with --preset, or the columns with --item-column and --rating.
+    """
     from workbench.ingest.readers import separator_char
 
     if decimal not in (".", ","):
@@ -164,7 +167,9 @@ def status(
     fmt: Format = OutputFormat.table,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """What is in the store: datasets, dimensions, raters, item sets, recent jobs, item and rating counts.
+    """What is in the store: datasets, raters, item sets, jobs.
+
+    Datasets (norms and word lists), dimensions, raters, item sets, recent jobs, item and rating counts.
 
     --format table prints one table per section; csv prints each section as a
     CSV block under a `# section` line; json prints one object.
@@ -181,8 +186,9 @@ def status(
         typer.echo(json.dumps({"store": redact_url(url), **summary.__dict__}, indent=2))
         return
     sections = [
-        ("Datasets", ["dataset", "preset", "language", "items", "ratings", "dimensions"],
-         [[d["name"], d["preset"], d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])] for d in summary.datasets]),
+        ("Datasets", ["dataset", "kind", "preset", "language", "items", "ratings", "dimensions"],
+         [[d["name"], d["kind"], d["preset"], d["language"], d["items"], d["ratings"], ", ".join(d["dimensions"])]
+          for d in summary.datasets]),
         ("Dimensions", ["dimension", "scale_min", "scale_max", "ratings"],
          [[d["name"], *d["scale"], d["ratings"]] for d in summary.dimensions]),
         ("Raters", ["rater", "kind", "items", "ratings"],
@@ -198,6 +204,8 @@ def status(
         return
     typer.echo(f"{redact_url(url)}: {summary.items} items, {summary.ratings} ratings")
     for title, header, rows in sections:
+        if title != "Recent rating jobs":  # a missing preset or cost is "-" to a reader, not SQL's NULL
+            rows = [[("-" if cell is None or cell == "" else cell) for cell in row] for row in rows]
         if not rows and title in ("Item sets", "Recent rating jobs"):
             continue
         typer.echo("")
@@ -215,29 +223,39 @@ class ExportFormat(str, Enum):
 
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .parquet); its folder must exist.")],
-    dataset: Annotated[str | None, typer.Option(help="Export this dataset's ratings.")] = None,
-    rater: Annotated[str | None, typer.Option(help="Export this rater's ratings.")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Export this dataset's ratings; repeat for several.")] = None,
+    rater: Annotated[list[str] | None, typer.Option(help="Export this rater's ratings; repeat for several.")] = None,
     dimension: Annotated[str | None, typer.Option(help="Only this dimension.")] = None,
+    items: Annotated[
+        str | None, typer.Option(help="Only these items: an item set, dataset or word list (with --wide: a row for each, rated or not).")
+    ] = None,
     fmt: Annotated[
         ExportFormat | None,
         typer.Option("--format", "-f", help="csv or parquet (default: from --out's suffix).", case_sensitive=False),
     ] = None,
-    wide: Annotated[bool, typer.Option("--wide", help="One row per item, one column per dimension.")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="One row per item; a column per rater and dimension, with its sd, n, mass and note beside it.")
+    ] = False,
+    digits: Annotated[int, typer.Option(min=0, max=15, help="Decimal places of values, sds and masses.")] = 3,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Export ratings of a dataset or rater as CSV or Parquet."""
+    """Export ratings as CSV or Parquet, with a data dictionary.
+
+    A wide export (--wide) has one row per item and a column per rater and dimension; a missing value
+    is NA. FILE_STEM.dictionary.csv describes every column.
+    """
     from sqlalchemy.orm import Session
 
-    from workbench.analysis.export import export_ratings
+    from workbench.analysis.export import dictionary_path, export_ratings
 
     fmt = fmt.value if fmt else ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
-    if (dataset is None) == (rater is None):
-        raise WorkbenchError("Name exactly one of --dataset or --rater.")
+    if not dataset and not rater and not items:
+        raise WorkbenchError("Say what to export: --dataset NAME or --rater NAME (repeat either for several), or --items NAME with --wide.")
     check_output_file(out, "--out")
     with open_store(store_url(db, study)) as engine, Session(engine) as s, writing(out, "--out"):
-        n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, fmt=fmt, path=out, wide=wide)
-    typer.echo(f"Wrote {n} rows to {out}.")
+        n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, items=items, fmt=fmt, path=out, wide=wide, digits=digits)
+    typer.echo(f"Wrote {n} rows to {out}; its data dictionary: {dictionary_path(out)}.")
 
 
 def register(app: typer.Typer) -> None:

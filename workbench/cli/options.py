@@ -64,18 +64,16 @@ def store_url(db: str | None, study: Path) -> str:
 def open_store(url: str, *, check_schema: bool = True) -> Iterator[Engine]:
     """An engine for one command, disposed afterwards; checks (or, when new, creates) the schema.
 
-    A store that is locked past the busy timeout, not a database or damaged
-    is one line (workbench.store.engine.store_error), wherever the command
-    meets it.
+    A store that is locked past the busy timeout, not a database, damaged,
+    on a full disk or not writable is one line (workbench.store.engine.store_error),
+    wherever the command meets it.
     """
-    from sqlalchemy.exc import DBAPIError
-
     from workbench.store.engine import connect, make_engine, store_error
 
     engine = connect(url) if check_schema else make_engine(url)
     try:
         yield engine
-    except DBAPIError as exc:
+    except Exception as exc:  # a database error, SQLAlchemy's or the driver's own (raw cursors)
         known = store_error(exc, url)
         if known is None:
             raise

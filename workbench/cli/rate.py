@@ -78,6 +78,10 @@ def describe(report: RunReport) -> list[str]:
         f"{c.get('unreadable', 0)} answers with no rating, {c.get('failed', 0)} failed"
         f"{', ' + str(c['low_mass']) + ' with low mass on scale tokens' if c.get('low_mass') else ''}."
     ]
+    if c.get("refused"):
+        lines.append(
+            f"  {c['refused']} of the answers with no rating were refusals (the model refused, or the server's content filter stopped it)."
+        )
     if c.get("prompt_tokens"):
         cost = f", ${report.cost:.4f}" if report.cost is not None else ""
         lines.append(f"  {c.get('calls', 0)} calls, {c['prompt_tokens']:,} prompt + {c['completion_tokens']:,} completion tokens{cost}.")
@@ -85,16 +89,20 @@ def describe(report: RunReport) -> list[str]:
         lines.append(f"  failed: {f['item']}: {f['reason']}")
     if c.get("failed"):
         lines.append("  Run the command again to retry the failed items.")
+    lines += [f"  {note}" for note in report.notes]
     return lines
 
 
-FAILED_ITEMS_EXIT = 2  # a job ended with failed items: scripts notice, the next run retries them
+FAILED_ITEMS_EXIT = 2  # a job ended with failed items (or a fine-tune failed): scripts notice
 
 
-def exit_if_failed(failed: int) -> None:
-    """Exit with code 2 after a run that left failed items, saying so on stderr."""
+def exit_if_failed(failed: int, unfinished: list[str] | None = None) -> None:
+    """Exit with code 2 after a run that left failed items, or a fine-tune failed or cancelled, saying so on stderr."""
     if failed:
         typer.echo(f"{failed} item(s) failed and have no rating yet: run the command again to retry them.", err=True)
+    for line in unfinished or ():
+        typer.echo(line, err=True)
+    if failed or unfinished:
         raise typer.Exit(FAILED_ITEMS_EXIT)
 
 
@@ -109,7 +117,9 @@ def rate(
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Rate every item the rater has not rated yet; interrupt at any time and run again to resume.
+    """Rate the items a rater has not rated yet; resumable.
+
+    Interrupt at any time and run again to resume.
 
     Exits with code 2 when items failed (after retries): the next run retries them.
     """

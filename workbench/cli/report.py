@@ -40,6 +40,19 @@ def report(
         typer.Option("--out", "-o", help="Output file (default: report.html / report.md / report.json); its folder must exist."),
     ] = None,
     calibrate: Annotated[str | None, typer.Option(help="TRAIN:TEST item sets: fit rater -> gold on TRAIN, report on TEST.")] = None,
+    intervals: Annotated[
+        str | None,
+        typer.Option(help="Item set to calibrate each rater's conformal intervals on (not the reported items: give --items)."),
+    ] = None,
+    ppi: Annotated[
+        str | None,
+        typer.Option(
+            help="Machine rater for prediction-powered statistics: the mean of the first gold over all words, and its correlations."
+        ),
+    ] = None,
+    ppi_with: Annotated[
+        list[str] | None, typer.Option("--ppi-with", help="Variable (a rater or gold) to correlate the norm with; repeat for several.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
     study: StudyPath = DEFAULT_STUDY,
@@ -58,12 +71,23 @@ def report(
 
     from workbench.analysis.report import build_report, write_report
 
+    declared = None
+    if study.exists():  # the study's dimensions: not the eight more a Glasgow import brings
+        from workbench.study.load import load_study
+
+        declared = list(load_study(study).study.dimensions) or None
     with open_store(store_url(db, study)) as engine, Session(engine) as s, working("Computing the report"):
-        rep, datas = build_report(s, dimension=dimension, gold=gold, raters=raters, items=items, n_boot=n_boot, seed=seed, calibrate=cal)
+        rep, datas = build_report(s, dimension=dimension, dimensions=declared, gold=gold, raters=raters, items=items, n_boot=n_boot,
+                                  seed=seed, calibrate=cal, intervals={"calibration": intervals} if intervals else None,
+                                  ppi={"machine": ppi, "with": ppi_with or []} if ppi else None)  # fmt: skip
         with writing(path, "--out"):
             written = write_report(rep, datas, path, fmt)
     for part in rep.dimensions:
-        typer.echo(f"{part.dimension}: {len(part.raters)} raters, {len(part.gold)} gold datasets")
+        typer.echo(f"{part.dimension}: {plural(len(part.raters), 'rater')}, {plural(len(part.gold), 'gold dataset')}")
+        if part.coverage is not None and part.coverage.without_gold:
+            c = part.coverage
+            shown = ", ".join(row.item for row in c.rows[:10]) + (f" and {c.without_gold - 10} more" if c.without_gold > 10 else "")
+            typer.echo(f"  {plural(c.without_gold, 'word')} without gold (values per rater in the report): {shown}")
         if part.scale_note:
             typer.echo(f"  {part.scale_note}")
         for row in part.ceiling:
@@ -72,7 +96,18 @@ def report(
             typer.echo(
                 f"  {row.rater} ~ {row.gold}: rho {_num(row.spearman)} [{_num(row.spearman_ci[0])}, {_num(row.spearman_ci[1])}] (n {row.n})"
             )
+        for p in part.ppi:
+            what = "mean" if p.statistic == "mean" else f"correlation with {p.other}"
+            typer.echo(f"  {what} ({p.n_labeled} human-rated, {p.n_unlabeled} machine only): naive {_num(p.naive.value)}, "
+                       f"classical {_num(p.classical.value)}, ppi {_num(p.ppi.value)} [{_num(p.ppi.value_interval[0])}, {_num(p.ppi.value_interval[1])}]")  # fmt: skip
+        for iv in part.intervals:
+            cover = ", ".join(f"{c.level:.0%} -> {_num(c.covered)} (width {_num(c.mean_width)})" for c in iv.coverage)
+            typer.echo(f"  intervals {iv.rater} (calibrated on {iv.calibration}, n {iv.n_calibration}): {cover}")
     typer.echo(f"Wrote {written[0].resolve()}" + (f" and {len(written) - 1} plots" if len(written) > 1 else ""))
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _num(x: float | None) -> str:

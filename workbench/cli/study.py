@@ -29,28 +29,43 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new stud
         text = (template / "study.yaml").read_text(encoding="utf-8")
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in directory.resolve().name).strip("-.") or "my-study"
         target.write_text(text.replace("study: my-study", f"study: {name}"), encoding="utf-8")
+        from workbench.study.schema import render as render_schema
+
+        (directory / "study.schema.json").write_text(render_schema(), encoding="utf-8")
         prompt = directory / "prompts" / "familiarity.txt"
         if not prompt.exists():
             with resources.as_file(template / "prompts" / "familiarity.txt") as src:
                 shutil.copyfile(src, prompt)
-    typer.echo(f"Created {target}, {directory / 'prompts'}/ and {directory / 'data'}/.")
+    typer.echo(f"Created {target} (its schema: {directory / 'study.schema.json'}), {directory / 'prompts'}/ and {directory / 'data'}/.")
     typer.echo(f"Next: put norm files in {directory / 'data'}/, declare them under `datasets:`, then run")
     typer.echo(f"  workbench plan --study {target}")
 
 
 def validate(study: StudyPath = DEFAULT_STUDY) -> None:
-    """Check the study file and read every dataset file as apply would: schema, files, presets, columns, values."""
-    from workbench.study.check import check_datasets
+    """Check the study and read its files as apply would.
+
+    Every check apply makes before it writes: the schema, each dataset and word list file (encoding,
+    columns, values, scales, items), the names item sets, splits and raters use, and the raters' items.
+    """
+    from workbench.output import plural
+    from workbench.study.check import check_study
     from workbench.study.load import load_study
 
     loaded = load_study(study)
     s = loaded.study
-    checks = check_datasets(loaded)
-    for c in checks:
+    checks = check_study(loaded)
+    for c in checks.datasets:
         where = f"{c.file} (outside the study folder)" if c.outside else c.file
         rejected = f", {c.rejected_rows} rows rejected" if c.rejected_rows else ""
         typer.echo(f"  dataset {c.name}: {c.items} items, {c.ratings} ratings from {where}{rejected}")
-    typer.echo(f"{study}: valid ({len(s.dimensions)} dimensions, {len(s.datasets)} datasets).")
+    for w in checks.word_lists:
+        where = f"{w.file} (outside the study folder)" if w.outside else w.file
+        attrs = f" (attributes {', '.join(w.attributes)})" if w.attributes else ""
+        typer.echo(f"  word list {w.name}: {plural(w.words, 'word')}{attrs} from {where}")
+    counts = [plural(len(s.dimensions), "dimension"), plural(len(s.datasets), "dataset")]
+    if s.word_lists:
+        counts.append(plural(len(s.word_lists), "word list"))
+    typer.echo(f"{study}: valid ({', '.join(counts)}).")
 
 
 def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
@@ -63,7 +78,7 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     loaded = load_study(study)
     url = store_url(db, study)
     with open_store(url) as engine, Session(engine) as s:
-        p = make_plan(s, loaded)
+        p = make_plan(s, loaded, estimate_costs=True)
     for step in p.steps:
         typer.echo("  " + step.describe())
     for name in p.undeclared:
@@ -74,10 +89,19 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
         typer.echo("Nothing to do: the store matches the study.")
 
 
-def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Make the store match the study file, resuming where a previous apply stopped.
+def apply(
+    study: StudyPath = DEFAULT_STUDY,
+    db: Db = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for another apply running on the same store before giving up."),
+    ] = 10.0,
+) -> None:
+    """Make the store match the study file; resumes where it stopped.
 
-    Exits with code 2 when a rater's job left failed items: the next apply retries them.
+    One apply at a time per store: a second one waits up to --wait seconds, then says which is running.
+    Exits with code 2 when a rater's job left failed items (the next apply retries them), or when a
+    fine-tune failed or was cancelled (`workbench finetune start NAME --restart` tries again).
     """
     from workbench.study.apply import apply_study
     from workbench.study.load import load_study
@@ -95,8 +119,10 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             for r in results:
                 typer.echo("  " + r.describe())
         else:
-            past = {"create": "created", "update": "updated", "write": "written"}.get(step.action, step.action)
-            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report") else ""
+            past = {"create": "created", "update": "updated", "write": "written", "import": "imported", "replace": "replaced"}.get(
+                step.action, step.action
+            )
+            detail = f" ({step.detail})" if step.detail and step.kind in ("item set", "split", "report", "word list", "hybrid") else ""
             typer.echo(f"  {step.kind} {step.name}: {past}{detail}")
 
     failed = 0
@@ -109,12 +135,19 @@ def apply(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
             for line in describe(rep):
                 typer.echo("  " + line)
 
+    unfinished: list[str] = []
+
+    def tuned(ft) -> None:
+        if ft.status in ("failed", "cancelled"):
+            unfinished.append(f"fine-tune {ft.name} {ft.status}: {ft.error or 'no reason given'}; "
+                              f"`workbench finetune start {ft.name} --restart` tries again.")  # fmt: skip
+
     with open_store(url) as engine, ExitStack() as stack:
         bars = lambda name: stack.enter_context(progress_bar(f"Rating with {name}"))  # noqa: E731
         apply_study(engine, loaded, on_step=report, on_rater=rated, on_rate_progress=bars,
-                    on_finetune_event=lambda message: typer.echo("  " + message))  # fmt: skip
+                    on_finetune_event=lambda message: typer.echo("  " + message), on_finetune=tuned, wait_s=wait)  # fmt: skip
     typer.echo(f"Applied {done} changes." if done else "Nothing to do: the store matches the study.")
-    exit_if_failed(failed)
+    exit_if_failed(failed, unfinished)
 
 
 def register(app: typer.Typer) -> None:

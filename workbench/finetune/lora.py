@@ -294,6 +294,9 @@ def train_lora(
     (the schedule still spans the whole run). stop: set it to stop at the next
     step after saving a checkpoint.
     """
+    from workbench.extras import check
+
+    check("torch", "transformers", "peft", "safetensors", needed_for="A local fine-tune")
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file

@@ -3,14 +3,31 @@
 The training file has one chat per training item: the messages the base rater
 sends for the item (its system prompt and filled prompt) and the gold value
 with two decimals as the assistant's answer, as the paper did. Each step is
-recorded in the job's row before the next one starts (the uploaded file ids,
-then the OpenAI job id in ``external_id``), so a workbench killed at any point
-picks the same files and job up on the next start instead of paying twice.
+recorded in the job's row before the next one starts (the run's token, the
+uploaded file ids, then the OpenAI job id in ``external_id``), so a workbench
+killed at any point picks the same files and job up on the next start instead
+of paying twice.
+
+Creating a job costs money, so it is never sent twice blindly: the request
+carries the run's token in ``metadata`` (``workbench_run``), is sent without
+the client's own retries, and before each attempt the server's jobs are
+listed for one made for this run (by that token, or by the training file
+uploaded for it); one found is adopted. A connection dropped after the server
+created the job, or a workbench killed while waiting for the answer, thus
+ends with that one job.
+
+Every call goes through the official client behind the redacting door
+(``raters/openai_client.py``): a key echoed in an upload error, a failed job's
+message or an event is gone before it is printed or stored. While the job is
+followed, only its upstream status marks it failed or cancelled: a 5xx, a
+timeout or a dropped connection is asked again (with backoff), and when the
+server stays away the job stays running for the next start to resume.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +37,15 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.finetune.lora import Example, answer_text
+from workbench.raters.openai_client import OpenAIApi, ServerError
+from workbench.raters.wire import KeyRefused
 from workbench.store.models import Job
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+TIMEOUT = 60.0
+CREATE_ATTEMPTS = 3  # each after looking for a job made by the attempts before
+POLL_FAILURES = 8  # transient failures in a row while following a job before it is left running for later
+LIST_PAGES = 10  # pages of 100 jobs looked through for one made for this run
 
 
 def chat_lines(prep: Any, examples: list[Example]) -> list[str]:
@@ -37,40 +60,12 @@ def chat_lines(prep: Any, examples: list[Example]) -> list[str]:
     return lines
 
 
-def _client(prep_or_resolved: Any) -> Any:
-    from openai import OpenAI
-
-    from workbench.raters.http import api_key
-
-    resolved = getattr(prep_or_resolved, "rater", prep_or_resolved)
-    return OpenAI(base_url=resolved.spec.base_url, api_key=api_key(resolved), max_retries=3, timeout=60)
+def _api(resolved: Any) -> OpenAIApi:
+    return OpenAIApi.for_rater(resolved, timeout=TIMEOUT)
 
 
-def _why(exc: Exception) -> str:
-    """The server's message for an API error (never the key)."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = body["error"]
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(getattr(exc, "message", None) or exc)
-
-
-def _api_call(what: str, fn, *args, **kwargs) -> Any:
-    import openai
-
-    try:
-        return fn(*args, **kwargs)
-    except openai.AuthenticationError:
-        raise WorkbenchError(f"{what}: the server refused the API key.") from None
-    except openai.APIStatusError as exc:
-        raise WorkbenchError(f"{what}: the server answered {exc.status_code}: {_why(exc)}") from None
-    except openai.APIConnectionError as exc:
-        raise _Transient(f"{what}: cannot reach the server ({exc.__class__.__name__})") from None
-
-
-class _Transient(Exception):
-    """The server could not be reached: the job stays running, a later start resumes it."""
+class _Transient(WorkbenchError):
+    """The server could not be asked (a 5xx, a timeout, no connection): the job stays running, a later start resumes it."""
 
 
 def _job_config(engine: Engine, job_id: int) -> tuple[dict[str, Any], str | None]:
@@ -80,24 +75,76 @@ def _job_config(engine: Engine, job_id: int) -> tuple[dict[str, Any], str | None
         return dict(job.config or {}), job.external_id
 
 
-def _upload(client: Any, path: Path, what: str) -> str:
+def _upload(api: OpenAIApi, path: Path, what: str) -> str:
+    """The uploaded file's id; a refusal or an answer that is not a file object is one line (ServerError)."""
     with path.open("rb") as f:
-        obj = _api_call(f"uploading the {what} file", client.files.create, file=(path.name, f), purpose="fine-tune")
+        obj = api(f"uploading the {what} file", api.client.files.create, file=(path.name, f), purpose="fine-tune")
     status = getattr(obj, "status", None)
     if status in ("error", "failed"):
         raise WorkbenchError(f"the server rejected the {what} file: {getattr(obj, 'status_details', None) or status}")
-    return obj.id
+    return str(obj.id)
+
+
+def _meta(job: Any) -> dict[str, Any]:
+    meta = getattr(job, "metadata", None)
+    return meta if isinstance(meta, dict) else {}
+
+
+def find_job(api: OpenAIApi, token: str, training_file: str | None) -> Any | None:
+    """A job the server holds that was made for this run: its metadata carries the run's token, or it trains
+    on the file uploaded for this run. None when there is none (or the server cannot list its jobs)."""
+    after: str | None = None
+    for _ in range(LIST_PAGES):
+        kwargs: dict[str, Any] = {"limit": 100, "metadata": {"workbench_run": token}}
+        if after:
+            kwargs["after"] = after
+        try:
+            page = api("listing the fine-tuning jobs", api.client.fine_tuning.jobs.list, expect="data", **kwargs)
+        except ServerError as exc:
+            if exc.transient:
+                raise
+            return None  # a server that does not list its jobs: nothing to adopt
+        jobs = list(page.data or [])
+        for job in jobs:
+            if _meta(job).get("workbench_run") == token or (training_file and getattr(job, "training_file", None) == training_file):
+                return job
+        if not jobs or not getattr(page, "has_more", False):
+            return None
+        after = getattr(jobs[-1], "id", None)
+    return None
+
+
+def _create(api: OpenAIApi, body: dict[str, Any], token: str, what: str, say) -> tuple[Any, bool]:
+    """(the job, adopted): the job made for this run, found or created; never a second one."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        found = find_job(api, token, body["training_file"])
+        if found is not None:
+            return found, True
+        try:
+            return api(what, api.once().fine_tuning.jobs.create, **body), False
+        except ServerError as exc:
+            if not exc.transient:
+                raise
+            if attempt == CREATE_ATTEMPTS:
+                raise _Transient(str(exc)) from None
+            say(f"{exc}; looking for a job made by that request before asking again.")
+            time.sleep(min(30.0, 2.0 ** (attempt - 1)))
+    raise AssertionError("unreachable")
 
 
 def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
-    """Upload, create and poll the OpenAI job until it ends; the job row follows every step."""
-    from workbench.finetune.run import finetune_dir, update_job
+    """Upload, create (or adopt) and poll the OpenAI job until it ends; the job row follows every step."""
+    from workbench.finetune.run import StillRunning, finetune_dir, update_job
 
     name, spec = prep.name, prep.spec
-    client = _client(prep)
+    api = _api(prep.rater)
     cfg, external = _job_config(engine, job_id)
     try:
         if not external:
+            token = cfg.get("run_token")
+            if not token:
+                token = f"wb-{secrets.token_hex(8)}"
+                update_job(engine, job_id, config={"run_token": token})
             folder = finetune_dir(run)
             folder.mkdir(parents=True, exist_ok=True)
             files = {}
@@ -109,10 +156,11 @@ def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
                     continue
                 path = folder / f"{part}.jsonl"
                 path.write_text("\n".join(chat_lines(prep, examples)) + "\n", encoding="utf-8")
-                files[part] = _upload(client, path, part)
+                files[part] = _upload(api, path, part)
                 update_job(engine, job_id, config={f"{part}_file": files[part]})
                 say(f"{name}: uploaded the {part} file ({len(examples)} examples): {files[part]}.")
-            body: dict[str, Any] = {"model": prep.rater.spec.model, "training_file": files["training"]}
+            body: dict[str, Any] = {"model": prep.rater.spec.model, "training_file": files["training"],
+                                    "metadata": {"workbench_run": token, "workbench_finetune": name[:64]}}  # fmt: skip
             if "validation" in files:
                 body["validation_file"] = files["validation"]
             hyper = {k: getattr(spec.openai, k) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")
@@ -123,29 +171,50 @@ def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
                 body["suffix"] = spec.openai.suffix
             if spec.openai.seed is not None:
                 body["seed"] = spec.openai.seed
-            job = _api_call(f"creating the fine-tuning job for {prep.rater.spec.model}", client.fine_tuning.jobs.create, **body)
-            external = job.id
+            job, adopted = _create(api, body, token, f"creating the fine-tuning job for {prep.rater.spec.model}",
+                                   lambda m: say(f"{name}: {m}"))  # fmt: skip
+            external = str(job.id)
             update_job(engine, job_id, external_id=external)
-            say(f"{name}: OpenAI job {external} created.")
-        _poll(engine, client, prep, job_id, external, say)
-    except _Transient as exc:
-        from workbench.finetune.run import StillRunning
-
+            say(f"{name}: OpenAI job {external} {'adopted (made earlier for this run)' if adopted else 'created'}.")
+        _poll(engine, api, prep, job_id, external, say)
+    except (_Transient, KeyRefused) as exc:  # the server could not be asked, or refused the key: nothing is wrong with the job
         raise StillRunning(f"{exc}; job {job_id} stays running: run `workbench finetune start {name}` again to resume.") from None
+    except ServerError as exc:
+        if exc.transient:
+            raise StillRunning(f"{exc}; job {job_id} stays running: run `workbench finetune start {name}` again to resume.") from None
+        raise
 
 
-def _poll(engine: Engine, client: Any, prep: Any, job_id: int, external: str, say) -> None:
-    from workbench.finetune.run import update_job
+def _poll(engine: Engine, api: OpenAIApi, prep: Any, job_id: int, external: str, say) -> None:
+    """Follow the job until it ends upstream. Only its upstream status marks it failed or cancelled: any
+    failure to ask (a 5xx, a timeout, no connection, a refused key, an answer that is not a job) is asked
+    again, and in the end leaves the job running for the next start."""
+    from workbench.finetune.run import StillRunning, update_job
 
     name = prep.name
     seen: set[str] = set()
+    failures = 0
     while True:
-        job = _api_call(f"checking job {external}", client.fine_tuning.jobs.retrieve, external)
-        events = _api_call(f"reading the events of {external}", client.fine_tuning.jobs.list_events, external, limit=100)
-        for ev in sorted(getattr(events, "data", []) or [], key=lambda e: (e.created_at, e.id)):
+        try:
+            job = api(f"checking job {external}", api.client.fine_tuning.jobs.retrieve, external, expect="status")
+            events = api(f"reading the events of {external}", api.client.fine_tuning.jobs.list_events, external, limit=100,
+                         expect="data")  # fmt: skip
+        except WorkbenchError as exc:
+            transient = getattr(exc, "transient", False)
+            failures += 1
+            if not transient or failures >= POLL_FAILURES:
+                raise StillRunning(f"{exc}; job {job_id} ({external}) stays running: run `workbench finetune start {name}` "
+                                   "again to resume, or `workbench finetune cancel` to cancel it upstream.") from None  # fmt: skip
+            wait = min(300.0, prep.spec.poll_seconds * 2.0 ** (failures - 1))
+            say(f"{name}: {exc}; asking again in {wait:g} s ({failures} of {POLL_FAILURES}).")
+            time.sleep(wait)
+            continue
+        failures = 0
+        listed = [e for e in (getattr(events, "data", None) or []) if getattr(e, "id", None)]
+        for ev in sorted(listed, key=lambda e: (getattr(e, "created_at", 0) or 0, str(e.id))):
             if ev.id not in seen:
                 seen.add(ev.id)
-                say(f"{name}: [{ev.level}] {ev.message}")
+                say(f"{name}: [{getattr(ev, 'level', 'info')}] {getattr(ev, 'message', '')}")
         status = job.status
         if status == "succeeded":
             model = job.fine_tuned_model
@@ -161,6 +230,7 @@ def _poll(engine: Engine, client: Any, prep: Any, job_id: int, external: str, sa
             err = getattr(job, "error", None)
             reason = (f"{getattr(err, 'code', None) or 'error'}: {getattr(err, 'message', None)}" if err and getattr(err, "message", None)
                       else f"the job was {status} upstream")  # fmt: skip
+            reason = " ".join(api.redact(reason).split())[:500]
             update_job(engine, job_id, status=status, error=f"OpenAI job {external} {status}: {reason}")
             say(f"{name}: OpenAI job {external} {status}: {reason}")
             return
@@ -170,13 +240,23 @@ def _poll(engine: Engine, client: Any, prep: Any, job_id: int, external: str, sa
         time.sleep(prep.spec.poll_seconds)
 
 
-def cancel_remote(run: Any, external_id: str) -> None:
+def cancel_remote(run: Any, external_id: str | None, token: str | None = None, training_file: str | None = None) -> str | None:
+    """Cancel the job upstream (found by the run's token when its id was never recorded: a workbench killed
+    while creating it); returns its id, None when there was none. One line when the server cannot be asked."""
     from workbench.finetune.run import tuned_rater_spec
     from workbench.raters.config import ResolvedRater
 
     resolved = ResolvedRater(run.name, tuned_rater_spec(run), "", (), {})
-    client = _client(resolved)
+    api = _api(resolved)
     try:
-        _api_call(f"cancelling job {external_id}", client.fine_tuning.jobs.cancel, external_id)
-    except _Transient as exc:
-        raise WorkbenchError(str(exc)) from None
+        if not external_id and token:
+            found = find_job(api, token, training_file)
+            external_id = str(found.id) if found is not None else None
+        if not external_id:
+            return None
+        api(f"cancelling job {external_id}", api.client.fine_tuning.jobs.cancel, external_id, expect="status")
+        return external_id
+    except ServerError as exc:
+        if "has already" in str(exc):  # it ended upstream in the meantime
+            return external_id
+        raise WorkbenchError(f"{exc}: the job is left as it is; try `workbench finetune cancel` again.") from None

@@ -286,6 +286,10 @@ def start_finetune(
     if status in ("failed", "cancelled") and not restart:
         return FinetuneReport(name, prep.spec.backend, status, job_id, external, None, error,
                               details={"hint": f"run `workbench finetune start {name} --restart` to try again"})  # fmt: skip
+    if prep.spec.backend == "local":  # before any job is made: a missing package is one line, not a failed job
+        from workbench.extras import check
+
+        check("torch", "transformers", "peft", "safetensors", needed_for="A local fine-tune")
     if status in ("failed", "cancelled") or job_id is None:
         if restart and prep.spec.backend == "local":
             import shutil
@@ -416,10 +420,14 @@ def cancel_finetune(engine: Engine, run: FinetuneRun, on_event: OnEvent | None =
     if report.status != "running":
         say(f"{name}: job {report.job_id} is {report.status}; nothing to cancel.")
         return report
-    if backend == "openai" and report.external_id:
+    token = report.details.get("run_token")
+    if backend == "openai" and (report.external_id or token):
         from workbench.finetune.openai_ft import cancel_remote
 
-        cancel_remote(run, report.external_id)
+        upstream = cancel_remote(run, report.external_id, token, report.details.get("training_file"))
+        if upstream and not report.external_id:
+            update_job(engine, report.job_id, external_id=upstream)  # type: ignore[arg-type]
+            report.external_id = upstream
     update_job(engine, report.job_id, status="cancelled", error="cancelled by the user")  # type: ignore[arg-type]
     say(f"{name}: job {report.job_id} cancelled.")
     report.status = "cancelled"

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.writer import JobWriter
-from workbench.raters.backend import RaterOptions, RunJob
+from workbench.raters.backend import RaterOptions, RunJob, StillWaiting
 from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
 from workbench.redact import Redactor
 from workbench.store.engine import bump_generation
@@ -66,6 +66,22 @@ class RunReport:
         return int(self.counts.get("failed", 0) or 0)
 
 
+ALL_ITEMS = "all"  # items: all: every item some published dataset rates on the rater's dimension
+# a rater with no items: rates every gold item of its dimension; above this many, it must say items: all
+DEFAULT_ITEMS_LIMIT = 1000
+
+
+def check_default_items(rater: str, dimension: str, count: int) -> None:
+    """Refuse a rater without ``items:`` whose default (every gold item of its dimension) is large: a local
+    model would run for hours, a paid API would spend money nobody asked to spend."""
+    if count > DEFAULT_ITEMS_LIMIT:
+        raise WorkbenchError(
+            f"raters.{rater}: no items: given, so it would rate all {count:,} items with a gold rating on {dimension!r} "
+            f"(more than {DEFAULT_ITEMS_LIMIT:,}). Name what it rates (items: an item set, dataset or word list), "
+            "or write items: all to rate them all."
+        )
+
+
 def default_items(session: Session, dimension: str) -> list[int]:
     """Every item some published dataset rates on the dimension."""
     q = (
@@ -93,7 +109,12 @@ def _plan(session: Session, run: RaterRun, items: str | None, limit: int | None)
     resolved = resolve_rater(session, run.name, run.options, dimensions=list(run.dimensions), base_dir=run.base_dir)
     resolved.backend.check(resolved)
     set_name = items or resolved.spec.items
-    target = resolve_items(session, set_name) if set_name else default_items(session, resolved.dimension)
+    if set_name and set_name != ALL_ITEMS:
+        target = resolve_items(session, set_name)
+    else:
+        target = default_items(session, resolved.dimension)
+        if not set_name:
+            check_default_items(run.name, resolved.dimension, len(target))
     if not target:
         raise WorkbenchError(
             f"raters.{run.name}: no items to rate: name an item set with items:, or import a dataset rated on {resolved.dimension!r}."
@@ -122,12 +143,24 @@ def _start_job(engine: Engine, resolved: ResolvedRater, todo: int, target_name: 
             kind=f"rate:{spec.backend}",
             status="running",
             rater_id=rater.id,
-            config={"items": target_name, "requested": todo, **how},
+            config={"items": target_name, "requested": todo, **how, **job_record(resolved)},
         )
         s.add(job)
         s.flush()
         bump_generation(s)
         return rater.id, dim_id, job.id
+
+
+def job_record(resolved: ResolvedRater) -> dict[str, Any]:
+    """What a rating job keeps of its rater for the methods section: the options as declared (few-shot source,
+    prompt file, items; not where a key comes from) and the prompt as filled in, with ``{item}`` where the word goes."""
+    declared = resolved.spec.model_dump(mode="json", exclude_none=True, exclude={"api_key_env"})
+    out: dict[str, Any] = {"options": declared}
+    if resolved.prompt is not None:
+        out["prompt"] = resolved.prompt.text
+    if resolved.system:
+        out["system"] = resolved.system
+    return out
 
 
 def run_rater_dry(session: Session, run: RaterRun, *, items: str | None = None, limit: int | None = None,
@@ -193,11 +226,30 @@ def run_rater(
         status = backend.run(resolved, texts, job)
     except BaseException as exc:  # KeyboardInterrupt included: keep what was rated, mark the job
         reason = str(exc) if isinstance(exc, WorkbenchError) else f"{exc.__class__.__name__}: {exc}"
-        writer.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=reason)
+        status = exc.status if isinstance(exc, StillWaiting) else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        writer.finish(status, error=reason)
         raise
     writer.finish(status)
     report.status, report.counts, report.cost = status, dict(writer.counts, failures=writer.failures), writer.cost if rate else None
+    note = low_mass_note(report.counts, getattr(spec, "min_mass", None), backend.low_mass_cause(resolved))
+    if note:
+        report.notes.append(note)
     return report
 
 
-__all__ = ["RaterRun", "RunReport", "run_rater", "run_rater_dry"]
+LOW_MASS_SHARE = 0.5
+"""Share of answers under the rater's min_mass above which a run's summary names the likely cause."""
+
+
+def low_mass_note(counts: dict[str, Any], min_mass: float | None, cause: str | None) -> str | None:
+    """A line for the job's summary when most answers put little probability on the scale's tokens, naming the
+    likely cause; None when most answers are fine (or the read-out measures no such probability)."""
+    read, low = int(counts.get("mass_read") or 0), int(counts.get("mass_low") or 0)
+    if not read or low <= LOW_MASS_SHARE * read:
+        return None
+    threshold = f"{min_mass:.0%}" if min_mass is not None else "half"
+    line = f"{low} of {read} answers ({low / read:.0%}) put less than {threshold} of their probability on the scale's tokens"
+    return f"{line}: {cause}." if cause else f"{line}."
+
+
+__all__ = ["RaterRun", "RunReport", "low_mass_note", "run_rater", "run_rater_dry"]

@@ -53,7 +53,8 @@ class RaterOptions(BaseModel):
     items: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description="item set or dataset to rate (default: every item with a gold rating on the dimension)",
+        description="item set, dataset or word list to rate, or all: every item with a gold rating on the dimension "
+        "(the default, refused above 1,000 items unless written out)",
     )
 
     @property
@@ -98,6 +99,15 @@ class Writer(Protocol):
     def done(self) -> int: ...
 
 
+class StillWaiting(WorkbenchError):
+    """Work sent upstream (a batch) could not be followed: the server stayed away or refused the key. The job
+    is left with ``status`` (``submitted``: the next run picks the work up instead of paying for it again)."""
+
+    def __init__(self, message: str, status: str = "submitted") -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class RunJob:
     """The job a backend's ``run`` works for: where results go, and what the runner was asked."""
@@ -133,6 +143,11 @@ class RaterBackend:
     kind: ClassVar[str] = "model"  # the store's rater kind: "llm" (a language model) or "model" (any other predictor)
     # True when a run with no items left may still have work: a batch an earlier run left waiting
     picks_up_waiting_work: ClassVar[bool] = False
+    # True when each request may cost money (a hosted API): `workbench plan` shows the estimated cost
+    bills: ClassVar[bool] = False
+    # True when the backend rates from other raters' ratings (a stack): apply runs it after the other raters
+    # and the fine-tunes
+    rates_from_raters: ClassVar[bool] = False
 
     def weights_fingerprint(self, options: Any) -> str | None:
         """A cheap identity of the weights the backend rates with (enters the rater identity); None: no local weights."""
@@ -161,6 +176,11 @@ class RaterBackend:
     def secrets(self, rater: ResolvedRater) -> list[str]:
         """Values that must never reach the store (an API key): the job writer blanks them out."""
         return []
+
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        """The likely reason when most answers put little probability on the scale's tokens (the job's summary
+        names it); None when the backend reads no such probability."""
+        return None
 
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
         """Rate the items (id -> text), handing each outcome to ``job.writer``; returns the job's final status."""

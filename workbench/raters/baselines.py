@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -152,11 +151,9 @@ def _as_target(y: Any, n: int) -> np.ndarray:
 
 def _zipf_function() -> Any:
     """wordfreq.zipf_frequency, or a WorkbenchError saying how to install it."""
-    try:
-        from wordfreq import zipf_frequency
-    except ImportError as e:
-        raise WorkbenchError(f"The frequency baseline needs wordfreq; {_INSTALL_HINT}.") from e
-    return zipf_frequency
+    from workbench.extras import require
+
+    return require("wordfreq", "The frequency baseline").zipf_frequency
 
 
 def word_frequency(words: Iterable[str], language: str = "en") -> np.ndarray:
@@ -238,8 +235,10 @@ def embedding_fingerprint(name: str = DEFAULT_EMBEDDING_MODEL) -> str:
     if packaged is None:
         known = ", ".join(sorted(_PACKAGED_MODELS))
         raise WorkbenchError(f"Unknown embedding model {name!r}; the packaged ones are: {known}.")
+    from workbench.extras import require
+
     try:
-        model_dir = Path(importlib.import_module(packaged.module).get_model_path())
+        model_dir = Path(require(packaged.module, f"The embedding model {name!r}").get_model_path())
         return _weights_fingerprint(packaged.distribution, model_dir)
     except (ImportError, PackageNotFoundError, FileNotFoundError) as e:
         raise WorkbenchError(f"The embedding model {name!r} is not installed; {_INSTALL_HINT}.") from e
@@ -252,9 +251,12 @@ def _load_embedding_model(name: str) -> EmbeddingModel:
     if packaged is None:
         known = ", ".join(sorted(_PACKAGED_MODELS))
         raise WorkbenchError(f"Unknown embedding model {name!r}; the packaged ones are: {known}.")
+    from workbench.extras import check, require
+
+    check("sentence_transformers", "transformers", "torch", needed_for="The embedding baseline")
     try:
         with _offline(), _no_progress_bars():
-            model_dir = Path(importlib.import_module(packaged.module).get_model_path())
+            model_dir = Path(require(packaged.module, f"The embedding model {name!r}").get_model_path())
             if not (model_dir / "modules.json").is_file():
                 raise FileNotFoundError(f"no model files under {model_dir}")
             from sentence_transformers import SentenceTransformer

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -31,7 +30,18 @@ from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
 from workbench.raters.pacing import Pacer
 from workbench.raters.pricing import estimate_tokens
-from workbench.raters.readout import Readout
+from workbench.raters.readout import Readout, Refusal
+from workbench.raters.wire import (
+    MAX_RESPONSE,
+    Answer,
+    KeyRefused,
+    api_key,
+    org_headers,
+    read_capped,
+    receive,
+    redactor_for,
+    refused_message,
+)
 from workbench.redact import Redactor
 
 MAX_RETRY_AFTER = 120.0
@@ -50,14 +60,6 @@ class RetryPolicy:
         return min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-class KeyRefused(WorkbenchError):
-    """The server refused the API key: the whole job stops."""
-
-
-def refused_message(key_env: str, code: int | None) -> str:
-    return f"the server refused the API key in ${key_env} (HTTP {code}): check the key and its permissions."
-
-
 class BadResponse(Exception):
     """The server answered, but not with something a rating can be read from (retried)."""
 
@@ -68,16 +70,6 @@ Reader = Callable[[dict[str, Any]], Readout]  # a response -> its rating; raises
 def usage_of(response: dict[str, Any]) -> tuple[int, int]:
     usage = response.get("usage") or {}
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-
-
-def api_key(rater: ResolvedRater) -> str:
-    """The API key from the environment variable the rater names; a clear error when unset."""
-    env = rater.spec.api_key_env
-    key = os.environ.get(env)
-    if not key:
-        where = rater.spec.base_url or "OpenAI"
-        raise WorkbenchError(f"raters.{rater.name}: set the environment variable {env} to the API key for {where}.")
-    return key
 
 
 def retry_after(headers: Any) -> float | None:
@@ -113,33 +105,6 @@ def _call_row(
     }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A response as it entered the workbench: the key already gone from every part of it.
-
-    text: the body, redacted (what the call log keeps); data: the body parsed as JSON and redacted value
-    by value, or None when it is not JSON; headers: lower-case names, redacted values.
-    """
-
-    status: int
-    text: str
-    headers: dict[str, str]
-    data: Any = None
-
-
-def receive(status: int, raw: bytes, headers: Any, redact: Redactor) -> Answer:
-    """The one place a server's response enters: decode, parse, redact. Never raises."""
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    clean = redact(text)
-    if data is not None and (clean != text or "\\u" in text):
-        data = redact.json(data)  # a key in the body (escaped or not): redact every value
-    return Answer(status, clean, redact.headers(headers), data)
-
-
 class ChatClient:
     """A minimal async client for POST {base_url}/chat/completions (or another path), the documented HTTP API.
 
@@ -155,7 +120,7 @@ class ChatClient:
         self.key_env = key_env
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         self.headers.update(org_headers())
-        self.redact = redact or Redactor([key, *org_headers().values()])
+        self.redact = redact or redactor_for(key)
         self.concurrency = concurrency
         self.session: Any = None
 
@@ -176,16 +141,8 @@ class ChatClient:
         async with self.session.post(
             self.url, data=json.dumps(body, ensure_ascii=False).encode(), timeout=aiohttp.ClientTimeout(total=timeout)
         ) as response:
-            return receive(response.status, await response.read(), response.headers, self.redact)
-
-
-def org_headers() -> dict[str, str]:
-    """OpenAI-Organization and OpenAI-Project, from OPENAI_ORG_ID and OPENAI_PROJECT_ID when set."""
-    return {
-        header: os.environ[env]
-        for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project"))
-        if os.environ.get(env)
-    }
+            raw, cut = await read_capped(response.content, MAX_RESPONSE)
+            return receive(response.status, raw, response.headers, self.redact, cut=cut)
 
 
 def request_tokens(body: dict[str, Any]) -> int:
@@ -208,6 +165,9 @@ def read_answer(data: Any, read: Reader) -> tuple[Readout, tuple[int, int]]:
         usage = usage_of(data)
     except (TypeError, ValueError):
         usage = (0, 0)
+    refusal = _refusal(data)
+    if refusal is not None:
+        return refusal, usage
     if _is_empty(data):
         return EMPTY_ANSWER, usage
     try:
@@ -222,6 +182,26 @@ EMPTY_ANSWER = Readout(
     value=None, distribution=None, mass=None, low_mass=False, answer="",
     reason="the model returned nothing: an empty answer with no logprobs (does the model have a chat template?)",
 )  # fmt: skip
+
+
+def _refusal(data: dict[str, Any]) -> Refusal | None:
+    """A refusal: the first choice answered nothing and carries a ``refusal`` text (the model declined), or
+    was stopped by the server's content filter (``finish_reason: content_filter``)."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else None
+    answer = message.get("content") if message is not None else choice.get("text")
+    if answer not in (None, ""):
+        return None
+    refusal = message.get("refusal") if message is not None else None
+    if isinstance(refusal, str) and refusal.strip():
+        text = " ".join(refusal.split())
+        return Refusal(value=None, answer=text[:500], reason=f"the model refused to answer: {text[:200]}")
+    if choice.get("finish_reason") == "content_filter":
+        return Refusal(value=None, answer="", reason="the server's content filter stopped the answer (finish_reason: content_filter)")
+    return None
 
 
 def _is_empty(data: dict[str, Any]) -> bool:
@@ -262,6 +242,8 @@ async def rate_one(client: ChatClient, item_id: int, body: dict[str, Any], read:
                 if code == 429:
                     wait = retry_after(answer.headers)
                 pacer.done(tokens, answer.headers, throttled=code == 429, retry_after=wait)
+            if answer.cut:
+                raise BadResponse(f"the response is larger than {MAX_RESPONSE >> 20} MiB: only its start was read (and kept)")
             if code == 200:
                 if answer.data is None:
                     raise BadResponse(f"the response is not valid JSON: {answer.text[:80]!r}")
@@ -362,7 +344,7 @@ def run_requests(
     spec = rater.spec
     policy = RetryPolicy(max_retries=spec.max_retries, timeout=spec.timeout, backoff_base=job.backoff_base)
     key = api_key(rater)
-    redact = Redactor([key, *org_headers().values()])
+    redact = redactor_for(key)
     check_model_name(rater, key, redact)
     pacer = Pacer(rpm=getattr(spec, "rpm", None), tpm=getattr(spec, "tpm", None))
 

@@ -114,6 +114,18 @@ class LLMBackend(RaterBackend):
     Options: ClassVar[type[RaterOptions]] = LLMOptions
     kind = "llm"
 
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        """The prompt is sent as text: a prompt that ends right after "Rating:" leaves the space to the model."""
+        text = rater.prompt.text if rater.prompt is not None else ""
+        if text[-1:].isspace():
+            return "the model does not answer this prompt with a scale point: show it examples (few_shot) or change the prompt"
+        last_line = text.rsplit("\n", 1)[-1][-30:]
+        return (
+            f"the prompt ends with {last_line!r}, without the space before the answer: tokenizers such as Gemma's "
+            "write that space as a token of its own, so the first token of the answer is the space, not the number. "
+            "End the prompt (and the few-shot examples' format) with 'Rating: ' and a space"
+        )
+
     def resolve(self, session: Session, rater: ResolvedRater, *, base_dir: Path) -> ResolvedRater:
         spec = rater.spec
         assert isinstance(spec, LLMOptions)

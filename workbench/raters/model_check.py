@@ -10,9 +10,6 @@ the server has (with a did-you-mean). A server that does not list its models
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from workbench.errors import WorkbenchError, did_you_mean
@@ -33,27 +30,29 @@ class ModelList:
 def list_models(base_url: str | None, key: str, *, timeout: float, redact: Redactor,
                 headers: dict[str, str] | None = None) -> ModelList:  # fmt: skip
     """The model ids the server lists; raises WorkbenchError when the server refuses the key (401/403)."""
+    import httpx
+
+    from workbench.raters.openai_client import http_client
+
     url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/models"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=min(timeout, 30.0)) as response:  # noqa: S310 (the rater's own server)
-            payload = response.read(4 << 20)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 401:
-            raise KeyRefusedOnList(exc.code) from None
-        if exc.code == 403:  # a restricted key may rate without the right to list models
-            return ModelList(None, "the key may not list the server's models (HTTP 403)")
-        return ModelList(None, f"the server does not list its models (HTTP {exc.code})")
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return ModelList(None, f"could not list the server's models: {redact(str(reason))[:120]}")
+        with http_client(redact, min(timeout, 30.0)) as client:  # the redacting door, as every other request
+            response = client.get(url, headers={"Authorization": f"Bearer {key}", **(headers or {})})
+    except httpx.HTTPError as exc:
+        return ModelList(None, f"could not list the server's models: {redact(exc.__class__.__name__ + ': ' + str(exc))[:120]}")
+    if response.status_code == 401:
+        raise KeyRefusedOnList(401)
+    if response.status_code == 403:  # a restricted key may rate without the right to list models
+        return ModelList(None, "the key may not list the server's models (HTTP 403)")
+    if response.status_code >= 300:
+        return ModelList(None, f"the server does not list its models (HTTP {response.status_code})")
     try:
-        data = json.loads(payload)
+        data = response.json()
         entries = data["data"] if isinstance(data, dict) else data
         ids = tuple(str(e["id"]) if isinstance(e, dict) else str(e) for e in entries)
     except (ValueError, KeyError, TypeError):
         return ModelList(None, "the server's model list is not the documented JSON")
-    return ModelList(tuple(redact(i) for i in ids))
+    return ModelList(ids)
 
 
 class KeyRefusedOnList(Exception):

@@ -106,3 +106,10 @@ class ChatBackend(ServerBackend):
 
     def read(self, rater: ResolvedRater, response: dict[str, Any]) -> Readout:
         return read_rating(rater, response)
+
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        return (
+            "the model's answers do not start with the number: check that the server applies the model's chat "
+            "template (llama.cpp's server: --jinja), that the model is instruction-tuned (a base model answers "
+            "better through openai-completions), and that the prompt asks for a single number"
+        )

@@ -112,6 +112,12 @@ class Readout:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Refusal(Readout):
+    """No rating because the model refused (a ``refusal`` and no answer) or the server's content filter
+    stopped the answer (``finish_reason: content_filter``): kept with its own note and counted as refused."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class SamplesReadout(Readout):
     """The samples read-out: a :class:`Readout` plus the per-sample details.

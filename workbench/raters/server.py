@@ -45,6 +45,7 @@ class ServerBackend(LLMBackend):
     Options: ClassVar[type[RaterOptions]] = ServerOptions
     path: ClassVar[str] = "/chat/completions"
     batch: ClassVar[bool] = False  # priced at the Batch API's discount
+    bills: ClassVar[bool] = True
 
     def body(self, rater: ResolvedRater, item: str) -> dict[str, Any]:
         """The request body for one item."""

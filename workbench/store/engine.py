@@ -68,13 +68,26 @@ def store_error(exc: BaseException, url: str | URL) -> WorkbenchError | None:
     """The one-line error for a database error that is about the store itself (None: not one of those).
 
     A SQLite store locked by another writer past the busy timeout, a file that
-    is not a SQLite database, or a damaged (e.g. truncated) one.
+    is not a SQLite database, or a damaged (e.g. truncated) one; a full disk; a
+    store that cannot be written (read-only mount, immutable or read-only file
+    or folder; a read-only PostgreSQL server). `exc` is SQLAlchemy's wrapper or
+    the driver's own error (code that writes through the raw DBAPI cursor).
     """
-    if not isinstance(exc, DBAPIError) or exc.orig is None:
+    orig = _driver_error(exc)
+    if orig is None:
         return None
     where = redact_url(url if isinstance(url, str) else url.render_as_string(hide_password=False))
-    message = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     lowered = message.lower()
+    db = _sqlite_file(url)
+    if db is not None:
+        known = _sqlite_file_error(db, where, message)
+        if known is not None:
+            return known
+    else:
+        known = _server_error(orig, where, message)
+        if known is not None:
+            return known
     if "database is locked" in lowered or "database table is locked" in lowered:
         return StoreLockedError(
             f"The store at {where} is locked by another process writing to it (waited {busy_timeout():g} s): "
@@ -88,6 +101,63 @@ def store_error(exc: BaseException, url: str | URL) -> WorkbenchError | None:
     if "malformed" in lowered or "disk image" in lowered:
         return WorkbenchError(
             f"The store at {where} is damaged or truncated (SQLite: {message}). Restore it from a backup, or point --db at another store."
+        )
+    return None
+
+
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The database driver's error behind `exc` (None: not a database error)."""
+    if isinstance(exc, DBAPIError):
+        return exc.orig
+    if isinstance(exc, Exception) and type(exc).__module__.split(".")[0] in ("sqlite3", "psycopg"):
+        return exc
+    return None
+
+
+def _sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite store URL (None: a server, or an in-memory database)."""
+    try:
+        u = url if isinstance(url, URL) else make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or u.database.startswith("file:"):
+        return None
+    return Path(u.database)
+
+
+def _sqlite_file_error(db: Path, where: str, message: str) -> WorkbenchError | None:
+    """A full disk, a read-only mount, an immutable or read-only file or folder, said as such."""
+    lowered = message.lower()
+    if "disk is full" in lowered or "no space left" in lowered:
+        return WorkbenchError(
+            f"The disk holding the store's folder {db.parent} is full (SQLite: {message}): free some space there, "
+            f"or move the store and point --db at it, then run the command again. The step that failed was rolled back; "
+            f"the store at {where} is as it was before it."
+        )
+    if any(k in lowered for k in ("readonly", "read-only", "unable to open", "database is locked", "disk i/o error")):
+        from workbench.store.filesystem import write_problem
+
+        problem = write_problem(db)
+        if problem is not None:
+            return WorkbenchError(
+                f"The store at {where} cannot be written: {problem}. Workbench writes to its store even to read it "
+                "(the schema check, SQLite's journal beside it): fix that, or copy the store to a writable folder and point --db at the copy."
+            )
+    return None
+
+
+def _server_error(orig: BaseException, where: str, message: str) -> WorkbenchError | None:
+    """PostgreSQL out of disk space, or refusing writes (a standby, default_transaction_read_only)."""
+    state = getattr(orig, "sqlstate", None)
+    if state == "53100" or "no space left on device" in message.lower():
+        return WorkbenchError(
+            f"The server holding the store {where} is out of disk space ({message}): free space on the server, "
+            "then run the command again. The step that failed was rolled back."
+        )
+    if state == "25006":
+        return WorkbenchError(
+            f"The store {where} is read-only ({message}): the server is a standby, or the database or user has "
+            "default_transaction_read_only set. Point --db at a writable server or database."
         )
     return None
 

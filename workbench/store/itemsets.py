@@ -14,17 +14,19 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError, did_you_mean
 from workbench.store.engine import bump_generation
-from workbench.store.models import Dataset, Dimension, Item, ItemSet, ItemSetMember, Rater, Rating
+from workbench.store.models import Dataset, DatasetItem, Dimension, Item, ItemAttribute, ItemSet, ItemSetMember, Rater, Rating
 
 
 def _dataset_items(session: Session, dataset: Dataset) -> list[int]:
+    """A dataset's items: those it rates, and those it lists without rating (a word list's words)."""
     q = (
         select(Rating.item_id)
         .join(Rater, Rater.id == Rating.rater_id)
         .where(Rater.dataset_id == dataset.id, Rating.value.is_not(None))
         .distinct()
     )
-    return sorted(session.scalars(q))
+    listed = select(DatasetItem.item_id).where(DatasetItem.dataset_id == dataset.id)
+    return sorted(set(session.scalars(q)) | set(session.scalars(listed)))
 
 
 def resolve_items(session: Session, name: str) -> list[int]:
@@ -69,13 +71,18 @@ def item_texts(session: Session, item_ids: list[int]) -> dict[int, str]:
 
 
 def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
-    """The items a definition {from, exclude, sample, seed} selects, sorted by id.
+    """The items a definition {from, union, where, exclude, sample, seed} selects, sorted by id.
 
-    Several sources give the items they share; the sample is drawn from the
-    candidates ordered by their text, so it does not depend on insertion order.
+    Several ``from`` sources give the items they share (intersection); ``union`` adds the items of any of
+    its sources; ``where`` keeps the items whose attributes (a word list's columns) match. The sample is
+    drawn from the candidates ordered by their text, so it does not depend on insertion order.
     """
     sources = [set(resolve_items(session, name)) for name in definition["from"]]
     chosen = set.intersection(*sources) if sources else set()
+    for name in definition.get("union", []):
+        chosen |= set(resolve_items(session, name))
+    if definition.get("where"):
+        chosen = items_where(session, chosen, definition["where"])
     for name in definition.get("exclude", []):
         chosen -= set(resolve_items(session, name))
     ordered = sorted(chosen)
@@ -87,6 +94,20 @@ def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
     if sample is not None and sample < len(ordered):
         ordered = sorted(sample_items(session, ordered, sample, definition.get("seed", 0)))
     return ordered
+
+
+def items_where(session: Session, candidates: set[int], where: dict[str, list[str]]) -> set[int]:
+    """The candidates whose attributes match: every key, any of its values (a value some word list gives)."""
+    chosen = set(candidates)
+    for key, values in where.items():
+        q = select(ItemAttribute.item_id).where(ItemAttribute.key == key, ItemAttribute.value.in_([str(v) for v in values]))
+        chosen &= set(session.scalars(q.distinct()))
+    return chosen
+
+
+def attribute_keys(session: Session) -> list[str]:
+    """The attribute names the store's word lists give."""
+    return sorted(session.scalars(select(ItemAttribute.key).distinct()))
 
 
 def sample_items(session: Session, item_ids: list[int], n: int, seed: int) -> list[int]:
@@ -109,13 +130,20 @@ def item_set_action(session: Session, name: str, definition: dict[str, Any]) -> 
     return "unchanged" if current.definition == definition else "update"
 
 
-def save_item_set(session: Session, name: str, definition: dict[str, Any], description: str | None = None) -> int:
-    """Create or replace the item set; returns its size. The caller owns the transaction."""
+def check_item_set(session: Session, name: str, definition: dict[str, Any]) -> list[int]:
+    """The members saving this definition would give; the errors saving it would raise (plan asks this too)."""
     if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
         raise WorkbenchError(f"item set {name!r} has the name of a dataset: give it another name.")
     members = select_members(session, definition)
     if not members:
-        raise WorkbenchError(f"item set {name!r} would be empty: check its from/exclude.")
+        parts = "/".join(k for k in ("from", "union", "where", "exclude") if definition.get(k))
+        raise WorkbenchError(f"item set {name!r} would be empty: check its {parts}.")
+    return members
+
+
+def save_item_set(session: Session, name: str, definition: dict[str, Any], description: str | None = None) -> int:
+    """Create or replace the item set; returns its size. The caller owns the transaction."""
+    members = check_item_set(session, name, definition)
     item_set = session.scalar(select(ItemSet).where(ItemSet.name == name))
     if item_set is None:
         item_set = ItemSet(name=name)

@@ -61,3 +61,36 @@ def bump_generation(session: Session) -> int:
         row.value = str(int(row.value) + 1)
     session.flush()
     return int(row.value)
+
+
+STUDY = "study"
+
+
+def study_info(session: Session) -> dict | None:
+    """The study the store was last applied from: {"name", "title"} as `record_study` wrote it (None if never)."""
+    import json
+
+    value = session.scalar(select(StoreMeta.value).where(StoreMeta.key == STUDY))
+    if not value:
+        return None
+    try:
+        info = json.loads(value)
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def record_study(session: Session, info: dict) -> bool:
+    """Record the study the store is applied from (its name and title), so reports can name it; True when it changed."""
+    import json
+
+    text = json.dumps(info, sort_keys=True, ensure_ascii=False)
+    row = session.get(StoreMeta, STUDY)
+    if row is not None and row.value == text:
+        return False
+    if row is None:
+        session.add(StoreMeta(key=STUDY, value=text))
+    else:
+        row.value = text
+    session.flush()
+    return True

@@ -97,6 +97,33 @@ class Dataset(Base):
     raters: Mapped[list[Rater]] = relationship(back_populates="dataset")
 
 
+class DatasetItem(Base):
+    """An item a dataset lists without rating it: a word list's words (the study's ``word_lists:``).
+
+    ``position`` is the word's row in the file, so the list reads back in its own order.
+    """
+
+    __tablename__ = "dataset_items"
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class ItemAttribute(Base):
+    """A fact a dataset gives about an item, from a column of its file: part of speech, condition, frequency band.
+
+    Values are kept as the file writes them (text); item sets select on them (``where: {band: rare}``).
+    """
+
+    __tablename__ = "item_attributes"
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_item_attributes_key_item", "key", "item_id"),)
+
+
 class ItemSet(Base):
     __tablename__ = "item_sets"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from workbench.store.models import Dataset, Dimension, Item, ItemSet, ItemSetMember, Job, Rater, Rating
+from workbench.store.models import Dataset, DatasetItem, Dimension, Item, ItemSet, ItemSetMember, Job, Rater, Rating
 
 RECENT_JOBS = 10
 
@@ -43,12 +43,17 @@ def summarise(session: Session) -> Summary:
         n, k = per_rater.get(r.id, (0, 0))
         raters.append({"name": r.name, "kind": r.kind, "items": k, "ratings": n, "dimensions": rater_dims.get(r.id, [])})
     by_name = {r["name"]: r for r in raters}
+    listed = dict(session.execute(select(DatasetItem.dataset_id, func.count()).group_by(DatasetItem.dataset_id)).all())
     datasets = []
     for ds in session.scalars(select(Dataset).order_by(Dataset.name)):
         r = by_name.get(ds.name, {"items": 0, "ratings": 0, "dimensions": []})
+        words = (ds.details or {}).get("kind") == "words"  # a word list: items to rate, never gold
+        if words:
+            r = {"items": listed.get(ds.id, 0), "ratings": 0, "dimensions": []}
         datasets.append(
             {
                 "name": ds.name,
+                "kind": "word list" if words else ("norms" if ds.name in by_name and by_name[ds.name]["kind"] == "norm" else "ratings"),
                 "preset": ds.preset,
                 "language": ds.language,
                 "file": ds.origin_file,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from workbench.errors import WorkbenchError
 from workbench.ingest.presets import preset_specs
 from workbench.ingest.spec import DatasetSpec, RatingColumns, clip
-from workbench.study.models import DatasetSource, Study
+from workbench.study.models import DatasetSource, Study, WordListSource
 
 
 @dataclass
@@ -45,21 +45,40 @@ def load_study(path: Path) -> LoadedStudy:
     try:
         study = Study.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        # a value that fits no branch of a union (a column name or {mean, sd, ...}) fails every branch; the
-        # branch it was written for is the one that got further into it
-        if first["type"].endswith("_type"):
-            prefix = first["loc"][:-1]
-            deeper = [e for e in errors if e["loc"][: len(prefix)] == prefix and len(e["loc"]) > len(first["loc"])]
-            if deeper:
-                first = deeper[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        msg = clip(first["msg"].removeprefix("Value error, "))
-        loc = clip(loc, 120)
-        raise WorkbenchError(f"{path}: {loc}: {msg}{more}. See schemas/study.schema.json.") from None
+        problems = schema_problems(exc)
+        if len(problems) == 1:
+            raise WorkbenchError(f"{path}: {problems[0]}. {SCHEMA_HINT}") from None
+        listing = "".join(f"\n  - {p}" for p in problems)
+        raise WorkbenchError(f"{path}: {len(problems)} problems:{listing}\n{SCHEMA_HINT}") from None
     return LoadedStudy(path.resolve(), study)
+
+
+SCHEMA_HINT = "The study file's schema: study.schema.json (`workbench init` writes it beside a new study)."
+
+
+def schema_problems(exc: ValidationError) -> list[str]:
+    """Every problem of a study file, one line each: where (dimensions.fam.scale) and what."""
+    errors = exc.errors()
+    out: list[str] = []
+    used: set[int] = set()
+    for n, error in enumerate(errors):
+        if n in used:
+            continue
+        # a value that fits no branch of a union (a column name or {mean, sd, ...}) fails every branch; the
+        # branch it was written for is the one that got further into it: show that one, not each branch
+        shown = error
+        if error["type"].endswith("_type"):
+            prefix = error["loc"][:-1]
+            siblings = [i for i, e in enumerate(errors) if i != n and e["loc"][: len(prefix)] == prefix]
+            deeper = [i for i in siblings if len(errors[i]["loc"]) > len(error["loc"])]
+            if deeper:
+                shown = errors[deeper[0]]
+                used.update(siblings)
+        loc = clip(".".join(str(p) for p in shown["loc"]) or "(top level)", 120)
+        line = f"{loc}: {clip(shown['msg'].removeprefix('Value error, '))}"
+        if line not in out:
+            out.append(line)
+    return out
 
 
 # how many YAML nodes a study file may expand to once its aliases are followed (an alias bomb expands a
@@ -214,7 +233,23 @@ def dataset_specs(name: str, src: DatasetSource, dimensions: dict) -> list[Datas
     ]
 
 
-def separator_of(src: DatasetSource) -> str | None:
+def separator_of(src: DatasetSource | WordListSource) -> str | None:
     from workbench.ingest.readers import separator_char  # pyarrow: only when a separator is given
 
     return separator_char(src.separator) if src.separator else None
+
+
+def word_list_spec(name: str, src: WordListSource):
+    """The WordListSpec a study's word_lists entry reads its file with."""
+    from workbench.ingest.words import WordListSpec
+
+    return WordListSpec(
+        name,
+        column=src.column,
+        attributes=tuple(src.attributes) if src.attributes is not None else None,
+        language=src.language,
+        citation=src.citation,
+        licence=src.licence,
+        url=src.url,
+        extra_na=tuple(dict.fromkeys(src.na)),
+    )

@@ -162,6 +162,38 @@ class DatasetSource(Strict):
         return self
 
 
+class WordListSource(Strict):
+    """Words to rate that come with no ratings (new words, stimuli): a column of a table, or one word per line.
+
+    The file's other columns become attributes of the words (part of speech, condition, frequency band),
+    which item sets select on with ``where:``. A word list is never gold: it has no ratings.
+    """
+
+    file: str = Field(description="CSV, TSV, .xlsx, Parquet or .txt (one word per line), relative to the study")
+    column: str | None = Field(None, description="the column with the words (default: the only column, or every line of a .txt file)")
+    attributes: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        None, description="the columns kept as attributes (default: every other column)"
+    )
+    language: str = Field("en", pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]+)?$")
+    na: NaMarkers = Field(default_factory=list)
+    encoding: str | None = Field(None, description="text encoding (default: detected)")
+    separator: Literal[",", ";", "\t", "tab", "comma", "semicolon"] | None = None
+    sheet: str | None = None
+    citation: str | None = None
+    licence: str | None = None
+    url: str | None = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v):
+        return DatasetSource._no_nul(v)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        return DatasetSource._known_encoding(v)
+
+
 class UncertaintySpec(Strict):
     """Items where the models are least sure first: people rate those first."""
 
@@ -186,12 +218,31 @@ class UncertaintySpec(Strict):
         return self
 
 
+AttributeValue = Annotated[str, Field(max_length=500)]
+AttributeValues = Annotated[
+    AttributeValue | list[AttributeValue],
+    BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v),
+    AfterValidator(lambda v: [v] if isinstance(v, str) else v),
+]
+
+
 class ItemSetSpec(Strict):
-    """A named set of items: the items of one or more datasets, optionally a seeded random sample."""
+    """A named set of items: the items of datasets, word lists or item sets (all of them: from; any of them:
+    union), filtered by attributes (where), optionally a seeded random sample."""
 
     from_: Name | list[Name] = Field(
+        default_factory=list,
         alias="from",
-        description="dataset(s) or item set(s) whose items make the set; with several, only the items they all share",
+        description="dataset(s), word list(s) or item set(s) whose items make the set; with several, only the "
+        "items they all share (an intersection)",
+    )
+    union: Name | list[Name] = Field(
+        default_factory=list, description="dataset(s), word list(s) or item set(s) whose items are all in the set (a union)"
+    )
+    where: dict[Annotated[str, Field(max_length=200)], AttributeValues] = Field(
+        default_factory=dict,
+        description="keep the items whose word-list attributes match, e.g. {band: rare} or {pos: [noun, verb]}: "
+        "every key, any of its values",
     )
     sample: int | None = Field(None, gt=0, description="keep a random sample of this many items")
     seed: int = Field(0, description="seed of the random sample")
@@ -209,10 +260,16 @@ class ItemSetSpec(Strict):
             raise ValueError("give either sample or uncertainty, not both")
         return self
 
-    @field_validator("from_", "exclude", mode="before")
+    @field_validator("from_", "union", "exclude", mode="before")
     @classmethod
     def _listify(cls, v):
         return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _some_source(self):
+        if not self.from_ and not self.union:
+            raise ValueError("say where the items come from: from: NAME (or several: the items they share), or union: [A, B]")
+        return self
 
 
 def _rater_options(value: Any) -> RaterOptions:
@@ -263,6 +320,28 @@ class CalibrateSpec(Strict):
     test: Name
 
 
+class IntervalsSpec(Strict):
+    """Calibrated (split-conformal) intervals for each rater of a report."""
+
+    calibration: Name = Field(description="item set with gold values to calibrate on; never the reported items (give the report items:)")
+    gold: Name | None = Field(None, description="the gold dataset (default: the report's first)")
+    levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field([0.8, 0.9, 0.95], min_length=1, description="nominal coverages")
+    disagreement: list[Name] = Field(
+        default_factory=list, description="raters whose disagreement with the rater (sd of the values) widens its intervals"
+    )
+
+
+class PPISpec(Strict):
+    """Statistics over many machine values and a few human ones, with prediction-powered intervals."""
+
+    machine: Name = Field(description="the rater whose values every word has (a report rater)")
+    humans: Name | None = Field(None, description="the dataset whose values some words have (default: the report's first gold)")
+    with_: list[Name] = Field(default_factory=list, alias="with", description="other variables (raters or gold) to correlate the norm with")
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 class ReportSpec(Strict):
     """A validation report that apply writes: raters against gold norms, beside the human ceiling."""
 
@@ -271,6 +350,8 @@ class ReportSpec(Strict):
     dimension: Name | None = Field(None, description="one dimension (default: all)")
     items: Name | None = Field(None, description="restrict to an item set or dataset")
     calibrate: CalibrateSpec | None = None
+    intervals: IntervalsSpec | None = Field(None, description="calibrated intervals per rater: coverage at each level, mean width")
+    ppi: PPISpec | None = Field(None, description="the norm's mean and correlations over all words, prediction-powered beside naive")
     formats: list[Literal["html", "md", "json"]] = Field(["html", "md", "json"], description="files to write")
     out: str = Field("reports", description="folder for the files, relative to the study")
     seed: int = 0
@@ -319,6 +400,40 @@ class LabelStudioServer(Strict):
     )
     api_key_env: str = Field("LABEL_STUDIO_API_KEY", description="environment variable holding the token (legacy or personal access token)")
     timeout: float = Field(60, gt=0, description="seconds per request")
+    parallel: int | None = Field(
+        None, ge=1, le=32,
+        description="lists `annotate push` imports at once (default: 4 on a server known to run on PostgreSQL, such as "
+        "`workbench annotate serve --database`; 1 otherwise: concurrent imports into Label Studio's SQLite lose work)",
+    )  # fmt: skip
+
+
+class CompletionSpec(Strict):
+    """What annotators get when they finish a list: a code to paste into the recruiting panel, or a link back to it."""
+
+    code: str | None = Field(None, min_length=1, max_length=100, description="a completion code, e.g. C1A2B3C4 (Prolific's)")
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="a link that returns the annotator to the panel, e.g. https://app.prolific.com/submissions/complete?cc=C1A2B3C4",
+    )
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not self.code and not self.url:
+            raise ValueError("give a completion code, a url, or both")
+        return self
+
+
+class AdaptiveSpec(Strict):
+    """Rounds of human ratings sent only where a hybrid norm is still unsure: `workbench annotate round NAME`."""
+
+    hybrid: Name = Field(description="the hybrid (under hybrids:) whose humans are this campaign and whose intervals decide")
+    target_half_width: float = Field(gt=0, description="a word is settled when its interval's half-width is at most this")
+    max_per_word: int = Field(10, ge=1, description="a word is settled after this many human ratings")
+    budget: int = Field(gt=0, description="human ratings in all, over every round")
+    first_sample: int = Field(50, ge=0, description="round 1: a seeded random sample of this many words (the calibration sample)")
+    first_uncertain: int = Field(100, ge=0, description="round 1: plus this many words the prior is least sure of")
+    seed: int = Field(0, description="seed of round 1's sample")
 
 
 class CampaignSpec(Strict):
@@ -337,19 +452,48 @@ class CampaignSpec(Strict):
     )
     dataset: Name | None = Field(None, description="name of the campaign's aggregate dataset (default: the campaign's name)")
     seed: int = Field(0, description="seed of the list assignment and control positions")
+    completion: CompletionSpec | None = Field(
+        None, description="shown in the instructions and at the end of each list: the code or link that gets annotators paid"
+    )
+    adaptive: AdaptiveSpec | None = Field(None, description="run the campaign in rounds against a hybrid (raters_per_item: each round's k)")
     server: LabelStudioServer = Field(default_factory=LabelStudioServer)
+
+
+class HybridSpec(Strict):
+    """A hybrid norm: a calibrated machine prior and human ratings, combined word by word (precision weighting)."""
+
+    prior: Name = Field(description="the machine rater (e.g. a stack) whose values are the prior")
+    calibration: Name = Field(description="item set with gold values the prior is calibrated on; never the hybrid's items")
+    gold: Name = Field(description="the gold dataset of the calibration")
+    humans: Name = Field(description="a campaign (its annotators' ratings) or a dataset (individual ratings, or mean/SD/n per word)")
+    items: Name = Field(description="item set or dataset: the hybrid's words")
+    level: float = Field(0.9, gt=0, lt=1, description="coverage of the per-word intervals")
+    dimension: Name | None = Field(None, description="the dimension (default: the study's only dimension)")
+    disagreement: list[Name] = Field(default_factory=list, description="raters whose disagreement with the prior widens its intervals")
 
 
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
     study: Name = Field(description="the study's name")
+    title: str | None = Field(None, max_length=200, description="the study's title, shown to annotators and in reports")
+    information: str | None = Field(
+        None,
+        description="what annotators are told about the study (who runs it, what it is for, how long it takes, "
+        "contact): a file path relative to the study, or the text itself",
+    )
+    consent: str | None = Field(
+        None, description="the consent text annotators agree to before they start: a file path relative to the study, or the text itself"
+    )
     database: str | None = Field(
         None,
         description="sqlite:///PATH (relative to the study) or postgresql+psycopg://USER@HOST/DB; default: a SQLite file beside the study",
     )
     dimensions: dict[Name, DimensionSpec] = Field(default_factory=dict)
     datasets: dict[Name, DatasetSource] = Field(default_factory=dict)
+    word_lists: dict[Name, WordListSource] = Field(
+        default_factory=dict, description="words to rate that come with no ratings; their other columns become attributes"
+    )
     item_sets: dict[Name, ItemSetSpec] = Field(default_factory=dict, description="named sets of items")
     raters: dict[Name, RaterSpec] = Field(default_factory=dict, description="LLM raters and baselines")
     splits: dict[Name, SplitSpec] = Field(
@@ -360,6 +504,9 @@ class Study(Strict):
     campaigns: dict[Name, CampaignSpec] = Field(
         default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
     )
+    hybrids: dict[Name, HybridSpec] = Field(
+        default_factory=dict, description="hybrid norms (a machine prior and human ratings): datasets apply writes"
+    )
 
     @model_validator(mode="after")
     def _finetune_names(self):
@@ -368,6 +515,10 @@ class Study(Strict):
                 raise ValueError(f"finetunes.{name}: a rater has this name; the fine-tune makes a rater of its own, give it another name")
             if ft.base and ft.base not in self.raters:
                 raise ValueError(f"finetunes.{name}.base: no rater named {ft.base!r} in the study")
+        for name in self.word_lists:
+            if name in self.datasets or name in self.item_sets:
+                what = "a dataset" if name in self.datasets else "an item set"
+                raise ValueError(f"word_lists.{name}: {what} has this name too; give one of them another name")
         for name in self.splits:
             for part in ("train", "test"):
                 if f"{name}.{part}" in self.item_sets:

@@ -59,6 +59,12 @@ SCRATCH_NOTE = (
 )
 
 
+STALE_NOTE = (
+    "The store is behind the study ({n} steps for apply to make first: {steps}): estimated on a scratch copy of the "
+    "study's dimensions, datasets, word lists and item sets, as if nothing were rated yet; nothing was written to the store."
+)
+
+
 def dry_run_rater(url: str, loaded: LoadedStudy, name: str, *, items: str | None = None, limit: int | None = None,
                   check_server: bool = False) -> RunReport:  # fmt: skip
     """What rating with ``name`` would take, changing nothing: not even creating the store.
@@ -71,17 +77,25 @@ def dry_run_rater(url: str, loaded: LoadedStudy, name: str, *, items: str | None
     import tempfile
 
     from workbench.store import connect
+    from workbench.study.apply import apply_study, make_plan
 
     run = rater_run(loaded, name)
+    # what comes before the raters: item sets ranked by the raters' own ratings come after them
+    before = {n: spec for n, spec in loaded.study.item_sets.items() if spec.uncertainty is None}
+    bare = LoadedStudy(
+        loaded.path, loaded.study.model_copy(update={"raters": {}, "reports": {}, "finetunes": {}, "hybrids": {}, "item_sets": before})
+    )
+    note = SCRATCH_NOTE
     if _store_has_dimension(url, _dimension_of(run)):
         engine = connect(url)
         try:
-            return run_job(engine, run, items=items, limit=limit, dry_run=True, check_server=check_server)
+            with Session(engine) as s:
+                behind = make_plan(s, bare).changes  # what apply would still make before the raters run
+            if not behind:
+                return run_job(engine, run, items=items, limit=limit, dry_run=True, check_server=check_server)
         finally:
             engine.dispose()
-    from workbench.study.apply import apply_study
-
-    bare = LoadedStudy(loaded.path, loaded.study.model_copy(update={"raters": {}, "reports": {}}))
+        note = STALE_NOTE.format(n=len(behind), steps="; ".join(f"{st.kind} {st.name}" for st in behind[:5]))
     with tempfile.TemporaryDirectory(prefix="workbench-dry-run-") as tmp:
         scratch = connect(f"sqlite:///{tmp}/scratch.db")
         try:
@@ -89,7 +103,7 @@ def dry_run_rater(url: str, loaded: LoadedStudy, name: str, *, items: str | None
             report = run_job(scratch, run, items=items, limit=limit, dry_run=True, check_server=check_server)
         finally:
             scratch.dispose()
-    report.notes.insert(0, SCRATCH_NOTE)
+    report.notes.insert(0, note)
     return report
 
 

@@ -9,6 +9,8 @@ in raters/local_files.py.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -52,6 +54,10 @@ class LocalBackend(LLMBackend):
             legacy["top_logprobs"] = 20
         return replace(rater, identity={**rater.identity, **legacy})
 
+    def low_mass_cause(self, rater: ResolvedRater) -> str | None:
+        # run() ends the prompt with the space before the number itself: the prompt's ending is not the cause
+        return "the model does not answer this prompt with a scale point: show it examples (few_shot) or change the prompt"
+
     def weights_fingerprint(self, options: Any) -> str:
         from workbench.raters.local_files import weights_fingerprint
 
@@ -69,13 +75,33 @@ class LocalBackend(LLMBackend):
         space = "" if rater.prompt.text[-1:].isspace() or spec.readout != "expected" else " "
         for ids, words in in_chunks(texts, max(ITEMS_PER_CALL, spec.batch_size)):
             suffixes = [rater.prompt.split(w)[1] + space for w in words]
+            started = time.perf_counter()
             if spec.readout == "expected":
                 readouts = model.rate_expected(prefix, suffixes, rater.points, min_mass=spec.min_mass, batch_size=spec.batch_size)
             else:
                 answers = model.generate_greedy(prefix, suffixes, max_new_tokens=effective_max_tokens(spec), batch_size=spec.batch_size)
                 read = greedy_from_answer if spec.readout == "greedy" else parsed_from_answer
                 readouts = [read(a, rater.points) for a in answers]
-            for item_id, readout in zip(ids, readouts, strict=True):
-                job.writer.add(Outcome(item_id, readout))
+            each_ms = (time.perf_counter() - started) * 1000 / max(len(words), 1)
+            for item_id, word, suffix, readout in zip(ids, words, suffixes, readouts, strict=True):
+                job.writer.add(Outcome(item_id, readout, calls=[local_call(model, spec, prefix + suffix, word, readout, each_ms)]))
             job.report()
         return "completed"
+
+
+def local_call(model: Any, spec: LocalOptions, text: str, word: str, readout: Any, latency_ms: float) -> dict[str, Any]:
+    """The call log row of one item: the exact text the model read, and what it answered.
+
+    The model reads a batch at once, so the latency is the batch's time shared
+    out over its items. ``response`` holds the model's name and weights
+    fingerprint (the local model's version), the answer and the distribution.
+    """
+    request = {"model": spec.model, "readout": spec.readout, "prompt": text, "item": word}
+    if spec.readout != "expected":
+        request["max_tokens"] = effective_max_tokens(spec)
+    response = {"model": model.name, "weights": model.fingerprint, "answer": readout.answer, "value": readout.value,
+                "mass": readout.mass, "distribution": readout.distribution}  # fmt: skip
+    return {
+        "attempt": 1, "status": "ok", "request": request, "response": json.dumps(response, ensure_ascii=False),
+        "latency_ms": round(latency_ms, 3),
+    }  # fmt: skip

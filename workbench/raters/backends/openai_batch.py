@@ -27,23 +27,28 @@ from workbench.raters.backend import (
     Outcome,
     RaterOptions,
     RunJob,
+    StillWaiting,
     Writer,
     register_backend,
 )
 from workbench.raters.config import ResolvedRater
-from workbench.raters.http import BadResponse, api_key, check_model_name, org_headers, read_answer
+from workbench.raters.http import BadResponse, check_model_name, read_answer
 from workbench.raters.openai_chat import (
     ChatBackend,
     ChatOptions,
     read_rating,
     request_body,
 )
-from workbench.raters.openai_client import call
+from workbench.raters.openai_client import OpenAIApi, ServerError
+from workbench.raters.wire import KeyRefused
 from workbench.redact import Redactor
 from workbench.store.models import Job
 
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
+CREATE_ATTEMPTS = 3  # each after looking for a batch made by the attempts before
+POLL_FAILURES = 8  # transient failures in a row while waiting before the job is left submitted for the next run
+LIST_PAGES = 5
 
 
 def _custom_id(item_id: int) -> str:
@@ -64,44 +69,95 @@ def batch_file(resolved: ResolvedRater, texts: dict[int, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-class BatchApi:
-    """The official client, with every call's failure turned into one redacted line (raters/openai_client.py)
-    and every answer's text redacted before it is read."""
-
-    def __init__(self, resolved: ResolvedRater) -> None:
-        import openai
-
-        spec = resolved.spec
-        self.key = api_key(resolved)
-        self.redact = Redactor([self.key, *org_headers().values()])
-        self.key_env, self.timeout = spec.api_key_env, spec.timeout
-        self.client = openai.OpenAI(api_key=self.key, base_url=spec.base_url, max_retries=3, timeout=spec.timeout)
-
-    def __call__(self, what: str, fn: Callable[..., Any], *args: Any, expect: str | None = "id", **kwargs: Any) -> Any:
-        return call(what, fn, *args, redact=self.redact, key_env=self.key_env, timeout=self.timeout, expect=expect, **kwargs)
-
-
-def _submit(engine: Engine, api: BatchApi, resolved: ResolvedRater, texts: dict[int, str], job_id: int) -> str:
+def _submit(engine: Engine, api: OpenAIApi, resolved: ResolvedRater, texts: dict[int, str], job_id: int) -> str:
     client = api.client
     uploaded = api("uploading the batch file", client.files.create,
                    file=("workbench-batch.jsonl", io.BytesIO(batch_file(resolved, texts))), purpose="batch")  # fmt: skip
-    batch = api(
-        "creating the batch", client.batches.create,
-        input_file_id=uploaded.id,
-        endpoint=ENDPOINT,
-        completion_window="24h",
-        metadata={"workbench_rater": resolved.name, "workbench_job": str(job_id)},
-    )  # fmt: skip
+    with Session(engine) as s, s.begin():  # before the create: a workbench killed while creating finds its batch by it
+        job = s.get(Job, job_id)
+        job.config = dict(job.config or {}, input_file_id=api.redact(str(uploaded.id)), batch_items=len(texts))
+    batch = _create(api, str(uploaded.id), {"workbench_rater": resolved.name[:64], "workbench_job": str(job_id)})
     with Session(engine) as s, s.begin():
         job = s.get(Job, job_id)
         job.external_id, job.status = api.redact(str(batch.id)), "submitted"
-        job.config = dict(job.config or {}, input_file_id=api.redact(str(uploaded.id)), batch_items=len(texts))
     return batch.id
 
 
-def _wait(api: BatchApi, batch_id: str, poll_seconds: float, progress: Callable[[int], None] | None, offset: int) -> Any:
+def _adopt_orphan(engine: Engine, api: OpenAIApi, rater_id: int, job_id: int) -> None:
+    """A workbench killed while creating a batch left a job with an uploaded file and no batch id: when the
+    server made the batch, record it on that job (submitted), so it is picked up instead of paid again."""
+    with Session(engine) as s:
+        orphan = s.scalar(
+            select(Job)
+            .where(Job.rater_id == rater_id, Job.status == "interrupted", Job.external_id.is_(None), Job.id != job_id)
+            .order_by(Job.id.desc())
+        )
+        cfg = dict(orphan.config or {}) if orphan is not None else {}
+    if orphan is None or not cfg.get("input_file_id") or cfg.get("batch_looked_for"):
+        return
+    found = _find(api, str(cfg["input_file_id"]))
+    with Session(engine) as s, s.begin():
+        job = s.get(Job, orphan.id)
+        job.config = dict(job.config or {}, batch_looked_for=True)
+        if found is not None:
+            job.external_id, job.status, job.finished_at = api.redact(str(found.id)), "submitted", None
+
+
+def _find(api: OpenAIApi, input_file_id: str) -> Any | None:
+    """A batch the server holds for this input file (uploaded for this job alone), or None."""
+    after: str | None = None
+    for _ in range(LIST_PAGES):
+        kwargs: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
+        try:
+            page = api("listing the batches", api.client.batches.list, expect="data", **kwargs)
+        except ServerError as exc:
+            if exc.transient:
+                raise
+            return None  # a server that does not list its batches: nothing to adopt
+        batches = list(page.data or [])
+        for batch in batches:
+            if getattr(batch, "input_file_id", None) == input_file_id:
+                return batch
+        if not batches or not getattr(page, "has_more", False):
+            return None
+        after = getattr(batches[-1], "id", None)
+    return None
+
+
+def _create(api: OpenAIApi, input_file_id: str, metadata: dict[str, str]) -> Any:
+    """The batch of this input file, created once: sent without the client's own retries, and after a
+    failure the server's batches are looked through for one the failed request made (adopted)."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        if attempt > 1:
+            found = _find(api, input_file_id)
+            if found is not None:
+                return found
+        try:
+            return api("creating the batch", api.once().batches.create, input_file_id=input_file_id, endpoint=ENDPOINT,
+                       completion_window="24h", metadata=metadata)  # fmt: skip
+        except ServerError as exc:
+            if not exc.transient or attempt == CREATE_ATTEMPTS:
+                raise
+            time.sleep(min(30.0, 2.0 ** (attempt - 1)))
+    raise AssertionError("unreachable")
+
+
+def _wait(api: OpenAIApi, batch_id: str, poll_seconds: float, progress: Callable[[int], None] | None, offset: int,
+          status: str = "submitted") -> Any:  # fmt: skip
+    """The batch once it ended. A 5xx, a timeout or a dropped connection is asked again with backoff; a
+    server that stays away (or refuses the key) leaves the job `status` for the next run (StillWaiting)."""
+    failures = 0
     while True:
-        batch = api(f"checking the batch {api.redact(batch_id)}", api.client.batches.retrieve, batch_id, expect="status")
+        try:
+            batch = api(f"checking the batch {api.redact(batch_id)}", api.client.batches.retrieve, batch_id, expect="status")
+        except (ServerError, KeyRefused) as exc:
+            failures += 1
+            if not getattr(exc, "transient", False) or failures >= POLL_FAILURES:
+                raise StillWaiting(f"{exc}; the batch {api.redact(batch_id)} is left waiting: run again to pick it up.",
+                                   status) from None  # fmt: skip
+            time.sleep(min(300.0, poll_seconds * 2.0 ** (failures - 1)))
+            continue
+        failures = 0
         counts = getattr(batch, "request_counts", None)
         if progress and counts is not None:
             progress(offset + (counts.completed or 0) + (counts.failed or 0))
@@ -110,7 +166,7 @@ def _wait(api: BatchApi, batch_id: str, poll_seconds: float, progress: Callable[
         time.sleep(poll_seconds)
 
 
-def _lines(api: BatchApi, file_id: str | None) -> list[dict[str, Any]]:
+def _lines(api: OpenAIApi, file_id: str | None) -> list[dict[str, Any]]:
     """The lines of a batch's output or error file, parsed, every value redacted."""
     if not file_id:
         return []
@@ -150,7 +206,7 @@ def _outcome(resolved: ResolvedRater, item_id: int, line: dict[str, Any], body: 
     return Outcome(item_id, readout, calls=[call_row], prompt_tokens=usage[0], completion_tokens=usage[1])
 
 
-def _ingest(api: BatchApi, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
+def _ingest(api: OpenAIApi, resolved: ResolvedRater, batch: Any, texts: dict[int, str], writer: Writer) -> set[int]:
     """Write every answered line; returns the items the batch answered or failed."""
     seen: set[int] = set()
     for line in _lines(api, batch.output_file_id) + _lines(api, batch.error_file_id):
@@ -189,15 +245,16 @@ def _submitted_job(engine: Engine, rater_id: int, job_id: int) -> Job | None:
 
 def run_batch(resolved: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
     """Pick up a batch left waiting by an earlier run, then submit the items still unrated."""
-    api = BatchApi(resolved)
+    api = OpenAIApi.for_rater(resolved)
     spec = resolved.spec
     engine, writer, progress = job.engine, job.writer, job.progress
     remaining = dict(texts)
+    _adopt_orphan(engine, api, writer.rater_id, job.job_id)
     prior = _submitted_job(engine, writer.rater_id, job.job_id)
     if prior is not None:
         assert job.writer_for is not None
         earlier = job.writer_for(prior.id)
-        batch = _wait(api, prior.external_id, spec.poll_seconds, progress, 0)
+        batch = _wait(api, prior.external_id, spec.poll_seconds, progress, 0, status="interrupted")
         answered = _ingest(api, resolved, batch, remaining, earlier)
         earlier.finish(_finish_status(batch, earlier), error=_batch_errors(batch, api.redact))
         for item_id in answered:

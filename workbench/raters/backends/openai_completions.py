@@ -8,8 +8,14 @@ backend for open-weight base models behind a server.
 The request is the filled prompt as ``prompt``, with ``max_tokens``,
 ``temperature``, ``logprobs: N`` (expected read-out) and ``n`` (samples).
 The read-outs are the chat backend's: expected reads the first answer token's
-``top_logprobs`` (a ``{token: logprob}`` dict), greedy and parsed read the
-``text``, samples the ``text`` of each of the ``n`` choices.
+top logprobs, greedy and parsed read the ``text``, samples the ``text`` of
+each of the ``n`` choices. Servers give the top logprobs in one of two shapes
+(:func:`first_token_top_logprobs` reads both): OpenAI and vLLM the legacy one
+(``logprobs.tokens``, ``token_logprobs``, and ``top_logprobs``, a list of
+``{token: logprob}`` dicts, one per answer token); llama.cpp's server the
+chat one (``logprobs.content``, a list of ``{token, logprob, bytes,
+top_logprobs}`` entries whose ``top_logprobs`` are lists of ``{token,
+logprob, bytes}``).
 """
 
 from __future__ import annotations
@@ -69,14 +75,37 @@ class OpenAICompletions(ServerBackend):
             return greedy_from_answer(answer, points)
         if readout == "parsed":
             return parsed_from_answer(answer, points)
-        top = (choices[0].get("logprobs") or {}).get("top_logprobs")
-        if not isinstance(top, list) or not top or not top[0]:
-            raise BadResponse("the response has no logprobs: does the server support logprobs on /v1/completions?")
+        top = first_token_top_logprobs(choices[0].get("logprobs"))
         try:
-            result = expected_from_top_logprobs(top[0], points, min_mass=rater.spec.min_mass)
+            result = expected_from_top_logprobs(top, points, min_mass=rater.spec.min_mass)
         except WorkbenchError as exc:
             raise BadResponse(f"the response's logprobs are malformed: {exc}") from None
         return Readout(
             value=result.value, distribution=result.distribution, mass=result.mass, low_mass=result.low_mass,
             answer=answer, reason=result.reason,
         )  # fmt: skip
+
+
+def first_token_top_logprobs(logprobs: Any) -> dict[str, Any] | list[Any]:
+    """The first answer token's top logprobs in a text completion's ``logprobs``, in either shape.
+
+    Legacy (OpenAI, vLLM): ``{"tokens": [...], "token_logprobs": [...], "top_logprobs": [{token: logprob}, ...]}``;
+    chat-like (llama.cpp's server): ``{"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token",
+    "logprob", "bytes"}, ...]}, ...]}``. Returns the dict or the list of entries, for
+    :func:`~workbench.raters.readout.expected_from_top_logprobs`; BadResponse when neither shape holds any.
+    """
+    if isinstance(logprobs, dict):
+        legacy = logprobs.get("top_logprobs")
+        if isinstance(legacy, list) and legacy and legacy[0]:
+            return legacy[0]
+        content = logprobs.get("content")
+        if isinstance(content, list) and content:
+            if not isinstance(content[0], dict):
+                raise BadResponse("the response's logprobs are malformed: logprobs.content[0] is not an object")
+            top = content[0].get("top_logprobs")
+            if top:
+                return top
+    raise BadResponse(
+        "the response has no logprobs (neither logprobs.top_logprobs nor logprobs.content[0].top_logprobs): "
+        "does the server support logprobs on /v1/completions?"
+    )

@@ -1,0 +1,143 @@
+"""`workbench annotate simulate`: replay a campaign with simulated annotators before anyone is paid.
+
+The campaign's words that the norms (``--norms``: per-word mean, SD and n)
+and the independent gold (``--against``) both have are rated by simulated
+annotators drawn from the norms (workbench/analysis/planner.py), under each
+strategy and budget; the prior (``--prior``, a machine rater) is calibrated
+by split-conformal prediction on ``--calibration`` items (never the
+campaign's words), against the norms' values there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workbench.analysis.planner import DEFAULT_BUDGETS, STRATEGIES, Norm, Plan, Prior, simulate
+from workbench.errors import WorkbenchError
+from workbench.store.itemsets import gold_values, resolve_items
+from workbench.store.models import Dataset, Dimension, Rater, Rating
+from workbench.study.load import LoadedStudy
+
+
+@dataclass
+class Simulation:
+    campaign: str
+    norms: str
+    against: str
+    prior: str | None
+    plan: Plan
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self.plan)
+        d["rows"] = [asdict(r) for r in self.plan.rows]
+        return {"campaign": self.campaign, "norms": self.norms, "against": self.against, "prior": self.prior, **d}
+
+    def lines(self) -> list[str]:
+        p = self.plan
+        out = [
+            f"{self.campaign}: {p.words} words with {self.norms} (mean, SD, n) and {self.against}; {self.norms} used "
+            f"{p.norm_ratings} ratings. Validity: Spearman against {self.against}, 95% bootstrap interval.",
+            f"  real {self.norms} (its published means): {p.real_norm:.3f} [{p.real_norm_ci[0]:.3f}, {p.real_norm_ci[1]:.3f}]",
+        ]
+        if p.machine is not None:
+            out.append(f"  machine prior {self.prior} alone:  {p.machine:.3f} [{p.machine_ci[0]:.3f}, {p.machine_ci[1]:.3f}]")
+        out.append(f"  {'strategy':<10} {'budget':>6} {'ratings':>8} {'words':>6} {'rho':>6}  interval")
+        for r in p.rows:
+            out.append(
+                f"  {r.strategy:<10} {r.budget:>6.0%} {r.ratings:>8} {r.words_rated:>6} {r.spearman:6.3f}  [{r.ci[0]:.3f}, {r.ci[1]:.3f}]"
+            )
+        full = [r for r in p.rows if r.strategy == "all-human" and r.budget == 1.0]
+        if full and p.real_norm is not None:
+            out.append(
+                f"  The simulated all-human study at 100% ({full[0].spearman:.3f}) is below the real norm ({p.real_norm:.3f}): simulated "
+                "annotators re-sample the published means, so their mean carries the published means' own error plus fresh "
+                "rating noise. Compare strategies within the simulation."
+            )
+        else:
+            out.extend("  " + n for n in p.notes)
+        return out
+
+
+def _norm_table(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None, int | None]]:
+    ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
+    if ds is None:
+        raise WorkbenchError(f"--norms: no dataset named {dataset!r} in the store.")
+    q = (
+        select(Rating.item_id, Rating.value, Rating.sd, Rating.n)
+        .join(Rater, Rater.id == Rating.rater_id)
+        .join(Dimension, Dimension.id == Rating.dimension_id)
+        .where(Rater.dataset_id == ds.id, Rater.kind == "norm", Dimension.name == dimension, Rating.value.is_not(None))
+    )
+    return {i: (float(v), None if sd is None else float(sd), None if n is None else int(n)) for i, v, sd, n in session.execute(q)}
+
+
+def simulate_campaign(
+    session: Session,
+    loaded: LoadedStudy,
+    campaign: str,
+    *,
+    norms: str,
+    against: str,
+    prior: str | None = None,
+    calibration: str | None = None,
+    budgets: Sequence[float] = DEFAULT_BUDGETS,
+    strategies: Sequence[str] = STRATEGIES,
+    k: int | None = None,
+    annotator_sd: float = 0.3,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> Simulation:
+    from workbench.annotate.campaign import campaign_spec
+
+    spec = campaign_spec(loaded, campaign)
+    dims = list(loaded.study.dimensions)
+    dimension = spec.dimension or (dims[0] if len(dims) == 1 else None)
+    if dimension is None:
+        raise WorkbenchError(f"campaigns.{campaign}: the study has several dimensions: give the campaign a dimension:.")
+    dim = session.scalar(select(Dimension).where(Dimension.name == dimension))
+    if dim is None or dim.scale_min is None:
+        raise WorkbenchError(f"dimension {dimension!r} is not in the store: run `workbench apply` first.")
+    items = resolve_items(session, spec.items)
+    table = _norm_table(session, norms, dimension)
+    gold = gold_values(session, against, dimension)
+    words = [i for i in items if i in table and i in gold]
+    if len(words) < 10:
+        raise WorkbenchError(
+            f"simulate: only {len(words)} of the campaign's {len(items)} words have both {norms!r} and {against!r} values."
+        )
+    no_sd = sum(1 for i in words if table[i][1] is None)
+    if no_sd:
+        raise WorkbenchError(f"--norms {norms!r} has no SD for {no_sd} of the words: simulated annotators need each word's SD.")
+    if k is None and any(table[i][2] is None for i in words):
+        raise WorkbenchError(f"--norms {norms!r} has no n for some words: give --k, the ratings per word to plan for.")
+    norm = Norm(
+        np.array([table[i][0] for i in words]), np.array([table[i][1] for i in words]),
+        np.array([k if k is not None else table[i][2] for i in words]),
+    )  # fmt: skip
+    pri = None
+    if prior is not None:
+        if calibration is None:
+            raise WorkbenchError(
+                "--prior needs --calibration: an item set with norms values to calibrate the prior on (not the campaign's words)."
+            )
+        from workbench.analysis.intervals import calibrate_rater
+
+        model, sig, _ = calibrate_rater(
+            session, prior, gold=norms, calibration=calibration, dimension=dimension, reported=words, levels=[0.9]
+        )
+        vals = np.array([sig.values.get(i, np.nan) for i in words])
+        S = sig.matrix(words)
+        pri = Prior(np.where(np.isfinite(vals), model.point(np.nan_to_num(vals)), np.nan),
+                    np.where(np.isfinite(vals), model.predictive_sd(np.nan_to_num(vals), S), np.nan))  # fmt: skip
+    plan = simulate(norm, np.array([gold[i] for i in words]), scale=(float(dim.scale_min), float(dim.scale_max)),
+                    step=float(dim.scale_step or 1.0), prior=pri, budgets=budgets, strategies=strategies,
+                    annotator_sd=annotator_sd, seed=seed, n_boot=n_boot, list_size=spec.list_size)  # fmt: skip
+    if prior is None:
+        plan.notes.append("No --prior: only the all-human strategy was simulated (routed and adaptive need a machine prior).")
+    return Simulation(campaign, norms, against, prior, plan)
