@@ -115,6 +115,8 @@ def test_a_hybrid_dataset_from_a_stack_and_a_human_norm(tmp_path, db_url):
     header = (tmp_path / "h.csv").read_text().splitlines()[0]
     assert header == "item,language,dimension,rater,value,sd,n,replicate,mass,note,low,high,human_weight,source,prior,prior_sd,human_mean"
     assert "hybrid h" not in invoke("apply", "--study", study).output  # unchanged inputs: not rebuilt
+    _people(tmp_path, [f"w{i:03d}" for i in range(0, N, 2)], seed=1)  # new human ratings: the hybrid follows them
+    assert "hybrid h: updated (90 words: " in invoke("apply", "--study", study).output
     engine.dispose()
 
 
