@@ -29,6 +29,10 @@ class ResolvedCampaign:
     items: dict[int, str]  # item id -> text, the words to rate
     known_controls: list[tuple[int, str, float]] = field(default_factory=list)  # (item id, text, gold value)
     nonwords: list[str] = field(default_factory=list)
+    # what annotators read before the first word: the study file's title, information and consent text
+    title: str | None = None
+    information: str | None = None
+    consent: str | None = None
 
     @property
     def dataset_name(self) -> str:
@@ -93,7 +97,10 @@ def resolve_campaign(session: Session, loaded: LoadedStudy, name: str) -> Resolv
         if c.nonwords_per_list and len(nonwords) < c.nonwords_per_list:
             raise WorkbenchError(f"campaigns.{name}.controls: {len(nonwords)} nonwords given; nonwords_per_list is {c.nonwords_per_list}.")
     instructions = read_text_or_file(dim.instructions, loaded.base_dir)
-    return ResolvedCampaign(name, loaded.study.study, spec, loaded.base_dir, dim, points, instructions, items, known, nonwords)
+    st = loaded.study
+    return ResolvedCampaign(name, st.study, spec, loaded.base_dir, dim, points, instructions, items, known, nonwords, title=st.title,
+                            information=read_text_or_file(st.information, loaded.base_dir),
+                            consent=read_text_or_file(st.consent, loaded.base_dir))  # fmt: skip
 
 
 def _nonwords(value: list[str] | str, base_dir: Path, name: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 from xml.sax.saxutils import quoteattr
 
 from workbench.raters.readout import point_label
@@ -33,35 +34,122 @@ def hotkeys(points: list[float]) -> tuple[list[str | None], str]:
     return keys, ("u" if "0" in keys else "0")
 
 
-def label_config(dimension: str, points: list[float], labels: dict[str, str] | None) -> str:
+def point_text(point: float, labels: dict[str, str] | None) -> str:
+    """A scale point as annotators see it, on its button and in the instructions alike: "1 (never)", or "4"."""
+    name = point_label(point)
+    labels = labels or {}
+    label = labels.get(name) or labels.get(str(point)) or labels.get(f"{point:g}")
+    return f"{name} ({label})" if label else name
+
+
+KEY_COMMENT = "<!-- {key}: the key workbench finds this project by; annotators do not see it -->"
+WORD_CSS = ".wb-word, .wb-word * { font-size: 3.2rem !important; line-height: 1.25 !important; font-weight: 600 !important; }"
+
+
+def label_config(dimension: str, points: list[float], labels: dict[str, str] | None, *, key: str | None = None) -> str:
+    """The rating interface: a small line saying what to do, the word in large type, the points as buttons.
+
+    key: the project's workbench key, kept in an XML comment (Label Studio keeps the config as written and
+    shows it only to project managers), so neither the project's title nor its description carries it.
+    """
     labels = labels or {}
     keys, unknown_key = hotkeys(points)
     lo, hi = point_label(points[0]), point_label(points[-1])
     head = f"Rate the {dimension} of the word from {lo} to {hi}"
     if keys[0]:
         head += f": press {keys[0]}-{keys[-1]}, or {unknown_key} if you don't know the word"
-    lines = [
-        "<View>",
-        f"  <Header value={quoteattr(head)}/>",
-        f'  <Text name="{TO_NAME}" value="$word"/>',
+    lines = ["<View>"]
+    if key:
+        lines.append("  " + KEY_COMMENT.format(key=key.replace("-", "%2D")))  # a comment cannot hold "--"
+    lines += [
+        f"  <Style>{WORD_CSS}</Style>",
+        f'  <Header value={quoteattr(head)} size="6"/>',
+        '  <View className="wb-word" style="text-align: center; padding: 1.5rem 0 2rem;">',
+        f'    <Text name="{TO_NAME}" value="$word"/>',
+        "  </View>",
         f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio" showInline="true" required="true">',
     ]
-    for point, key in zip(points, keys, strict=True):
+    for point, key_ in zip(points, keys, strict=True):
         name = point_label(point)
-        label = labels.get(name) or labels.get(str(point)) or labels.get(f"{point:g}")
-        shown = f"{name} ({label})" if label else name
-        lines.append(f"    <Choice value={quoteattr(shown)} alias={quoteattr(name)}" + (f' hotkey="{key}"' if key else "") + "/>")
+        lines.append(f"    <Choice value={quoteattr(point_text(point, labels))} alias={quoteattr(name)}"
+                     + (f' hotkey="{key_}"' if key_ else "") + "/>")  # fmt: skip
     lines.append(f'    <Choice value={quoteattr(UNKNOWN_LABEL)} alias="{UNKNOWN}" hotkey="{unknown_key}"/>')
     lines += ["  </Choices>", "</View>"]
     return "\n".join(lines)
+
+
+def _paragraphs(text: str) -> str:
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
 
 
 def instructions_html(text: str | None) -> str:
     """The dimension's instructions (the text the LLM raters get) as the project's HTML instructions."""
     if not text:
         return ""
-    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
-    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
+    return _paragraphs(text)
+
+
+def annotator_instructions(
+    text: str | None,
+    *,
+    points: list[float],
+    labels: dict[str, str] | None,
+    title: str | None = None,
+    information: str | None = None,
+    consent: str | None = None,
+    completion_code: str | None = None,
+    completion_url: str | None = None,
+) -> str:
+    """What annotators read before the first word (and whenever they open the instructions): the study's title,
+    its information and consent text, the dimension's instructions, the scale with the very labels of the
+    buttons, and the completion code or link that gets them paid."""
+    out = []
+    if title:
+        out.append(f"<h2>{html.escape(title)}</h2>")
+    if information:
+        out.append(_paragraphs(information))
+    if consent:
+        out.append("<h3>Consent</h3>" + _paragraphs(consent))
+        out.append("<p><b>By rating the words that follow you agree to take part.</b></p>")
+    if text:
+        out.append("<h3>What to do</h3>" + _paragraphs(text))
+    keys, unknown_key = hotkeys(points)
+    legend = "".join(
+        f"<li>{html.escape(point_text(p, labels))}" + (f", key {k}" if k else "") + "</li>" for p, k in zip(points, keys, strict=True)
+    )
+    legend += f"<li>{html.escape(UNKNOWN_LABEL)}, key {unknown_key}</li>"
+    out.append(f"<p>The buttons:</p><ul>{legend}</ul>")
+    if completion_code or completion_url:
+        parts = []
+        if completion_code:
+            parts.append(f"your completion code is <b>{html.escape(completion_code)}</b>")
+        if completion_url:
+            parts.append(
+                f'then return to the study panel through <a href="{html.escape(completion_url, quote=True)}">{html.escape(completion_url)}</a>'
+            )
+        said = "; ".join(parts)
+        out.append("<h3>When you have rated every word of the list</h3><p>" + said[0].upper() + said[1:] + ".</p>")
+    return "".join(out)
+
+
+_POINT_IN_TEXT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*\(([^()]+)\)")
+
+
+def label_mismatches(text: str | None, points: list[float], labels: dict[str, str] | None) -> list[str]:
+    """Scale points the instructions name with another label than their button, e.g. "1 (very unfamiliar)" where the
+    button says "1 (unfamiliar)": one line each."""
+    if not text:
+        return []
+    out = []
+    for number, said in _POINT_IN_TEXT.findall(text):
+        value = float(number)
+        if not any(abs(value - p) < 1e-9 for p in points):
+            continue
+        button = point_text(value, labels)
+        if button != f"{point_label(value)} ({said.strip()})":
+            out.append(f"the instructions say {number} ({said.strip()}) where the button says {button}")
+    return out
 
 
 def choice_value(result: list[dict], points: list[float]) -> tuple[float | None, bool, str | None]:

@@ -77,13 +77,16 @@ class PullReport:
     annotators: int = 0
     excluded: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    first: bool = False  # the campaign's first pull
 
     @property
     def changed(self) -> bool:
         return bool(self.new or self.edited or self.deleted)
 
     def lines(self) -> list[str]:
-        if not self.changed:
+        if not self.changed and self.first:
+            out = [f"{self.campaign}: first pull: no annotations on {self.url} yet ({self.lists} lists checked)."]
+        elif not self.changed:
             out = [f"{self.campaign}: nothing changed on {self.url} since the last pull ({self.lists} lists checked)."]
         else:
             out = [
@@ -249,6 +252,7 @@ def _pull(
         if camp.server_url.rstrip("/") != conn.url:
             raise WorkbenchError(f"campaign {name!r} lives on {camp.server_url}, not {conn.url}: point server.url there.")
         campaign_id = camp.id
+        report.first = camp.pulled_at is None
         dim = s.get(Dimension, camp.dimension_id)
         points = [float(p) for p in scale_points(dim.scale_min, dim.scale_max, dim.scale_step or 1)]
         lists = [(cl.id, cl.list_no, cl.project_id, cl.synced_at, cl.fingerprint)
@@ -280,9 +284,10 @@ def _pull(
     if not to_read:  # nothing changed: the store's annotations are not even loaded
         if on_progress:
             on_progress(len(lists), len(lists))
-        with Session(engine) as s:
+        with Session(engine) as s, s.begin():
             q = select(func.count(func.distinct(CampaignAnnotation.annotator))).where(CampaignAnnotation.campaign_id == campaign_id)
             report.annotators = int(s.scalar(q) or 0)
+            s.get(Campaign, campaign_id).pulled_at = utcnow()  # pulled, even with nothing to bring: status says when
         return report
 
     with Session(engine) as s:
@@ -603,7 +608,7 @@ def _sync_rows(s: Session, lists: list[tuple], fetched: list[Fetched]) -> None:
 
 
 def _save_sync_state(engine: Engine, lists: list[tuple], fetched: list[Fetched], campaign_id: int, write_time: bool) -> None:
-    if not fetched:
-        return
     with Session(engine) as s, s.begin():
-        _sync_rows(s, lists, fetched)
+        if fetched:
+            _sync_rows(s, lists, fetched)
+        s.get(Campaign, campaign_id).pulled_at = utcnow()  # a pull that brought nothing happened all the same

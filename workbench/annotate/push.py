@@ -13,6 +13,7 @@ project.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from workbench.annotate.campaign import ResolvedCampaign, resolve_campaign
 from workbench.annotate.connection import Connection
-from workbench.annotate.labelconfig import instructions_html, label_config, prediction, settings_hash
+from workbench.annotate.labelconfig import annotator_instructions, label_config, label_mismatches, prediction, settings_hash
 from workbench.errors import WorkbenchError
 from workbench.store.engine import bump_generation
 from workbench.store.models import Campaign, CampaignList, CampaignTask, Rater, Rating, utcnow
@@ -77,21 +78,30 @@ def project_key(study: str, campaign: str, list_no: int) -> str:
 
 
 def project_settings(rc: ResolvedCampaign, list_no: int) -> dict:
+    """A list's project as annotators meet it: the study's title (not the workbench key, which lives in a comment of
+    the label config), instructions with the study's information, consent, scale and completion code."""
     dim = rc.dimension
-    title = f"{rc.name} list {list_no}"
+    name = rc.title or rc.name
+    title = f"{name} list {list_no}"
     if len(title) > 50:
-        title = f"{rc.name[: 50 - len(f' list {list_no}') - 1]}~ list {list_no}"
+        title = f"{name[: 50 - len(f' list {list_no}') - 1]}~ list {list_no}"
+    completion = rc.spec.completion
+    instructions = annotator_instructions(
+        rc.instructions, points=rc.points, labels=dim.labels, title=rc.title, information=rc.information, consent=rc.consent,
+        completion_code=completion.code if completion else None, completion_url=completion.url if completion else None,
+    )  # fmt: skip
     return {
         "title": title,
-        "description": f"Rate the {dim.name} of each word. {project_key(rc.study, rc.name, list_no)}",
-        "label_config": label_config(dim.name, rc.points, dim.labels),
-        "expert_instruction": instructions_html(rc.instructions),
-        "show_instruction": bool(rc.instructions),
+        "description": f"Rate the {dim.name} of each word.",
+        "label_config": label_config(dim.name, rc.points, dim.labels, key=project_key(rc.study, rc.name, list_no)),
+        "expert_instruction": instructions,
+        "show_instruction": True,
         "maximum_annotations": rc.spec.raters_per_item,
         "overlap_cohort_percentage": 100,
         "sampling": "Sequential sampling",
         "show_skip_button": True,
         "enable_empty_annotation": False,
+        "show_annotation_history": False,
         "show_collab_predictions": bool(rc.spec.pre_annotations),
     }
 
@@ -175,6 +185,25 @@ def server_projects(conn: Connection, fields: tuple[str, ...] = PULL_FIELDS) -> 
         page += 1
 
 
+_KEY = re.compile(r"\[workbench:[^\]]*\]")
+
+
+def project_keys(conn: Connection) -> dict[str, int]:
+    """workbench key -> project id, from the key comment in each project's label config (one request per 1000 projects)."""
+    out: dict[str, int] = {}
+    page = 1
+    while True:
+        params = {"page_size": PAGE, "page": page, "include": "id,label_config"}
+        body = conn.call("list projects", lambda: conn.request("GET", "/api/projects/", params=params))
+        for p in body.get("results") or []:
+            found = _KEY.search(p.get("label_config") or "")
+            if found:
+                out.setdefault(found.group(0).replace("%2D", "-"), p["id"])
+        if not body.get("next"):
+            return out
+        page += 1
+
+
 def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
     """wb_key -> task id of a project's tasks (the first task of a key, should a key appear twice).
 
@@ -251,6 +280,7 @@ def _push(
     report = PushReport(name, conn.url)
     with Session(engine) as s:
         rc = resolve_campaign(s, loaded, name)
+        report.notes += [f"{m}: the dimension's labels: are the buttons; say the same in its instructions." for m in label_mismatches(rc.instructions, rc.points, rc.dimension.labels)]  # fmt: skip
         predictions = _pre_annotations(s, rc)
         row = s.scalar(select(Campaign).where(Campaign.name == name))
         if row is not None and row.server_url.rstrip("/") != conn.url:
@@ -286,6 +316,7 @@ def _push(
         start = p["description"].rfind("[workbench:")
         if start >= 0:
             by_key.setdefault(p["description"][start:], pid)
+    by_key = {**project_keys(conn), **by_key}  # projects pushed since the key moved into the label config
 
     with Session(engine) as s, s.begin():
         row = s.scalar(select(Campaign).where(Campaign.name == name))

@@ -137,7 +137,9 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on: 127.0.0.1 (this machine; a reverse proxy in front), or 0.0.0.0 (every interface).")
     ] = "127.0.0.1",  # fmt: skip
-    port: Annotated[int, typer.Option(help="Port (default: the one it had last time, else 8080, else a free one).")] = 0,
+    port: Annotated[
+        int, typer.Option(help="Port (default: the one it had last time, else 8080, else a free one).", show_default=False)
+    ] = 0,
     public_url: Annotated[
         str | None,
         typer.Option(

@@ -7,7 +7,7 @@ from typer.core import TyperGroup
 from typer.models import DefaultPlaceholder
 
 from workbench import __version__
-from workbench.cli import annotate, data, db, finetune, rate, rater, report, sql, study
+from workbench.cli import annotate, annotate_tools, data, db, finetune, rate, rater, report, sql, study
 from workbench.errors import WorkbenchError
 
 
@@ -67,6 +67,7 @@ sql.register(app)
 finetune.register(app)
 app.add_typer(db.app, name="db")
 annotate.register(app)
+annotate_tools.register(annotate.app)
 for _group in app.registered_groups:  # the command groups list their commands whole too
     if _group.typer_instance is not None and isinstance(_group.typer_instance.info.cls, (type(None), DefaultPlaceholder)):
         _group.typer_instance.info.cls = FullHelpGroup
