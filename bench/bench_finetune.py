@@ -32,8 +32,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from workbench.finetune.lora import Example, LoraSettings, load_tuned, train_lora  # noqa: E402
 
-DATA_DIRS = [ROOT / "tests" / "data" / "glasgow_mrc", ROOT.parent / "shared" / "data" / "glasgow_mrc",
-             Path("/work/shared/data/glasgow_mrc")]  # fmt: skip
+DATA = ROOT / "tests" / "data" / "glasgow_mrc"  # the repository's copy (tests/data/README.md): nothing outside the clone
 RESULTS = ROOT / "bench" / "results"
 POINTS = [1, 2, 3, 4, 5, 6, 7]
 FEW_SHOT_PROMPT = (
@@ -44,10 +43,9 @@ LONG_PROMPT = FEW_SHOT_PROMPT + "Word: {item}\nRating: "
 
 
 def data_dir() -> Path:
-    for d in DATA_DIRS:
-        if (d / "train_1500.xlsx").is_file():
-            return d
-    raise SystemExit("no glasgow_mrc data (tests/data/glasgow_mrc or ../shared/data/glasgow_mrc)")
+    if not (DATA / "train_1500.xlsx").is_file():
+        raise SystemExit(f"no glasgow_mrc data in {DATA}: the repository's tests/data is incomplete")
+    return DATA
 
 
 def words(name: str, n: int | None) -> list[tuple[str, float]]:

@@ -45,7 +45,7 @@ def _data() -> Path:
     for d in (ROOT / "tests" / "data" / "glasgow_mrc", SHARED / "glasgow_mrc"):
         if (d / "train_1500.xlsx").is_file():
             return d
-    pytest.fail("no glasgow_mrc data in tests/data or ../shared/data")
+    pytest.fail("no glasgow_mrc data in tests/data")
 
 
 def _expected(model: LocalModel, words: list[str]) -> np.ndarray:

@@ -27,6 +27,11 @@ NOTHING_IMPORTED = (
     ". Nothing was imported. Fix the file, or pass --skip-invalid to import the other rows and write "
     "the rejected ones with their reasons to a file."
 )
+# values off a dimension's scale: the refusal names the way to declare the scale they are on
+SCALE_HINT = (
+    ". Nothing was imported. If concreteness's values are on another scale, declare it: --scale concreteness=MIN:MAX "
+    "(scale: in the study; --rescale concreteness=FACTOR maps it onto the dimension's)."
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -349,7 +354,9 @@ def test_message_out_of_scale(engine, tmp_path):
         engine,
         path,
         brysbaert_spec(),
-        f"{path}: 1 problem: row 3, column 'Conc.M', value '5.5': outside the concreteness scale 1-5" + NOTHING_IMPORTED,
+        f"{path}: 1 problem: row 3, column 'Conc.M', value '5.5': outside the concreteness scale 1-5"
+        + SCALE_HINT
+        + NOTHING_IMPORTED[len(". Nothing was imported.") :],
     )
 
 
@@ -360,7 +367,8 @@ def test_message_not_a_number(engine, tmp_path):
         engine,
         path,
         brysbaert_spec(),
-        f"{path}: 2 problems: row 3, column 'Conc.M', value '4,5': not a number; "
+        f"{path}: 2 problems: row 3, column 'Conc.M', value '4,5': not a number with a decimal point (a decimal "
+        "comma? pass --decimal , or set decimal: ',' in the study); "
         f"row 4, column 'Conc.SD', value 'high': not a non-negative number" + NOTHING_IMPORTED,
     )
 
@@ -416,7 +424,7 @@ def test_message_shows_the_first_problems_then_a_count(engine, tmp_path):
     assert msg.startswith(f"{path}: 10 problems: row 3, column 'Conc.M', value '9.5': outside the concreteness scale 1-5; ")
     shown = [f"row {line}, column 'Conc.M'" for line in (3, 5, 7, 9, 11)]
     assert all(s in msg for s in shown) and "row 13," not in msg
-    assert msg.endswith("; and 5 more" + NOTHING_IMPORTED)
+    assert msg.endswith("; and 5 more" + SCALE_HINT + NOTHING_IMPORTED[len(". Nothing was imported.") :])
 
 
 def test_empty_data_is_refused(engine, tmp_path):

@@ -165,8 +165,8 @@ def test_the_lock_in_the_library(db_url):
                 with study_lock(other, "apply", 0.5, what="annotate push pilot"):
                     pass
             assert time.monotonic() - started >= 0.5
-            assert str(caught.value).startswith(
-                f"Another `workbench annotate push pilot` is running on this store (pid {child.pid}, since "
+            assert str(caught.value).startswith(  # the holder's words, not the waiter's
+                f"Another `workbench apply` is running on this store (pid {child.pid}, since "
             )
             assert str(caught.value).endswith("; waited 0.5 s. Run the command again when it has finished.")
             child.stdin.write("\n")

@@ -42,15 +42,24 @@ def import_(
         list[str] | None,
         typer.Option(help="DIM=MEAN_COL[,sd=COL][,n=COL], once per dimension (without --preset)."),
     ] = None,
-    scale: Annotated[list[str] | None, typer.Option(help="DIM=MIN:MAX: the scale values must lie on.")] = None,
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="DIM=MIN:MAX: the scale the file's values are on (a rater's own scale, e.g. aoa=0:25 for years); "
+            "values within rounding of a bound are set to it, others outside are refused."
+        ),
+    ] = None,
     rescale: Annotated[list[str] | None, typer.Option(help="DIM=FACTOR: multiply values after checking the scale.")] = None,
-    language: Annotated[str, typer.Option(help="Language of the items (ISO 639 code).")] = "en",
+    language: Annotated[
+        str, typer.Option(help="Language of the items (ISO 639 code); also tells code pages apart (pl, ru, tr, ...).")
+    ] = "en",
     encoding: Annotated[
         str | None,
         typer.Option(
-            help="Text encoding (default: detected; a file mixing UTF-8 and Windows-1252 lines, or with "
-            "double-decoded UTF-8 like cafÃ©, is refused): utf-8, cp1252, latin-1, utf-16, or mixed to read "
-            "each line in its own encoding and repair double-decoded text."
+            help="Text encoding (default: detected among UTF-8, UTF-16 and common code pages, or refused when "
+            "unclear; a file mixing UTF-8 and Windows-1252 lines, or with double-decoded UTF-8 like cafÃ©, is "
+            "refused): utf-8, utf-16, cp1250, cp1251, cp1252, cp1253, cp1254, koi8-r, mac-roman, latin-1, ..., "
+            "or mixed to read each line in its own encoding and repair double-decoded text."
         ),
     ] = None,
     na: Annotated[
@@ -62,7 +71,10 @@ def import_(
         ),
     ] = None,
     separator: Annotated[str | None, typer.Option(help="comma, tab or semicolon (default: detected).")] = None,
-    decimal: Annotated[str, typer.Option(help="Decimal mark: . or , (for files with decimal commas).")] = ".",
+    decimal: Annotated[
+        str,
+        typer.Option(help="Decimal mark: . or , (for files with decimal commas). The other mark may only group thousands (1.500 with ,)."),
+    ] = ".",
     sheet: Annotated[str | None, typer.Option(help="Sheet of an .xlsx workbook (default: the first).")] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import valid rows; write rejected rows with reasons to a file.")

@@ -42,6 +42,8 @@ class ImportResult:
     rejected_rows: int = 0
     duplicates_merged: int = 0
     rejects_file: Path | None = None
+    # what was read other than as written, or looks wrong but was imported (one sentence each)
+    notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.status == "unchanged":
@@ -51,7 +53,8 @@ class ImportResult:
             extra += f", {self.duplicates_merged} identical duplicate rows merged"
         if self.rejected_rows:
             extra += f", {self.rejected_rows} rows rejected (see {self.rejects_file})"
-        return f"{self.dataset}: {self.status} {self.items} items, {self.ratings} ratings ({', '.join(self.dimensions)}){extra}"
+        line = f"{self.dataset}: {self.status} {self.items} items, {self.ratings} ratings ({', '.join(self.dimensions)}){extra}"
+        return "".join([line, *(f"\n  note: {n}" for n in self.notes)])
 
 
 def file_checksum(path: Path) -> str:
@@ -123,7 +126,7 @@ def import_file(
     if all(a == "unchanged" for a in actions.values()):
         return [ImportResult(s.name, "unchanged") for s in specs]
 
-    raw = raw or read_table(path, encoding=encoding, separator=separator, sheet=sheet)
+    raw = raw or read_table(path, encoding=encoding, separator=separator, sheet=sheet, language=specs[0].language if specs else None)
     tables = []
     for spec in specs:
         if actions[spec.name] != "unchanged":
@@ -145,6 +148,7 @@ def import_file(
     for table in tables:
         res = _write_dataset(session, path, table, checksum, origin or str(path.resolve()), actions[table.spec.name])
         res.rejects_file = rejects_file if table.rejected else None
+        res.notes = [*raw.notes, *table.notes]
         results.append(res)
     bump_generation(session)
     return sorted(results, key=lambda r: [s.name for s in specs].index(r.dataset))

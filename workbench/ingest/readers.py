@@ -1,6 +1,8 @@
 """Read norm tables as labs publish them.
 
-CSV/TSV in UTF-8 (with or without BOM), UTF-16, Windows-1252 or Latin-1;
+CSV/TSV in UTF-8 (with or without BOM), UTF-16 (with or without BOM), or a
+single-byte code page (Windows-1250/1251/1252/1253/1254/1257, ISO-8859-2/7/15,
+KOI8-R/U, Mac Roman, DOS 866: see ingest.encoding), or refused naming --encoding;
 LF, CRLF or CR-only line endings; comma, tab or semicolon separators;
 blank lines; trailing separators; .xlsx sheets; Parquet.
 
@@ -21,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.encoding import CODE_PAGES, NAMES, EncodingUnclear, detect, reads_as_utf8
 from workbench.ingest.spec import clip
 
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab", ".dat"}
@@ -53,6 +57,13 @@ class RawTable:
     # maps row index -> line/row number in the file; computed on demand (error path)
     _line_numbers: Callable[[], list[int]] | None = None
     _lines_cache: list[int] | None = field(default=None, repr=False)
+    # what the reader saw that the import summary should say (a detected code page, hidden rows): one sentence each
+    notes: list[str] = field(default_factory=list)
+    # other sheets of a workbook, for hints when the columns are not on the one read
+    other_sheets: dict[str, list[str]] = field(default_factory=dict)
+    # a column of text cells mixed with number cells (.xlsx): its number cells' values (NaN elsewhere), so
+    # they are not read again as text under the file's decimal mark
+    cell_numbers: dict[int, np.ndarray] = field(default_factory=dict)
 
     def line_of(self, row: int) -> int:
         if self._lines_cache is None:
@@ -66,43 +77,35 @@ MAX_QUOTED_FIELD = 10_000
 MIXED = "mixed"
 
 
-def detect_encoding(data: bytes) -> str:
-    """The encoding of a text file: BOM first, then UTF-16 without BOM, UTF-8, Windows-1252, Latin-1."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
-        return "utf-16"
-    sample = data[:4096]
-    if sample and sample.count(b"\x00") > len(sample) // 4:
-        # UTF-16 without BOM: ASCII text has a zero in every other byte
-        zeros_even = sample[0::2].count(0)
-        zeros_odd = sample[1::2].count(0)
-        return "utf-16-be" if zeros_even > zeros_odd else "utf-16-le"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        data.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
+def detect_encoding(data: bytes, language: str | None = None) -> str:
+    """The encoding of a text file: BOM first, then UTF-16 without BOM, UTF-8, then the single-byte code page
+    that reads clearly best as words (Windows-1250/1251/1252/..., KOI8-R, Mac Roman; see ingest.encoding).
+    Raises EncodingUnclear when no code page reads clearly best."""
+    return detect(data, language)
 
 
-def decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+def decode(path: Path, data: bytes, encoding: str | None, language: str | None = None) -> tuple[str, str]:
     """The file's text. A detected encoding is checked: a file that mixes UTF-8 and Windows-1252 lines, or
     UTF-8 text that carries mojibake ("cafÃ©"), is refused with its line numbers unless --encoding says
-    how to read it (`mixed` reads each line in the encoding it is in and repairs mojibake)."""
+    how to read it (`mixed` reads each line in the encoding it is in and repairs mojibake). A file in no
+    encoding that can be told apart with confidence is refused, naming the candidates and --encoding."""
     if encoding is not None and encoding.lower() == MIXED:
         return decode_mixed(data), MIXED
-    enc = encoding or detect_encoding(data)
+    try:
+        enc = encoding or detect_encoding(data, language)
+    except EncodingUnclear as exc:
+        check_mixed(path, data, "cp1252")
+        raise WorkbenchError(
+            f"{path}: cannot tell the file's encoding: {exc}. Pass --encoding with the right one (encoding: in the "
+            "study), or --language with the items' language (e.g. pl, ru, tr) if it is not English."
+        ) from None
     try:
         text = data.decode(enc)
     except (UnicodeDecodeError, LookupError) as exc:
         raise WorkbenchError(
             f"{path}: cannot read the file as {enc} ({clip(str(exc))}). Pass --encoding with the file's encoding "
-            "(e.g. utf-8, utf-16, cp1252, latin-1, or mixed for a file mixing UTF-8 and Windows-1252 lines)."
+            "(e.g. utf-8, utf-16, cp1252, cp1250, cp1251, koi8-r, mac-roman, latin-1, or mixed for a file mixing "
+            "UTF-8 and Windows-1252 lines)."
         ) from None
     if encoding is None:
         check_encoding(path, data, text, enc)
@@ -136,26 +139,28 @@ def _line_list(lines: list[int], n: int = 8) -> str:
     return shown + (f" and {len(lines) - n} more" if len(lines) > n else "")
 
 
+def check_mixed(path: Path, data: bytes, enc: str) -> None:
+    """Refuse a file where some non-ASCII lines are UTF-8 and others are not: one of them would be garbled."""
+    utf8_lines, other_lines = [], []
+    for i, line in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        (utf8_lines if reads_as_utf8(line, enc) else other_lines).append(i)
+    name = NAMES.get(enc, enc)
+    if utf8_lines and other_lines:
+        raise WorkbenchError(
+            f"{path}: the file mixes encodings: line(s) {_line_list(utf8_lines)} are UTF-8 and line(s) "
+            f"{_line_list(other_lines)} are not ({name}?), so one of them would come in garbled "
+            "(caf\u00c3\u00a9 for caf\u00e9). Save the file in one encoding, or pass --encoding mixed to read each "
+            "line in its own encoding (or --encoding utf-8 / cp1252 to force one)."
+        )
+
+
 def check_encoding(path: Path, data: bytes, text: str, enc: str) -> None:
     """Refuse a detected decoding that would store mojibake."""
-    if enc in ("cp1252", "latin-1"):
+    if enc in (*CODE_PAGES, "latin-1"):
         # UTF-8 failed somewhere; lines that are valid (non-ASCII) UTF-8 would become mojibake
-        utf8_lines, other_lines = [], []
-        for i, line in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
-            if line.isascii():
-                continue
-            try:
-                line.decode("utf-8")
-                utf8_lines.append(i)
-            except UnicodeDecodeError:
-                other_lines.append(i)
-        if utf8_lines and other_lines:
-            raise WorkbenchError(
-                f"{path}: the file mixes encodings: line(s) {_line_list(utf8_lines)} are UTF-8 and line(s) "
-                f"{_line_list(other_lines)} are not (Windows-1252?), so one of them would come in garbled "
-                "(caf\u00c3\u00a9 for caf\u00e9). Save the file in one encoding, or pass --encoding mixed to read each "
-                "line in its own encoding (or --encoding utf-8 / cp1252 to force one)."
-            )
+        check_mixed(path, data, enc)
         return
     if text.isascii() or not _MOJIBAKE.search(text):
         return
@@ -260,9 +265,9 @@ def check_quotes(path: Path, text: str, sep: str, first_line: int) -> None:
         )
 
 
-def read_text_table(path: Path, *, encoding: str | None = None, separator: str | None = None) -> RawTable:
+def read_text_table(path: Path, *, encoding: str | None = None, separator: str | None = None, language: str | None = None) -> RawTable:
     data = path.read_bytes()
-    text, enc = decode(path, data, encoding)
+    text, enc = decode(path, data, encoding, language)
     text = normalise_lines(text)
     stripped = text.lstrip("\n")
     if not stripped.strip():
@@ -342,9 +347,18 @@ def read_text_table(path: Path, *, encoding: str | None = None, separator: str |
         by_column = list(zip(*cells)) if cells else [()] * ncols
         columns = [pa.array(list(col), type=pa.string()) for col in by_column]
         all_lines = [ln for ln, _ in records]
-        return RawTable(path, header, columns, len(all_lines), enc, sep, lambda: all_lines)
+        return RawTable(path, header, columns, len(all_lines), enc, sep, lambda: all_lines, notes=encoding_notes(encoding, enc))
 
-    return RawTable(path, header, columns, table.num_rows, enc, sep, lambda: [ln for ln, _ in line_numbers()])
+    raw = RawTable(path, header, columns, table.num_rows, enc, sep, lambda: [ln for ln, _ in line_numbers()])
+    raw.notes = encoding_notes(encoding, enc)
+    return raw
+
+
+def encoding_notes(asked: str | None, enc: str) -> list[str]:
+    """The import summary's word on a detected code page (UTF-8 and UTF-16 go without saying)."""
+    if asked is None and enc in CODE_PAGES:
+        return [f"read as {NAMES[enc]}, detected (pass --encoding to read it otherwise)"]
+    return []
 
 
 def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
@@ -361,7 +375,7 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
         header: list[str] | None = None
         rows: list[tuple] = []
         lines: list[int] = []
-        for rownum, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        for rownum, values in enumerate(sheet_rows(ws), start=1):
             if values is None or all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                 continue
             if header is None:
@@ -371,27 +385,93 @@ def read_excel_table(path: Path, *, sheet: str | None = None) -> RawTable:
                 continue
             rows.append(values)
             lines.append(rownum)
+        # the first rows of the other sheets, for a --sheet hint when the columns are not on this one
+        others = {}
+        if sheet is None:
+            for other in wb.worksheets[1:]:
+                others[other.title] = first_row(other)
         if header is not None:
             check_formulas(path, ws.title, rows, lines)
+        hidden = hidden_rows(wb, ws, set(lines))
     finally:
         wb.close()
     if header is None:
-        raise WorkbenchError(f"{path}: the sheet is empty: it needs a header row and at least one data row.")
+        with_data = [name for name, h in others.items() if h]
+        hint = (
+            f" The workbook's other sheets {', '.join(repr(n) for n in with_data[:5])} have data: pass --sheet NAME." if with_data else ""
+        )
+        raise WorkbenchError(f"{path}: the sheet {ws.title!r} is empty: it needs a header row and at least one data row.{hint}")
     ncols = len(header)
     columns = []
+    numbers = {}
     for j in range(ncols):
         cells = [r[j] if j < len(r) else None for r in rows]
-        if all(c is None or isinstance(c, (int, float)) and not isinstance(c, bool) for c in cells):
+        is_num = [isinstance(c, (int, float)) and not isinstance(c, bool) for c in cells]
+        if all(c is None or k for c, k in zip(cells, is_num)):
             columns.append(pa.array([None if c is None else float(c) for c in cells], type=pa.float64()))
         else:
             columns.append(pa.array(["" if c is None else _cell_str(c) for c in cells], type=pa.string()))
+            if any(is_num):
+                numbers[j] = np.array([float(c) if k else np.nan for c, k in zip(cells, is_num)], dtype=np.float64)
     for ln, r in zip(lines, rows):
         extra = [v for v in r[ncols:] if v is not None and str(v).strip()]
         if extra:
             raise WorkbenchError(
                 f"{path}: row {ln} has a value {clip(extra[0])!r} beyond the last headed column. Add a header or remove it."
             )
-    return RawTable(path, header, columns, len(rows), None, None, lambda: lines)
+    raw = RawTable(path, header, columns, len(rows), None, None, lambda: lines, other_sheets=others, cell_numbers=numbers)
+    if hidden:
+        shown = ", ".join(str(x) for x in hidden[:8]) + (f" and {len(hidden) - 8} more" if len(hidden) > 8 else "")
+        raw.notes.append(
+            f"{len(hidden)} hidden row{'s' if len(hidden) > 1 else ''} of sheet {ws.title!r} imported like the others "
+            f"(row{'s' if len(hidden) > 1 else ''} {shown}): delete them from the sheet if they are not data"
+        )
+    return raw
+
+
+def sheet_rows(ws):
+    """Every row of a read-only worksheet, to the real end: the stored `<dimension ref>` can be smaller than
+    the used range (files written by other programs), and openpyxl's read-only mode would stop there."""
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()
+    return ws.iter_rows(values_only=True)
+
+
+def first_row(ws, limit: int = 50) -> list[str]:
+    """The first non-empty row of a sheet (looking at most `limit` rows down), as strings."""
+    for i, values in enumerate(sheet_rows(ws)):
+        if i >= limit:
+            break
+        if values and any(v is not None and str(v).strip() for v in values):
+            return ["" if v is None else str(v) for v in values]
+    return []
+
+
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row\b[^>]*>")
+_ROW_NUMBER = re.compile(rb'\br="(\d+)"')
+_HIDDEN = re.compile(rb'\bhidden="(1|true)"')
+
+
+def hidden_rows(wb, ws, data_rows: set[int]) -> list[int]:
+    """The rows among `data_rows` that the sheet hides (`<row hidden="1">`): read-only openpyxl drops row properties."""
+    import zipfile
+
+    part, archive = getattr(ws, "_worksheet_path", None), getattr(wb, "_archive", None)
+    if not part or archive is None:
+        return []
+    try:
+        xml = archive.read(part)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
+        return []
+    out = []
+    n = 0
+    for m in _ROW_TAG.finditer(xml):
+        tag = m.group()
+        num = _ROW_NUMBER.search(tag)
+        n = int(num.group(1)) if num else n + 1
+        if _HIDDEN.search(tag) and n in data_rows:
+            out.append(n)
+    return out
 
 
 def check_formulas(path: Path, sheet: str, rows: list[tuple], lines: list[int]) -> None:
@@ -417,7 +497,7 @@ def check_formulas(path: Path, sheet: str, rows: list[tuple], lines: list[int]) 
     try:
         ws = wb[sheet]
         cached = {ln: r for ln, r in zip(lines, rows)}
-        for rownum, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        for rownum, values in enumerate(sheet_rows(ws), start=1):
             for j, v in enumerate(values or ()):
                 if isinstance(v, str) and v.startswith("="):
                     row = cached.get(rownum)
@@ -453,8 +533,10 @@ def read_parquet_table(path: Path) -> RawTable:
     )
 
 
-def read_table(path: Path, *, encoding: str | None = None, separator: str | None = None, sheet: str | None = None) -> RawTable:
-    """Read any supported file into a RawTable."""
+def read_table(
+    path: Path, *, encoding: str | None = None, separator: str | None = None, sheet: str | None = None, language: str | None = None
+) -> RawTable:
+    """Read any supported file into a RawTable. `language` (the items' ISO code) helps tell code pages apart."""
     path = Path(path)
     if not path.exists():
         raise WorkbenchError(f"{path}: no such file. Check the path (relative paths are from the study's folder).")
@@ -469,4 +551,4 @@ def read_table(path: Path, *, encoding: str | None = None, separator: str | None
         return read_parquet_table(path)
     if separator is None and suffix in {".tsv", ".tab"}:
         separator = "\t"
-    return read_text_table(path, encoding=encoding, separator=separator)
+    return read_text_table(path, encoding=encoding, separator=separator, language=language)

@@ -78,7 +78,10 @@ class Holder:
     def describe(self) -> str:
         parts = []
         if self.pid is not None:
-            parts.append(f"pid {self.pid}" + (f" on {self.host}" if self.host and self.host != socket.gethostname() else ""))
+            parts.append(
+                f"pid {self.pid}"
+                + (f" on {self.host}" if self.host and not socket.gethostname().replace(" ", "_").startswith(self.host) else "")
+            )
         if self.since is not None:
             parts.append("since " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since)))
         return f" ({', '.join(parts)})" if parts else ""
@@ -115,8 +118,8 @@ def _me(what: str) -> Holder:
 
 def _busy(what: str, holder: Holder, wait_s: float, wait_option: str | None) -> StoreBusyError:
     longer = f", or give it longer with {wait_option} SECONDS" if wait_option else ""
-    return StoreBusyError(
-        f"Another `workbench {what}` is running on this store{holder.describe()}; waited {wait_s:g} s. "
+    return StoreBusyError(  # the holder's own words where it left them (a push waiting on a pull says "pull")
+        f"Another `workbench {holder.what or what}` is running on this store{holder.describe()}; waited {wait_s:g} s. "
         f"Run the command again when it has finished{longer}."
     )
 
@@ -195,11 +198,11 @@ def _pg_holder(conn, key: int) -> Holder:
         app = conn.execute(_PG_HOLDER, {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}).scalar()
     except DBAPIError:
         return Holder()
-    parts = (app or "").split(" ", 4)  # "workbench <pid> <since> <started> <host>"
+    parts = (app or "").split(" ", 4)  # "workbench <pid> <since> <host> <what>" (cut at 63 characters)
     if len(parts) < 3 or parts[0] != "workbench":
         return Holder()
     try:
-        return Holder(int(parts[1]), parts[4] if len(parts) > 4 else "", float(parts[2]))
+        return Holder(int(parts[1]), parts[3] if len(parts) > 3 else "", float(parts[2]), parts[4] if len(parts) > 4 else "")
     except ValueError:
         return Holder()
 
@@ -216,7 +219,8 @@ def _pg_lock(engine: Engine, name: str, what: str, wait_s: float, wait_option: s
             if time.monotonic() >= deadline:
                 raise _busy(what, _pg_holder(conn, key), wait_s, wait_option)
             time.sleep(_POLL_S)
-        label = f"workbench {me.pid} {int(me.since)} {me.started or 0} {me.host}"[:63]
+        what_shown = what if len(what) <= 24 else ""  # application_name holds 63 characters: a cut name would mislead
+        label = f"workbench {me.pid} {int(me.since)} {me.host[:16].replace(' ', '_')} {what_shown}".rstrip()[:63]
         conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": label})
     except BaseException:
         conn.invalidate()  # closing the server connection frees whatever it took

@@ -71,7 +71,9 @@ def check_study(loaded: LoadedStudy, session: Session | None = None, *, skip: fr
         specs = [s for s in dataset_specs(name, src, study.dimensions) if s.name not in skip]
         if not specs:
             continue
-        raw = out.raw.get(path) or read_table(path, encoding=src.encoding, separator=separator_of(src), sheet=src.sheet)
+        raw = out.raw.get(path) or read_table(
+            path, encoding=src.encoding, separator=separator_of(src), sheet=src.sheet, language=src.language
+        )
         out.raw[path] = raw
         outside = not src.file.startswith("package:") and is_outside(path, loaded.base_dir)
         for spec in specs:

@@ -10,6 +10,7 @@ in raters/local_files.py.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -52,7 +53,16 @@ class LocalBackend(LLMBackend):
         legacy: dict[str, Any] = {"system": None, "temperature": 0.0}
         if rater.spec.readout == "expected":
             legacy["top_logprobs"] = 20
-        return replace(rater, identity={**rater.identity, **legacy})
+        identity = {**rater.identity, **legacy}
+        from workbench.raters import adapter
+
+        if adapter.is_adapter(rater.spec.model):
+            # a tuned model is its folder relative to the study (its weights are in identity["weights"]: the
+            # base's and the adapter's fingerprints), so a study moved or cloned elsewhere keeps its ratings
+            identity["model"] = (
+                "adapter:" + Path(os.path.relpath(Path(rater.spec.model).expanduser().resolve(), base_dir.resolve())).as_posix()
+            )
+        return replace(rater, identity=identity)
 
     def low_mass_cause(self, rater: ResolvedRater) -> str | None:
         # run() ends the prompt with the space before the number itself: the prompt's ending is not the cause
