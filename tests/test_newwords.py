@@ -196,7 +196,7 @@ def test_a_campaign_for_the_rare_words_is_pushed_and_in_the_methods(newwords, tm
     assert ls_server.token not in pushed + status
     print(status)
     out = folder / "after-push.json"
-    run("report", "--study", study, "--gold", "toolbox-glasgow", "--items", "targets", "-f", "json", "-o", out, "--n-boot", "50")
+    run("report", "--study", study, "--gold", "toolbox-glasgow", "--items", "targets", "-f", "json", "-o", out, "--n-boot", "100")
     (campaign,) = json.loads(out.read_text(encoding="utf-8"))["methods"]["campaigns"]
     assert (campaign["name"], campaign["items"], campaign["n_items"]) == ("rare-words", "rare", 2)
     assert (campaign["raters_per_item"], campaign["list_size"], campaign["lists"]) == (3, 10, 1)

@@ -63,11 +63,11 @@ def _study(folder: Path, db_url: str, server: OpenAIServer) -> Path:
     return path
 
 
-def _apply(study: Path, *extra: str) -> subprocess.Popen:
+def _apply(study: Path, *extra: str, command: tuple[str, ...] = ("apply",)) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_DB", "WORKBENCH_STUDY")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env[KEY_ENV] = "sk-test-lock"
-    return subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "apply", "--study", str(study), *extra],
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli.main", *command, "--study", str(study), *extra],
                             cwd=study.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -136,6 +136,25 @@ def test_an_apply_killed_while_it_holds_the_lock_does_not_block_the_next(db_url,
     again = _apply(study, "--wait", "5")
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0 and "Error" not in err, out + err
+    assert _rated(db_url) == len(WORDS)
+
+
+def test_a_rate_beside_an_apply_waits_and_sends_nothing_twice(db_url, tmp_path, server):
+    """`workbench rate` takes the same store-wide lock as apply: started while apply rates, it waits, then finds
+    nothing left to rate (without the lock both rated every word: each request sent twice)."""
+    server.latency = 1.5  # the apply rates for ~30 s: the rate starts (slowly, on a loaded machine) meanwhile
+    study = _study(tmp_path / "study", db_url, server)
+    first = _apply(study, "--wait", "300")
+    try:
+        _until(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None)
+        rate = _apply(study, "--wait", "300", command=("rate", "mini"))
+        out, err = rate.communicate(timeout=300)
+        assert rate.returncode == 0 and "Traceback" not in err, out + err
+        assert first.wait(timeout=300) == 0, first.communicate()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert server.stats()["chat_requests"] == len(WORDS), server.stats()
     assert _rated(db_url) == len(WORDS)
 
 

@@ -114,6 +114,10 @@ def rate(
         bool,
         typer.Option("--dry-run", help="Print the requests and estimated cost, and check the model name with the server; rate nothing."),
     ] = False,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for an apply or rate running on the same store before giving up."),
+    ] = 10.0,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -131,8 +135,12 @@ def rate(
     if dry_run:  # changes nothing, not even a new store; checks the model name with the server
         report = dry_run_rater(url, loaded, rater, items=items, limit=limit, check_server=True)
     else:
-        with open_store(url) as engine, progress_bar(f"Rating with {rater}") as bar:
-            report = run_rater(engine, loaded, rater, items=items, limit=limit, on_progress=bar)
+        from workbench.store.locks import study_lock
+
+        # the same store-wide lock as apply: a rate beside an apply (or another rate) never sends a request twice
+        with open_store(url) as engine, study_lock(engine, "apply", wait, what=f"rate {rater}", wait_option="--wait"):
+            with progress_bar(f"Rating with {rater}") as bar:
+                report = run_rater(engine, loaded, rater, items=items, limit=limit, on_progress=bar)
     for line in describe(report):
         typer.echo(line)
     exit_if_failed(report.failed)
