@@ -174,7 +174,7 @@ def test_the_report_opens_with_its_methods(newwords):
 
 
 @pytest.mark.parametrize("ls_server", ["development"], indirect=True)  # a pilot's server; both servers: test_annotate.py
-def test_a_campaign_for_the_rare_words_is_pushed_and_in_the_methods(newwords, tmp_path, ls_server, monkeypatch):
+def test_a_campaign_for_the_rare_words_is_pushed_and_in_the_methods(newwords, tmp_path, ls_server, monkeypatch):  # noqa: F811
     """The rare words go to human annotators in Label Studio; the report's methods describe the campaign's design."""
     folder = tmp_path / "study"
     shutil.copytree(newwords, folder)
