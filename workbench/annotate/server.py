@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from workbench.annotate.connection import write_private
 from workbench.errors import WorkbenchError
 from workbench.extras import require
 
@@ -199,15 +200,6 @@ def server_environment(data_dir: Path, url: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -376,12 +368,12 @@ def _migrate(db: Database, py: Path, env: dict[str, str], log_path: Path) -> Non
     """Run Label Studio's migrations into a database (minutes: once per template)."""
     config = Path(env["WORKBENCH_LS_CONFIG"])
     saved = json.loads(config.read_text())
-    _write_private(config, json.dumps({**saved, "database": db.settings()}))
+    write_private(config, json.dumps({**saved, "database": db.settings()}))
     try:
         _run_bootstrap(py, env, log_path, "from label_studio.server import _setup_env, _apply_database_migrations\n"
                                           "_setup_env()\n_apply_database_migrations()\n", timeout=1800)  # fmt: skip
     finally:
-        _write_private(config, json.dumps(saved))
+        write_private(config, json.dumps(saved))
 
 
 def _run_bootstrap(py: Path, env: dict[str, str], log_path: Path, code: str, timeout: float = 900) -> None:
@@ -468,7 +460,7 @@ def start_server(
     if db is not None:
         config["database"] = db.settings()
     (data_dir / f"{SETTINGS_MODULE}.py").write_text(SETTINGS_SOURCE)
-    _write_private(data_dir / CONFIG_FILE, json.dumps(config))
+    write_private(data_dir / CONFIG_FILE, json.dumps(config))
     env = server_environment(data_dir, public)
     log = open(log_path, "ab")  # noqa: SIM115 - the server writes to it for its whole life
     helpers: list[subprocess.Popen] = []
