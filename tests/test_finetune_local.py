@@ -84,8 +84,9 @@ def test_local_lora_moves_ratings_toward_the_training_targets(tmp_path):
         gold = gold_values(s, "toolbox-glasgow", "familiarity")
         rated = dict(s.execute(select(Rating.item_id, Rating.value).where(Rating.rater_id == rater.id)).all())
     assert any("step 24/24" in e for e in events)
-    # the tuned rater: local, the adapter folder as its model, the adapter's fingerprint in its identity
-    assert rater.kind == "llm" and rater.config["model"] == str(adapter)
+    # the tuned rater: local, the adapter folder (relative to the study, so a moved study keeps its ratings) as its
+    # model, the adapter's fingerprint in its identity
+    assert rater.kind == "llm" and rater.config["model"] == "adapter:" + adapter.relative_to(folder).as_posix()
     base_fp = LocalModel.load().fingerprint
     assert rater.config["weights"] not in (None, base_fp)
     assert rater.config["trained_on"]["items"] == "ft.train" and rater.config["trained_on"]["n"] == 32

