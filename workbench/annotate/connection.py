@@ -132,7 +132,14 @@ class Connection:
         if self._http is None:
             self._http = redacting_client(self.redactor, self.timeout)
         headers = self.client._client_wrapper.get_headers()
-        response = self._http.request(method, self.url + path, headers=headers, **kwargs)
+        try:
+            response = self._http.request(method, self.url + path, headers=headers, **kwargs)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            if method != "GET":
+                raise
+            # a kept-alive connection the server closed just as it was reused (gunicorn closes idle ones after 2 s,
+            # and a worker at its request limit): a read is asked once more, on a new connection
+            response = self._http.request(method, self.url + path, headers=headers, **kwargs)
         response.raise_for_status()
         if response.headers.get("date"):
             self.server_time = response.headers["date"]
