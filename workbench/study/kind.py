@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.errors import WorkbenchError, did_you_mean
+from workbench.plugins import KINDS, failure_note, load_entry_points
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -184,18 +185,7 @@ def _load_builtins() -> None:
 
     for module in pkgutil.iter_modules(kinds.__path__):
         importlib.import_module(f"{kinds.__name__}.{module.name}")
-    _load_plugins()
-
-
-def _load_plugins() -> None:
-    """Kinds other distributions declare under the ``workbench.kinds`` entry-point group."""
-    try:
-        plugins = importlib.import_module("workbench.plugins")
-    except ImportError:
-        return
-    load = getattr(plugins, "load_group", None) or getattr(plugins, "load_plugins", None)
-    if load is not None:
-        load("workbench.kinds")
+    load_entry_points(KINDS)  # kinds from other distributions (workbench/plugins.py)
 
 
 def kind_names() -> list[str]:
@@ -207,7 +197,9 @@ def kind_class(name: str) -> type[ResourceKind]:
     _load_builtins()
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise WorkbenchError(f"unknown resource kind {name!r}.{did_you_mean(name, _REGISTRY)} Kinds: {', '.join(_REGISTRY)}.")
+        raise WorkbenchError(
+            f"unknown resource kind {name!r}{failure_note(KINDS)}.{did_you_mean(name, _REGISTRY)} Kinds: {', '.join(_REGISTRY)}."
+        )
     return cls
 
 
@@ -222,7 +214,8 @@ def ordered_kinds(kinds: Iterable[type[ResourceKind]] | None = None) -> list[typ
         for need in cls.needs:
             if need not in by_name:
                 raise WorkbenchError(
-                    f"resource kind {cls.name!r} needs {need!r}, which no registered kind is.{did_you_mean(need, by_name)}"
+                    f"resource kind {cls.name!r} needs {need!r}, which no registered kind is"
+                    f"{failure_note(KINDS)}.{did_you_mean(need, by_name)}"
                 )
     waiting = {name: set(cls.needs) for name, cls in by_name.items()}
     for cls in by_name.values():
