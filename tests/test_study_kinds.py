@@ -170,6 +170,10 @@ def test_a_kind_defined_outside_the_package_plans_and_applies(constant_kind, eng
     with Session(engine) as s:
         assert not make_plan(s, loaded).changes
 
+    # a constant the study no longer declares stays in the store, and the plan says so
+    (tmp_path / "study.yaml").write_text(STUDY.split("constants:")[0], encoding="utf-8")
+    assert _rows(engine, load_study(tmp_path / "study.yaml"))[-1] == ("dataset", "middle", "keep", "in the store, not in the study")
+
 
 def test_a_section_of_a_kind_is_validated_with_its_model(constant_kind, tmp_path):
     (tmp_path / "words.txt").write_text("apple\n", encoding="utf-8")
