@@ -1,13 +1,21 @@
 """One CLI convention, checked on the real command list (app.registered_commands and its sub-typers).
 
-Every command has help and an example in README.md; `--format` is an enum
-listed in --help; a file is written with -o/--out; repeatable flags are
-singular (--rater, --gold); importing the CLI loads no heavy library.
+Every command has help and an example in README.md; every command takes
+-f/--format table|csv|json (the one OutputFormat enum, listed in --help) and,
+run with --format json in a small applied study (SQLite and PostgreSQL; the
+Label Studio commands against a real server), prints one JSON document that
+parses; a file is written with -o/--out; repeatable flags are singular
+(--rater, --gold); importing the CLI loads no heavy library.
+
+The set of commands is found by walking the Typer app, never named by hand:
+a new command without --format fails `test_every_command_takes_the_one_format_option`,
+and one that no JSON run covers fails `test_every_command_is_run_with_format_json`.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import re
 import subprocess
 import sys
@@ -16,9 +24,12 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
+from workbench.cli.display import show
 from workbench.cli.main import app
+from workbench.cli.options import Format
 from workbench.output import OutputFormat
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,11 +114,43 @@ def test_options_follow_the_convention(path):
             assert long and not long[0].endswith("s") or long[0] in ("--na",), f"{path}: repeatable {long} is not singular"
 
 
-def test_commands_that_print_data_share_one_format_enum():
-    printing = {"sql", "status", "db current"}
-    for path in printing:
-        (fmt,) = [p for p in COMMANDS[path].params if "--format" in getattr(p, "opts", [])]
-        assert _enum(fmt) is OutputFormat, path
+def lacking_format(commands: dict) -> list[str]:
+    """The commands (path -> click command) without -f/--format of the one OutputFormat enum.
+
+    Every command prints its result, rows or a status, so every command must take it: no list of
+    "commands that print rows" to keep up to date, nothing a new command can slip past.
+    """
+    bad = []
+    for path, cmd in commands.items():
+        fmt = [p for p in cmd.params if _is_option(p) and "--format" in p.opts]
+        if len(fmt) != 1 or "-f" not in fmt[0].opts or _enum(fmt[0]) is not OutputFormat:
+            bad.append(path)
+    return sorted(bad)
+
+
+def test_every_command_takes_the_one_format_option():
+    assert lacking_format(COMMANDS) == []
+
+
+def test_the_format_rule_flags_a_command_without_the_option():
+    """The rule is not vacuous: a command defined here that prints rows without --format is caught; one with it passes."""
+    demo = typer.Typer()
+
+    @demo.command()
+    def listing() -> None:
+        typer.echo("word,value")
+
+    @demo.command()
+    def texts(fmt: str = typer.Option("text", "--format", "-f")) -> None:  # a --format that is not the enum
+        typer.echo(fmt)
+
+    @demo.command()
+    def rows(fmt: Format = OutputFormat.table) -> None:
+        show(fmt, ["word"], [["apple"]])
+
+    found = click_commands(typer.main.get_command(demo))
+    assert sorted(found) == ["listing", "rows", "texts"]
+    assert lacking_format(found) == ["listing", "texts"]
 
 
 def test_importing_the_cli_loads_no_heavy_library():
@@ -115,3 +158,116 @@ def test_importing_the_cli_loads_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"imported when the CLI loads: {done.stdout.strip()}"
+
+
+# ---- every command, run with --format json: stdout is one JSON document -----------------------------------------
+
+LABEL_STUDIO = {
+    "annotate serve",
+    "annotate invite",
+    "annotate push",
+    "annotate pull",
+    "annotate round",
+    "annotate status",
+    "annotate annotators",
+}  # a server, or a campaign pushed to one
+STORE = set(COMMANDS) - LABEL_STUDIO  # everything else runs in a small applied study, on SQLite and PostgreSQL
+
+
+def test_every_command_is_run_with_format_json():
+    """The two runs below cover every command the walk finds (each asserts it ran exactly its set)."""
+    assert LABEL_STUDIO <= set(COMMANDS)
+    assert STORE | LABEL_STUDIO == set(COMMANDS) and len(STORE) >= 20
+
+
+class JsonRuns:
+    """Invokes commands with --format json; records which ran; returns each one's parsed stdout."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.ran: set[str] = set()
+        self.cwd = cwd
+
+    def __call__(self, *args, code: int = 0):
+        args = [str(a) for a in args]
+        path = " ".join(args[:2]) if " ".join(args[:2]) in COMMANDS else args[0]
+        assert path in COMMANDS, args
+        result = CliRunner().invoke(app, [*args, "--format", "json"])
+        assert result.exit_code == code, (args, result.output[-3000:], result.exception)
+        self.ran.add(path)
+        try:
+            return json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"`workbench {' '.join(args)} --format json` printed what is not one JSON document: "
+                                 f"{exc}\n{result.stdout[:2000]}") from None  # fmt: skip
+
+
+WORDS = [f"word{i:03d}" for i in range(60)]
+KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
+
+
+@pytest.fixture(scope="module")
+def openai_server():
+    from tests.openai_server import OpenAIServer
+
+    with OpenAIServer(latency=0) as server:
+        yield server
+
+
+def _store_study(folder: Path, db_url: str, base_url: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    gold = "word,fam,sd,n\n" + "".join(f"{w},{min(7.0, 1 + (i % 7) + (i % 3) * 0.25)},1.1,20\n" for i, w in enumerate(WORDS))
+    (folder / "gold.csv").write_text(gold, encoding="utf-8")
+    (folder / "other.csv").write_text("word,fam\n" + "".join(f"{w},{1 + (i * 5 % 7)}\n" for i, w in enumerate(WORDS)))
+    study = {
+        "study": "formats",
+        "database": db_url,
+        "dimensions": {"familiarity": {"scale": [1, 7], "step": 1, "instructions": "How familiar is the word?"}},
+        "datasets": {"gold": {"file": "gold.csv", "item_column": "word",
+                              "ratings": {"familiarity": {"mean": "fam", "sd": "sd", "n": "n"}}}},
+        "splits": {"ft": {"from": "gold", "train": 40, "stratify": "gold", "seed": 3}},
+        "raters": {"mini": {"backend": "openai", "model": "gpt-4o-mini-2024-07-18", "base_url": base_url,
+                            "api_key_env": KEY_ENV, "items": "ft.test", "readout": "expected"}},
+        "finetunes": {"mini-ft": {"backend": "openai", "base": "mini", "train": "ft.train", "gold": "gold",
+                                  "rate": "ft.test", "poll_seconds": 0.05}},
+        "campaigns": {"pilot": {"items": "ft.test", "raters_per_item": 3, "list_size": 10}},
+    }  # fmt: skip
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_every_store_command_prints_json_that_parses(tmp_path, db_url, openai_server, monkeypatch):
+    openai_server.reset()
+    openai_server.set_finetuning(seconds=0.3, fail_with=None)
+    monkeypatch.setenv(KEY_ENV, "sk-test-formats")
+    monkeypatch.chdir(tmp_path)
+    study = _store_study(tmp_path / "study", db_url, openai_server.base_url)
+    s = ["--study", study]
+    run = JsonRuns(tmp_path)
+    assert run("init", tmp_path / "new")["study"] == str(tmp_path / "new" / "study.yaml")
+    assert run("validate", *s)["datasets"][0]["items"] == 60
+    steps = run("plan", *s)
+    assert {"kind": "dataset", "name": "gold", "action": "import"} in [{k: r[k] for k in ("kind", "name", "action")} for r in steps]
+    assert set(steps[0]) == {"kind", "name", "action", "detail"}
+    applied = run("apply", *s)
+    assert applied["changes"] > 0 and [j["rater"] for j in applied["rating_jobs"]][:1] == ["mini"]
+    assert run("plan", *s) and run("apply", *s)["changes"] == 0
+    assert run("import", tmp_path / "study" / "other.csv", "--dataset", "other", "--item-column", "word",
+               "--rating", "familiarity=fam", *s)[0]["status"] == "imported"  # fmt: skip
+    assert {d["name"] for d in run("status", *s)["datasets"]} == {"gold", "other"}
+    assert run("export", "--dataset", "gold", "-o", tmp_path / "gold.parquet", *s)["format"] == "parquet"
+    assert run("rate", "mini", "--dry-run", *s)["dry_run"] is True
+    assert run("rate", "mini", *s)["requested"] == 0
+    assert run("rater", "show", "mini", *s)["name"] == "mini"
+    rep = run("report", "--gold", "gold", "-o", tmp_path / "r.md", "--n-boot", "100", *s)
+    assert rep["format"] == "md" and any(r["rater"] == "mini" for r in rep["rows"])
+    assert run("sql", "SELECT 1 AS one", *s) == [{"one": 1}]
+    assert run("finetune", "status", "mini-ft", *s)["status"] == "succeeded"
+    assert run("finetune", "start", "mini-ft", *s)["status"] == "succeeded"
+    assert run("finetune", "cancel", "mini-ft", *s)["status"] == "succeeded"
+    assert run("db", "current", *s)[0]["state"] == "up to date"
+    assert run("db", "upgrade", *s)["upgraded"] is False
+    sim = run("annotate", "simulate", "pilot", "--norms", "gold", "--against", "other", "--budget", "0.5", "--n-boot", "100", *s)
+    assert sim["rows"]
+    assert run("annotate", "preview", "pilot", "-o", tmp_path / "p.html", "--no-png", *s)["list"] == 1
+    assert run.ran == STORE
