@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
 import subprocess
 import sys
@@ -271,3 +272,89 @@ def test_every_store_command_prints_json_that_parses(tmp_path, db_url, openai_se
     assert sim["rows"]
     assert run("annotate", "preview", "pilot", "-o", tmp_path / "p.html", "--no-png", *s)["list"] == 1
     assert run.ran == STORE
+
+
+def _ls_study(folder: Path) -> Path:
+    from tests.test_stack import gold_of
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gold.csv").write_text("word,fam\n" + "".join(f"w{i:03d},{gold_of(i)}\n" for i in range(60)), encoding="utf-8")
+    study = {
+        "study": "formats" + folder.parent.name[-6:].replace("_", ""),
+        "database": "store.db",
+        "dimensions": {"familiarity": {"scale": [1, 7], "instructions": "Rate how familiar the word is, 1 to 7."}},
+        "datasets": {"gold": {"file": "gold.csv", "item_column": "word", "ratings": {"familiarity": "fam"}}},
+        "item_sets": {"calib": {"from": "gold", "sample": 25, "seed": 1}, "to_rate": {"from": "gold", "exclude": "calib"}},
+        "raters": {"a": {"backend": "noisy-gold", "noise": 0.8, "seed": 1}},
+        "hybrids": {"h": {"prior": "a", "calibration": "calib", "gold": "gold", "humans": "pilot", "items": "to_rate"}},
+        "campaigns": {
+            "plain": {"items": "calib", "raters_per_item": 1, "list_size": 10},
+            "pilot": {"items": "to_rate", "raters_per_item": 2, "list_size": 10,
+                      "adaptive": {"hybrid": "h", "target_half_width": 0.3, "budget": 50, "first_sample": 4,
+                                   "first_uncertain": 4, "max_per_word": 4}},
+        },
+    }  # fmt: skip
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _serve(study: Path) -> tuple[subprocess.Popen, dict]:
+    """`workbench annotate serve --dev --format json` as people start it: its stdout is one JSON document, then it serves."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "annotate", "serve", "--study", str(study), "--dev",
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    text = ""
+    while line := proc.stdout.readline():
+        text += line
+        try:
+            return proc, json.loads(text)
+        except json.JSONDecodeError:
+            continue
+    proc.wait(timeout=60)
+    raise AssertionError(f"serve printed no JSON document: {text!r}; stderr: {proc.stderr.read()[-3000:]}")
+
+
+def test_every_label_studio_command_prints_json_that_parses(tmp_path, monkeypatch):
+    """Against a real Label Studio (the development server `serve --dev` starts): serve, invite, push, status,
+    annotators, pull, and an adaptive campaign's round and round --pull; SQLite store (the store-level formats run
+    on both stores above)."""
+    import signal
+
+    import tests.test_stack  # noqa: F401  (registers the noisy-gold backend the hybrid's prior uses)
+    from workbench.annotate.server import label_studio_program
+    from workbench.errors import WorkbenchError
+
+    try:
+        label_studio_program()
+    except WorkbenchError as exc:
+        if os.environ.get("WORKBENCH_REQUIRE_LABEL_STUDIO"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    study = _ls_study(tmp_path / "study")
+    s = ["--study", study]
+    run = JsonRuns(tmp_path)
+    run("apply", *s)
+    proc, served = _serve(study)
+    try:
+        run.ran.add("annotate serve")
+        assert served["url"].startswith("http://127.0.0.1:") and served["mode"] == "development"
+        assert run("annotate", "invite", *s)["invite_url"].startswith(served["url"])
+        pushed = run("annotate", "push", "plain", *s)
+        assert pushed["campaign"] == "plain" and pushed["lists"] == 3 and pushed["items"] == 25
+        assert [row["list_no"] for row in run("annotate", "status", "plain", *s)["lists"]] == [1, 2, 3]
+        assert run("annotate", "annotators", "plain", *s) == []
+        assert run("annotate", "pull", "plain", *s)["ratings_added"] == 0
+        first = run("annotate", "round", "pilot", *s)
+        assert first["round"] == 1 and first["words"] == 8 and first["push"]["campaign"] == "pilot.round1"
+        assert len(run("annotate", "round", "pilot", "--pull", *s)["pulls"]) == 1
+        assert [r["number"] for r in run("annotate", "status", "pilot", *s)["rounds"]] == [1]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert LABEL_STUDIO <= run.ran
