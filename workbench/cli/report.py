@@ -90,6 +90,8 @@ def report(
 
     The file's format comes from -o's suffix (or --as); -f/--format is how the summary is printed.
     """
+    if out is not None:
+        check_output_file(out, "--out")  # a folder, or a missing one, is said before the suffix
     kind = file_format(out, as_, REPORT_SUFFIXES, "html")
     cal = None
     if calibrate:
