@@ -79,6 +79,17 @@ def _known(distribution: Any) -> float | None:
     return None
 
 
+def _norms_scale(session: Session, dataset: str, dimension: str, dim: Dimension) -> tuple[float, float]:
+    """The scale the norms' values are on: the one their import recorded (e.g. Glasgow's 1-7 in a study whose dimension
+    is 1-5), else the dimension's. Simulated annotators rate on it; the prior is calibrated onto the norms' values."""
+    details = session.scalar(select(Dataset.details).where(Dataset.name == dataset))
+    entry = ((details or {}).get("dimensions") or {}).get(dimension) if isinstance(details, dict) else None
+    scale = entry.get("stored_scale") if isinstance(entry, dict) else None
+    if isinstance(scale, list) and len(scale) == 2 and all(isinstance(x, int | float) for x in scale) and scale[1] > scale[0]:
+        return float(scale[0]), float(scale[1])
+    return float(dim.scale_min), float(dim.scale_max)
+
+
 def _norm_table(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None, int | None, float | None]]:
     ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
     if ds is None:
@@ -153,7 +164,7 @@ def simulate_campaign(
         S = sig.matrix(words)
         pri = Prior(np.where(np.isfinite(vals), model.point(np.nan_to_num(vals)), np.nan),
                     np.where(np.isfinite(vals), model.predictive_sd(np.nan_to_num(vals), S), np.nan))  # fmt: skip
-    plan = simulate(norm, np.array([gold[i] for i in words]), scale=(float(dim.scale_min), float(dim.scale_max)),
+    plan = simulate(norm, np.array([gold[i] for i in words]), scale=_norms_scale(session, norms, dimension, dim),
                     step=float(dim.scale_step or 1.0), prior=pri, budgets=budgets, strategies=strategies,
                     annotator_sd=annotator_sd, seed=seed, n_boot=n_boot, list_size=spec.list_size)  # fmt: skip
     if norm.known is not None:
