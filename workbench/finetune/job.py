@@ -98,7 +98,7 @@ def new_job(engine: Engine, prep: Prepared, extra: dict[str, Any] | None = None)
         job = Job(kind=f"finetune:{prep.spec.backend}", status="running",
                   config={"finetune": prep.name, "key": prep.key, "train": prep.spec.train, "train_items": len(prep.train),
                           "validation": prep.spec.validation, "gold": prep.spec.gold, "settings": prep.settings,
-                          "model": prep.rater.spec.model, **(extra or {})})  # fmt: skip
+                          "model": prep.rater.spec.model_name, **(extra or {})})  # fmt: skip
         s.add(job)
         s.flush()
         bump_generation(s)

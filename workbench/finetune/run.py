@@ -105,7 +105,7 @@ def prepare(session: Session, run: FinetuneRun) -> Prepared:
         )
     settings = get_trainer(spec.backend).settings(spec, resolved)
     data = {
-        "backend": spec.backend, "model": rater_spec.model, "prompt": resolved.prompt.text if resolved.prompt else None,
+        "backend": spec.backend, "model": rater_spec.model_name, "prompt": resolved.prompt.text if resolved.prompt else None,
         "system": resolved.system, "dimension": resolved.dimension, "scale": list(resolved.scale),
         "train": [(e.item, e.mean, e.sd) for e in train], "validation": [(e.item, e.mean, e.sd) for e in validation],
         "settings": settings, "base_url": getattr(rater_spec, "base_url", None),
