@@ -25,6 +25,29 @@ def test_simulated_annotators_match_the_norms_mean_and_sd_on_the_scale_points() 
     assert shifted.draw(np.full(20000, 1)).std() > norm.sd[1] + 0.05
 
 
+def test_simulated_annotators_say_i_dont_know_at_the_norms_rate_and_those_answers_are_paid_for() -> None:
+    norm = Norm(np.array([3.0, 5.0, 6.0]), np.array([1.4, 1.4, 1.0]), np.array([30, 30, 30]), known=np.array([0.6, 0.95, np.nan]))
+    people = Annotators(norm, (1.0, 7.0), 1.0, annotator_sd=0.0, pool=50, rng=np.random.default_rng(0))
+    for w, rate in enumerate([0.4, 0.05, 0.0]):
+        x = people.draw(np.full(20000, w))
+        assert abs(np.isnan(x).mean() - rate) < 0.01, (w, np.isnan(x).mean())
+        rated = x[np.isfinite(x)]
+        assert abs(rated.mean() - norm.mean[w]) < 0.05 and abs(rated.std() - norm.sd[w]) < 0.06
+    rng = np.random.default_rng(4)
+    true = rng.uniform(1.5, 6.5, 300)
+    known = rng.uniform(0.5, 1.0, 300)
+    norm = Norm(true, np.full(300, 1.2), np.full(300, 20), known=known)
+    sd = np.full(300, 0.6)
+    plan = simulate(norm, true, scale=(1, 7), prior=Prior(true + rng.normal(0, sd), sd), budgets=[0.1, 1.0], n_boot=50, seed=2)
+    for r in plan.rows:  # the budget counts answers; a quarter of them (the mean unknown rate) are "I don't know"
+        assert r.ratings == round(r.budget * 6000)
+        assert abs(r.unknown / r.ratings - np.mean(1 - known)) < 0.03, (r.strategy, r.unknown, r.ratings)
+    everyone_knows = simulate(Norm(true, np.full(300, 1.2), np.full(300, 20)), true, scale=(1, 7), budgets=[1.0], n_boot=50, seed=2)
+    assert everyone_knows.rows[0].unknown == 0
+    # fewer ratings behind each mean: the all-human replicate with "I don't know" is less valid at the same budget
+    assert everyone_knows.rows[0].spearman > [r for r in plan.rows if r.strategy == "all-human" and r.budget == 1.0][0].spearman
+
+
 def test_strategies_spend_the_budget_and_the_seed_decides_everything() -> None:
     rng = np.random.default_rng(3)
     true = rng.uniform(1.5, 6.5, 400)
@@ -45,19 +68,23 @@ def test_strategies_spend_the_budget_and_the_seed_decides_everything() -> None:
     assert {r.strategy for r in simulate(norm, gold, scale=(1, 7), budgets=[0.1], n_boot=100).rows} == {"all-human"}
 
 
-def _study(tmp_path, db_url) -> str:
+def _study(tmp_path, db_url, nine: bool = False) -> str:
+    """nine: the norm is on a 1-9 scale (the study's dimension is 1-7)."""
     study = write_study(tmp_path, db_url)
     rng = np.random.default_rng(5)
     with open(tmp_path / "norm.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["word", "mean", "sd", "n"])
         for i in range(N):
-            w.writerow([f"w{i:03d}", round(min(max(gold_of(i) + rng.normal(0, 0.25), 1), 7), 3), 1.3, 25])
+            mean, sd = min(max(gold_of(i) + rng.normal(0, 0.25), 1), 7), 1.3
+            if nine:
+                mean, sd = 1 + (mean - 1) * 8 / 6, sd * 8 / 6
+            w.writerow([f"w{i:03d}", round(mean, 3), sd, 25])
     data = yaml.safe_load(open(study))
     data["datasets"]["norm"] = {
         "file": "norm.csv",
         "item_column": "word",
-        "ratings": {"familiarity": {"mean": "mean", "sd": "sd", "n": "n"}},
+        "ratings": {"familiarity": {"mean": "mean", "sd": "sd", "n": "n"} | ({"scale": [1, 9]} if nine else {})},
     }
     data["campaigns"] = {"pilot": {"items": "test", "raters_per_item": 5}}
     open(study, "w").write(yaml.safe_dump(data, sort_keys=False))
@@ -84,3 +111,16 @@ def test_annotate_simulate_prints_the_planners_table_and_json(tmp_path, db_url):
     assert "--prior needs --calibration" in invoke(*args, "--prior", "st", code=1).output
     err = invoke(*args, "--prior", "st", "--calibration", "gold", code=1).output
     assert "shares" in err and "with the items reported" in err
+
+
+def test_simulated_annotators_rate_on_the_norms_own_scale(tmp_path, db_url):
+    """A norm on 1-9 in a study whose dimension is 1-7: the annotators draw on 1-9 (on 1-7 every word above 7 would
+    pile up on the top point), so the simulated all-human study is as valid as with the same norm on 1-7."""
+    args = ["annotate", "simulate", "pilot", "--norms", "norm", "--against", "gold", "--n-boot", "100", "--budget", "1", "--format", "json"]
+    (tmp_path / "seven").mkdir()
+    (tmp_path / "nine").mkdir()
+    seven = json.loads(invoke(*args, "--study", _study(tmp_path / "seven", db_url)).output)
+    nine = json.loads(invoke(*args, "--study", _study(tmp_path / "nine", db_url, nine=True)).output)
+    assert abs(nine["real_norm"] - seven["real_norm"]) < 1e-9
+    assert nine["scale"] == [1, 9] and seven["scale"] == [1, 7]
+    assert abs(nine["rows"][0]["spearman"] - seven["rows"][0]["spearman"]) < 0.02, (nine["rows"], seven["rows"])

@@ -11,8 +11,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializeAsAny,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -522,6 +524,31 @@ class Study(Strict):
     hybrids: dict[Name, HybridSpec] = Field(
         default_factory=dict, description="hybrid norms (a machine prior and human ratings): datasets apply writes"
     )
+
+    # the sections of kinds registered from outside (workbench.study.kind): section -> name -> entry
+    _sections: dict[str, dict[str, BaseModel]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _kind_sections(cls, data: Any, handler: Any) -> Any:
+        """Validate the sections registered kinds bring (each with its own entry model) beside the built-in ones."""
+        from workbench.study.kind import section_models
+
+        models = {k: m for k, m in section_models().items() if k not in cls.model_fields} if isinstance(data, dict) else {}
+        raw = {k: data[k] for k in models if k in data}
+        if not raw:
+            return handler(data)
+        study = handler({k: v for k, v in data.items() if k not in raw})
+        fields: dict[str, Any] = {k: (dict[Name, models[k]], Field(default_factory=dict)) for k in raw}  # type: ignore[valid-type]
+        valid = create_model("KindSections", __config__=ConfigDict(extra="forbid"), **fields).model_validate(raw)
+        study._sections = {k: dict(getattr(valid, k)) for k in raw}
+        return study
+
+    def entries(self, section: str) -> dict[str, Any]:
+        """The entries under one section of the study file: a built-in one, or one a registered kind brings."""
+        if section in type(self).model_fields:
+            return getattr(self, section)
+        return self._sections.get(section, {})
 
     @model_validator(mode="after")
     def _finetune_names(self):
