@@ -14,7 +14,9 @@ and one that no JSON run covers fails `test_every_command_is_run_with_format_jso
 
 from __future__ import annotations
 
+import csv
 import enum
+import io
 import json
 import os
 import re
@@ -265,6 +267,8 @@ def test_every_store_command_prints_json_that_parses(tmp_path, db_url, openai_se
     steps = run("plan", *s)
     assert {"kind": "dataset", "name": "gold", "action": "import"} in [{k: r[k] for k in ("kind", "name", "action")} for r in steps]
     assert set(steps[0]) == {"kind", "name", "action", "detail"}
+    as_csv = CliRunner().invoke(app, ["plan", *map(str, s), "-f", "csv"]).stdout  # the same rows, as CSV
+    assert list(csv.DictReader(io.StringIO(as_csv))) == [{k: v or "" for k, v in row.items()} for row in steps]
     applied = run("apply", *s)
     assert applied["changes"] > 0 and [j["rater"] for j in applied["rating_jobs"]][:1] == ["mini"]
     assert run("plan", *s) and run("apply", *s)["changes"] == 0
@@ -284,7 +288,9 @@ def test_every_store_command_prints_json_that_parses(tmp_path, db_url, openai_se
     assert run("db", "current", *s)[0]["state"] == "up to date"
     assert run("db", "upgrade", *s)["upgraded"] is False
     sim = run("annotate", "simulate", "pilot", "--norms", "gold", "--against", "other", "--budget", "0.5", "--n-boot", "100", *s)
-    assert sim["rows"]
+    sim_args = ["annotate", "simulate", "pilot", "--norms", "gold", "--against", "other", "--budget", "0.5", "--n-boot", "100", *s]
+    table = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*map(str, sim_args), "-f", "csv"]).stdout)))
+    assert [(r["strategy"], float(r["spearman"])) for r in table] == [(r["strategy"], r["spearman"]) for r in sim["rows"]]
     assert run("annotate", "preview", "pilot", "-o", tmp_path / "p.html", "--no-png", *s)["list"] == 1
     assert run.ran == STORE
 

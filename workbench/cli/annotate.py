@@ -280,8 +280,8 @@ def simulate(
                                 budgets=budgets, k=k, annotator_sd=annotator_sd, seed=seed, n_boot=n_boot)  # fmt: skip
     from workbench.numeric import json_safe
 
-    rows = [[r.strategy, r.budget, r.ratings, r.words_rated, r.spearman, r.ci[0], r.ci[1]] for r in sim.plan.rows]
-    show(fmt, ["strategy", "budget", "ratings", "words_rated", "spearman", "ci_low", "ci_high"], rows, lines=sim.lines(),
+    rows = [[r.strategy, r.budget, r.ratings, r.unknown, r.words_rated, r.spearman, r.ci[0], r.ci[1]] for r in sim.plan.rows]
+    show(fmt, ["strategy", "budget", "ratings", "unknown", "words_rated", "spearman", "ci_low", "ci_high"], rows, lines=sim.lines(),
          document=json_safe(sim.to_dict()))  # fmt: skip
 
 
