@@ -7,7 +7,8 @@ strategy and budget; the prior (``--prior``, a machine rater) is calibrated
 by split-conformal prediction on ``--calibration`` items (never the
 campaign's words), against the norms' values there. Where the norms say how
 often their people did not know a word (a campaign's pulled norms keep the
-share of answers that were ratings, ``known``), the simulated annotators say
+share of answers that were ratings, ``known``; so does an import with a count
+of people who did not know the word), the simulated annotators say
 "I don't know" at that rate, and the table counts those answers.
 """
 
