@@ -55,7 +55,7 @@ def hundreds_suffix(word: str) -> str:
 @pytest.fixture(scope="module")
 def model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from workbench.raters.local_model import LocalModel
+    from workbench.raters.local.model import LocalModel
 
     return LocalModel.load()
 
@@ -77,7 +77,7 @@ def distributions(readouts) -> np.ndarray:
 
 
 def test_load_is_cached_and_identified(model):
-    from workbench.raters.local_model import LocalModel, weights_fingerprint
+    from workbench.raters.local.model import LocalModel, weights_fingerprint
 
     assert LocalModel.load() is model
     assert LocalModel.load("gemma3-270m") is model
@@ -90,7 +90,7 @@ def test_load_is_cached_and_identified(model):
 
 
 def test_load_errors(model, tmp_path, monkeypatch):
-    from workbench.raters.local_model import LocalModel, weights_fingerprint
+    from workbench.raters.local.model import LocalModel, weights_fingerprint
 
     with pytest.raises(WorkbenchError, match="No local model at"):
         LocalModel.load(tmp_path / "missing.gguf")

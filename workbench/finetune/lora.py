@@ -26,7 +26,7 @@ the batches the interrupted one would have). Other settings or data in the
 folder are refused unless ``restart=True``, which starts over cleanly.
 
 The tuned model is loaded for rating with :func:`load_tuned`: the base model
-with the adapter merged in, a :class:`~workbench.raters.local_model.LocalModel`
+with the adapter merged in, a :class:`~workbench.raters.local.model.LocalModel`
 whose fingerprint combines the base weights' and the adapter's
 (:func:`adapter_fingerprint`).
 """
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
-from workbench.raters.adapter import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint, base_folder, fresh_model, load_tokenizer, load_tuned
+from workbench.raters.local.adapter import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint, base_folder, fresh_model, load_tokenizer, load_tuned
 
 __all__ = ["Example", "LoraSettings", "TrainResult", "adapter_fingerprint", "load_tuned", "train_lora"]
 

@@ -49,7 +49,7 @@ Fast path and plain path
 
 
 Loading the model files (the packaged GGUF, its conversion and cache) is in
-raters/local_files.py.
+raters/local/files.py.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.raters.local_files import (
+from workbench.raters.local.files import (
     DEFAULT_MODEL,
     convert_gguf,
     quiet_transformers,
@@ -272,7 +272,7 @@ class LocalModel:
         model: None or ``"gemma3-270m"`` for the packaged Gemma 3 270M GGUF
             (needs workbench[local]); a path to a .gguf file; a local Hugging
             Face model folder; or a LoRA adapter folder made by `workbench
-            finetune` (:mod:`workbench.raters.adapter`). Nothing is downloaded.
+            finetune` (:mod:`workbench.raters.local.adapter`). Nothing is downloaded.
         dtype: the compute dtype (float32 by default; bfloat16 is faster on some
             CPUs but does not reproduce float32 read-outs).
         threads: torch's intra-op threads (process-wide); None keeps torch's
@@ -280,7 +280,7 @@ class LocalModel:
         """
         require_packages("torch", "transformers")
         _set_threads(threads)
-        from workbench.raters import adapter
+        from workbench.raters.local import adapter
 
         if adapter.is_adapter(model):  # a LoRA adapter folder (workbench finetune): the base model with it merged in
             return adapter.load_tuned(model)  # type: ignore[arg-type]

@@ -107,7 +107,7 @@ def weights_fingerprint(model: str | os.PathLike[str] | None = None) -> str:
     model: as for :meth:`LocalModel.load`. Equal to ``LocalModel.load(model).fingerprint``.
     Needs no torch; raises a WorkbenchError when the model is not there.
     """
-    from workbench.raters import adapter
+    from workbench.raters.local import adapter
 
     if adapter.is_adapter(model):  # a LoRA adapter folder: the base model's fingerprint and the adapter's
         return adapter.weights_fingerprint(model)  # type: ignore[arg-type]

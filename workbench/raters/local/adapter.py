@@ -38,7 +38,7 @@ def _base_of(folder: Path) -> str:
 
 def weights_fingerprint(folder: str | os.PathLike[str]) -> str:
     """The tuned model's fingerprint without loading it."""
-    from workbench.raters.local_files import resolve_fingerprint, resolve_model
+    from workbench.raters.local.files import resolve_fingerprint, resolve_model
 
     folder = Path(folder).expanduser().resolve()
     _name, path = resolve_model(_base_of(folder))
@@ -59,7 +59,7 @@ def adapter_fingerprint(folder: str | os.PathLike[str]) -> str:
 
 def base_folder(base_model: str) -> tuple[Path, str]:
     """The transformers-format folder of the base model and its weights' fingerprint."""
-    from workbench.raters.local_files import convert_gguf, require_packages, resolve_fingerprint, resolve_model
+    from workbench.raters.local.files import convert_gguf, require_packages, resolve_fingerprint, resolve_model
 
     require_packages("torch", "transformers", "peft")
     _name, path = resolve_model(base_model)
@@ -71,7 +71,7 @@ def base_folder(base_model: str) -> tuple[Path, str]:
 def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
-    from workbench.raters.local_files import quiet_transformers
+    from workbench.raters.local.files import quiet_transformers
 
     with quiet_transformers():
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
@@ -84,8 +84,8 @@ def fresh_model(folder: Path, device: str, tokenizer: Any = None) -> tuple[Any, 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from workbench.raters.local_files import quiet_transformers
-    from workbench.raters.local_model import _own_memory
+    from workbench.raters.local.files import quiet_transformers
+    from workbench.raters.local.model import _own_memory
 
     tokenizer = tokenizer or load_tokenizer(folder)
     with quiet_transformers(), warnings.catch_warnings():
@@ -107,7 +107,7 @@ def load_tuned(folder: str | os.PathLike[str]) -> Any:
     import torch
     from peft import PeftModel
 
-    from workbench.raters.local_model import LocalModel
+    from workbench.raters.local.model import LocalModel
 
     folder = Path(folder).resolve()
     adapter_fp = adapter_fingerprint(folder)

@@ -1,4 +1,4 @@
-"""backend: openai-completions — the text completions endpoint (POST /v1/completions) with ``logprobs: N``.
+"""The text completions endpoint (POST /v1/completions) with ``logprobs: N``.
 
 vLLM, llama.cpp's server, text-generation-inference and others serve it. A
 base (not instruction-tuned) model answers a few-shot completion prompt
@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from workbench.errors import WorkbenchError
-from workbench.raters.backend import RaterOptions, register_backend
+from workbench.raters.backend import RaterOptions
 from workbench.raters.config import ResolvedRater
-from workbench.raters.http import BadResponse
+from workbench.raters.openai.http import BadResponse
 from workbench.raters.llm import effective_max_tokens, effective_temperature
 from workbench.raters.readout import (
     Readout,
@@ -34,15 +34,14 @@ from workbench.raters.readout import (
     mean_of_samples,
     parsed_from_answer,
 )
-from workbench.raters.server import ServerBackend, ServerOptions
+from workbench.raters.openai.server import ServerBackend, ServerOptions
 
 
 class CompletionsOptions(ServerOptions):
     """Options of openai-completions: the server options (top_logprobs is sent as ``logprobs``)."""
 
 
-@register_backend("openai-completions")
-class OpenAICompletions(ServerBackend):
+class CompletionsBackend(ServerBackend):
     """A model behind POST /v1/completions: the prompt is sent as text, with no chat template."""
 
     Options: ClassVar[type[RaterOptions]] = CompletionsOptions

@@ -1,4 +1,4 @@
-"""backend: openai-batch — rating through the OpenAI Batch API: half the price, answers within 24 hours.
+"""Rating through the OpenAI Batch API: half the price, answers within 24 hours.
 
 The lifecycle: build a JSONL file of chat completions bodies (one line per
 item, ``custom_id`` = ``item-ID``), upload it, create the batch, keep its id
@@ -29,18 +29,17 @@ from workbench.raters.backend import (
     RunJob,
     StillWaiting,
     Writer,
-    register_backend,
 )
 from workbench.raters.config import ResolvedRater
-from workbench.raters.http import BadResponse, check_model_name, read_answer
-from workbench.raters.openai_chat import (
+from workbench.raters.openai.http import BadResponse, check_model_name, read_answer
+from workbench.raters.openai.chat import (
     ChatBackend,
     ChatOptions,
     read_rating,
     request_body,
 )
-from workbench.raters.openai_client import OpenAIApi, ServerError
-from workbench.raters.wire import KeyRefused
+from workbench.raters.openai.client import OpenAIApi, ServerError
+from workbench.raters.openai.wire import KeyRefused
 from workbench.redact import Redactor
 from workbench.store.models import Job
 
@@ -280,8 +279,7 @@ class BatchOptions(ChatOptions):
     run_fields: ClassVar[frozenset[str]] = ChatOptions.run_fields | {"poll_seconds"}
 
 
-@register_backend("openai-batch")
-class OpenAIBatch(ChatBackend):
+class BatchBackend(ChatBackend):
     """The chat requests of the openai backend, sent as one batch at the Batch API's price."""
 
     Options: ClassVar[type[RaterOptions]] = BatchOptions

@@ -1,10 +1,10 @@
-"""backend: local — an open-weight model in this process (Gemma 3 270M by default), exact distributions.
+"""The local backend: an open-weight model in this process (Gemma 3 270M by default), exact distributions.
 
 The model reads every vocabulary token's probability, so the expected
 read-out is exact (not a top-20). Items go through in chunks; each chunk's
 ratings reach the writer, which commits them, so an interrupted run keeps
-every finished chunk. The model itself is in raters/local_model.py, its files
-in raters/local_files.py.
+every finished chunk. The model itself is in raters/local/model.py, its files
+in raters/local/files.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from workbench.raters.backend import RaterOptions, RunJob, in_chunks, register_backend
+from workbench.raters.backend import RaterOptions, RunJob, in_chunks
 from workbench.raters.config import ResolvedRater
 from workbench.raters.llm import LLMBackend, LLMOptions, effective_max_tokens
-from workbench.raters.local_files import DEFAULT_MODEL
+from workbench.raters.local.files import DEFAULT_MODEL
 from workbench.raters.readout import greedy_from_answer, parsed_from_answer
 
 ITEMS_PER_CALL = 64  # items handed to the model at once (at least batch_size); the writer commits after each call
@@ -40,7 +40,6 @@ class LocalOptions(LLMOptions):
     run_fields: ClassVar[frozenset[str]] = RaterOptions.run_fields | {"batch_size"}
 
 
-@register_backend("local")
 class LocalBackend(LLMBackend):
     """Gemma 3 270M (or another GGUF or Hugging Face model) in torch, on this machine."""
 
@@ -54,7 +53,7 @@ class LocalBackend(LLMBackend):
         if rater.spec.readout == "expected":
             legacy["top_logprobs"] = 20
         identity = {**rater.identity, **legacy}
-        from workbench.raters import adapter
+        from workbench.raters.local import adapter
 
         if adapter.is_adapter(rater.spec.model):
             # a tuned model is its folder relative to the study (its weights are in identity["weights"]: the
@@ -69,13 +68,13 @@ class LocalBackend(LLMBackend):
         return "the model does not answer this prompt with a scale point: show it examples (few_shot) or change the prompt"
 
     def weights_fingerprint(self, options: Any) -> str:
-        from workbench.raters.local_files import weights_fingerprint
+        from workbench.raters.local.files import weights_fingerprint
 
         return weights_fingerprint(options.model)
 
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
         from workbench.raters.backend import Outcome
-        from workbench.raters.local_model import LocalModel
+        from workbench.raters.local.model import LocalModel
 
         spec = rater.spec
         model = LocalModel.load(spec.model)
