@@ -77,7 +77,8 @@ def distributions(readouts) -> np.ndarray:
 
 
 def test_load_is_cached_and_identified(model):
-    from workbench.raters.local.model import LocalModel, weights_fingerprint
+    from workbench.raters.local.files import weights_fingerprint
+    from workbench.raters.local.model import LocalModel
 
     assert LocalModel.load() is model
     assert LocalModel.load("gemma3-270m") is model
@@ -90,7 +91,8 @@ def test_load_is_cached_and_identified(model):
 
 
 def test_load_errors(model, tmp_path, monkeypatch):
-    from workbench.raters.local.model import LocalModel, weights_fingerprint
+    from workbench.raters.local.files import weights_fingerprint
+    from workbench.raters.local.model import LocalModel
 
     with pytest.raises(WorkbenchError, match="No local model at"):
         LocalModel.load(tmp_path / "missing.gguf")

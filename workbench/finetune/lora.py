@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
-from workbench.raters.local.adapter import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint, base_folder, fresh_model, load_tokenizer, load_tuned
+from workbench.raters.local.adapter import base_folder, fresh_model, load_tokenizer, load_tuned
+from workbench.raters.local.files import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint
 
 __all__ = ["Example", "LoraSettings", "TrainResult", "adapter_fingerprint", "load_tuned", "train_lora"]
 

@@ -329,7 +329,7 @@ def _run_local(engine: Engine, run: FinetuneRun, prep: Prepared, job_id: int, sa
     import time
 
     from workbench.finetune.lora import train_lora, training_status
-    from workbench.raters.local.adapter import adapter_fingerprint
+    from workbench.raters.local.files import adapter_fingerprint
 
     folder = finetune_dir(run)
     update_job(engine, job_id, external_id=str(folder))

@@ -1,66 +1,47 @@
-"""A LoRA adapter on the local model: its files, its fingerprint, the model with it merged in.
+"""A LoRA adapter on the local model: the base model with the adapter merged in, and the one door by name.
 
-An adapter folder (made by :mod:`workbench.finetune.lora`) holds peft's
-``adapter_config.json`` and ``adapter_model.safetensors`` and the workbench's
-``finetune.json`` (the training settings, the base model among them). Giving
-such a folder as a local rater's ``model`` rates with the base model plus the
-adapter (merged into a private copy of the weights); the rater's weights
-fingerprint is sha256 of the base weights' fingerprint and the adapter's.
+An adapter folder (made by :mod:`workbench.finetune.lora`; its files and
+fingerprint are in :mod:`workbench.raters.local.files`, which decides what is
+an adapter) given as a local rater's ``model`` rates with the base model plus
+the adapter, merged into a private copy of the weights. :func:`load_model`
+loads any local model by name: an adapter folder this way, anything else with
+:meth:`LocalModel.load`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import WorkbenchError
-
-ADAPTER_FILE = "adapter_model.safetensors"
-SETTINGS_FILE = "finetune.json"
-
-
-def is_adapter(model: Any) -> bool:
-    """True when model names a folder with a trained adapter."""
-    if model is None:
-        return False
-    path = Path(model).expanduser()
-    return path.is_dir() and (path / "adapter_config.json").is_file() and (path / SETTINGS_FILE).is_file()
-
-
-def _base_of(folder: Path) -> str:
-    info = json.loads((folder / SETTINGS_FILE).read_text())
-    return info["key"]["settings"]["base_model"]
+from workbench.raters.local.files import (
+    adapter_base,
+    adapter_fingerprint,
+    convert_gguf,
+    is_adapter,
+    quiet_transformers,
+    require_packages,
+    resolve_fingerprint,
+    resolve_model,
+    tuned_fingerprint,
+)
+from workbench.raters.local.model import LocalModel, own_memory, set_threads
 
 
-def weights_fingerprint(folder: str | os.PathLike[str]) -> str:
-    """The tuned model's fingerprint without loading it."""
-    from workbench.raters.local.files import resolve_fingerprint, resolve_model
-
-    folder = Path(folder).expanduser().resolve()
-    _name, path = resolve_model(_base_of(folder))
-    return tuned_fingerprint(resolve_fingerprint(path), adapter_fingerprint(folder))
-
-
-def adapter_fingerprint(folder: str | os.PathLike[str]) -> str:
-    """sha256 of the adapter's weights and configuration (part of the tuned rater's identity)."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    for name in ("adapter_config.json", ADAPTER_FILE):
-        path = folder / name
-        if not path.is_file():
-            raise WorkbenchError(f"no trained adapter in {folder} ({name} is missing): run the fine-tune first.")
-        h.update(name.encode() + b"\0" + path.read_bytes())
-    return "sha256:" + h.hexdigest()
+def load_model(model: str | os.PathLike[str] | None = None, *, dtype: Any = "float32", threads: int | None = None) -> LocalModel:
+    """A loaded local model by any name :class:`LocalOptions` takes: an adapter folder (merged onto its
+    base, float32) or what :meth:`LocalModel.load` takes."""
+    if is_adapter(model):  # a LoRA adapter folder (workbench finetune): the base model with it merged in
+        require_packages("torch", "transformers")
+        set_threads(threads)
+        return load_tuned(model)  # type: ignore[arg-type]
+    return LocalModel.load(model, dtype=dtype, threads=threads)
 
 
 def base_folder(base_model: str) -> tuple[Path, str]:
     """The transformers-format folder of the base model and its weights' fingerprint."""
-    from workbench.raters.local.files import convert_gguf, require_packages, resolve_fingerprint, resolve_model
-
     require_packages("torch", "transformers", "peft")
     _name, path = resolve_model(base_model)
     fingerprint = resolve_fingerprint(path)
@@ -71,27 +52,20 @@ def base_folder(base_model: str) -> tuple[Path, str]:
 def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
-    from workbench.raters.local.files import quiet_transformers
-
     with quiet_transformers():
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
 def fresh_model(folder: Path, device: str, tokenizer: Any = None) -> tuple[Any, Any]:
     """A private copy of the base model (never the shared one :meth:`LocalModel.load` caches)."""
-    import warnings
-
     import torch
     from transformers import AutoModelForCausalLM
-
-    from workbench.raters.local.files import quiet_transformers
-    from workbench.raters.local.model import _own_memory
 
     tokenizer = tokenizer or load_tokenizer(folder)
     with quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
-    _own_memory(model)
+    own_memory(model)
     return model.to(device), tokenizer
 
 
@@ -99,7 +73,7 @@ _TUNED: dict[tuple[str, str], Any] = {}
 _TUNED_LOCK = threading.Lock()
 
 
-def load_tuned(folder: str | os.PathLike[str]) -> Any:
+def load_tuned(folder: str | os.PathLike[str]) -> LocalModel:
     """The base model with the adapter merged in, as a LocalModel (cached per process).
 
     Its ``fingerprint`` is sha256 of the base weights' fingerprint and the adapter's.
@@ -107,18 +81,14 @@ def load_tuned(folder: str | os.PathLike[str]) -> Any:
     import torch
     from peft import PeftModel
 
-    from workbench.raters.local.model import LocalModel
-
     folder = Path(folder).resolve()
     adapter_fp = adapter_fingerprint(folder)
-    base = _base_of(folder)
+    base = adapter_base(folder)
     with _TUNED_LOCK:
         if (str(folder), adapter_fp) in _TUNED:
             return _TUNED[(str(folder), adapter_fp)]
         base_dir, base_fp = base_folder(base)
         model, tokenizer = fresh_model(base_dir, "cpu")
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
@@ -127,7 +97,3 @@ def load_tuned(folder: str | os.PathLike[str]) -> Any:
         loaded = LocalModel(f"{base}+{folder.name}", folder, fingerprint, merged, tokenizer, torch.float32)
         _TUNED[(str(folder), adapter_fp)] = loaded
         return loaded
-
-
-def tuned_fingerprint(base_fp: str, adapter_fp: str) -> str:
-    return "sha256:" + hashlib.sha256(f"{base_fp}\0{adapter_fp}".encode()).hexdigest()

@@ -4,7 +4,7 @@ The model reads every vocabulary token's probability, so the expected
 read-out is exact (not a top-20). Items go through in chunks; each chunk's
 ratings reach the writer, which commits them, so an interrupted run keeps
 every finished chunk. The model itself is in raters/local/model.py, its files
-in raters/local/files.py.
+in raters/local/files.py. Registered in raters/backends/local.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from workbench.raters.backend import RaterOptions, RunJob, in_chunks
 from workbench.raters.config import ResolvedRater
 from workbench.raters.llm import LLMBackend, LLMOptions, effective_max_tokens
-from workbench.raters.local.files import DEFAULT_MODEL
+from workbench.raters.local.files import DEFAULT_MODEL, is_adapter
 from workbench.raters.readout import greedy_from_answer, parsed_from_answer
 
 ITEMS_PER_CALL = 64  # items handed to the model at once (at least batch_size); the writer commits after each call
@@ -41,7 +41,7 @@ class LocalOptions(LLMOptions):
 
 
 class LocalBackend(LLMBackend):
-    """Gemma 3 270M (or another GGUF or Hugging Face model) in torch, on this machine."""
+    """A model in torch in this process: options, identity (an adapter folder relative to the study), run."""
 
     Options: ClassVar[type[RaterOptions]] = LocalOptions
 
@@ -53,9 +53,7 @@ class LocalBackend(LLMBackend):
         if rater.spec.readout == "expected":
             legacy["top_logprobs"] = 20
         identity = {**rater.identity, **legacy}
-        from workbench.raters.local import adapter
-
-        if adapter.is_adapter(rater.spec.model):
+        if is_adapter(rater.spec.model):
             # a tuned model is its folder relative to the study (its weights are in identity["weights"]: the
             # base's and the adapter's fingerprints), so a study moved or cloned elsewhere keeps its ratings
             identity["model"] = (
@@ -74,10 +72,10 @@ class LocalBackend(LLMBackend):
 
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
         from workbench.raters.backend import Outcome
-        from workbench.raters.local.model import LocalModel
+        from workbench.raters.local.adapter import load_model
 
         spec = rater.spec
-        model = LocalModel.load(spec.model)
+        model = load_model(spec.model)
         assert rater.prompt is not None
         prefix, _ = rater.prompt.split("")
         # SentencePiece writes " 5" as "▁" + "5": read the number after "Rating: ", as the examples show it

@@ -31,7 +31,6 @@ from workbench.raters.backend import (
     Writer,
 )
 from workbench.raters.config import ResolvedRater
-from workbench.raters.openai.http import BadResponse, check_model_name, read_answer
 from workbench.raters.openai.chat import (
     ChatBackend,
     ChatOptions,
@@ -39,6 +38,7 @@ from workbench.raters.openai.chat import (
     request_body,
 )
 from workbench.raters.openai.client import OpenAIApi, ServerError
+from workbench.raters.openai.http import BadResponse, check_model_name, read_answer
 from workbench.raters.openai.wire import KeyRefused
 from workbench.redact import Redactor
 from workbench.store.models import Job

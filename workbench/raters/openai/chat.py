@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from workbench.raters.backend import RaterOptions
 from workbench.raters.config import ResolvedRater, read_text_or_file
-from workbench.raters.openai.http import BadResponse
 from workbench.raters.llm import effective_max_tokens, effective_temperature
+from workbench.raters.openai.http import BadResponse
+from workbench.raters.openai.server import ServerBackend, ServerOptions
 from workbench.raters.readout import (
     Readout,
     expected_from_top_logprobs,
@@ -25,7 +26,6 @@ from workbench.raters.readout import (
     mean_of_samples,
     parsed_from_answer,
 )
-from workbench.raters.openai.server import ServerBackend, ServerOptions
 
 
 class ChatOptions(ServerOptions):

@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 from workbench.errors import WorkbenchError
 from workbench.raters.backend import RaterOptions
 from workbench.raters.config import ResolvedRater
-from workbench.raters.openai.http import BadResponse
 from workbench.raters.llm import effective_max_tokens, effective_temperature
+from workbench.raters.openai.http import BadResponse
+from workbench.raters.openai.server import ServerBackend, ServerOptions
 from workbench.raters.readout import (
     Readout,
     expected_from_top_logprobs,
@@ -34,7 +35,6 @@ from workbench.raters.readout import (
     mean_of_samples,
     parsed_from_answer,
 )
-from workbench.raters.openai.server import ServerBackend, ServerOptions
 
 
 class CompletionsOptions(ServerOptions):

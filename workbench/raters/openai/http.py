@@ -29,8 +29,6 @@ from workbench.errors import WorkbenchError
 from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
 from workbench.raters.openai.pacing import Pacer
-from workbench.raters.pricing import estimate_tokens
-from workbench.raters.readout import Readout, Refusal
 from workbench.raters.openai.wire import (
     MAX_RESPONSE,
     Answer,
@@ -42,6 +40,8 @@ from workbench.raters.openai.wire import (
     redactor_for,
     refused_message,
 )
+from workbench.raters.pricing import estimate_tokens
+from workbench.raters.readout import Readout, Refusal
 from workbench.redact import Redactor
 
 MAX_RETRY_AFTER = 120.0
