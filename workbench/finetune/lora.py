@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.raters.local.adapter import base_folder, fresh_model, load_tokenizer, load_tuned
-from workbench.raters.local.files import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint
+from workbench.raters.local.files import ADAPTER_FILE, DEFAULT_MODEL, SETTINGS_FILE, adapter_fingerprint
 
 __all__ = ["Example", "LoraSettings", "TrainResult", "adapter_fingerprint", "load_tuned", "train_lora"]
 
@@ -86,7 +86,7 @@ class LoraSettings:
     warmup_steps: int = 10
     label_sd: float = 1.0
     seed: int = 0
-    base_model: str = "gemma3-270m"
+    base_model: str = DEFAULT_MODEL
     layers: int | None = None  # LoRA on the top N layers only: the frozen layers below need no backward pass
     autocast: str | None = None  # "bfloat16": matmuls in bfloat16 (CPUs with AVX512-BF16, GPUs); None: float32
 

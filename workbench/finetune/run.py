@@ -35,6 +35,7 @@ from workbench.finetune.splits import check_disjoint
 from workbench.jobs.runner import RaterRun, run_rater, run_rater_dry
 from workbench.raters.backend import RaterOptions, backend_class
 from workbench.raters.config import ResolvedRater, resolve_rater
+from workbench.raters.local.files import DEFAULT_MODEL
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items
 from workbench.store.models import Dataset, Dimension, Job, Rater, Rating
@@ -144,7 +145,7 @@ def tuned_rater_spec(run: FinetuneRun, model: str | None = None) -> RaterOptions
         fields["readout"] = spec.readout or "expected"
     if spec.dimension:
         fields["dimension"] = spec.dimension
-    default = "gemma3-270m" if spec.backend == "local" else None
+    default = DEFAULT_MODEL if spec.backend == "local" else None
     fields["model"] = model or spec.model or fields.get("model") or default
     if spec.rate:
         fields["items"] = spec.rate
@@ -200,7 +201,7 @@ def local_settings(spec: FinetuneSpec, resolved: ResolvedRater) -> LoraSettings:
     t = spec.local
     return LoraSettings(objective=t.objective, prompt=prompt, r=t.r, alpha=t.alpha, dropout=t.dropout,
                         learning_rate=t.learning_rate, epochs=t.epochs, batch_size=t.batch_size, label_sd=t.label_sd,
-                        seed=t.seed, base_model=resolved.spec.model or "gemma3-270m")  # fmt: skip
+                        seed=t.seed, base_model=resolved.spec.model or DEFAULT_MODEL)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- jobs in the store

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.files import cache_root
 
 DEFAULT_MODEL = "gemma3-270m"
 """The name of the packaged model (Gemma 3 270M base, GGUF Q4_K_M)."""
@@ -44,11 +45,6 @@ _CONVERTED_MARKER = "workbench-converted.json"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_FILE = "adapter_model.safetensors"
 SETTINGS_FILE = "finetune.json"
-
-
-def cache_root() -> Path:
-    env = os.environ.get("WORKBENCH_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "workbench"
 
 
 def require_packages(*names: str) -> None:

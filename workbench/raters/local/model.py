@@ -77,9 +77,9 @@ from workbench.raters.readout import (
     Readout,
     expected_from_continuation_logprobs,
     expected_from_top_logprobs,
-    point_label,
     single_token_scale,
 )
+from workbench.scale import point_label
 
 if TYPE_CHECKING:
     import torch
