@@ -196,7 +196,7 @@ def test_refusals_and_content_filter_stops_are_recorded_as_refusals_with_their_o
     assert all("chat template" not in got[w][3] for w in ("word000", "word001"))
     if backend == "openai":
         assert server.stats()["attempts"]["word000"] == 1  # a result, not retried
-        from workbench.cli.rate import describe
+        from workbench.cli.display import describe
 
         assert "  2 of the answers with no rating were refusals" in "\n".join(describe(report))
     engine.dispose()

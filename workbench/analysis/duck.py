@@ -562,9 +562,15 @@ def run_sql(engine: Engine, query: str) -> pa.Table:
 # --- output -------------------------------------------------------------------
 
 
-def format_result(table: pa.Table, fmt: str) -> str:
-    """The rows as text ending in a newline, as every command prints data (workbench.output.render)."""
+def result_rows(table: pa.Table) -> tuple[list[str], list[tuple], list[bool]]:
+    """A query's column names, rows and which columns are numbers: what `workbench.cli.display.show` prints."""
     numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in table.schema.types]
     columns = [col.to_pylist() for col in table.columns]
     rows = list(zip(*columns)) if columns else []
-    return render(table.column_names, rows, fmt, numeric=numeric)
+    return table.column_names, rows, numeric
+
+
+def format_result(table: pa.Table, fmt: str) -> str:
+    """The rows as text ending in a newline, as every command prints data (workbench.output.render)."""
+    names, rows, numeric = result_rows(table)
+    return render(names, rows, fmt, numeric=numeric)

@@ -95,6 +95,7 @@ class Plan:
     machine: float | None
     machine_ci: tuple[float, float] | None
     notes: list[str] = field(default_factory=list)
+    scale: tuple[float, float] | None = None  # the scale the simulated annotators rate on
 
 
 class Annotators:
@@ -285,4 +286,5 @@ def simulate(
         "within the simulation."
     ]
     return Plan(rows, n_words, total, real, boot_ci(norm.mean, gold, n_boot=n_boot, seed=seed), machine,
-                boot_ci(prior.mean, gold, n_boot=n_boot, seed=seed) if prior is not None else None, notes)  # fmt: skip
+                boot_ci(prior.mean, gold, n_boot=n_boot, seed=seed) if prior is not None else None, notes,
+                (float(scale[0]), float(scale[1])))  # fmt: skip

@@ -188,20 +188,14 @@ def server_projects(conn: Connection, fields: tuple[str, ...] = PULL_FIELDS) -> 
 _KEY = re.compile(r"\[workbench:[^\]]*\]")
 
 
-def project_keys(conn: Connection) -> dict[str, int]:
-    """workbench key -> project id, from the key comment in each project's label config (one request per 1000 projects)."""
+def project_keys(projects: dict[int, dict]) -> dict[str, int]:
+    """workbench key -> project id, from the key comment in each project's label config (as server_projects read it)."""
     out: dict[str, int] = {}
-    page = 1
-    while True:
-        params = {"page_size": PAGE, "page": page, "include": "id,label_config"}
-        body = conn.call("list projects", lambda: conn.request("GET", "/api/projects/", params=params))
-        for p in body.get("results") or []:
-            found = _KEY.search(p.get("label_config") or "")
-            if found:
-                out.setdefault(found.group(0).replace("%2D", "-"), p["id"])
-        if not body.get("next"):
-            return out
-        page += 1
+    for pid, p in projects.items():  # in the server's order, as listed
+        found = _KEY.search(p.get("label_config") or "")
+        if found:
+            out.setdefault(found.group(0).replace("%2D", "-"), pid)
+    return out
 
 
 def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
@@ -316,7 +310,7 @@ def _push(
         start = p["description"].rfind("[workbench:")
         if start >= 0:
             by_key.setdefault(p["description"][start:], pid)
-    by_key = {**project_keys(conn), **by_key}  # projects pushed since the key moved into the label config
+    by_key = {**project_keys(on_server), **by_key}  # projects pushed since the key moved into the label config
 
     with Session(engine) as s, s.begin():
         row = s.scalar(select(Campaign).where(Campaign.name == name))

@@ -67,6 +67,8 @@ def identity_hash(identity: dict[str, Any]) -> str:
 def _dimension(session: Session, name: str, declared: list[str]) -> Dimension:
     dim = session.scalar(select(Dimension).where(Dimension.name == name))
     if dim is None:
+        if name in declared:  # the right name, not applied yet: no "did you mean" of the name itself
+            raise WorkbenchError(f"dimension {name!r} is declared in the study but not in the store yet: run `workbench apply` first.")
         raise WorkbenchError(
             f"dimension {name!r} is not in the store: declare it in the study and run `workbench apply`." + did_you_mean(name, declared)
         )
