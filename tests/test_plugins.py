@@ -201,3 +201,21 @@ def test_an_installed_plugin_trainer_fine_tunes_through_apply(plugins, tmp_path)
     assert job.status == "succeeded" and float(job.config["result_model"]) == pytest.approx(mean)
     assert rater.config["backend"] == "plugin-constant" and rater.config["trained_on"]["finetune"] == "avg"
     assert ratings(tmp_path, "avg") == pytest.approx([mean] * len(test))
+
+
+def test_the_trainer_registry_names_an_unknown_trainer_and_lets_a_trainer_refuse_an_entry(tmp_path):
+    from workbench.errors import WorkbenchError
+    from workbench.finetune.trainer import builtin_trainer_names, trainer_names
+    from workbench.study.load import load_study
+
+    assert set(builtin_trainer_names()) == {"local", "openai"} and set(builtin_trainer_names()) <= set(trainer_names())
+    entry = {"train": "s.train", "gold": "gold", "rate": "s.test"}
+    splits = {"s": {"from": "gold", "train": 8, "seed": 1}}
+    study = write_study(tmp_path, {}, splits=splits, finetunes={"ft": {"backend": "locale", **entry}})
+    with pytest.raises(WorkbenchError, match=r"finetunes\.ft.*unknown trainer 'locale'\. Did you mean 'local'\? Trainers: "):
+        load_study(study)
+    study = write_study(tmp_path, {}, splits=splits, finetunes={"ft": {"backend": "openai", **entry}})
+    with pytest.raises(WorkbenchError, match=r"finetunes\.ft.*an openai fine-tune needs base \(a declared openai rater\) or model"):
+        load_study(study)
+    study = write_study(tmp_path, {}, splits=splits, finetunes={"ft": {"backend": "local", **entry}})
+    assert load_study(study).study.finetunes["ft"].backend == "local"

@@ -70,6 +70,10 @@ def test_strategies_spend_the_budget_and_the_seed_decides_everything() -> None:
     assert [r.spearman for r in again.rows] == [r.spearman for r in plan.rows]
     # no prior: all-human only
     assert {r.strategy for r in simulate(norm, gold, scale=(1, 7), budgets=[0.1], n_boot=100).rows} == {"all-human"}
+    # a prior more valid than the real norm against the gold: said, since human ratings then buy little
+    assert plan.machine < plan.real_norm and not any("more valid against this gold than the real norm" in n for n in plan.notes)
+    sharp = simulate(norm, gold, scale=(1, 7), prior=Prior(gold + rng.normal(0, 0.05, 400), np.full(400, 0.1)), budgets=[0.1], n_boot=50)
+    assert sharp.machine > sharp.real_norm and any("more valid against this gold than the real norm" in n for n in sharp.notes)
 
 
 def _study(tmp_path, db_url, nine: bool = False) -> str:
