@@ -45,7 +45,7 @@ from workbench.annotate.pseudonym import pseudonym
 from workbench.annotate.push import PAGE, PULL_FIELDS, server_projects
 from workbench.annotate.quality import Response, aggregate, evaluate
 from workbench.errors import WorkbenchError
-from workbench.raters.readout import point_label, scale_points
+from workbench.scale import point_label, scale_points
 from workbench.store.engine import bump_generation
 from workbench.store.models import (
     Campaign,

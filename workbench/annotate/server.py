@@ -46,10 +46,10 @@ from urllib.parse import urlsplit
 from workbench.annotate.connection import write_private
 from workbench.errors import WorkbenchError
 from workbench.extras import require
+from workbench.files import cache_root
 
 httpx = require("httpx", "`workbench annotate`")
 
-DEFAULT_VENV = Path.home() / ".cache" / "workbench" / "label-studio-venv"
 INSTALL_HINT = "install it with scripts/label_studio.sh (its own virtualenv), or set WORKBENCH_LABEL_STUDIO to its `label-studio` program"
 SETTINGS_MODULE = "workbench_ls_settings"
 CONFIG_FILE = "workbench-server.json"
@@ -176,7 +176,7 @@ urlpatterns = [
 
 
 def ls_venv() -> Path:
-    return Path(os.environ.get("WORKBENCH_LS_VENV") or DEFAULT_VENV)
+    return Path(os.environ.get("WORKBENCH_LS_VENV") or cache_root() / "label-studio-venv")
 
 
 def label_studio_program() -> Path:
