@@ -1,8 +1,21 @@
-"""Shared fixtures: every store test runs on SQLite and on PostgreSQL.
+"""Shared fixtures: every store test runs on SQLite and on PostgreSQL; the fake OpenAI server.
 
 PostgreSQL: one fresh template database per test run, migrated once; each
 test gets its own database copied from it (CREATE DATABASE ... TEMPLATE),
 dropped afterwards. Set WORKBENCH_TEST_PG to another server URL if needed.
+
+The fake OpenAI-compatible server (tests/openai_server.py, real HTTP on
+127.0.0.1): `openai_server` is one per test module, built from the module's
+OPENAI_SERVER dict of OpenAIServer options (or, for a module run against
+several servers, OPENAI_SERVERS: test id -> options); `server` is that server
+reset for each test (stats and faults cleared, the module's settings back)
+with the module's SECRET (else TEST_KEY) in $WORKBENCH_TEST_OPENAI_KEY.
+
+Tiers: every test that needs a heavy component is marked here, at
+collection, by the fixtures it uses or the module it is in (markers in
+pyproject.toml): labelstudio, llama_server, local_model, wheel, and slow for
+the few long ones; every other test is marked quick. `scripts/test.sh --quick`
+runs `pytest -m quick`; the full run (CI) runs all of them.
 """
 
 from __future__ import annotations
@@ -14,7 +27,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
 
+from tests.openai_server import KEY_ENV, TEST_KEY, OpenAIServer
 from workbench.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +106,80 @@ def engine(db_url):
 
 
 @pytest.fixture
+def runner() -> CliRunner:
+    """Runs `workbench` in process (with tests/helpers.py cli)."""
+    return CliRunner()
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """The folder of norm files in the repository (tests/data)."""
     return DATA
+
+
+# --------------------------------------------------------------------------- the fake OpenAI server
+
+
+def pytest_generate_tests(metafunc):
+    servers = getattr(metafunc.module, "OPENAI_SERVERS", None)
+    if servers and "openai_server" in metafunc.fixturenames:
+        metafunc.parametrize("openai_server", list(servers.values()), ids=list(servers), indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def openai_server(request):
+    """The test module's fake OpenAI server: OpenAIServer(**OPENAI_SERVER), started once per module."""
+    options = getattr(request, "param", None) or getattr(request.module, "OPENAI_SERVER", {})
+    with OpenAIServer(**options) as started:
+        yield started
+
+
+@pytest.fixture
+def server(openai_server, request, monkeypatch):
+    """The module's fake OpenAI server, reset for this test, its key in $WORKBENCH_TEST_OPENAI_KEY."""
+    openai_server.reset()
+    monkeypatch.setenv(KEY_ENV, getattr(request.module, "SECRET", TEST_KEY))
+    return openai_server
+
+
+# --------------------------------------------------------------------------- tiers
+
+BY_FIXTURE = {"ls_server": "labelstudio", "llama_server": "llama_server", "wheel": "wheel", "venv": "wheel"}
+"""A test that uses one of these fixtures (directly or through another) needs the component marked."""
+LOCAL_MODEL_MODULES = frozenset(
+    {
+        "test_local",  # Gemma 3 270M loaded in torch
+        "test_finetune_local",  # a LoRA fine-tune of it
+        "test_rate_inprocess",
+        "test_methods",
+        "test_newwords",
+        "test_demo",
+    }
+)
+"""Test modules whose tests load the real local model (Gemma in torch)."""
+SLOW = frozenset(set())
+"""Tests (module::name, without parameters) that take several seconds on 2 quiet cores with nothing heavy."""
+HEAVY = ("labelstudio", "llama_server", "local_model", "wheel", "slow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with what it needs (HEAVY), or as quick when it needs none of it."""
+    seen = set()
+    for item in items:
+        module = item.path.stem
+        name = f"{module}::{getattr(item, 'originalname', item.name)}"
+        seen.add(name)
+        needs = {marker for fixture, marker in BY_FIXTURE.items() if fixture in getattr(item, "fixturenames", ())}
+        if module in LOCAL_MODEL_MODULES:
+            needs.add("local_model")
+        if name in SLOW:
+            needs.add("slow")
+        for marker in sorted(needs):
+            item.add_marker(marker)
+        if not any(item.get_closest_marker(marker) for marker in HEAVY):
+            item.add_marker("quick")
+    modules = {item.path.stem for item in items}
+    stale = sorted(n for n in SLOW if n.partition("::")[0] in modules and n not in seen)
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {', '.join(stale)}")
