@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
-from hybrid_raters import cache_dir, halves, load_words  # noqa: E402
+from hybrid_raters import cache_dir, load_words, lora_design, lora_tag  # noqa: E402
 
 from workbench.analysis.conformal import coverage, fit_conformal  # noqa: E402
 from workbench.analysis.planner import Norm, Prior, simulate, spearman  # noqa: E402
@@ -45,20 +45,19 @@ def _col(cache: dict, name: str, words: list[str], k: int) -> np.ndarray:
     return np.array([np.nan if (v := cache[name].get(w)) is None or v[k] is None else v[k] for w in words], dtype=float)
 
 
-def lora_columns(cache: dict, train: list[str], test: list[str]) -> tuple[dict, dict, str]:
-    """The LoRA's out-of-fold values on the training words and its values on the test words (value, spread, unsure)."""
-    oof = {}
-    for fold in ("lora_fold0", "lora_fold1"):
-        for w in train:
-            if fold in cache and w in cache[fold]:
-                oof[w] = cache[fold][w]
-    if "lora_full" in cache:
-        on_test, how = {w: cache["lora_full"][w] for w in test}, "adapter on all 1,500 training words"
-    else:  # the two half adapters' average until the full one is trained
-        folds = [cache[f] for f in ("lora_fold0", "lora_fold1") if f in cache]
-        on_test = {w: [float(np.mean([f[w][k] for f in folds])) for k in range(3)] for w in test}
-        how = f"mean of {len(folds)} half-data adapters (the full adapter is not cached yet)"
-    return oof, on_test, how
+def lora_columns(cache: dict, train: list[str], test: list[str], tag: str) -> tuple[dict, dict, dict, str]:
+    """The cross-fitted LoRA's columns (value, spread, mass): out-of-fold on the training words (fold j's adapter never saw
+    fold j), on the test words the mean of the fold adapters, and (exchangeable with the out-of-fold values) one
+    seeded fold adapter per test word."""
+    runs = cache.get("lora", {}).get(tag, {})
+    names = sorted(runs)
+    oof = {w: runs[f][w] for f in names for w in train if w in runs[f]}
+    on_test = {w: [float(np.mean([runs[f][w][k] for f in names])) for k in range(3)] for w in test}
+    pick = np.random.default_rng(5).integers(0, len(names), len(test))
+    one_fold = {w: runs[names[j]][w] for w, j in zip(test, pick, strict=True)}
+    how = (f"{tag}: {len(names)} fold adapters ({', '.join(names)}); out-of-fold values for {len(oof)} of the "
+           f"{len(train)} training words; test words: the mean of the {len(names)} adapters")  # fmt: skip
+    return oof, on_test, one_fold, how
 
 
 def main() -> None:
@@ -66,6 +65,7 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--annotator-sd", type=float, default=0.3)
+    ap.add_argument("--lora", help="the LoRA design's cache tag (default: hybrid_raters.py's, e.g. cv5-e2-bfloat16)")
     args = ap.parse_args()
     start = time.perf_counter()
     cache = json.loads((cache_dir() / "raters.json").read_text())
@@ -76,19 +76,25 @@ def main() -> None:
     y_test = np.array([v for _, v in test_rows])
     out: dict = {"train": len(train), "test": len(test), "raters": {}}
 
-    have_lora = any(k.startswith("lora_") for k in cache)
+    tag = args.lora or lora_tag(lora_design())
+    have_lora = bool(cache.get("lora", {}).get(tag))
     comps_train: dict[str, Component] = {}
     comps_test: dict[str, Component] = {}
+    comps_one: dict[str, Component] = {}  # the test words with one fold adapter's LoRA values each
     if have_lora:
-        oof, on_test, how = lora_columns(cache, train, test)
+        oof, on_test, one_fold, how = lora_columns(cache, train, test, tag)
         out["lora"] = how
+        print(how)
         tr = np.array([oof.get(w, [np.nan] * 3) for w in train], dtype=float)
         te = np.array([on_test[w] for w in test], dtype=float)
+        t1 = np.array([one_fold[w] for w in test], dtype=float)
         comps_train["lora"] = Component(tr[:, 0], tr[:, 1], 1 - tr[:, 2])
         comps_test["lora"] = Component(te[:, 0], te[:, 1], 1 - te[:, 2])
+        comps_one["lora"] = Component(t1[:, 0], t1[:, 1], 1 - t1[:, 2])
     for name in ("embedding", "frequency"):
         comps_train[name] = Component(_col(cache, name, train, 0))
         comps_test[name] = Component(_col(cache, name, test, 0))
+        comps_one[name] = comps_test[name]
     keep = np.all([np.isfinite(c.values) for c in comps_train.values()], axis=0)
     for c in comps_train.values():
         for attr in ("values", "spread", "unsure_mass"):
@@ -100,7 +106,8 @@ def main() -> None:
     for name, c in comps_test.items():
         rho = spearman(c.values, y_test)
         out["raters"][name] = {"rho_glasgow": round(rho, 3)}
-        print(f"  {name:<12} {rho:.3f}")
+        print(f"  {name:<12} {rho:.3f}   (out of fold on the training words: {spearman(comps_train[name].values, y_fit):.3f})")
+        out["raters"][name]["out_of_fold_rho_train"] = round(spearman(comps_train[name].values, y_fit), 3)
     names, X = feature_matrix(comps_train)
     use = usable_features(names, X)
     names, X = feature_matrix(comps_train, use)
@@ -109,10 +116,14 @@ def main() -> None:
     oof_stack, model, _ = cross_fit(names, X, y_fit, folds=5, seed=args.seed, clip=(1.0, 7.0))
     stack_test = model.predict(T)
     rho_stack = spearman(stack_test, y_test)
+    _, T1 = feature_matrix(comps_one, use)
+    stack_one = model.predict(np.where(np.isfinite(T1), T1, np.nanmean(X, axis=0)))
+    out["raters"]["stack_one_fold_per_word"] = {"rho_glasgow": round(spearman(stack_one, y_test), 3)}
     out["raters"]["stack"] = {"rho_glasgow": round(rho_stack, 3), "features": names, "coef": [round(c, 4) for c in model.coef],
                               "out_of_fold_rho_train": round(spearman(oof_stack, y_fit), 3)}  # fmt: skip
     print(f"  {'stack':<12} {rho_stack:.3f}   (goal >= 0.82; the human ceiling MRC~Glasgow on these words: "
           f"{spearman(np.array([r for r in _mrc(test)]), y_test):.3f})")  # fmt: skip
+    print(f"  {'stack, one fold adapter per test word':<12} {spearman(stack_one, y_test):.3f}")
 
     # conformal intervals: calibrated on the training words (cross-fitted values), covered on the test words
     print("\nConformal coverage on the test words (calibrated on the training words' out-of-fold values):")
@@ -126,16 +137,17 @@ def main() -> None:
             lora.unsure_mass if lora is not None else np.full(len(vals), np.nan), np.std(vals, axis=1),
         ])  # fmt: skip
 
-    s_train, s_test = signals(comps_train), signals(comps_test)
+    s_train, s_test, s_one = signals(comps_train), signals(comps_test), signals(comps_one)
     out["coverage"] = {}
     curves = {}
-    for name, (x_cal, x_new) in {"stack": (oof_stack, stack_test),
-                                 **{n: (comps_train[n].values, comps_test[n].values) for n in comps_train}}.items():  # fmt: skip
+    cases = {"stack": (oof_stack, stack_test, s_test), "stack (one fold adapter per test word)": (oof_stack, stack_one, s_one),
+             **{n: (comps_train[n].values, comps_test[n].values, s_test) for n in comps_train}}  # fmt: skip
+    for name, (x_cal, x_new, s_new) in cases.items():
         cm = fit_conformal(x_cal, y_fit, s_train, signal_names=sig_names, levels=LEVELS, scale=(1.0, 7.0), seed=args.seed)
-        cov = coverage(cm, x_new, y_test, s_test, LEVELS)
+        cov = coverage(cm, x_new, y_test, s_new, LEVELS)
         out["coverage"][name] = [{"level": c.level, "covered": round(c.covered, 4), "mean_width": round(c.mean_width, 3)} for c in cov]
         curves[name] = [(c.level, c.covered) for c in cov]
-        print(f"  {name:<12} " + "  ".join(f"{c.level:.0%}: {c.covered:.3f} (width {c.mean_width:.2f})" for c in cov))
+        print(f"  {name:<12} " + "  ".join(f"{c.level:.0%}: {c.covered:.3f} (width {c.mean_width:.2f})" for c in cov), flush=True)
         if name == "stack":
             stack_cal = cm
     # the same, calibrated on a seeded half of the test words and covered on the other half: calibration values
@@ -233,5 +245,4 @@ def _glasgow_norm(words: list[str]) -> Norm:
 
 
 if __name__ == "__main__":
-    _ = halves  # the folds hybrid_raters.py used
     main()

@@ -2,11 +2,17 @@
 
     python bench/hybrid_raters.py            # trains what is missing, then writes raters.json
 
-Three LoRA adapters of Gemma 3 270M (soft objective, bench_finetune.py's settings): one on each
-half of the training words (each rates the other half, so every training word has an out-of-fold
-value for the stack to be fitted on, and the test words), then one on all 1,500 training words
-(it rates the test words). Torch runs on one thread (BENCH_THREADS): on a loaded shared machine
-more threads spin against each other. The embedding baseline the same way (5 folds on the training words, all of them for the
+Cross-fitted LoRA adapters of Gemma 3 270M (soft objective): the 1,500 training words in 5 seeded
+folds, one adapter per fold trained on the other four (1,200 words, 1.25 epochs = 94 steps, as many as
+one epoch over all 1,500 words; matmuls in bfloat16);
+each rates its held-out fold (so every training word has an out-of-fold value from a model of the
+same kind, for the stack to be fitted on and the intervals to be calibrated on) and the 1,045 test
+words (their value: the mean of the fold adapters). An earlier design trained on halves (750 words,
+47 steps): its out-of-fold values were much weaker (~0.56) than the full adapter's on the test
+words, so the stack and the calibration learnt from values unlike the reported ones. Torch runs on
+one thread (BENCH_THREADS): on a loaded shared machine more threads spin against each other.
+BENCH_LORA_FOLDS / BENCH_LORA_EPOCHS / BENCH_LORA_AUTOCAST change the design (they go into the
+cache key). The embedding baseline the same way (5 folds on the training words, all of them for the
 test words), and the Zipf frequency of every word. Everything lies under
 $WORKBENCH_CACHE_DIR/hybrid-bench (default ~/.cache/workbench/hybrid-bench): the adapters resume
 where they stopped, and a finished run costs nothing the second time.
@@ -47,31 +53,43 @@ def load_words() -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     return read("train_1500.xlsx"), read("test_1045.xlsx")
 
 
-def halves(n: int, seed: int = 7) -> list[np.ndarray]:
+def folds(n: int, k: int, seed: int = 7) -> list[np.ndarray]:
+    """k seeded folds of range(n), each sorted (fold j: every k-th index of one permutation)."""
     order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(order[: n // 2]), np.sort(order[n // 2 :])]
+    return [np.sort(order[j::k]) for j in range(k)]
+
+
+def lora_design() -> dict:
+    return {"folds": int(os.environ.get("BENCH_LORA_FOLDS", "5")), "epochs": float(os.environ.get("BENCH_LORA_EPOCHS", "1.25")),
+            "autocast": os.environ.get("BENCH_LORA_AUTOCAST", "bfloat16") or None}  # fmt: skip
+
+
+def lora_tag(design: dict) -> str:
+    return f"cv{design['folds']}-e{design['epochs']:g}-{design['autocast'] or 'fp32'}"
 
 
 def lora_outputs(train: list[tuple[str, float]], test: list[tuple[str, float]], have: dict, save) -> None:
-    """Each half's adapter rates the other half and the test words ("lora_fold0", ...); the full one the test words."""
+    """Fold j's adapter (trained on the other folds) rates fold j and the test words: have["lora"][tag]["fold{j}"]."""
     import torch
 
     from workbench.finetune.lora import Example, LoraSettings, load_tuned, train_lora
     from workbench.store.uncertainty import spread
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))  # a shared, loaded machine: no thread thrash
-    settings = LoraSettings(objective="soft", prompt=PROMPT)
+    design = lora_design()
+    tag = lora_tag(design)
+    settings = LoraSettings(objective="soft", prompt=PROMPT, epochs=design["epochs"], autocast=design["autocast"])
     head, _, tail = PROMPT.partition("{item}")
     test_words = [w for w, _ in test]
+    mine = have.setdefault("lora", {}).setdefault(tag, {})
     runs = []
-    for k, idx in enumerate(halves(len(train))):
-        other = sorted(set(range(len(train))) - set(idx.tolist()))
-        runs.append((f"fold{k}", idx.tolist(), [train[i][0] for i in other] + test_words))
-    runs.append(("full", list(range(len(train))), test_words))
+    for k, held in enumerate(folds(len(train), design["folds"])):
+        idx = sorted(set(range(len(train))) - set(held.tolist()))
+        runs.append((f"fold{k}", idx, [train[i][0] for i in held] + test_words))
     for name, idx, to_rate in runs:
-        if f"lora_{name}" in have:
+        if name in mine:
             continue
-        folder = cache_dir() / "lora" / name
+        folder = cache_dir() / "lora" / tag / name
         start = time.perf_counter()
 
         def on_step(e, name=name):
@@ -81,9 +99,9 @@ def lora_outputs(train: list[tuple[str, float]], test: list[tuple[str, float]], 
         print(f"lora {name}: trained ({time.perf_counter() - start:.0f}s)", flush=True)
         model = load_tuned(folder)
         readouts = model.rate_expected(head, [w + tail for w in to_rate], POINTS, batch_size=32)
-        have[f"lora_{name}"] = {w: [r.value, spread(r.distribution), r.mass] for w, r in zip(to_rate, readouts, strict=True)}
+        mine[name] = {w: [r.value, spread(r.distribution), r.mass] for w, r in zip(to_rate, readouts, strict=True)}
         save()
-        print(f"lora {name}: rated {len(to_rate)} words ({time.perf_counter() - start:.0f}s)", flush=True)
+        print(f"lora {tag} {name}: rated {len(to_rate)} words ({time.perf_counter() - start:.0f}s)", flush=True)
 
 
 def embedding_outputs(train: list[tuple[str, float]], test: list[tuple[str, float]]) -> dict[str, list[float | None]]:

@@ -25,6 +25,29 @@ def test_simulated_annotators_match_the_norms_mean_and_sd_on_the_scale_points() 
     assert shifted.draw(np.full(20000, 1)).std() > norm.sd[1] + 0.05
 
 
+def test_simulated_annotators_say_i_dont_know_at_the_norms_rate_and_those_answers_are_paid_for() -> None:
+    norm = Norm(np.array([3.0, 5.0, 6.0]), np.array([1.4, 1.4, 1.0]), np.array([30, 30, 30]), known=np.array([0.6, 0.95, np.nan]))
+    people = Annotators(norm, (1.0, 7.0), 1.0, annotator_sd=0.0, pool=50, rng=np.random.default_rng(0))
+    for w, rate in enumerate([0.4, 0.05, 0.0]):
+        x = people.draw(np.full(20000, w))
+        assert abs(np.isnan(x).mean() - rate) < 0.01, (w, np.isnan(x).mean())
+        rated = x[np.isfinite(x)]
+        assert abs(rated.mean() - norm.mean[w]) < 0.05 and abs(rated.std() - norm.sd[w]) < 0.06
+    rng = np.random.default_rng(4)
+    true = rng.uniform(1.5, 6.5, 300)
+    known = rng.uniform(0.5, 1.0, 300)
+    norm = Norm(true, np.full(300, 1.2), np.full(300, 20), known=known)
+    sd = np.full(300, 0.6)
+    plan = simulate(norm, true, scale=(1, 7), prior=Prior(true + rng.normal(0, sd), sd), budgets=[0.1, 1.0], n_boot=50, seed=2)
+    for r in plan.rows:  # the budget counts answers; a quarter of them (the mean unknown rate) are "I don't know"
+        assert r.ratings == round(r.budget * 6000)
+        assert abs(r.unknown / r.ratings - np.mean(1 - known)) < 0.03, (r.strategy, r.unknown, r.ratings)
+    everyone_knows = simulate(Norm(true, np.full(300, 1.2), np.full(300, 20)), true, scale=(1, 7), budgets=[1.0], n_boot=50, seed=2)
+    assert everyone_knows.rows[0].unknown == 0
+    # fewer ratings behind each mean: the all-human replicate with "I don't know" is less valid at the same budget
+    assert everyone_knows.rows[0].spearman > [r for r in plan.rows if r.strategy == "all-human" and r.budget == 1.0][0].spearman
+
+
 def test_strategies_spend_the_budget_and_the_seed_decides_everything() -> None:
     rng = np.random.default_rng(3)
     true = rng.uniform(1.5, 6.5, 400)

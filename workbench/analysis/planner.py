@@ -4,7 +4,12 @@ Simulated annotators rate each word from an existing norm's per-word mean and
 SD: an integer on the scale points from a beta-binomial with that mean and SD
 (the beta-binomial's overdispersion matched to the SD; a binomial when the SD
 is below the binomial's), each annotator shifted by an annotator effect
-(normal, sd ``annotator_sd`` scale points, on the latent mean). Strategies,
+(normal, sd ``annotator_sd`` scale points, on the latent mean). Where the
+norm says how often its people did not know a word (its share of answers that
+were ratings, ``known``: a campaign's pulled norms carry it), a simulated
+annotator answers "I don't know" at that rate: the answer is paid for (it
+counts against the budget, as in a real campaign) but gives no rating.
+Strategies,
 each at each budget (human ratings in all):
 
 ``all-human``
@@ -47,11 +52,18 @@ DEFAULT_BUDGETS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 @dataclass
 class Norm:
-    """Per word: the norm's mean, SD and number of ratings (the simulated annotators' source)."""
+    """Per word: the norm's mean, SD and number of ratings (the simulated annotators' source), and optionally the share
+    of its people's answers that were ratings rather than "I don't know" (NaN or None: everyone knew the word)."""
 
     mean: np.ndarray
     sd: np.ndarray
     n: np.ndarray
+    known: np.ndarray | None = None
+
+    def unknown_rate(self) -> np.ndarray:
+        if self.known is None:
+            return np.zeros(len(self.mean))
+        return np.clip(1.0 - np.nan_to_num(np.asarray(self.known, dtype=float), nan=1.0), 0.0, 1.0)
 
 
 @dataclass
@@ -66,10 +78,11 @@ class Prior:
 class Row:
     strategy: str
     budget: float  # share of the norm's own number of ratings
-    ratings: int
+    ratings: int  # answers paid for, "I don't know" included
     words_rated: int
     spearman: float
     ci: tuple[float, float]
+    unknown: int = 0  # of the answers, "I don't know"
 
 
 @dataclass
@@ -97,9 +110,11 @@ class Annotators:
         self.rng = rng
         self.effects = rng.normal(0.0, annotator_sd, pool)
         self.pool = pool
+        self.unknown = norm.unknown_rate()
 
     def draw(self, words: np.ndarray) -> np.ndarray:
-        """One rating for each word in ``words`` (repeats allowed), each from a random annotator of the pool."""
+        """One answer for each word in ``words`` (repeats allowed), each from a random annotator of the pool: a rating,
+        or NaN for "I don't know" (at the norm's rate for the word)."""
         if len(words) == 0:
             return np.zeros(0)
         who = self.rng.integers(0, self.pool, len(words))
@@ -111,7 +126,10 @@ class Annotators:
         ab = 1 / rho - 1
         q = self.rng.beta(p * ab, (1 - p) * ab)
         x = self.rng.binomial(self.k, q)
-        return self.lo + self.step * x
+        out = self.lo + self.step * x
+        if self.unknown.any():
+            out = np.where(self.rng.random(len(words)) < self.unknown[words], np.nan, out)
+        return out
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -139,14 +157,18 @@ def boot_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level: floa
 
 
 class _Ratings:
-    """Simulated ratings per word so far: count, sum, sum of squares."""
+    """Simulated answers per word so far: answers paid for, and of the ratings among them count, sum, sum of squares."""
 
     def __init__(self, n_words: int):
+        self.answers = np.zeros(n_words, dtype=int)
         self.n = np.zeros(n_words, dtype=int)
         self.s = np.zeros(n_words)
         self.ss = np.zeros(n_words)
 
     def add(self, words: np.ndarray, values: np.ndarray) -> None:
+        np.add.at(self.answers, words, 1)
+        rated = np.isfinite(values)
+        words, values = words[rated], values[rated]
         np.add.at(self.n, words, 1)
         np.add.at(self.s, words, values)
         np.add.at(self.ss, words, values**2)
@@ -253,8 +275,8 @@ def simulate(
                     spent += len(words)
                 est, _ = r.posterior(prior, fallback)
             rho = spearman(est, gold)
-            rows.append(Row(strategy, float(budget), int(r.n.sum()), int((r.n > 0).sum()), rho,
-                            boot_ci(est, gold, n_boot=n_boot, seed=seed)))  # fmt: skip
+            rows.append(Row(strategy, float(budget), int(r.answers.sum()), int((r.n > 0).sum()), rho,
+                            boot_ci(est, gold, n_boot=n_boot, seed=seed), int(r.answers.sum() - r.n.sum())))  # fmt: skip
     real = spearman(norm.mean, gold)
     machine = spearman(prior.mean, gold) if prior is not None else None
     notes = [

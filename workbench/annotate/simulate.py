@@ -5,7 +5,10 @@ and the independent gold (``--against``) both have are rated by simulated
 annotators drawn from the norms (workbench/analysis/planner.py), under each
 strategy and budget; the prior (``--prior``, a machine rater) is calibrated
 by split-conformal prediction on ``--calibration`` items (never the
-campaign's words), against the norms' values there.
+campaign's words), against the norms' values there. Where the norms say how
+often their people did not know a word (a campaign's pulled norms keep the
+share of answers that were ratings, ``known``), the simulated annotators say
+"I don't know" at that rate, and the table counts those answers.
 """
 
 from __future__ import annotations
@@ -47,11 +50,15 @@ class Simulation:
         ]
         if p.machine is not None:
             out.append(f"  machine prior {self.prior} alone:  {p.machine:.3f} [{p.machine_ci[0]:.3f}, {p.machine_ci[1]:.3f}]")
-        out.append(f"  {'strategy':<10} {'budget':>6} {'ratings':>8} {'words':>6} {'rho':>6}  interval")
+        idk = any(r.unknown for r in p.rows)
+        out.append(
+            f"  {'strategy':<10} {'budget':>6} {'ratings':>8} " + ("don't-know " if idk else "") + f"{'words':>6} {'rho':>6}  interval"
+        )
         for r in p.rows:
             out.append(
-                f"  {r.strategy:<10} {r.budget:>6.0%} {r.ratings:>8} {r.words_rated:>6} {r.spearman:6.3f}  [{r.ci[0]:.3f}, {r.ci[1]:.3f}]"
-            )
+                f"  {r.strategy:<10} {r.budget:>6.0%} {r.ratings:>8} " + (f"{r.unknown:>10} " if idk else "")
+                + f"{r.words_rated:>6} {r.spearman:6.3f}  [{r.ci[0]:.3f}, {r.ci[1]:.3f}]"
+            )  # fmt: skip
         full = [r for r in p.rows if r.strategy == "all-human" and r.budget == 1.0]
         if full and p.real_norm is not None:
             out.append(
@@ -59,22 +66,32 @@ class Simulation:
                 "annotators re-sample the published means, so their mean carries the published means' own error plus fresh "
                 "rating noise. Compare strategies within the simulation."
             )
+            out.extend("  " + n for n in p.notes[1:])
         else:
             out.extend("  " + n for n in p.notes)
         return out
 
 
-def _norm_table(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None, int | None]]:
+def _known(distribution: Any) -> float | None:
+    """The share of a word's answers that were ratings, where the norm kept it (a campaign's pulled norms do)."""
+    if isinstance(distribution, dict) and isinstance(distribution.get("known"), int | float):
+        return float(distribution["known"])
+    return None
+
+
+def _norm_table(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None, int | None, float | None]]:
     ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
     if ds is None:
         raise WorkbenchError(f"--norms: no dataset named {dataset!r} in the store.")
     q = (
-        select(Rating.item_id, Rating.value, Rating.sd, Rating.n)
+        select(Rating.item_id, Rating.value, Rating.sd, Rating.n, Rating.distribution)
         .join(Rater, Rater.id == Rating.rater_id)
         .join(Dimension, Dimension.id == Rating.dimension_id)
         .where(Rater.dataset_id == ds.id, Rater.kind == "norm", Dimension.name == dimension, Rating.value.is_not(None))
     )
-    return {i: (float(v), None if sd is None else float(sd), None if n is None else int(n)) for i, v, sd, n in session.execute(q)}
+    return {
+        i: (float(v), None if sd is None else float(sd), None if n is None else int(n), _known(d)) for i, v, sd, n, d in session.execute(q)
+    }
 
 
 def simulate_campaign(
@@ -116,9 +133,10 @@ def simulate_campaign(
         raise WorkbenchError(f"--norms {norms!r} has no SD for {no_sd} of the words: simulated annotators need each word's SD.")
     if k is None and any(table[i][2] is None for i in words):
         raise WorkbenchError(f"--norms {norms!r} has no n for some words: give --k, the ratings per word to plan for.")
+    known = np.array([np.nan if table[i][3] is None else table[i][3] for i in words])
     norm = Norm(
         np.array([table[i][0] for i in words]), np.array([table[i][1] for i in words]),
-        np.array([k if k is not None else table[i][2] for i in words]),
+        np.array([k if k is not None else table[i][2] for i in words]), known if np.isfinite(known).any() else None,
     )  # fmt: skip
     pri = None
     if prior is not None:
@@ -138,6 +156,12 @@ def simulate_campaign(
     plan = simulate(norm, np.array([gold[i] for i in words]), scale=(float(dim.scale_min), float(dim.scale_max)),
                     step=float(dim.scale_step or 1.0), prior=pri, budgets=budgets, strategies=strategies,
                     annotator_sd=annotator_sd, seed=seed, n_boot=n_boot, list_size=spec.list_size)  # fmt: skip
+    if norm.known is not None:
+        rate = float(np.mean(norm.unknown_rate()))
+        plan.notes.append(
+            f"Simulated annotators say \"I don't know\" at {norms}'s own rate per word ({rate:.1%} of answers on average): "
+            "those answers are paid for and count in the ratings spent, but give no rating."
+        )
     if prior is None:
         plan.notes.append("No --prior: only the all-human strategy was simulated (routed and adaptive need a machine prior).")
     return Simulation(campaign, norms, against, prior, plan)

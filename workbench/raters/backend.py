@@ -12,8 +12,9 @@ A backend is one class, registered under the name a study file uses::
 The job runner never asks which backend it has: it calls the methods below.
 Only ``Options`` and ``run`` are required; the rest have defaults that do
 nothing. The built-in backends are the modules of ``workbench.raters.backends``
-(imported on the first look-up); a backend defined anywhere else registers
-itself when its module is imported.
+(imported on the first look-up), then the plugins of the entry-point group
+``workbench.backends`` (workbench/plugins.py); a backend defined anywhere else
+registers itself when its module is imported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.errors import WorkbenchError, did_you_mean
+from workbench.plugins import BACKENDS, failure_note, load_entry_points
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -224,6 +226,7 @@ def _load_builtins() -> None:
 
     for module in pkgutil.iter_modules(backends.__path__):
         importlib.import_module(f"{backends.__name__}.{module.name}")
+    load_entry_points(BACKENDS)
 
 
 def backend_names() -> list[str]:
@@ -237,7 +240,9 @@ def backend_class(name: str) -> type[RaterBackend]:
     _load_builtins()
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise WorkbenchError(f"unknown backend {name!r}.{did_you_mean(name, _REGISTRY)} Backends: {', '.join(_REGISTRY)}.")
+        raise WorkbenchError(
+            f"unknown backend {name!r}{failure_note(BACKENDS)}.{did_you_mean(name, _REGISTRY)} Backends: {', '.join(_REGISTRY)}."
+        )
     return cls
 
 
