@@ -12,7 +12,8 @@ reset for each test (stats and faults cleared, the module's settings back)
 with the module's SECRET (else TEST_KEY) in $WORKBENCH_TEST_OPENAI_KEY.
 
 Tiers: every test that needs a heavy component is marked here, at
-collection, by the fixtures it uses or the module it is in (markers in
+collection, by the fixtures it uses, what its own code calls or the module
+it is in (markers in
 pyproject.toml): labelstudio, llama_server, local_model, wheel, and slow for
 the few long ones; every other test is marked quick. `scripts/test.sh --quick`
 runs `pytest -m quick`; the full run (CI) runs all of them.
@@ -20,6 +21,8 @@ runs `pytest -m quick`; the full run (CI) runs all of them.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import uuid
 from contextlib import contextmanager
@@ -146,6 +149,8 @@ def server(openai_server, request, monkeypatch):
 
 BY_FIXTURE = {"ls_server": "labelstudio", "llama_server": "llama_server", "wheel": "wheel", "venv": "wheel"}
 """A test that uses one of these fixtures (directly or through another) needs the component marked."""
+BY_CALL = {"label_studio_program(": "labelstudio", "LocalModel.load(": "local_model"}
+"""A test whose own code calls one of these (starts a Label Studio of its own, loads the model) needs it too."""
 LOCAL_MODEL_MODULES = frozenset(
     {
         "test_local",  # Gemma 3 270M loaded in torch
@@ -162,6 +167,14 @@ SLOW = frozenset(set())
 HEAVY = ("labelstudio", "llama_server", "local_model", "wheel", "slow")
 
 
+@functools.cache
+def _source(function) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Mark each test with what it needs (HEAVY), or as quick when it needs none of it."""
@@ -171,6 +184,7 @@ def pytest_collection_modifyitems(config, items):
         name = f"{module}::{getattr(item, 'originalname', item.name)}"
         seen.add(name)
         needs = {marker for fixture, marker in BY_FIXTURE.items() if fixture in getattr(item, "fixturenames", ())}
+        needs |= {marker for call, marker in BY_CALL.items() if call in _source(getattr(item, "function", None))}
         if module in LOCAL_MODEL_MODULES:
             needs.add("local_model")
         if name in SLOW:
