@@ -114,7 +114,7 @@ campaigns:
     apply_study(engine, loaded)
     conn = connect(server.url, token, database=server.database, timeout=600)
     t, push = _timed(lambda: push_campaign(engine, loaded, "load", conn))
-    print(f"push: {t:.1f} s ({push.projects_created} projects, {push.tasks_imported} tasks)", flush=True)
+    print(f"push: {t:.1f} s ({push.projects_created} projects, {push.tasks_imported} tasks; load {os.getloadavg()[0]:.1f})", flush=True)
     from sqlalchemy.orm import Session
 
     from workbench.store.models import CampaignList
@@ -122,7 +122,8 @@ campaigns:
     with Session(engine) as s:
         projects = [cl.project_id for cl in s.query(CampaignList).order_by(CampaignList.list_no)]
     invite = invite_url(server.url, token)
-    t, people = _timed(lambda: list(ThreadPoolExecutor(8).map(
+    at_once = 8 if kind == "production" else 1  # sign-ups at once into the development server's SQLite fail ("locked")
+    t, people = _timed(lambda: list(ThreadPoolExecutor(at_once).map(
         lambda u: Annotator.sign_up(server.url, invite, f"load{u}@example.com"), range(args.annotators))))  # fmt: skip
     print(f"{len(people)} annotators signed up through the invite link in {t:.1f} s", flush=True)
 

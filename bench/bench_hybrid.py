@@ -8,10 +8,11 @@ the Glasgow norms' per-word SD and N (tests/data/glasgow):
 
 1. the stack (workbench.raters.stack: ridge over the LoRA's value, its distribution's spread and unsure mass,
    the embedding baseline, word frequency, and their disagreement) fitted on the 1,500 training words only, with
-   their out-of-fold component values (each LoRA half rates the other half; the embedding in 5 folds), and
-   Spearman against Glasgow on the 1,045 test words;
-2. conformal intervals (workbench.analysis.conformal) calibrated on the training words' cross-fitted stack values,
-   coverage and mean width on the test words at 80/90/95%;
+   their out-of-fold component values (5 LoRA fold adapters, each rating the fold it did not train on; the
+   embedding in 5 folds), and Spearman against Glasgow on the 1,045 test words (LoRA there: the mean of the fold
+   adapters; also shown with one seeded fold adapter per test word, exchangeable with the out-of-fold values);
+2. conformal intervals (workbench.analysis.conformal) calibrated on the training words' out-of-fold stack values
+   (never on a test word), coverage and mean width on the test words at 80/90/95%;
 3. the planner (workbench.analysis.planner): Glasgow's per-word mean and SD as simulated annotators, the calibrated
    stack as prior, MRC as independent gold, at 5/10/25/50/100% of Glasgow's own number of ratings.
 

@@ -275,3 +275,26 @@ def test_help_lists_each_command_whole(runner, group):
     listing = out.output.split("Commands:")[1]
     assert "..." not in listing
     assert all(len(line) <= 80 for line in listing.splitlines())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_rate_and_finetune_before_apply_say_apply_not_did_you_mean(runner, tmp_path, db_url):
+    """The exact name of a declared rater (a fine-tune named like its dimension) before `apply`: the error says the study
+    declares it and the store lacks it yet; it never answers "Did you mean" with the very name given."""
+    import yaml
+
+    (tmp_path / "gold.csv").write_text("word,fam\n" + "".join(f"w{i:02d},{1 + i % 7}\n" for i in range(60)), encoding="utf-8")
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "study": "early", "database": db_url, "dimensions": {"familiarity": {"scale": [1, 7], "step": 1}},
+        "datasets": {"gold": {"file": "gold.csv", "item_column": "word", "ratings": {"familiarity": "fam"}}},
+        "splits": {"ft": {"from": "gold", "train": 40, "seed": 3}},
+        "raters": {"familiarity": {"backend": "openai", "model": "gpt-4o-mini-2024-07-18", "base_url": "http://127.0.0.1:9/v1",
+                                   "api_key_env": "WORKBENCH_TEST_UNSET_KEY", "items": "ft.test"}},
+        "finetunes": {"familiarity-ft": {"backend": "openai", "base": "familiarity", "train": "ft.train", "gold": "gold"}},
+    }), encoding="utf-8")  # fmt: skip
+    expected = "Error: dimension 'familiarity' is declared in the study but not in the store yet: run `workbench apply` first.\n"
+    assert run(runner, "rate", "familiarity", "--study", study, code=1).stderr == expected
+    assert run(runner, "finetune", "start", "familiarity-ft", "--study", study, code=1).stderr == expected
+    typo = run(runner, "rate", "familiarty", "--study", study, code=1).stderr
+    assert typo.endswith("Did you mean 'familiarity'?\n")

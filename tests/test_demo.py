@@ -52,3 +52,36 @@ def test_demo_study_imports_and_the_human_norms_agree(tmp_path):
     assert abs(ceiling[("glasgow", "brysbaert")]["bias"]) < 0.3 and abs(table[("embedding", "glasgow")]["bias"]) < 0.3
     assert "glasgow (1-7)" in part["scale_note"] and part["value_scale"] == [1, 5]
     assert (tmp_path / "demo" / "reports" / "concreteness.html").stat().st_size > 50_000
+
+
+def test_demo_planner_prints_ratings_spent_against_validity_with_the_local_stack_as_prior(tmp_path):
+    """The demo's second part (examples/hybrid): the planner's table for the demo's 300 words, offline, with the local
+    stack (embedding and frequency, fitted on other words and cross-fitted on its own) as the calibrated prior."""
+    from typer.testing import CliRunner
+
+    from workbench.cli.main import app
+
+    shutil.copytree(ROOT / "examples" / "hybrid", tmp_path / "examples" / "hybrid", ignore=shutil.ignore_patterns("*.db*"))
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "data").symlink_to(ROOT / "tests" / "data")  # the study reads ../../tests/data
+    study = str(tmp_path / "examples" / "hybrid" / "study.yaml")
+    runner = CliRunner()
+    applied = runner.invoke(app, ["apply", "--study", study])
+    assert applied.exit_code == 0, applied.output
+    args = ["annotate", "simulate", "pilot", "--norms", "glasgow", "--against", "mrc", "--prior", "stack",
+            "--calibration", "stack-words", "--study", study, "--n-boot", "200"]  # fmt: skip
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["words"] == 300 and plan["prior"] == "stack" and plan["norm_ratings"] > 300 * 25
+    rows = {(r["strategy"], r["budget"]): r for r in plan["rows"]}
+    assert set(rows) == {(s, b) for s in ("all-human", "routed", "adaptive") for b in (0.05, 0.1, 0.25, 0.5, 1.0)}
+    assert rows[("all-human", 1.0)]["ratings"] == plan["norm_ratings"]
+    # the prior earns its keep where ratings are few: the adaptive hybrid beyond all-human at the same budget
+    for b in (0.05, 0.1, 0.25):
+        assert rows[("adaptive", b)]["spearman"] > rows[("all-human", b)]["spearman"] + 0.05, (b, rows)
+    # a machine prior of its own: valid, but below the real Glasgow means against MRC
+    assert 0.6 < plan["machine"] < plan["real_norm"]
+    table = runner.invoke(app, args).output
+    assert "machine prior stack alone" in table and "simulated annotators re-sample the published means" in table
+    assert len([ln for ln in table.splitlines() if ln.strip().startswith(("all-human", "routed", "adaptive"))]) == 15

@@ -11,3 +11,11 @@ def test_suggests_the_closest_name():
 def test_nothing_when_no_name_is_close():
     assert did_you_mean("zzz", ["openai", "local"]) == ""
     assert did_you_mean("openai", []) == ""
+
+
+def test_the_right_name_is_never_offered_as_its_own_correction():
+    """The name was right (the error is about something else, say not applied yet): no "Did you mean" of it, nor of its
+    case-only variant; another close name still is."""
+    assert did_you_mean("familiarity", ["familiarity"]) == ""
+    assert did_you_mean("Familiarity", ["familiarity", "aoa"]) == ""
+    assert did_you_mean("familiarity", ["familiarity", "familiarity2"]) == " Did you mean 'familiarity2'?"

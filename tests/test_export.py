@@ -167,3 +167,35 @@ def test_replaces_existing_file_and_refuses_missing_folder(store, tmp_path):
         _export(store, fmt="csv", path=tmp_path / "missing" / "out.csv")
     with pytest.raises(WorkbenchError, match="choose csv or parquet"):
         _export(store, fmt="xlsx", path=out)
+
+
+def test_the_cli_takes_the_file_format_from_the_suffix_or_as_and_f_is_the_printed_format(store, db_url, tmp_path):
+    """`export` and `report` choose the file's format from -o's suffix (or --as); -f/--format only says how the
+    command prints what it did."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from workbench.cli.main import app
+
+    def cli(*args, code=0):
+        result = CliRunner().invoke(app, [*map(str, args), "--db", db_url])
+        assert result.exit_code == code, result.output
+        return result
+
+    cli("export", "--dataset", "toolbox-mrc", "-o", tmp_path / "a.parquet")
+    assert pq.read_table(tmp_path / "a.parquet").num_rows == 2545
+    cli("export", "--dataset", "toolbox-mrc", "-o", tmp_path / "b.data", "--as", "parquet")  # no known suffix: --as says it
+    assert pq.read_table(tmp_path / "b.data").num_rows == 2545
+    done = json.loads(cli("export", "--dataset", "toolbox-mrc", "-o", tmp_path / "c.csv", "-f", "json").stdout)
+    assert done == {"rows": 2545, "file": str(tmp_path / "c.csv"), "format": "csv", "dictionary": str(tmp_path / "c.dictionary.csv")}
+    assert len(_read_csv(tmp_path / "c.csv")) == 2545
+    assert (
+        cli("export", "--dataset", "toolbox-mrc", "-o", tmp_path / "d.csv", "-f", "parquet", code=2).exit_code == 2
+    )  # -f: not a file format
+    summary = json.loads(cli("report", "-o", tmp_path / "r.json", "--n-boot", "100", "-f", "json").stdout)
+    assert summary["format"] == "json" and json.loads((tmp_path / "r.json").read_text())["dimensions"]
+    cli("report", "-o", tmp_path / "r.txt", "--as", "md", "--n-boot", "100")
+    assert (tmp_path / "r.txt").read_text().startswith("#")
+    err = cli("report", "-o", tmp_path / "r.out", "--n-boot", "100", code=1).stderr
+    assert err == f"Error: --out {tmp_path / 'r.out'}: say the file's format with a suffix (.html, .htm, .md, .json) or with --as.\n"

@@ -44,7 +44,7 @@ def test_annotators_noisier_than_the_model_are_reported() -> None:
     assert any("annotators disagree more than the model errs" in n for n in res.notes)
 
 
-def _people(folder, words: list[str], seed: int = 0) -> None:
+def _people(folder, words: list[str], seed: int = 0, sd: float = 1.2) -> None:
     """A human norm file with mean, SD and n per word: n from 1 to 12, means near gold with sd 1.2 / sqrt(n)."""
     rng = np.random.default_rng(seed)
     with open(folder / "people.csv", "w", newline="", encoding="utf-8") as f:
@@ -53,7 +53,7 @@ def _people(folder, words: list[str], seed: int = 0) -> None:
         for k, word in enumerate(words):
             n = 1 + k % 12
             mean = min(max(gold_of(int(word[1:])) + rng.normal(0, 1.2 / n**0.5), 1.0), 7.0)
-            w.writerow([word, round(mean, 3), "" if n == 1 else 1.2, n])
+            w.writerow([word, round(mean, 3), "" if n == 1 else sd, n])
 
 
 def _hybrid_study(tmp_path, db_url, **hybrid) -> str:
@@ -128,6 +128,24 @@ def test_a_prior_without_values_for_some_words_leaves_them_to_the_humans(tmp_pat
     with Session(engine) as s:
         notes = s.scalars(select(Rating.note).join(Rater, Rater.id == Rating.rater_id).where(Rater.name == "h")).all()
     assert any(n.startswith("human: the prior has no value for this word") for n in notes)
+    engine.dispose()
+
+
+def test_annotators_who_disagree_more_than_the_model_errs_are_reported_by_apply_and_kept_with_the_hybrid(tmp_path, db_url):
+    """A large annotator effect (people's SD 3.2 on 1-7 against a prior good to ~0.5): apply says so, the hybrid's
+    details keep the note, and the humans get a small weight on words with few ratings."""
+    study = _hybrid_study(tmp_path, db_url)
+    _people(tmp_path, [f"w{i:03d}" for i in range(0, N, 2)], sd=3.2)
+    out = invoke("apply", "--study", study).output
+    assert "the annotators disagree more than the model errs" in out and "pooled sd 3.2" in out
+    engine = connect(db_url)
+    with Session(engine) as s:
+        details = s.scalar(select(Dataset.details).where(Dataset.name == "h"))["hybrid"]
+        ns = dict(s.execute(select(Rating.item_id, Rating.n).join(Rater, Rater.id == Rating.rater_id).where(Rater.name == "h")).all())
+    assert any("the annotators disagree more than the model errs" in n for n in details["notes"])
+    assert details["pooled_human_sd"] == pytest.approx(3.2, abs=0.05)
+    weights = [details["words"][str(i)][2] for i, n in ns.items() if n == 2]
+    assert weights and max(weights) < 0.5  # two such ratings still weigh less than the prior
     engine.dispose()
 
 

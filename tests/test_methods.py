@@ -172,7 +172,7 @@ def test_the_methods_come_from_the_store_alone(study, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no study file here: only the store
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
     out = tmp_path / "report.json"
-    result = CliRunner().invoke(app, ["report", "--db", loaded.study.database, "--dimension", "familiarity", "-f", "json", "-o", str(out),
+    result = CliRunner().invoke(app, ["report", "--db", loaded.study.database, "--dimension", "familiarity", "-o", str(out),
                                       "--n-boot", "100"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "6 words without gold" in result.output and "zugzwang" in result.output and "1 dimensions" not in result.output

@@ -16,7 +16,7 @@ import time
 import aiohttp
 import pytest
 
-from workbench.raters.pacing import Bucket, Pacer, parse_duration
+from workbench.raters.openai.pacing import Bucket, Pacer, parse_duration
 
 OPENAI_SERVER = {"latency": 0.02}  # `server` (tests/conftest.py) lifts each test's rate limit
 COST = 3  # tokens the server counts for one of these requests: 5 prompt characters // 4 + 1, plus max_tokens 1

@@ -59,7 +59,7 @@ def test_report_shows_ppi_beside_the_naive_and_classical_intervals(tmp_path, db_
         assert lo < r["ppi"]["value"] < hi
     assert "### Statistics over machine and human values" in (tmp_path / "reports" / "main.md").read_text()
     out = invoke("report", "--study", study, "--gold", "few", "--rater", "st", "--rater", "a", "--ppi", "st", "--ppi-with", "a",
-                 "--format", "json", "--out", str(tmp_path / "r.json")).output  # fmt: skip
+                 "--out", str(tmp_path / "r.json")).output  # fmt: skip
     assert "mean (40 human-rated, 200 machine only): naive" in out and "correlation with a" in out
     err = invoke("report", "--study", study, "--gold", "few", "--rater", "a", "--ppi", "st", "--format", "json",
                  "--out", str(tmp_path / "x.json"), code=1).output  # fmt: skip

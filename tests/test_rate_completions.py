@@ -147,7 +147,7 @@ def test_a_run_whose_answers_miss_the_scale_tokens_names_the_likely_cause(tmp_pa
     """Most answers with little mass on the scale's tokens: the summary gives the share and the likely cause
     (for a text prompt, its ending without the space; for chat, the template). A healthy run says nothing
     (test_expected_values_from_the_first_tokens_top_logprobs)."""
-    from workbench.cli.rate import describe
+    from workbench.cli.display import describe
 
     monkeypatch.setenv(KEY_ENV, SECRET)
     spaced = 'Rate the word from 1 to 7.\nWord: "{item}"\nRating: '

@@ -184,7 +184,7 @@ def test_refusals_and_content_filter_stops_are_recorded_as_refusals_with_their_o
     assert all("chat template" not in got[w][3] for w in ("word000", "word001"))
     if backend == "openai":
         assert server.stats()["attempts"]["word000"] == 1  # a result, not retried
-        from workbench.cli.rate import describe
+        from workbench.cli.display import describe
 
         assert "  2 of the answers with no rating were refusals" in "\n".join(describe(report))
     engine.dispose()
@@ -193,7 +193,7 @@ def test_refusals_and_content_filter_stops_are_recorded_as_refusals_with_their_o
 def test_a_huge_response_is_not_read_whole_nor_stored_whole(tmp_path, db_url, server):
     """A 20 MB answer: the first MAX_RESPONSE bytes are read, MAX_STORED_RESPONSE characters kept, saying so."""
     from workbench.jobs.writer import MAX_STORED_RESPONSE
-    from workbench.raters import wire
+    from workbench.raters.openai import wire
 
     engine, loaded = setup(tmp_path, db_url, server, {"mini": {"max_retries": 0, "timeout": 60}})
     server.set_faults({"word000": "always:huge"})

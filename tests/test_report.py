@@ -165,7 +165,7 @@ def test_cli_import_as_rater_then_report_json(tmp_path, shared_data):
     bad = run("import", str(path), "--as-rater", "x", "--dataset", "y", "--item-column", "Word", "--rating", "familiarity=FAM_MRC")
     assert bad.returncode == 1 and "--dataset NAME for norms, or --as-rater NAME" in bad.stderr
     out = tmp_path / "rep.json"
-    r = run("report", "--format", "json", "--out", str(out), "--gold", "toolbox-glasgow", "--n-boot", "200")
+    r = run("report", "--out", str(out), "--gold", "toolbox-glasgow", "--n-boot", "200")
     assert r.returncode == 0, r.stderr
     assert "gpt-ish ~ toolbox-glasgow: rho 0.801" in r.stdout
     data = json.loads(out.read_text())
@@ -329,7 +329,7 @@ def test_extreme_values_imported_as_a_rater_are_noted_not_fatal(tmp_path):
     assert r.returncode == 0, r.stderr
     for fmt in ("html", "md", "json"):
         out = tmp_path / f"rep.{fmt}"
-        r = run("report", "--format", fmt, "--out", str(out), "--n-boot", "100")
+        r = run("report", "--out", str(out), "--n-boot", "100")  # the format from the suffix
         assert r.returncode == 0 and "Traceback" not in r.stderr and "Warning" not in r.stderr, r.stderr
     row = json.loads((tmp_path / "rep.json").read_text())["dimensions"][0]["table"][0]
     assert row["rater"] == "wild" and row["pearson"] is None and row["mae"] is None and "wild" in row["note"]

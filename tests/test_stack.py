@@ -176,7 +176,7 @@ def test_a_component_without_values_fails_those_words_and_an_unknown_one_is_name
 def test_report_gives_each_rater_calibrated_intervals_on_held_out_items(tmp_path, db_url):
     study = write_study(tmp_path, db_url)
     invoke("apply", "--study", study)
-    out = invoke("report", "--study", study, "--format", "json", "--items", "test", "--intervals", "train",
+    out = invoke("report", "--study", study, "--items", "test", "--intervals", "train",
                  "--out", str(tmp_path / "r.json")).output  # fmt: skip
     assert re.search(r"intervals st \(calibrated on train, n 150\): 80% -> 0\.\d+", out)
     rows = {r["rater"]: r for r in json.loads((tmp_path / "r.json").read_text())["dimensions"][0]["intervals"]}
@@ -190,7 +190,7 @@ def test_report_gives_each_rater_calibrated_intervals_on_held_out_items(tmp_path
         assert widths == sorted(widths) and widths[0] > 0
     assert "spread" in rows["a"]["signals"]
     # the HTML and Markdown reports show the section and the coverage plot
-    invoke("report", "--study", study, "--format", "md", "--items", "test", "--intervals", "train", "--out", str(tmp_path / "r.md"))
+    invoke("report", "--study", study, "--items", "test", "--intervals", "train", "--out", str(tmp_path / "r.md"))
     md = (tmp_path / "r.md").read_text()
     assert "### Calibrated intervals" in md and "familiarity-coverage.png" in md and (tmp_path / "familiarity-coverage.png").is_file()
     # calibrating on reported items is an error; so is a calibration set too small for the coverage asked

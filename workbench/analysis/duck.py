@@ -109,6 +109,7 @@ from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.files import CACHE_ENV, cache_root
 from workbench.output import render
 from workbench.store.meta import store_version
 
@@ -239,14 +240,14 @@ def _build_wide(con) -> None:
 def _cache_base(engine: Engine) -> Path:
     """The snapshot's path without the ``.<id>-g<generation>...`` suffix."""
     url = engine.url
-    env = os.environ.get("WORKBENCH_CACHE_DIR")
+    env = os.environ.get(CACHE_ENV)
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
             raise WorkbenchError("`workbench sql` needs a store in a file or on a server, not an in-memory SQLite database.")
         db = Path(url.database).resolve()
         if not env:
             return db.parent / ".workbench-cache" / db.name
-    folder = Path(env) if env else Path.home() / ".cache" / "workbench"
+    folder = cache_root()
     key = URL.create(url.get_backend_name(), url.username, None, url.host, url.port, url.database, url.query)
     digest = hashlib.sha256(key.render_as_string().encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(url.database or "db").name)
@@ -561,9 +562,15 @@ def run_sql(engine: Engine, query: str) -> pa.Table:
 # --- output -------------------------------------------------------------------
 
 
-def format_result(table: pa.Table, fmt: str) -> str:
-    """The rows as text ending in a newline, as every command prints data (workbench.output.render)."""
+def result_rows(table: pa.Table) -> tuple[list[str], list[tuple], list[bool]]:
+    """A query's column names, rows and which columns are numbers: what `workbench.cli.display.show` prints."""
     numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in table.schema.types]
     columns = [col.to_pylist() for col in table.columns]
     rows = list(zip(*columns)) if columns else []
-    return render(table.column_names, rows, fmt, numeric=numeric)
+    return table.column_names, rows, numeric
+
+
+def format_result(table: pa.Table, fmt: str) -> str:
+    """The rows as text ending in a newline, as every command prints data (workbench.output.render)."""
+    names, rows, numeric = result_rows(table)
+    return render(names, rows, fmt, numeric=numeric)

@@ -1,4 +1,4 @@
-"""The validation report's data: what `workbench report --format json` writes.
+"""The validation report's data: what `workbench report -o report.json` writes.
 
 schemas/report.schema.json is generated from these models
 (``python -m workbench.analysis.report_model``). Numbers that cannot be

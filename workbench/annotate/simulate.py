@@ -7,7 +7,8 @@ strategy and budget; the prior (``--prior``, a machine rater) is calibrated
 by split-conformal prediction on ``--calibration`` items (never the
 campaign's words), against the norms' values there. Where the norms say how
 often their people did not know a word (a campaign's pulled norms keep the
-share of answers that were ratings, ``known``), the simulated annotators say
+share of answers that were ratings, ``known``; so does an import with a count
+of people who did not know the word), the simulated annotators say
 "I don't know" at that rate, and the table counts those answers.
 """
 
@@ -77,6 +78,17 @@ def _known(distribution: Any) -> float | None:
     if isinstance(distribution, dict) and isinstance(distribution.get("known"), int | float):
         return float(distribution["known"])
     return None
+
+
+def _norms_scale(session: Session, dataset: str, dimension: str, dim: Dimension) -> tuple[float, float]:
+    """The scale the norms' values are on: the one their import recorded (e.g. Glasgow's 1-7 in a study whose dimension
+    is 1-5), else the dimension's. Simulated annotators rate on it; the prior is calibrated onto the norms' values."""
+    details = session.scalar(select(Dataset.details).where(Dataset.name == dataset))
+    entry = ((details or {}).get("dimensions") or {}).get(dimension) if isinstance(details, dict) else None
+    scale = entry.get("stored_scale") if isinstance(entry, dict) else None
+    if isinstance(scale, list) and len(scale) == 2 and all(isinstance(x, int | float) for x in scale) and scale[1] > scale[0]:
+        return float(scale[0]), float(scale[1])
+    return float(dim.scale_min), float(dim.scale_max)
 
 
 def _norm_table(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None, int | None, float | None]]:
@@ -153,7 +165,7 @@ def simulate_campaign(
         S = sig.matrix(words)
         pri = Prior(np.where(np.isfinite(vals), model.point(np.nan_to_num(vals)), np.nan),
                     np.where(np.isfinite(vals), model.predictive_sd(np.nan_to_num(vals), S), np.nan))  # fmt: skip
-    plan = simulate(norm, np.array([gold[i] for i in words]), scale=(float(dim.scale_min), float(dim.scale_max)),
+    plan = simulate(norm, np.array([gold[i] for i in words]), scale=_norms_scale(session, norms, dimension, dim),
                     step=float(dim.scale_step or 1.0), prior=pri, budgets=budgets, strategies=strategies,
                     annotator_sd=annotator_sd, seed=seed, n_boot=n_boot, list_size=spec.list_size)  # fmt: skip
     if norm.known is not None:

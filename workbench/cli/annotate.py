@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, StudyPath, open_store, store_url
+from workbench.cli.display import note, progress_bar, show, show_record
+from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url, study_and_store
 from workbench.errors import WorkbenchError
 from workbench.output import OutputFormat
 
@@ -32,73 +33,58 @@ def _connect(loaded, spec):
     return connect(url, key, key_source=source, timeout=spec.server.timeout, database=server_database(loaded.base_dir, url))
 
 
-def _progress(label: str):
-    from workbench.cli.rate import progress_bar
-
-    return progress_bar(label)
-
-
 @app.command()
-def push(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
+def push(campaign: Campaign, fmt: Format = OutputFormat.table, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
     """Create or update the campaign's Label Studio projects (one per list) and import the tasks."""
     from workbench.annotate.campaign import campaign_spec
     from workbench.annotate.push import push_campaign
-    from workbench.study.load import load_study
 
-    loaded = load_study(study)
+    loaded, url = study_and_store(study, db)
     spec = campaign_spec(loaded, campaign)
     conn = _connect(loaded, spec)
-    with open_store(store_url(db, study)) as engine, _progress(f"push {campaign}") as bar:
+    with open_store(url) as engine, progress_bar(f"push {campaign}") as bar:
         report = push_campaign(engine, loaded, campaign, conn, on_progress=bar, wait_s=wait)
-    for line in report.lines():
-        typer.echo(line)
+    show_record(fmt, report, report.lines())
 
 
 @app.command()
-def pull(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
+def pull(campaign: Campaign, fmt: Format = OutputFormat.table, study: StudyPath = DEFAULT_STUDY, db: Db = None, wait: Wait = 10.0) -> None:
     """Bring the annotations back as ratings (only what changed since the last pull); apply the exclusion rules."""
     from workbench.annotate.campaign import campaign_spec
     from workbench.annotate.pull import pull_campaign
-    from workbench.study.load import load_study
 
-    loaded = load_study(study)
+    loaded, url = study_and_store(study, db)
     spec = campaign_spec(loaded, campaign)
     conn = _connect(loaded, spec)
-    with open_store(store_url(db, study)) as engine:
+    with open_store(url) as engine:
         report = pull_campaign(engine, loaded, spec, campaign, conn, wait_s=wait)
-    for line in report.lines():
-        typer.echo(line)
+    show_record(fmt, report, report.lines())
 
 
 @app.command()
-def status(campaign: Campaign, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
-    """Progress per list and per annotator, items still short of ratings, exclusions (as of the last pull)."""
+def status(campaign: Campaign, fmt: Format = OutputFormat.table, study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+    """Progress per list and per annotator, items still short of ratings, exclusions (as of the last pull).
+
+    csv: one row per list (per round, for an adaptive campaign); json: the whole status as one object.
+    """
     from sqlalchemy.orm import Session
 
     from workbench.annotate.status import campaign_status
 
-    adaptive = _adaptive(study, campaign)
-    with open_store(store_url(db, study)) as engine, Session(engine) as s:
-        if adaptive is not None:  # an adaptive campaign: its rounds, words settled and open, ratings against the budget
+    loaded, url = study_and_store(study, db, required=False)
+    spec = loaded.study.campaigns.get(campaign) if loaded is not None else None
+    adaptive = spec is not None and getattr(spec, "adaptive", None) is not None
+    with open_store(url) as engine, Session(engine) as s:
+        if adaptive:  # an adaptive campaign: its rounds, words settled and open, ratings against the budget
             from workbench.annotate.rounds import rounds_status
 
-            for line in rounds_status(s, adaptive, campaign).lines():
-                typer.echo(line)
-            return
-        st = campaign_status(s, campaign)
-    for line in st.lines():
-        typer.echo(line)
-
-
-def _adaptive(study: Path, campaign: str):
-    """The loaded study when ``campaign`` is an adaptive campaign of it, else None."""
-    if not study.exists():
-        return None
-    from workbench.study.load import load_study
-
-    loaded = load_study(study)
-    spec = loaded.study.campaigns.get(campaign)
-    return loaded if spec is not None and getattr(spec, "adaptive", None) is not None else None
+            st = rounds_status(s, loaded, campaign)
+            parts = [vars(r) for r in st.rounds]
+        else:
+            st = campaign_status(s, campaign)
+            parts = [vars(p) for p in st.lists]
+    columns = list(parts[0]) if parts else []
+    show(fmt, columns, [list(p.values()) for p in parts], lines=st.lines(), document=st)
 
 
 @app.command()
@@ -106,6 +92,7 @@ def invite(
     study: StudyPath = DEFAULT_STUDY,
     url: Annotated[str | None, typer.Option(help="The server (default: LABEL_STUDIO_URL, else the one `serve` started).")] = None,
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the token.")] = "LABEL_STUDIO_API_KEY",
+    fmt: Format = OutputFormat.table,
 ) -> None:
     """Print the link annotators sign up through (they join the server's organization)."""
     from workbench.annotate.connection import connect, public_url, resolve_server
@@ -114,7 +101,8 @@ def invite(
     url, key, source = resolve_server(base, url, api_key_env)
     conn = connect(url, key, key_source=source)
     link = conn.call("get the invite link", lambda: conn.request("GET", "/api/invite"))
-    typer.echo(public_url(base, conn.url) + link["invite_url"])
+    invite_link = public_url(base, conn.url) + link["invite_url"]
+    show(fmt, ["invite_url"], [[invite_link]], lines=[invite_link], document={"invite_url": invite_link})
 
 
 def _default_database(db: str | None, study: Path) -> str | None:
@@ -165,6 +153,7 @@ def serve(
     ] = None,  # fmt: skip
     no_redis: Annotated[bool, typer.Option("--no-redis", help="Run background jobs inside the requests, without Redis.")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Label Studio's data (default: .workbench/label-studio beside the study).")] = None,
+    fmt: Format = OutputFormat.table,
 ) -> None:
     """Start Label Studio for the study; Ctrl-C stops it.
 
@@ -217,9 +206,10 @@ def serve(
     if saved.get("url") and saved["url"] != server.url:
         typer.echo(f"Label Studio now answers at {server.url}, not {saved['url']}: campaigns pushed there need their server.url.", err=True)
     info_path = save_server(base, info)
-    typer.echo(server.url)
-    for note in server.notes:
-        typer.echo(f"  {note}", err=True)
+    where = {"url": server.url, "public_url": server.public_url, "mode": server.mode, "database": server.database}
+    show(fmt, list(where), [list(where.values())], lines=[server.url], document=where)  # then it runs until Ctrl-C
+    for line in server.notes:
+        typer.echo(f"  {line}", err=True)
     typer.echo(
         f"Label Studio is running at {server.url}" + (f" (annotators open {server.public_url})" if server.public_url != server.url else "")
         + f". Log in as {username} (password and token in {info_path}, mode 600).\n"
@@ -268,39 +258,31 @@ def simulate(
     annotator_sd: Annotated[float, typer.Option(help="SD of the annotator effect, in scale points.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and of the bootstrap.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 1000,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table or json (csv: one row per strategy and budget).")
-    ] = OutputFormat.table,
+    fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
-    """Replay the campaign with simulated annotators: validity against gold per strategy and budget, before anyone is paid."""
-    import json
+    """Replay the campaign with simulated annotators: validity against gold per strategy and budget, before anyone is paid.
 
+    csv: one row per strategy and budget; json: the whole simulation as one object.
+    """
     from sqlalchemy.orm import Session
 
     from workbench.annotate.simulate import simulate_campaign
-    from workbench.study.load import load_study
 
-    loaded = load_study(study)
+    loaded, url = study_and_store(study, db)
     budgets = tuple(budget) if budget else (0.05, 0.1, 0.25, 0.5, 1.0)
     bad = [b for b in budgets if not 0 < b <= 10]
     if bad:
         raise WorkbenchError(f"--budget {bad[0]}: give a share of the norm's ratings such as 0.25 (above 0, at most 10).")
-    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+    with open_store(url) as engine, Session(engine) as s:
         sim = simulate_campaign(s, loaded, campaign, norms=norms, against=against, prior=prior, calibration=calibration,
                                 budgets=budgets, k=k, annotator_sd=annotator_sd, seed=seed, n_boot=n_boot)  # fmt: skip
-    if fmt == OutputFormat.json:
-        from workbench.numeric import json_safe
+    from workbench.numeric import json_safe
 
-        typer.echo(json.dumps(json_safe(sim.to_dict()), indent=2))
-    elif fmt == OutputFormat.csv:
-        typer.echo("strategy,budget,ratings,words_rated,spearman,ci_low,ci_high")
-        for r in sim.plan.rows:
-            typer.echo(f"{r.strategy},{r.budget},{r.ratings},{r.words_rated},{r.spearman:.6f},{r.ci[0]:.6f},{r.ci[1]:.6f}")
-    else:
-        for line in sim.lines():
-            typer.echo(line)
+    rows = [[r.strategy, r.budget, r.ratings, r.unknown, r.words_rated, r.spearman, r.ci[0], r.ci[1]] for r in sim.plan.rows]
+    show(fmt, ["strategy", "budget", "ratings", "unknown", "words_rated", "spearman", "ci_low", "ci_high"], rows, lines=sim.lines(),
+         document=json_safe(sim.to_dict()))  # fmt: skip
 
 
 @app.command("round")
@@ -310,6 +292,7 @@ def round_(
         bool, typer.Option("--pull", help="Pull every round's ratings and recompute the hybrid (instead of pushing).")
     ] = False,
     force: Annotated[bool, typer.Option(help="Start the next round although the previous one is still open.")] = False,
+    fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -322,9 +305,10 @@ def round_(
     from workbench.annotate.rounds import _round_info, plan_round, round_name, round_numbers, round_study
     from workbench.study.apply import _hybrid_dimension
     from workbench.study.hybrid import save_hybrid
-    from workbench.study.load import load_study
 
-    loaded = load_study(study)
+    loaded, url = study_and_store(study, db)
+    say = note(fmt)  # the steps: stdout for people, stderr when stdout is csv or json
+    done: dict = {"campaign": campaign, "hybrid": None, "round": None, "words": None, "pulls": [], "push": None}
     spec = campaign_spec(loaded, campaign)
     if spec.adaptive is None:
         raise WorkbenchError(f"campaigns.{campaign}: not an adaptive campaign (no adaptive:): use `workbench annotate push`.")
@@ -338,32 +322,38 @@ def round_(
         with Session(engine) as s, s.begin():
             result = save_hybrid(s, spec.adaptive.hybrid, hybrid, dim, campaigns=list(loaded.study.campaigns))
         c = result.counts()
-        typer.echo(f"hybrid {spec.adaptive.hybrid}: {c['both']} words with human ratings, {c['machine']} machine only")
+        done["hybrid"] = {"name": spec.adaptive.hybrid, **c}
+        say(f"hybrid {spec.adaptive.hybrid}: {c['both']} words with human ratings, {c['machine']} machine only")
 
-    with open_store(store_url(db, study)) as engine:
+    with open_store(url) as engine:
         if pull_:
             with Session(engine) as s:
                 numbers = round_numbers(s, campaign)
             for n in numbers:
                 name = round_name(campaign, n)
                 rs = round_study(loaded, campaign, n)
-                for line in pull_campaign(engine, rs, rs.study.campaigns[name], name, conn).lines():
-                    typer.echo(line)
+                pulled = pull_campaign(engine, rs, rs.study.campaigns[name], name, conn)
+                done["pulls"].append(pulled)
+                for line in pulled.lines():
+                    say(line)
             recompute(engine)
+            show_record(fmt, done, [])
             return
         with Session(engine) as s:
             numbers = round_numbers(s, campaign)
             last = _round_info(s, campaign, numbers[-1], spec.raters_per_item) if numbers else None
         if last is not None and not last.pushed:  # a push cut short (a server gone): the same round resumes
             number = last.number
-            typer.echo(f"round {number} was not pushed completely: pushing it again")
+            say(f"round {number} was not pushed completely: pushing it again")
         else:
             recompute(engine)
             with Session(engine) as s, s.begin():
                 number, words = plan_round(s, loaded, campaign, force=force)
-            typer.echo(f"round {number}: {len(words)} words x {spec.raters_per_item} ratings")
+            done["words"] = len(words)
+            say(f"round {number}: {len(words)} words x {spec.raters_per_item} ratings")
         name = round_name(campaign, number)
-        with _progress(f"push {name}") as bar:
+        with progress_bar(f"push {name}") as bar:
             report = push_campaign(engine, round_study(loaded, campaign, number), name, conn, on_progress=bar)
-        for line in report.lines():
-            typer.echo(line)
+    done["round"] = number
+    done["push"] = report
+    show_record(fmt, done, report.lines() if fmt is OutputFormat.table else [])

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url
+from workbench.cli.display import note, show, show_record
+from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url, study_and_store
 from workbench.output import OutputFormat
 
 Campaign = Annotated[str, typer.Argument(help="A campaign declared under `campaigns:` in the study file.")]
@@ -20,6 +21,7 @@ def preview(
         "preview.html"
     ),
     png: Annotated[bool, typer.Option("--png/--no-png", help="Also save a screenshot with headless Chromium, when found.")] = True,
+    fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -28,21 +30,23 @@ def preview(
 
     from workbench.annotate.preview import build_preview, screenshot
     from workbench.files import check_output_file, writing
-    from workbench.study.load import load_study
 
     path = check_output_file(out, "--out")
-    loaded = load_study(study)
-    with open_store(store_url(db, study)) as engine, Session(engine) as s:
+    loaded, url = study_and_store(study, db)
+    with open_store(url) as engine, Session(engine) as s:
         shown = build_preview(s, loaded, campaign, list_no=list_no)
     with writing(path, "--out"):
         path.write_text(shown.html, encoding="utf-8")
-    typer.echo(f"Wrote {path.resolve()}: list {shown.list_no} of {campaign}, first word {shown.word!r}.")
-    if png:
-        image = path.with_suffix(".png")
-        if screenshot(path, image):
-            typer.echo(f"Wrote {image.resolve()}.")
-        else:
-            typer.echo("No Chromium found ($CHROMIUM, or chromium on PATH; Debian: apt-get install chromium): no screenshot.", err=True)
+    say = note(fmt)
+    say(f"Wrote {path.resolve()}: list {shown.list_no} of {campaign}, first word {shown.word!r}.")
+    image = path.with_suffix(".png")
+    if png and screenshot(path, image):
+        say(f"Wrote {image.resolve()}.")
+    elif png:
+        typer.echo("No Chromium found ($CHROMIUM, or chromium on PATH; Debian: apt-get install chromium): no screenshot.", err=True)
+    made = {"file": str(path.resolve()), "campaign": campaign, "list": shown.list_no, "word": shown.word,
+            "png": str(image.resolve()) if png and image.exists() else None}  # fmt: skip
+    show_record(fmt, made, [])
 
 
 def annotators(
@@ -65,9 +69,9 @@ def annotators(
     if path is not None:
         with writing(path, "--out"):
             path.write_text(render(COLUMNS, rows, "csv" if fmt == OutputFormat.table else fmt, numeric=NUMERIC), encoding="utf-8")
-        typer.echo(f"Wrote {len(rows)} annotators to {path.resolve()}.")
+        typer.echo(f"Wrote {len(rows)} annotators to {path.resolve()}.", err=fmt is not OutputFormat.table)
         return
-    typer.echo(render(COLUMNS, rows, fmt, numeric=NUMERIC), nl=False)
+    show(fmt, COLUMNS, rows, numeric=NUMERIC)
 
 
 def register(annotate_app: typer.Typer) -> None:

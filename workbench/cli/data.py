@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url, working
+from workbench.cli.display import show, show_record, show_records, working
+from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
 from workbench.files import check_output_file, writing
 from workbench.ingest.presets import PRESETS, preset_specs
@@ -81,6 +81,7 @@ def import_(
     ] = False,
     rejects: Annotated[Path | None, typer.Option(help="Where --skip-invalid writes rejected rows.")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Swap the ratings of a dataset imported before.")] = False,
+    fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -157,8 +158,7 @@ def import_(
                 separator=sep,
                 sheet=sheet,
             )
-    for r in results:
-        typer.echo(r.describe())
+    show_records(fmt, results, [r.describe() for r in results])
 
 
 def status(
@@ -183,7 +183,7 @@ def status(
     with open_store(url) as engine, Session(engine) as s:
         summary = summarise(s)
     if as_json or fmt is OutputFormat.json:
-        typer.echo(json.dumps({"store": redact_url(url), **summary.__dict__}, indent=2))
+        show(OutputFormat.json, document={"store": redact_url(url), **summary.__dict__})
         return
     sections = [
         ("Datasets", ["dataset", "kind", "preset", "language", "items", "ratings", "dimensions"],
@@ -211,14 +211,17 @@ def status(
         typer.echo("")
         typer.echo(f"{title}:" if rows else f"{title}: none")
         if rows:
-            typer.echo(render(header, rows, fmt), nl=False)
+            show(fmt, header, rows)
 
 
 class ExportFormat(str, Enum):
-    """The exported file's format."""
+    """The exported file's format (chosen by -o's suffix, or --as)."""
 
     csv = "csv"
     parquet = "parquet"
+
+
+EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def export(
@@ -229,14 +232,15 @@ def export(
     items: Annotated[
         str | None, typer.Option(help="Only these items: an item set, dataset or word list (with --wide: a row for each, rated or not).")
     ] = None,
-    fmt: Annotated[
+    as_: Annotated[
         ExportFormat | None,
-        typer.Option("--format", "-f", help="csv or parquet (default: from --out's suffix).", case_sensitive=False),
+        typer.Option("--as", help="csv or parquet (default: from -o's suffix; csv for any other suffix).", case_sensitive=False),
     ] = None,
     wide: Annotated[
         bool, typer.Option("--wide", help="One row per item; a column per rater and dimension, with its sd, n, mass and note beside it.")
     ] = False,
     digits: Annotated[int, typer.Option(min=0, max=15, help="Decimal places of values, sds and masses.")] = 3,
+    fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
 ) -> None:
@@ -249,13 +253,14 @@ def export(
 
     from workbench.analysis.export import dictionary_path, export_ratings
 
-    fmt = fmt.value if fmt else ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
+    kind = as_.value if as_ else EXPORT_SUFFIXES.get(out.suffix.lower(), "csv")
     if not dataset and not rater and not items:
         raise WorkbenchError("Say what to export: --dataset NAME or --rater NAME (repeat either for several), or --items NAME with --wide.")
     check_output_file(out, "--out")
     with open_store(store_url(db, study)) as engine, Session(engine) as s, writing(out, "--out"):
-        n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, items=items, fmt=fmt, path=out, wide=wide, digits=digits)
-    typer.echo(f"Wrote {n} rows to {out}; its data dictionary: {dictionary_path(out)}.")
+        n = export_ratings(s, dataset=dataset, rater=rater, dimension=dimension, items=items, fmt=kind, path=out, wide=wide, digits=digits)
+    line = f"Wrote {n} rows to {out}; its data dictionary: {dictionary_path(out)}."
+    show_record(fmt, {"rows": n, "file": str(out), "format": kind, "dictionary": str(dictionary_path(out))}, [line])
 
 
 def register(app: typer.Typer) -> None:

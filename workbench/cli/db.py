@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from workbench.cli.display import show
 from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url
-from workbench.output import OutputFormat, render
+from workbench.output import OutputFormat
 
 app = typer.Typer(help="The store's schema: show its revision, upgrade it.", no_args_is_help=True)
 
 
 @app.command()
-def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
+def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None, fmt: Format = OutputFormat.table) -> None:
     """Upgrade the store to this workbench's schema (back it up first)."""
     from workbench.store import migrate
     from workbench.store.urls import redact_url
@@ -20,11 +21,14 @@ def upgrade(study: StudyPath = DEFAULT_STUDY, db: Db = None) -> None:
     with open_store(url, check_schema=False) as engine:
         before = migrate.current_revision(engine)
         head = migrate.head_revision(engine)
-        if before == head:
-            typer.echo(f"{redact_url(url)}: already at revision {head}.")
-            return
-        migrate.ensure_current(engine, allow_upgrade=True)
-    typer.echo(f"{redact_url(url)}: upgraded from {before or 'empty'} to {head}.")
+        if before != head:
+            migrate.ensure_current(engine, allow_upgrade=True)
+    if before == head:
+        line = f"{redact_url(url)}: already at revision {head}."
+    else:
+        line = f"{redact_url(url)}: upgraded from {before or 'empty'} to {head}."
+    row = {"store": redact_url(url), "from": before, "to": head, "upgraded": before != head}
+    show(fmt, list(row), [list(row.values())], lines=[line], document=row)
 
 
 @app.command()
@@ -39,4 +43,4 @@ def current(study: StudyPath = DEFAULT_STUDY, db: Db = None, fmt: Format = Outpu
         head = migrate.head_revision(engine)
     state = "up to date" if cur == head else ("empty" if cur is None else "needs `workbench db upgrade`")
     row = (redact_url(url), cur, state, head)
-    typer.echo(render(["store", "revision", "state", "needed"], [row], fmt), nl=False)
+    show(fmt, ["store", "revision", "state", "needed"], [row])

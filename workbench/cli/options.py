@@ -1,7 +1,11 @@
 """Options shared by every command, defined once, and the conventions they follow.
 
-- Commands that print data take ``--format/-f table|csv|json`` (`Format`)
-  and print through one renderer, `workbench.output.render`.
+- Every command takes ``--format/-f table|csv|json`` (`Format`) and prints
+  its result through one function, `workbench.cli.display.show`: table is
+  the readable text (or aligned rows), csv the rows, json one document that
+  parses (messages then go to stderr). tests/test_cli_conventions.py finds
+  the commands itself and runs each with ``--format json``.
+- The study is loaded once per command (`study_and_store`).
 - Commands that write a file take ``-o/--out`` (`workbench.files` checks it).
 - Repeatable flags are singular and repeated: ``--rater a --rater b``, ``--gold g``.
 - No command prints a ``Store: URL`` line (stdout carries only what the
@@ -25,6 +29,8 @@ from workbench.output import OutputFormat
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from workbench.study.load import LoadedStudy
+
 StudyPath = Annotated[
     Path,
     typer.Option("--study", "-s", help="The study file.", envvar="WORKBENCH_STUDY", show_default=True),
@@ -46,18 +52,32 @@ Format = Annotated[
 ]
 
 
-def store_url(db: str | None, study: Path) -> str:
-    """--db/WORKBENCH_DB, else the study file's database, else workbench.db beside the study."""
+def store_url(db: str | None, study: Path, loaded: LoadedStudy | None = None) -> str:
+    """--db/WORKBENCH_DB, else the study file's database, else workbench.db beside the study.
+
+    Give the study when the command has loaded it already: it is read once per command.
+    """
     from workbench.store.urls import resolve_url
 
     if db:
         return resolve_url(db, base_dir=Path.cwd())
-    if study.exists():
+    if loaded is None and study.exists():
         from workbench.study.load import load_study
 
         loaded = load_study(study)
+    if loaded is not None:
         return resolve_url(None, loaded.study.database, loaded.base_dir)
     return resolve_url(None, None, study.resolve().parent)
+
+
+def study_and_store(study: Path, db: str | None, *, required: bool = True) -> tuple[LoadedStudy | None, str]:
+    """The study, loaded once (None when it is not required and there is no file), and the store's URL."""
+    loaded = None
+    if required or study.exists():
+        from workbench.study.load import load_study
+
+        loaded = load_study(study)
+    return loaded, store_url(db, study, loaded)
 
 
 @contextmanager
@@ -80,15 +100,3 @@ def open_store(url: str, *, check_schema: bool = True) -> Iterator[Engine]:
         raise known from None
     finally:
         engine.dispose()
-
-
-def working(message: str):
-    """A spinner on stderr while long work runs (only on a terminal, so piped output stays clean)."""
-    import contextlib
-    import sys
-
-    if not sys.stderr.isatty():
-        return contextlib.nullcontext()
-    from rich.console import Console
-
-    return Console(stderr=True).status(message)

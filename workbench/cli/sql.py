@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from workbench.cli.display import show
 from workbench.cli.options import DEFAULT_STUDY, Db, Format, StudyPath, open_store, store_url
 from workbench.errors import WorkbenchError
 from workbench.output import OutputFormat
@@ -25,7 +26,7 @@ def sql(
     db: Db = None,
 ) -> None:
     """Query the store with DuckDB SQL (read-only). See README for the views and examples."""
-    from workbench.analysis.duck import format_result, run_sql
+    from workbench.analysis.duck import result_rows, run_sql
 
     if (query is None) == (file is None):
         raise WorkbenchError("Give the query as an argument, or --file PATH, not both.")
@@ -35,7 +36,8 @@ def sql(
         query = file.read_text(encoding="utf-8")
     with open_store(store_url(db, study)) as engine:
         table = run_sql(engine, query)
-    typer.echo(format_result(table, fmt), nl=False)
+    names, rows, numeric = result_rows(table)
+    show(fmt, names, rows, numeric=numeric)
 
 
 def register(app: typer.Typer) -> None:

@@ -117,9 +117,10 @@ def _check_names(loaded: LoadedStudy, session: Session | None, out: StudyCheck) 
     """Every name an item set, split or rater uses names a declared (or stored) dataset, word list or item set;
     every ``where:`` key is a column of a word list."""
     study = loaded.study
-    declared = {s.name for n, src in study.datasets.items() for s in dataset_specs(n, src, study.dimensions)}
-    declared |= set(study.word_lists) | set(study.item_sets) | set(study.hybrids)
-    declared |= {f"{n}.{part}" for n in study.splits for part in ("train", "test")}
+    from workbench.study.kind import provided_names
+
+    # datasets, word lists, item sets, hybrids, a split's NAME.train and NAME.test: what each kind makes
+    declared = provided_names(study)
     known = declared | _store_names(session)
 
     def need(name: str, where: str) -> None:

@@ -11,8 +11,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializeAsAny,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -20,9 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from workbench.errors import WorkbenchError, did_you_mean
 from workbench.finetune.spec import FinetuneSpec, SplitSpec
+from workbench.names import Name
 from workbench.raters.backend import RaterOptions, backend_class, backend_names
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
 
 # the widest scale a norm is on: years of age of acquisition, milliseconds of a naming latency, percentages
 SCALE_LIMIT = 1e6
@@ -472,6 +473,21 @@ class HybridSpec(Strict):
     disagreement: list[Name] = Field(default_factory=list, description="raters whose disagreement with the prior widens its intervals")
 
 
+def _trainer_takes(spec: FinetuneSpec) -> FinetuneSpec:
+    """A fine-tune entry whose trainer (its ``backend:``) is registered and takes it."""
+    from workbench.finetune.trainer import get_trainer
+
+    try:
+        trainer = get_trainer(spec.backend)
+    except WorkbenchError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+    trainer.check_spec(spec)
+    return spec
+
+
+FinetuneEntry = Annotated[FinetuneSpec, AfterValidator(_trainer_takes)]
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -499,7 +515,7 @@ class Study(Strict):
     splits: dict[Name, SplitSpec] = Field(
         default_factory=dict, description="train/test splits, stored as item sets NAME.train and NAME.test"
     )
-    finetunes: dict[Name, FinetuneSpec] = Field(default_factory=dict, description="fine-tuning jobs; each makes a rater named like it")
+    finetunes: dict[Name, FinetuneEntry] = Field(default_factory=dict, description="fine-tuning jobs; each makes a rater named like it")
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
     campaigns: dict[Name, CampaignSpec] = Field(
         default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"
@@ -507,6 +523,31 @@ class Study(Strict):
     hybrids: dict[Name, HybridSpec] = Field(
         default_factory=dict, description="hybrid norms (a machine prior and human ratings): datasets apply writes"
     )
+
+    # the sections of kinds registered from outside (workbench.study.kind): section -> name -> entry
+    _sections: dict[str, dict[str, BaseModel]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _kind_sections(cls, data: Any, handler: Any) -> Any:
+        """Validate the sections registered kinds bring (each with its own entry model) beside the built-in ones."""
+        from workbench.study.kind import section_models
+
+        models = {k: m for k, m in section_models().items() if k not in cls.model_fields} if isinstance(data, dict) else {}
+        raw = {k: data[k] for k in models if k in data}
+        if not raw:
+            return handler(data)
+        study = handler({k: v for k, v in data.items() if k not in raw})
+        fields: dict[str, Any] = {k: (dict[Name, models[k]], Field(default_factory=dict)) for k in raw}  # type: ignore[valid-type]
+        valid = create_model("KindSections", __config__=ConfigDict(extra="forbid"), **fields).model_validate(raw)
+        study._sections = {k: dict(getattr(valid, k)) for k in raw}
+        return study
+
+    def entries(self, section: str) -> dict[str, Any]:
+        """The entries under one section of the study file: a built-in one, or one a registered kind brings."""
+        if section in type(self).model_fields:
+            return getattr(self, section)
+        return self._sections.get(section, {})
 
     @model_validator(mode="after")
     def _finetune_names(self):
