@@ -162,8 +162,66 @@ LOCAL_MODEL_MODULES = frozenset(
     }
 )
 """Test modules whose tests load the real local model (Gemma in torch)."""
-SLOW = frozenset(set())
-"""Tests (module::name, without parameters) that take several seconds on 2 quiet cores with nothing heavy."""
+SLOW = frozenset(
+    {
+        "test_baselines::test_baselines_are_deterministic_and_reproducible_from_json",
+        "test_baselines::test_embedding_baseline_predicts_glasgow_familiarity",
+        "test_extras::test_the_core_commands_need_no_extra",
+        "test_finetune_openai::test_a_server_that_echoes_the_key_in_job_events_failures_and_upload_errors_leaves_it_nowhere",
+        "test_finetune_openai::test_a_server_that_stays_broken_while_polling_leaves_the_job_running_and_cancel_still_cancels_upstream",
+        "test_finetune_openai::test_cancel_upstream",
+        "test_finetune_openai::test_killed_while_the_job_is_created_the_rerun_adopts_it",
+        "test_finetune_openai::test_killed_while_the_job_runs_apply_picks_the_same_job_up",
+        "test_finetune_openai::test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it",
+        "test_ingest_concurrency::test_a_different_file_under_the_same_name_at_once",
+        "test_ingest_concurrency::test_datasets_adding_the_same_new_items_at_once",
+        "test_ingest_concurrency::test_the_same_dataset_imported_by_two_processes_at_once",
+        "test_ingest_damage_property::test_a_damaged_table_is_imported_exactly_or_not_at_all",
+        "test_ingest_import::test_failure_mid_import_leaves_the_store_unchanged",
+        "test_ingest_import::test_lancaster_redistribution_perceptual_only",
+        "test_ingest_readers::test_messy_variants_import_into_the_store_alike",
+        "test_ingest_readers::test_xlsx_messages_name_the_sheet_row",
+        "test_ingest_readers::test_xlsx_reads_the_same",
+        "test_plugins::test_a_broken_plugin_is_one_line_and_the_others_still_load",
+        "test_plugins::test_an_installed_plugin_backend_rates_through_apply",
+        "test_rate::test_cli_rate_dry_run_then_rate_then_status",
+        "test_rate_servers::test_a_batch_is_created_once_even_when_the_connection_drops_and_polling_rides_out_5xx",
+        "test_rate_servers::test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere",
+        "test_rate_servers::test_a_workbench_killed_while_creating_a_batch_picks_that_batch_up_instead_of_paying_again",
+        "test_rate_servers::test_batch_failures_in_the_cli_are_one_line_with_exit_1",
+        "test_rate_servers::test_dry_run_before_the_first_apply_leaves_an_empty_postgresql_database_empty",
+        "test_rate_servers::test_dry_run_before_the_first_apply_needs_no_store_changes",
+        "test_redact::test_a_json_document_stays_valid_and_its_parsed_values_lose_the_key",
+        "test_redact::test_every_encoding_of_a_key_is_masked",
+        "test_redact::test_text_without_the_key_is_left_as_it_is",
+        "test_report::test_cli_import_as_rater_then_report_json",
+        "test_report::test_extreme_values_imported_as_a_rater_are_noted_not_fatal",
+        "test_report::test_html_report_end_to_end_in_headless_chromium",
+        "test_report_render::test_html_in_chromium",
+        "test_simulate::test_annotate_simulate_prints_the_planners_table_and_json",
+        "test_stack::test_report_gives_each_rater_calibrated_intervals_on_held_out_items",
+        "test_store_apply_lock::test_a_rate_beside_an_apply_waits_and_sends_nothing_twice",
+        "test_store_apply_lock::test_a_second_apply_given_a_short_wait_names_the_one_running",
+        "test_store_apply_lock::test_an_apply_killed_while_it_holds_the_lock_does_not_block_the_next",
+        "test_store_apply_lock::test_two_applies_at_once_send_each_request_once",
+        "test_store_concurrency::test_a_store_locked_by_another_writer_waits_then_says_so",
+        "test_store_concurrency::test_parallel_applies_on_a_new_database_all_succeed",
+        "test_store_concurrency::test_processes_opening_a_new_database_at_the_same_instant_migrate_it_once",
+        "test_store_filesystem::test_a_read_only_folder",
+        "test_store_filesystem::test_a_read_only_mount",
+        "test_store_filesystem::test_a_read_only_postgresql_database",
+        "test_store_filesystem::test_a_snapshot_on_a_full_disk_is_never_used_incomplete",
+        "test_store_filesystem::test_a_store_file_that_cannot_be_written",
+        "test_store_filesystem::test_a_store_file_that_cannot_be_written_in_rollback_journal_mode",
+        "test_store_filesystem::test_an_immutable_folder",
+        "test_store_filesystem::test_an_incomplete_snapshot_left_in_place_is_built_again",
+        "test_store_filesystem::test_disk_full_during_an_import_inside_apply",
+        "test_store_filesystem::test_disk_full_on_the_postgresql_server",
+        "test_store_filesystem::test_the_cli_says_a_full_snapshot_disk_in_one_line",
+    }
+)
+"""Tests (module::name, without parameters) that took 2 s of CPU or more (children included) in one of their
+cases, or that mostly wait (a job that runs for seconds, a server that stays away), as measured."""
 HEAVY = ("labelstudio", "llama_server", "local_model", "wheel", "slow")
 
 
