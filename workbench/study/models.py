@@ -22,9 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from workbench.errors import WorkbenchError, did_you_mean
 from workbench.finetune.spec import FinetuneSpec, SplitSpec
+from workbench.names import Name
 from workbench.raters.backend import RaterOptions, backend_class, backend_names
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
 
 # the widest scale a norm is on: years of age of acquisition, milliseconds of a naming latency, percentages
 SCALE_LIMIT = 1e6

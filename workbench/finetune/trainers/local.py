@@ -16,7 +16,7 @@ from workbench.finetune.lora import LoraSettings
 from workbench.finetune.spec import FinetuneSpec
 from workbench.finetune.trainer import Trainer, register_trainer
 from workbench.raters.config import ResolvedRater
-from workbench.raters.local_files import DEFAULT_MODEL
+from workbench.raters.local.files import DEFAULT_MODEL
 
 LOCAL_PROMPT = "Word: {item}\nRating: "
 
@@ -61,7 +61,7 @@ class LocalTrainer(Trainer):
         import time
 
         from workbench.finetune.lora import train_lora, training_status
-        from workbench.raters.adapter import adapter_fingerprint
+        from workbench.raters.local.files import adapter_fingerprint
 
         folder = finetune_dir(run)
         update_job(engine, job_id, external_id=str(folder))

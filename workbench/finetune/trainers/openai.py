@@ -17,7 +17,7 @@ created the job, or a workbench killed while waiting for the answer, thus
 ends with that one job.
 
 Every call goes through the official client behind the redacting door
-(``raters/openai_client.py``): a key echoed in an upload error, a failed job's
+(``raters/openai/client.py``): a key echoed in an upload error, a failed job's
 message or an event is gone before it is printed or stored. While the job is
 followed, only its upstream status marks it failed or cancelled: a 5xx, a
 timeout or a dropped connection is asked again (with backoff), and when the
@@ -50,8 +50,8 @@ from workbench.finetune.lora import Example, answer_text
 from workbench.finetune.spec import FinetuneSpec
 from workbench.finetune.trainer import Trainer, register_trainer
 from workbench.raters.config import ResolvedRater
-from workbench.raters.openai_client import OpenAIApi, ServerError
-from workbench.raters.wire import KeyRefused
+from workbench.raters.openai.client import OpenAIApi, ServerError
+from workbench.raters.openai.wire import KeyRefused
 from workbench.store.models import Job
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -89,7 +89,7 @@ class OpenAITrainer(Trainer):
 
 def chat_lines(prep: Prepared, examples: list[Example]) -> list[str]:
     """The JSONL lines of a training (or validation) file."""
-    from workbench.raters.openai_chat import request_body
+    from workbench.raters.openai.chat import request_body
 
     lines = []
     for e in examples:
