@@ -16,8 +16,12 @@ times:
       beforehand with their tasks and annotations imported together (Label Studio's import takes
       annotations with their annotator's user id); push adopts those projects and tasks (timed
       too), then pull reads every annotation;
-  (c) pull when nothing changed (the goal: under 2 s), and pull after one annotation was edited;
-  (d) the baseline: reading every task of every project as plain JSON, as pull does, without the store.
+  (c) pull when nothing changed (the goal: under 0.5 s), and pull after one annotation was edited; both on the
+      server's /api/workbench/ endpoints (a server `annotate serve` started) and through Label Studio's own API (as
+      any other server is pulled), alternating in one run;
+  (d) reading every task of every project without the store, three ways: /api/workbench/tasks/ (what pull reads),
+      Label Studio's Data Manager task list with fields=all (what pull read before, and reads on other servers), and
+      Label Studio's project export (exportType=JSON, download_all_tasks=true).
 
 --unchanged-only skips (a) and (d), the parts not needed to time (c).
 
@@ -141,7 +145,7 @@ campaigns:
                 t_push, push = timed(lambda: push_campaign(engine, loaded, "pushed", conn))
                 print(
                     f"push of {args.words} words in lists of {args.list_size}: {t_push:.1f} s "
-                    f"({push.projects_created} projects, {push.tasks_imported} tasks)",
+                    f"({push.projects_created} projects, {push.tasks_imported} tasks; load {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
 
@@ -181,19 +185,42 @@ campaigns:
             t_adopt, adopt = timed(lambda: push_campaign(engine, loaded, "pulled", conn))
             print(f"push adopting them: {t_adopt:.1f} s ({adopt.projects_adopted} projects, {adopt.tasks_adopted} tasks)", flush=True)
 
+            reads = {}
             if not args.unchanged_only and not args.no_baseline:
-                t_base, _ = timed(lambda: list(ThreadPoolExecutor(8).map(lambda p: _read_tasks(conn, p, None), pids)))
+                old = connect(server.url, token, database=server.database, timeout=600)
+                old.workbench_api = False
+                conn.workbench_api = True
+                export = {"exportType": "JSON", "download_all_tasks": "true"}
+                for what, fn in [
+                    ("workbench endpoint", lambda p: _read_tasks(conn, p, None)),
+                    ("data manager task list", lambda p: _read_tasks(old, p, None)),
+                    ("project export", lambda p: conn.request("GET", f"/api/projects/{p}/export", params=export, timeout=600)),
+                ]:  # fmt: skip
+                    reads[what], _ = timed(lambda fn=fn: list(ThreadPoolExecutor(8).map(fn, pids)))
+                    print(f"(d) reading every project by the {what}: {reads[what]:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+                t_base = reads["workbench endpoint"]
+                conn.workbench_api = None
             spec = loaded.study.campaigns["pulled"]
             t_pull, pulled = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
             base_note = f"; baseline, reading them without the store: {t_base:.1f} s, ratio {t_pull / t_base:.2f}" if t_base else ""
-            print(f"pull of {pulled.new} annotations: {t_pull:.1f} s ({pulled.ratings_added} ratings{base_note})", flush=True)
+            print(
+                f"pull of {pulled.new} annotations: {t_pull:.1f} s ({pulled.ratings_added} ratings{base_note}; "
+                f"load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
             time.sleep(6)  # past pull's margin: it re-reads tasks updated in the 5 s before the last pull
-            t_none = []
-            for _ in range(3):
-                dt_, again = timed(lambda: pull_campaign(engine, loaded, spec, "pulled", conn))
-                assert not again.changed
-                t_none.append(dt_)
-            print(f"pull when nothing changed: median {np.median(t_none):.2f} s of {[round(x, 2) for x in t_none]}", flush=True)
+            pull_campaign(engine, loaded, spec, "pulled", conn)  # re-reads what changed just before the first began
+            own = connect(server.url, token, database=server.database, timeout=600)
+            own.workbench_api = False  # as a server `annotate serve` did not start is pulled
+            t_none, t_none_old = [], []
+            for _ in range(3):  # alternating, so both meet the same load
+                for c, times in ((conn, t_none), (own, t_none_old)):
+                    dt_, again = timed(lambda c=c: pull_campaign(engine, loaded, spec, "pulled", c))
+                    assert not again.changed and again.lists_read == 0
+                    times.append(dt_)
+            print(f"pull when nothing changed: median {np.median(t_none):.2f} s of {[round(x, 2) for x in t_none]}; through Label "
+                  f"Studio's own API {np.median(t_none_old):.2f} s of {[round(x, 2) for x in t_none_old]} "
+                  f"(ratio {np.median(t_none_old) / np.median(t_none):.1f}; load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
             task = conn.request("GET", "/api/tasks/", params={"project": pids[0], "fields": "all", "page_size": 1})["tasks"][0]
             ann = task["annotations"][0]
             choice = ["1"] if ann["result"][0]["value"]["choices"] != ["1"] else ["2"]
@@ -209,7 +236,8 @@ campaigns:
         "workers": server.workers, "redis": bool(server.redis), "load": os.getloadavg(),
         "machine": platform.platform(), "words": args.words, "unchanged_only": args.unchanged_only, "list_size": args.list_size, "k": args.k,
         "server_start_s": t_start, "push_s": t_push, "adopt_push_s": t_adopt, "pull_s": t_pull, "pull_baseline_s": t_base,
-        "pull_unchanged_s": t_none, "pull_one_edit_s": t_one, "annotations": n_ann,
+        "pull_unchanged_s": t_none, "pull_unchanged_label_studio_api_s": t_none_old, "pull_one_edit_s": t_one, "annotations": n_ann,
+        "read_all_s": reads,
     }  # fmt: skip
 
 

@@ -114,7 +114,7 @@ campaigns:
     apply_study(engine, loaded)
     conn = connect(server.url, token, database=server.database, timeout=600)
     t, push = _timed(lambda: push_campaign(engine, loaded, "load", conn))
-    print(f"push: {t:.1f} s ({push.projects_created} projects, {push.tasks_imported} tasks)", flush=True)
+    print(f"push: {t:.1f} s ({push.projects_created} projects, {push.tasks_imported} tasks; load {os.getloadavg()[0]:.1f})", flush=True)
     from sqlalchemy.orm import Session
 
     from workbench.store.models import CampaignList
@@ -122,7 +122,8 @@ campaigns:
     with Session(engine) as s:
         projects = [cl.project_id for cl in s.query(CampaignList).order_by(CampaignList.list_no)]
     invite = invite_url(server.url, token)
-    t, people = _timed(lambda: list(ThreadPoolExecutor(8).map(
+    at_once = 8 if kind == "production" else 1  # sign-ups at once into the development server's SQLite fail ("locked")
+    t, people = _timed(lambda: list(ThreadPoolExecutor(at_once).map(
         lambda u: Annotator.sign_up(server.url, invite, f"load{u}@example.com"), range(args.annotators))))  # fmt: skip
     print(f"{len(people)} annotators signed up through the invite link in {t:.1f} s", flush=True)
 
@@ -228,6 +229,19 @@ campaigns:
     }
     for what, ok in checks.items():
         print(f"  check: {what}: {'ok' if ok else 'FAILED'}")
+    missing, extra = sorted(set(ids) - set(stored)), sorted(set(stored) - set(ids))
+    if missing or extra or len(set(stored)) != len(stored):
+        print(f"  submitted but not in the store: {len(missing)} {missing[:10]}; in the store but not submitted (as the "
+              f"annotators saw it): {len(extra)} {extra[:10]}; stored twice: {len(stored) - len(set(stored))}")  # fmt: skip
+        with Session(engine) as s:
+            for ann in extra[:10]:  # what the server has that no annotator got a 201 for: a second of the same task?
+                row = s.execute(text("SELECT a.annotator, a.task_row_id, a.status, a.lead_time, a.updated_at, (SELECT count(*) FROM "
+                                     "campaign_annotations b WHERE b.annotator = a.annotator AND b.task_row_id = a.task_row_id) "
+                                     "FROM campaign_annotations a WHERE a.annotation_id = :i"), {"i": ann}).one()  # fmt: skip
+                print(
+                    f"    annotation {ann}: status {row[2]}, lead time {row[3]}, updated {row[4]}, "
+                    f"{row[5]} annotations of that task by that annotator"
+                )
     lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
     nxt = np.array(next_latencies) * 1000 if next_latencies else np.array([np.nan])
     row = {

@@ -117,7 +117,7 @@ def main() -> None:
         import numpy as np
 
         from workbench.raters.baselines import fit_embedding_baseline
-        from workbench.raters.local_model import LocalModel
+        from workbench.raters.local.model import LocalModel
         from workbench.raters.prompts import format_examples
 
         start = time.perf_counter()

@@ -8,14 +8,15 @@ the Glasgow norms' per-word SD and N (tests/data/glasgow):
 
 1. the stack (workbench.raters.stack: ridge over the LoRA's value, its distribution's spread and unsure mass,
    the embedding baseline, word frequency, and their disagreement) fitted on the 1,500 training words only, with
-   their out-of-fold component values (each LoRA half rates the other half; the embedding in 5 folds), and
-   Spearman against Glasgow on the 1,045 test words;
-2. conformal intervals (workbench.analysis.conformal) calibrated on the training words' cross-fitted stack values,
-   coverage and mean width on the test words at 80/90/95%;
+   their out-of-fold component values (5 LoRA fold adapters, each rating the fold it did not train on; the
+   embedding in 5 folds), and Spearman against Glasgow on the 1,045 test words (LoRA there: the mean of the fold
+   adapters; also shown with one seeded fold adapter per test word, exchangeable with the out-of-fold values);
+2. conformal intervals (workbench.analysis.conformal) calibrated on the training words' out-of-fold stack values
+   (never on a test word), coverage and mean width on the test words at 80/90/95%;
 3. the planner (workbench.analysis.planner): Glasgow's per-word mean and SD as simulated annotators, the calibrated
    stack as prior, MRC as independent gold, at 5/10/25/50/100% of Glasgow's own number of ratings.
 
-Writes bench/results/hybrid.json and bench/results/hybrid_coverage.png.
+Writes bench/results/hybrid.json, hybrid_coverage.png and hybrid_planner.png.
 """
 
 from __future__ import annotations
@@ -194,6 +195,9 @@ def main() -> None:
         print(f"  {r.strategy:<10} {r.budget:>6.0%} {r.ratings:>8} {r.spearman:6.3f}  [{r.ci[0]:.3f}, {r.ci[1]:.3f}]")
     for n in plan.notes:
         print("  " + n)
+    (RESULTS / "hybrid_planner.png").write_bytes(plots.planner(
+        [(r.strategy, r.ratings, r.spearman, r.ci[0], r.ci[1]) for r in plan.rows], real_norm=plan.real_norm,
+        machine=plan.machine, norm_ratings=plan.norm_ratings, title="Glasgow -> MRC, the 1,045 test words"))  # fmt: skip
     out["planner"] = {
         "words": int(ok.sum()), "norm_ratings": plan.norm_ratings, "real_norm_rho_mrc": round(plan.real_norm, 3),
         "machine_rho_mrc": round(plan.machine, 3), "annotator_sd": args.annotator_sd,

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from workbench.raters.local_model import LocalModel  # noqa: E402
-from workbench.raters.readout import scale_points  # noqa: E402
+from workbench.raters.local.model import LocalModel  # noqa: E402
+from workbench.scale import scale_points  # noqa: E402
 
 GOAL = 3.0
 TOLERANCE = 1e-4

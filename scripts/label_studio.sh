@@ -13,10 +13,10 @@
 # the production server; the SQLite development server needs nothing more.
 #
 # Prints the path of the `label-studio` executable on stdout.
-#   WORKBENCH_LS_VENV   where the virtualenv goes (default ~/.cache/workbench/label-studio-venv)
+#   WORKBENCH_LS_VENV   where the virtualenv goes (default $WORKBENCH_CACHE_DIR or ~/.cache/workbench, /label-studio-venv)
 #   LABEL_STUDIO_SPEC   what to install (default: the version the tests were written against)
 set -euo pipefail
-LS_VENV="${WORKBENCH_LS_VENV:-$HOME/.cache/workbench/label-studio-venv}"
+LS_VENV="${WORKBENCH_LS_VENV:-${WORKBENCH_CACHE_DIR:-$HOME/.cache/workbench}/label-studio-venv}"
 SPEC="${LABEL_STUDIO_SPEC:-label-studio==1.23.2}"
 SERVER_SPEC="${LABEL_STUDIO_SERVER_SPEC:-gunicorn>=23}"
 PY="${PYTHON:-python3}"

@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from workbench.annotate.status import campaign_status
 from workbench.cli.main import app
 from workbench.errors import WorkbenchError
 from workbench.store import connect as connect_store
-from workbench.store.models import Campaign, CampaignAnnotation, CampaignTask, Dataset, Rater, Rating
+from workbench.store.models import Campaign, CampaignAnnotation, CampaignList, CampaignTask, Dataset, Rater, Rating
 from workbench.study.apply import apply_study
 from workbench.study.load import load_study
 
@@ -631,6 +632,60 @@ def test_a_project_deleted_and_settings_edited_by_hand(study, ls_server, annotat
     # nothing changed since: a second push does nothing
     quiet = push_campaign(engine, loaded, "pilot", conn)
     assert (quiet.projects_created, quiet.projects_updated, quiet.tasks_imported, quiet.tasks_recreated, quiet.notes) == (0, 0, 0, 0, [])
+
+
+@pytest.mark.parametrize("path", ["workbench endpoints", "label studio api"])
+def test_an_unchanged_pull_asks_once_and_both_read_paths_pull_the_same(study, ls_server, annotators, monkeypatch, path):
+    """On a server `annotate serve` started, a pull asks one request which lists changed (/api/workbench/changes/)
+    and reads a changed list in one more; a server without those endpoints is pulled through Label Studio's own API
+    (one question per list): new, edited, deleted, skipped and "I don't know" annotations come out the same."""
+    import workbench.annotate.pull as pull_module
+
+    loaded, engine = study
+    conn = conn_for(ls_server)
+    if path == "label studio api":
+        conn.workbench_api = False  # as a server not started by `annotate serve` answers: 404
+    spec = loaded.study.campaigns["pilot"]
+    push_campaign(engine, loaded, "pilot", conn)
+    projects = lists_of(engine)
+    with Session(engine) as s:  # the words of each list (controls are quality checks, not ratings)
+        words = {pid: sorted(s.scalars(select(CampaignTask.task_id).join(CampaignList, CampaignList.id == CampaignTask.list_id)
+                                       .where(CampaignList.project_id == pid, CampaignTask.role == "item")))
+                 for pid in projects.values()}  # fmt: skip
+    mine = {pid: annotators[0].annotate(words[pid][0], "4") for pid in projects.values()}
+    theirs = annotators[1].annotate(words[projects[1]][0], "2")
+    assert pull_campaign(engine, loaded, spec, "pilot", conn).ratings_added == 4
+    assert conn.workbench_api is (path == "workbench endpoints")
+
+    # nothing changed: once past the margin within which pull re-reads what changed just before the last pull began
+    # (the pull after that re-reads and finds nothing new), one request on the endpoints
+    monkeypatch.setattr(pull_module, "MARGIN", pull_module.timedelta(seconds=1))
+    time.sleep(2.2)
+    assert not pull_campaign(engine, loaded, spec, "pilot", conn).changed
+    calls: list[str] = []
+    real = conn.request
+    monkeypatch.setattr(conn, "request", lambda method, url, **kw: (calls.append(url), real(method, url, **kw))[1])
+    quiet = pull_campaign(engine, loaded, spec, "pilot", conn)
+    assert not quiet.changed and quiet.lists_read == 0
+    assert len(calls) == (1 if path == "workbench endpoints" else 1 + len(projects)), calls
+
+    # an edit (no count changes), a deletion, a skip, an "I don't know": each seen, only the lists touched are read
+    annotators[0].edit(mine[projects[2]], "6")
+    annotators[1].delete(theirs)
+    annotators[2].annotate(words[projects[3]][1], "", cancelled=True)
+    dunno = annotators[3].annotate(words[projects[2]][1], "unknown")
+    calls.clear()
+    pulled = pull_campaign(engine, loaded, spec, "pilot", conn)
+    assert (pulled.new, pulled.edited, pulled.deleted, pulled.lists_read) == (2, 1, 1, 3)
+    assert (pulled.ratings_added, pulled.ratings_changed, pulled.ratings_removed) == (1, 1, 1)
+    if path == "workbench endpoints":
+        assert len(calls) == 1 + 3, calls
+    with Session(engine) as s:
+        stored = {a: (v, u, st) for a, v, u, st in s.execute(select(
+            CampaignAnnotation.annotation_id, CampaignAnnotation.value, CampaignAnnotation.unknown, CampaignAnnotation.status))}  # fmt: skip
+    assert theirs not in stored and len(stored) == 5
+    assert stored[mine[projects[2]]] == (6.0, False, "ok") and stored[mine[projects[1]]] == (4.0, False, "ok")
+    assert stored[dunno] == (None, True, "ok") and sorted(st for _, _, st in stored.values()).count("skipped") == 1
 
 
 def test_a_proxy_echoing_the_token_puts_it_nowhere(tmp_path, ls_server, annotators, monkeypatch):

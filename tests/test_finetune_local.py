@@ -26,10 +26,11 @@ pytest.importorskip("torch")
 
 from tests.conftest import ROOT, SHARED  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
+from workbench.finetune.job import current_job, finetune_dir  # noqa: E402
 from workbench.finetune.lora import Example, LoraSettings, train_lora, training_status  # noqa: E402
-from workbench.finetune.run import current_job, finetune_dir  # noqa: E402
-from workbench.raters.adapter import adapter_fingerprint, load_tuned  # noqa: E402
-from workbench.raters.local_model import LocalModel  # noqa: E402
+from workbench.raters.local.adapter import load_tuned  # noqa: E402
+from workbench.raters.local.files import adapter_fingerprint  # noqa: E402
+from workbench.raters.local.model import LocalModel  # noqa: E402
 from workbench.store import connect  # noqa: E402
 from workbench.store.itemsets import gold_values, item_texts, resolve_items  # noqa: E402
 from workbench.store.models import Rater, Rating  # noqa: E402

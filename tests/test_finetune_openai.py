@@ -226,7 +226,7 @@ def test_tiny_training_set_and_gold_outside_the_scale(tmp_path, db_url, server):
 
 
 def test_rejected_training_file(tmp_path, db_url, server, monkeypatch):
-    import workbench.finetune.openai_ft as oft
+    import workbench.finetune.trainers.openai as oft
 
     monkeypatch.setattr(oft, "chat_lines", lambda prep, examples: ["not json"] * len(examples))
     engine, loaded = _prepared(tmp_path, db_url, server)

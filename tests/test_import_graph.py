@@ -4,7 +4,7 @@ Every `import workbench.x` / `from workbench.x import ...` counts, at module
 level or inside a function (a lazy import is still a dependency). Layers,
 lowest first; a module may import its own subpackage, its layer or below:
 
-    util      errors, numeric, redact, output, files, extras, plugins (and the package root)
+    util      errors, numeric, redact, output, files, extras, scale, names, plugins (and the package root)
     store     SQLAlchemy models, engine, migrations runner, item sets
     ingest    readers, presets, validation, bulk load
     raters    backends and the rater configuration
@@ -24,7 +24,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = [
-    {"__init__", "errors", "numeric", "redact", "output", "files", "extras", "plugins"},
+    {"__init__", "errors", "numeric", "redact", "output", "files", "extras", "scale", "names", "plugins"},
     {"store"},
     {"ingest"},
     {"raters"},

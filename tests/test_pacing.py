@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.openai_server import OpenAIServer
-from workbench.raters.pacing import Bucket, Pacer, parse_duration
+from workbench.raters.openai.pacing import Bucket, Pacer, parse_duration
 
 
 @pytest.fixture(scope="module")

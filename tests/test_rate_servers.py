@@ -205,7 +205,7 @@ def test_refusals_and_content_filter_stops_are_recorded_as_refusals_with_their_o
 def test_a_huge_response_is_not_read_whole_nor_stored_whole(tmp_path, db_url, server):
     """A 20 MB answer: the first MAX_RESPONSE bytes are read, MAX_STORED_RESPONSE characters kept, saying so."""
     from workbench.jobs.writer import MAX_STORED_RESPONSE
-    from workbench.raters import wire
+    from workbench.raters.openai import wire
 
     engine, loaded = setup(tmp_path, db_url, server, {"mini": {"max_retries": 0, "timeout": 60}})
     server.set_faults({"word000": "always:huge"})

@@ -19,10 +19,9 @@ from workbench.raters.readout import (
     greedy_from_answer,
     mean_of_samples,
     parsed_from_answer,
-    point_label,
-    scale_points,
     single_token_scale,
 )
+from workbench.scale import point_label, scale_points
 
 L = math.log
 S17 = scale_points(1, 7)

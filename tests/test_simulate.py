@@ -7,9 +7,13 @@ import json
 
 import numpy as np
 import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.test_stack import N, gold_of, invoke, write_study
 from workbench.analysis.planner import Annotators, Norm, Prior, simulate
+from workbench.store import connect
+from workbench.store.models import Item, Rater, Rating
 
 
 def test_simulated_annotators_match_the_norms_mean_and_sd_on_the_scale_points() -> None:
@@ -66,6 +70,10 @@ def test_strategies_spend_the_budget_and_the_seed_decides_everything() -> None:
     assert [r.spearman for r in again.rows] == [r.spearman for r in plan.rows]
     # no prior: all-human only
     assert {r.strategy for r in simulate(norm, gold, scale=(1, 7), budgets=[0.1], n_boot=100).rows} == {"all-human"}
+    # a prior more valid than the real norm against the gold: said, since human ratings then buy little
+    assert plan.machine < plan.real_norm and not any("more valid against this gold than the real norm" in n for n in plan.notes)
+    sharp = simulate(norm, gold, scale=(1, 7), prior=Prior(gold + rng.normal(0, 0.05, 400), np.full(400, 0.1)), budgets=[0.1], n_boot=50)
+    assert sharp.machine > sharp.real_norm and any("more valid against this gold than the real norm" in n for n in sharp.notes)
 
 
 def _study(tmp_path, db_url, nine: bool = False) -> str:
@@ -100,7 +108,10 @@ def test_annotate_simulate_prints_the_planners_table_and_json(tmp_path, db_url):
     assert sim["words"] == N - 150 and sim["norm_ratings"] == 25 * (N - 150) and len(sim["rows"]) == 15
     assert sim["machine"] is not None and sim["real_norm"] > 0.8
     assert json.loads(invoke(*args, "--prior", "st", "--calibration", "train", "--format", "json").output) == sim  # seeded
-    table = invoke(*args, "--prior", "st", "--calibration", "train", "--budget", "0.1", "--budget", "1").output
+    png = tmp_path / "plan.png"
+    table = invoke(*args, "--prior", "st", "--calibration", "train", "--budget", "0.1", "--budget", "1", "--plot", str(png)).output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000 and f"Wrote {png.resolve()}" in table
+    assert "is a folder" in invoke(*args, "--plot", str(tmp_path), code=1).output
     assert "real norm (its published means)" in table and "machine prior st alone" in table
     assert "simulated annotators re-sample the published means" in table
     assert len([ln for ln in table.splitlines() if ln.strip().startswith(("all-human", "routed", "adaptive"))]) == 6
@@ -124,3 +135,40 @@ def test_simulated_annotators_rate_on_the_norms_own_scale(tmp_path, db_url):
     assert abs(nine["real_norm"] - seven["real_norm"]) < 1e-9
     assert nine["scale"] == [1, 9] and seven["scale"] == [1, 7]
     assert abs(nine["rows"][0]["spearman"] - seven["rows"][0]["spearman"]) < 0.02, (nine["rows"], seven["rows"])
+
+
+def test_a_norm_that_counts_who_did_not_know_a_word_sets_the_simulated_dont_know_rate(tmp_path, db_url):
+    """Brysbaert et al. (2014) count, per word, the people who did not know it ("Unknown"): the import keeps the share
+    who knew it (as a campaign's pull does), and the planner's annotators say "I don't know" at that rate."""
+    rng = np.random.default_rng(2)
+    words = [f"w{i:03d}" for i in range(120)]
+    conc = {w: round(1.2 + (i * 37 % 97) / 97 * 3.6, 2) for i, w in enumerate(words)}
+    unknown = {w: i % 10 for i, w in enumerate(words)}  # of 30 people
+    with open(tmp_path / "brysbaert.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["Word", "Bigram", "Conc.M", "Conc.SD", "Unknown", "Total", "Percent_known", "SUBTLEX", "Dom_Pos"])
+        for word in words:
+            w.writerow([word, 0, conc[word], 0.9, unknown[word], 30, round(1 - unknown[word] / 30, 2), 100, "Noun"])
+    (tmp_path / "gold.csv").write_text("word,c\n" + "".join(f"{w},{min(max(conc[w] + rng.normal(0, 0.3), 1), 5):.3f}\n" for w in words))
+    study = {
+        "study": "idk", "database": db_url, "dimensions": {"concreteness": {"scale": [1, 5]}},
+        "datasets": {"brysbaert": {"file": "brysbaert.csv", "preset": "brysbaert2014"},
+                     "gold": {"file": "gold.csv", "item_column": "word", "ratings": {"concreteness": "c"}}},
+        "campaigns": {"pilot": {"items": "gold", "raters_per_item": 5}},
+    }  # fmt: skip
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    path = str(tmp_path / "study.yaml")
+    invoke("apply", "--study", path)
+    engine = connect(db_url)
+    with Session(engine) as s:
+        q = select(Item.text, Rating.n, Rating.distribution).join(Item, Item.id == Rating.item_id).join(Rater, Rater.id == Rating.rater_id)
+        stored = {t: (n, d) for t, n, d in s.execute(q.where(Rater.name == "brysbaert"))}
+    engine.dispose()
+    assert stored["w003"] == (27, {"known": 0.9, "n_unknown": 3}) and stored["w010"] == (30, {"known": 1.0, "n_unknown": 0})
+    args = ["annotate", "simulate", "pilot", "--norms", "brysbaert", "--against", "gold", "--study", path, "--n-boot", "100"]
+    plan = json.loads(invoke(*args, "--budget", "1", "--format", "json").output)
+    (row,) = plan["rows"]
+    assert row["ratings"] == plan["norm_ratings"] == sum(30 - u for u in unknown.values())
+    assert abs(row["unknown"] / row["ratings"] - np.mean([u / 30 for u in unknown.values()])) < 0.02, row
+    table = invoke(*args, "--budget", "1").output
+    assert "don't-know" in table and "Simulated annotators say \"I don't know\" at brysbaert's own rate" in table

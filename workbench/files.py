@@ -1,4 +1,4 @@
-"""Files the workbench writes: one rule for every command.
+"""Files the workbench writes: one rule for every command; and a study value that may be a file.
 
 A file (`report --out`, `export --out`, and the like) is written only into a
 folder that exists and can be written to; a missing folder is not created,
@@ -17,6 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+
+CACHE_ENV = "WORKBENCH_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """Where the workbench keeps what it can make again: ``$WORKBENCH_CACHE_DIR``, or ``~/.cache/workbench``.
+
+    Converted local models, DuckDB snapshots of server stores, the Label Studio
+    virtualenv (unless WORKBENCH_LS_VENV says otherwise).
+    """
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "workbench"
 
 
 def _label(path: Path, option: str | None) -> str:
@@ -80,3 +92,14 @@ def writing(path: Path, option: str | None = "--out"):
         raise WorkbenchError(
             f"{_label(Path(path), option)}: writing failed ({exc.strerror or exc}); choose another place or free some space."
         ) from None
+
+
+def read_text_or_file(value: str | None, base_dir: Path) -> str | None:
+    """A study value that is either a file (relative to the study) or the text itself."""
+    if value is None:
+        return None
+    if "\n" not in value and len(value) < 300:
+        path = Path(value) if Path(value).is_absolute() else base_dir / value
+        if path.suffix and path.is_file():
+            return path.read_text(encoding="utf-8").rstrip("\n")  # the file's last newline is not part of the prompt
+    return value

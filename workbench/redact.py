@@ -4,11 +4,11 @@ A server may echo the ``Authorization`` header (or the key alone) anywhere:
 an error body, the answer's content, a logprob token or its ``bytes`` list, a
 batch output file, a fine-tuning job's error or events, a response header.
 Every response of every request to an OpenAI-style server enters by one door,
-``raters/wire.py`` ``receive()``, which hands it to a :class:`Redactor` before
+``raters/openai/wire.py`` ``receive()``, which hands it to a :class:`Redactor` before
 anything reads it: the aiohttp hot path of chat and completions
-(``raters/http.py``) calls it, and so does the httpx transport under the
+(``raters/openai/http.py``) calls it, and so does the httpx transport under the
 official client, which files, Batch, fine-tuning and the model list use
-(``raters/openai_client.py``). So
+(``raters/openai/client.py``). So
 the key is gone before anything is printed, logged, stored in ``calls``,
 ``ratings`` or ``jobs``, copied into the DuckDB snapshot or rendered in a
 report. The job writer and the fine-tune job row pass what they store through

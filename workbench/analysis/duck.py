@@ -109,6 +109,7 @@ from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.files import CACHE_ENV, cache_root
 from workbench.output import render
 from workbench.store.meta import store_version
 
@@ -239,14 +240,14 @@ def _build_wide(con) -> None:
 def _cache_base(engine: Engine) -> Path:
     """The snapshot's path without the ``.<id>-g<generation>...`` suffix."""
     url = engine.url
-    env = os.environ.get("WORKBENCH_CACHE_DIR")
+    env = os.environ.get(CACHE_ENV)
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
             raise WorkbenchError("`workbench sql` needs a store in a file or on a server, not an in-memory SQLite database.")
         db = Path(url.database).resolve()
         if not env:
             return db.parent / ".workbench-cache" / db.name
-    folder = Path(env) if env else Path.home() / ".cache" / "workbench"
+    folder = cache_root()
     key = URL.create(url.get_backend_name(), url.username, None, url.host, url.port, url.database, url.query)
     digest = hashlib.sha256(key.render_as_string().encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(url.database or "db").name)

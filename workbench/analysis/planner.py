@@ -285,6 +285,12 @@ def simulate(
         "published means' own error plus fresh rating noise: it is less valid than the real norm. Compare strategies "
         "within the simulation."
     ]
+    if machine is not None and real is not None and machine > real:
+        notes.append(
+            f"The machine prior alone ({machine:.3f}) is more valid against this gold than the real norm ({real:.3f}): simulated "
+            "ratings converge to the norm's published means, so more of them move a hybrid towards the norm, not past the "
+            "prior; here human ratings buy little validity."
+        )
     return Plan(rows, n_words, total, real, boot_ci(norm.mean, gold, n_boot=n_boot, seed=seed), machine,
                 boot_ci(prior.mean, gold, n_boot=n_boot, seed=seed) if prior is not None else None, notes,
                 (float(scale[0]), float(scale[1])))  # fmt: skip

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.raters.config import read_text_or_file
-from workbench.raters.readout import scale_points
+from workbench.files import read_text_or_file
+from workbench.scale import scale_points
 from workbench.store.itemsets import gold_values, item_texts, resolve_items
 from workbench.store.models import Campaign, Dimension
 from workbench.study.load import LoadedStudy

@@ -96,6 +96,8 @@ class Connection:
     _http: httpx.Client | None = None
     server_time: str | None = None  # the Date header of the last plain request: the server's clock
     database: str | None = None  # what the server runs on, when known (the server `annotate serve` started): sqlite | postgresql
+    # whether the server has the read-only endpoints `annotate serve` adds (/api/workbench/...): None until asked
+    workbench_api: bool | None = None
     redactor: Redactor = field(default_factory=Redactor)
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
@@ -119,13 +121,25 @@ class Connection:
                 "is the URL Label Studio's (not a proxy's or a login page)?"
             ) from exc
 
+    @property
+    def timeout(self) -> float:
+        """Seconds per request (the campaign's server.timeout)."""
+        return float(self.client._client_wrapper.get_timeout() or 60)
+
     def request(self, method: str, path: str, **kwargs) -> Any:
         """A plain JSON request with the SDK's headers (so a personal access token is refreshed the same way):
         for what the SDK does not cover (the invite link) and bulk reads where parsing into its models is slow."""
         if self._http is None:
-            self._http = redacting_client(self.redactor, self.client._client_wrapper.get_timeout() or 60)
+            self._http = redacting_client(self.redactor, self.timeout)
         headers = self.client._client_wrapper.get_headers()
-        response = self._http.request(method, self.url + path, headers=headers, **kwargs)
+        try:
+            response = self._http.request(method, self.url + path, headers=headers, **kwargs)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            if method != "GET":
+                raise
+            # a kept-alive connection the server closed just as it was reused (gunicorn closes idle ones after 2 s,
+            # and a worker at its request limit): a read is asked once more, on a new connection
+            response = self._http.request(method, self.url + path, headers=headers, **kwargs)
         response.raise_for_status()
         if response.headers.get("date"):
             self.server_time = response.headers["date"]

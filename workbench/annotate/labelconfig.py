@@ -12,7 +12,7 @@ import json
 import re
 from xml.sax.saxutils import quoteattr
 
-from workbench.raters.readout import point_label
+from workbench.scale import point_label
 
 UNKNOWN = "unknown"
 UNKNOWN_LABEL = "I don't know this word"

@@ -7,11 +7,16 @@ compares the project's annotation counts with what it expects; any mismatch
 (a deleted annotation or task, a project edited by hand) makes it read the
 whole project.
 
-A pull when nothing changed asks one cheap question per list, several lists
-at once (a page of one task id: how many tasks changed since the last pull),
-after one request for every project's counts, and reads nothing else from
-the store or the server: the annotations the store holds are loaded only
-when some list changed, and then only the lists that changed are read.
+A pull when nothing changed asks one request on a server `workbench annotate
+serve` started: its /api/workbench/changes/ gives every list's counts and the
+newest ``updated_at`` of its tasks (a read-only endpoint the server's settings
+add; see server.py). On another server it asks for every project's counts,
+then one cheap question per list, several lists at once (a page of one task
+id: how many tasks changed since the last pull). Nothing else is read from the
+store or the server: the annotations the store holds are loaded only when some
+list changed, and then only the lists that changed are read (on a server
+`annotate serve` started, one request per list: /api/workbench/tasks/, plain
+rows without Label Studio's task serializer, its cost in a big pull).
 
 Everything Label Studio returns is read before anything is written; the
 store then changes in one transaction, so a server that goes down mid-pull
@@ -34,13 +39,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from workbench.annotate.connection import Connection, study_secret
+from workbench.annotate.connection import Connection, httpx, study_secret
 from workbench.annotate.labelconfig import choice_value
 from workbench.annotate.pseudonym import pseudonym
-from workbench.annotate.push import PAGE, server_projects
+from workbench.annotate.push import PAGE, PULL_FIELDS, server_projects
 from workbench.annotate.quality import Response, aggregate, evaluate
 from workbench.errors import WorkbenchError
-from workbench.raters.readout import point_label, scale_points
+from workbench.scale import point_label, scale_points
 from workbench.store.engine import bump_generation
 from workbench.store.models import (
     Campaign,
@@ -58,6 +63,7 @@ from workbench.study.load import LoadedStudy
 from workbench.study.models import CampaignSpec
 
 MARGIN = timedelta(seconds=5)  # re-read tasks updated shortly before the last pull (commits land out of order)
+READ_TIMEOUT_S = 600  # the least a request reading a project's annotations gets: a big list on a busy server is slow, not dead
 UNKNOWN_NOTE = "unknown: the annotator does not know this word"
 
 
@@ -117,13 +123,24 @@ def _since(synced_at: str) -> str:
     return (_parse_time(synced_at) - MARGIN).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _read_tasks(conn: Connection, project_id: int, since: str | None, detail: bool = True) -> dict[int, tuple[list[dict], str | None]]:
+def _read_tasks(
+    conn: Connection, project_id: int, since: str | None, detail: bool = True, counts: dict | None = None
+) -> dict[int, tuple[list[dict], str | None]]:
     """task id -> (its annotations, its updated_at): every task of the project, or those updated since a time.
 
-    The Data Manager's task list is read as plain JSON: it is the SDK's ``tasks.list`` request, but parsing
+    On a server `annotate serve` started: one request to its /api/workbench/tasks/ (plain rows, no serializers),
+    which also gives the project's counts read in the same snapshot: put into `counts` when given.
+    Elsewhere the Data Manager's task list, read as plain JSON: it is the SDK's ``tasks.list`` request, but parsing
     thousands of tasks into the SDK's models costs more than the request itself.
     """
-    params: dict = {"project": project_id, "fields": "all", "page_size": PAGE}
+    if conn.workbench_api:
+        params: dict = {"project": project_id, **({"since": since} if since else {})}
+        body = conn.call(f"read the tasks of project {project_id}",
+                         lambda: conn.request("GET", "/api/workbench/tasks/", params=params, timeout=_read_timeout(conn)))  # fmt: skip
+        if counts is not None and isinstance(body.get("counts"), dict):
+            counts.update({k: body["counts"].get(k) or 0 for k in PULL_FIELDS if k != "description"})
+        return {t["id"]: (t.get("annotations") or [], t.get("updated_at")) for t in body.get("tasks") or []}
+    params = {"project": project_id, "fields": "all", "page_size": PAGE}
     if not detail:  # only which tasks: the cheap question asked of every list on every pull
         params.update(fields="task_only", include="id,updated_at")
     if since:
@@ -133,13 +150,48 @@ def _read_tasks(conn: Connection, project_id: int, since: str | None, detail: bo
     page = 1
     while True:
         body = conn.call(f"read the tasks of project {project_id}",
-                         lambda: conn.request("GET", "/api/tasks/", params={**params, "page": page}))  # fmt: skip
+                         lambda: conn.request("GET", "/api/tasks/", params={**params, "page": page}, timeout=_read_timeout(conn)))  # fmt: skip
         tasks = body.get("tasks") or []
         for t in tasks:
             out[t["id"]] = (t.get("annotations") or [], t.get("updated_at"))
         if not tasks or len(out) >= int(body.get("total") or 0):
             return out
         page += 1
+
+
+def _read_timeout(conn: Connection) -> float:
+    return max(conn.timeout, READ_TIMEOUT_S)
+
+
+CHANGES_CHUNK = 300  # project ids per request (a URL under the 4 KiB request line gunicorn takes)
+
+
+def server_changes(conn: Connection, project_ids: list[int]) -> dict[int, dict] | None:
+    """Every listed project's counts and the newest ``updated_at`` of its tasks, from one request per 300 lists, on a
+    server `annotate serve` started (its /api/workbench/changes/); None from a server without it (asked once)."""
+    if conn.workbench_api is False:
+        return None
+    out: dict[int, dict] = {}
+    for start in range(0, len(project_ids), CHANGES_CHUNK) or [0]:
+        ids = ",".join(str(p) for p in project_ids[start : start + CHANGES_CHUNK])
+
+        def ask(ids: str = ids) -> dict | None:
+            try:
+                return conn.request("GET", "/api/workbench/changes/", params={"projects": ids})
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 404:  # not a server `annotate serve` started
+                    return None
+                raise
+
+        body = conn.call("ask which lists changed", ask)
+        if body is None or not isinstance(body.get("projects"), dict):
+            conn.workbench_api = False
+            return None
+        for pid, p in body["projects"].items():
+            if str(pid).isdigit() and isinstance(p, dict):
+                out[int(pid)] = {k: p.get(k) or 0 for k in PULL_FIELDS if k != "description"} | {"updated_at": p.get("updated_at")}
+    conn.workbench_api = True
+    return out
 
 
 def _changed_since(conn: Connection, project_id: int, since: str) -> int:
@@ -151,15 +203,21 @@ def _changed_since(conn: Connection, project_id: int, since: str) -> int:
     return int(body.get("total") or 0) if body.get("tasks") else 0
 
 
-def _quiet(conn: Connection, project_id: int, synced_at: str | None, fingerprint: str | None, counts: dict, live_tasks: int) -> bool:
+def _quiet(
+    conn: Connection, project_id: int, synced_at: str | None, fingerprint: str | None, counts: dict, live_tasks: int, probed: bool
+) -> bool:
     """True when a list surely has nothing new: its counts are those of the last pull and no task was updated since.
 
-    An edit leaves the counts alone but bumps its task's ``updated_at``; a deletion changes the counts.
+    An edit leaves the counts alone but bumps its task's ``updated_at``; a deletion changes the counts. `probed`: the
+    counts came from /api/workbench/changes/ with the newest ``updated_at`` of the project's tasks; otherwise one
+    request asks the project how many tasks were updated since.
     """
     if synced_at is None or fingerprint is None or _fingerprint(counts) != fingerprint:
         return False
     if int(counts.get("task_number") or 0) != live_tasks:
         return False
+    if probed:
+        return counts.get("updated_at") is None or _parse_time(counts["updated_at"]) <= _parse_time(_since(synced_at))
     return _changed_since(conn, project_id, _since(synced_at)) == 0
 
 
@@ -185,14 +243,24 @@ def _fetch_list(
     stored: dict[int, set[int]],
     live_tasks: int,
 ) -> Fetched | None:
-    """What changed in one list since the last pull (None: nothing), reading the whole project when counts disagree."""
+    """What changed in one list since the last pull (None: nothing), reading the whole project when counts disagree.
+
+    The counts compared are those the read came with (the same snapshot) on a server `annotate serve` started;
+    elsewhere those asked before the read (an annotation made in between can then cost a whole read, never a loss).
+    """
     fp = _fingerprint(counts)
     full = synced_at is None or fingerprint is None
     read: dict[int, tuple[list[dict], str | None]] = {}
     if not full:
-        read = _read_tasks(conn, project_id, _since(synced_at), detail=False)
-        if read:  # what changed, in full
-            read = _read_tasks(conn, project_id, _since(synced_at))
+        if conn.workbench_api:  # what changed, in full, with the counts of the same moment, in one request
+            snap: dict = {}
+            read = _read_tasks(conn, project_id, _since(synced_at), counts=snap)
+            counts = snap or counts
+            fp = _fingerprint(counts)
+        else:
+            read = _read_tasks(conn, project_id, _since(synced_at), detail=False)
+            if read:  # what changed, in full
+                read = _read_tasks(conn, project_id, _since(synced_at))
         # the annotation count the project should have now, if nothing was deleted behind our back
         was_tasks, was_total, was_skipped = (int(x) for x in fingerprint.split("/"))
         delta = 0
@@ -205,7 +273,9 @@ def _fetch_list(
         elif not read and fp == fingerprint:
             return None
     if full:
-        read = _read_tasks(conn, project_id, None)
+        snap = {}
+        read = _read_tasks(conn, project_id, None, counts=snap)
+        fp = _fingerprint(snap or counts)
     newest = max((u for _, u in read.values() if u), default=None)
     return Fetched(list_no, full, {t: anns for t, (anns, _) in read.items()}, set(read) if full else None, fp, newest)
 
@@ -262,8 +332,10 @@ def _pull(
         live_by_row = dict(s.execute(q).all())
     report.lists = len(lists)
 
-    # ---- which lists changed: the projects' counts in one request, then one cheap question per list, several at once
-    on_server = server_projects(conn)
+    # ---- which lists changed: on a server `annotate serve` started, one request for every list's counts and newest
+    # change; elsewhere the projects' counts in one request, then one cheap question per list, several at once
+    probe = server_changes(conn, [pid for _, _, pid, *_ in lists])
+    on_server = probe if probe is not None else server_projects(conn)
     started = _server_clock(conn.server_time)
     for _, no, pid, *_ in lists:
         if pid not in on_server:  # deleted by hand: the other lists are pulled; push makes it again
@@ -276,10 +348,13 @@ def _pull(
 
     def quiet(args) -> bool:
         cl_id, _no, pid, synced, fp = args
-        return _quiet(conn, pid, synced, fp, on_server[pid], live_by_row.get(cl_id, 0))
+        return _quiet(conn, pid, synced, fp, on_server[pid], live_by_row.get(cl_id, 0), probe is not None)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(lists)))) as pool:
-        flags = list(pool.map(quiet, lists))
+    if probe is not None:
+        flags = [quiet(cl) for cl in lists]
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(lists)))) as pool:
+            flags = list(pool.map(quiet, lists))
     to_read = [cl for cl, q in zip(lists, flags, strict=True) if not q]
     if not to_read:  # nothing changed: the store's annotations are not even loaded
         if on_progress:

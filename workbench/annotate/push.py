@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,20 +188,14 @@ def server_projects(conn: Connection, fields: tuple[str, ...] = PULL_FIELDS) -> 
 _KEY = re.compile(r"\[workbench:[^\]]*\]")
 
 
-def project_keys(conn: Connection) -> dict[str, int]:
-    """workbench key -> project id, from the key comment in each project's label config (one request per 1000 projects)."""
+def project_keys(projects: dict[int, dict]) -> dict[str, int]:
+    """workbench key -> project id, from the key comment in each project's label config (as server_projects read it)."""
     out: dict[str, int] = {}
-    page = 1
-    while True:
-        params = {"page_size": PAGE, "page": page, "include": "id,label_config"}
-        body = conn.call("list projects", lambda: conn.request("GET", "/api/projects/", params=params))
-        for p in body.get("results") or []:
-            found = _KEY.search(p.get("label_config") or "")
-            if found:
-                out.setdefault(found.group(0).replace("%2D", "-"), p["id"])
-        if not body.get("next"):
-            return out
-        page += 1
+    for pid, p in projects.items():  # in the server's order, as listed
+        found = _KEY.search(p.get("label_config") or "")
+        if found:
+            out.setdefault(found.group(0).replace("%2D", "-"), pid)
+    return out
 
 
 def server_task_keys(conn: Connection, project_id: int) -> dict[str, int]:
@@ -316,7 +310,7 @@ def _push(
         start = p["description"].rfind("[workbench:")
         if start >= 0:
             by_key.setdefault(p["description"][start:], pid)
-    by_key = {**project_keys(conn), **by_key}  # projects pushed since the key moved into the label config
+    by_key = {**project_keys(on_server), **by_key}  # projects pushed since the key moved into the label config
 
     with Session(engine) as s, s.begin():
         row = s.scalar(select(Campaign).where(Campaign.name == name))
@@ -397,47 +391,51 @@ def _push(
                 raise WorkbenchError(f"{conn.url} imported {len(work.new_ids)} of {len(body)} tasks into project {project_id}; push again.")
         return work
 
-    def record(work: _ListWork) -> None:
+    def record(works: list[_ListWork]) -> None:
+        """The store learns what the server has for lists whose server side is done, in one transaction (lists that
+        finished while the last ones were being recorded are recorded together: one commit, not one per list)."""
         with Session(engine) as s, s.begin():
-            list_row_id = work.list_row_id
-            if list_row_id is None:
-                cl = CampaignList(campaign_id=campaign_id, list_no=work.list_no, project_id=work.project_id, settings_hash=work.digest)
-                s.add(cl)
-                s.flush()
-                list_row_id = cl.id
-            else:
-                cl = s.get(CampaignList, list_row_id)
-                cl.project_id, cl.settings_hash = work.project_id, work.digest
-            if work.remade:
-                cl.synced_at = cl.fingerprint = None
-            ids = iter(work.new_ids)
-            for t in work.to_import:
-                s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=t.position,
-                                   role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
-            for t in work.wanted:
-                if t.key in work.adopt and t.key not in work.known:
-                    s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=work.adopt[t.key],
-                                       position=t.position, role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
-            for key, task_id in work.adopt.items():
-                if key in work.known:
-                    tr = s.get(CampaignTask, work.known[key][0])
-                    tr.task_id, tr.deleted = task_id, False
-            for key in work.recreate:
-                # the old row keeps the annotations pulled from the task that is gone (retired: deleted); the new task
-                # gets a row of its own, so a later pull never takes the old annotations for ones deleted from the new task
-                old = s.get(CampaignTask, work.known[key][0])
-                old.deleted = True
-                s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=old.position,
-                                   role=old.role, item_id=old.item_id, text=old.text, gold=old.gold))  # fmt: skip
+            for work in works:
+                list_row_id = work.list_row_id
+                if list_row_id is None:
+                    cl = CampaignList(campaign_id=campaign_id, list_no=work.list_no, project_id=work.project_id, settings_hash=work.digest)
+                    s.add(cl)
+                    s.flush()
+                    list_row_id = cl.id
+                else:
+                    cl = s.get(CampaignList, list_row_id)
+                    cl.project_id, cl.settings_hash = work.project_id, work.digest
+                if work.remade:
+                    cl.synced_at = cl.fingerprint = None
+                ids = iter(work.new_ids)
+                for t in work.to_import:
+                    s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=t.position,
+                                       role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
+                for t in work.wanted:
+                    if t.key in work.adopt and t.key not in work.known:
+                        s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=work.adopt[t.key],
+                                           position=t.position, role=t.role, item_id=t.item_id, text=t.text, gold=t.gold))  # fmt: skip
+                for key, task_id in work.adopt.items():
+                    if key in work.known:
+                        tr = s.get(CampaignTask, work.known[key][0])
+                        tr.task_id, tr.deleted = task_id, False
+                for key in work.recreate:
+                    # the old row keeps the annotations pulled from the task that is gone (retired: deleted); the new task
+                    # gets a row of its own, so a later pull never takes the old annotations for ones deleted from the new task
+                    old = s.get(CampaignTask, work.known[key][0])
+                    old.deleted = True
+                    s.add(CampaignTask(campaign_id=campaign_id, list_id=list_row_id, task_id=next(ids), position=old.position,
+                                       role=old.role, item_id=old.item_id, text=old.text, gold=old.gold))  # fmt: skip
             bump_generation(s)
-        report.projects_created += work.created
-        report.projects_updated += work.updated
-        report.projects_adopted += work.adopted
-        report.tasks_imported += len(work.to_import)
-        report.tasks_adopted += len(work.adopt)
-        report.tasks_recreated += len(work.recreate)
-        report.predictions += work.predictions
-        report.notes.extend(work.notes)
+        for work in works:
+            report.projects_created += work.created
+            report.projects_updated += work.updated
+            report.projects_adopted += work.adopted
+            report.tasks_imported += len(work.to_import)
+            report.tasks_adopted += len(work.adopt)
+            report.tasks_recreated += len(work.recreate)
+            report.predictions += work.predictions
+            report.notes.extend(work.notes)
 
     n_workers = max(1, min(workers or push_workers(rc.spec.server.parallel, conn), len(all_lists) or 1))
     failed: list[BaseException] = []
@@ -454,7 +452,7 @@ def _push(
 
     if n_workers == 1:  # one list after the other: a failure leaves the lists after it to the next push
         for done, list_no in enumerate(all_lists, 1):
-            record(server_side(list_no))
+            record([server_side(list_no)])
             if on_progress:
                 on_progress(done, len(all_lists))
         with Session(engine) as s, s.begin():
@@ -463,22 +461,27 @@ def _push(
         return report
     done = 0
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = [pool.submit(guarded, no) for no in all_lists]
-        for fut in as_completed(futures):
-            try:
-                work = fut.result()
-            except BaseException as exc:  # noqa: BLE001 - the first error is raised once the others are recorded
-                failed.append(exc)
+        pending = {pool.submit(guarded, no) for no in all_lists}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            works = []
+            for fut in finished:
+                try:
+                    work = fut.result()
+                except BaseException as exc:  # noqa: BLE001 - the first error is raised once the others are recorded
+                    failed.append(exc)
+                    continue
+                if work is not None:
+                    works.append(work)
+            if not works:
                 continue
-            if work is None:
-                continue
             try:
-                record(work)
+                record(sorted(works, key=lambda w: w.list_no))
             except BaseException as exc:  # noqa: BLE001
                 stop.set()
                 failed.append(exc)
                 continue
-            done += 1
+            done += len(works)
             if on_progress and not failed:
                 on_progress(done, len(all_lists))
     if failed:

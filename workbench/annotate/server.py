@@ -46,10 +46,10 @@ from urllib.parse import urlsplit
 from workbench.annotate.connection import write_private
 from workbench.errors import WorkbenchError
 from workbench.extras import require
+from workbench.files import cache_root
 
 httpx = require("httpx", "`workbench annotate`")
 
-DEFAULT_VENV = Path.home() / ".cache" / "workbench" / "label-studio-venv"
 INSTALL_HINT = "install it with scripts/label_studio.sh (its own virtualenv), or set WORKBENCH_LABEL_STUDIO to its `label-studio` program"
 SETTINGS_MODULE = "workbench_ls_settings"
 CONFIG_FILE = "workbench-server.json"
@@ -86,11 +86,97 @@ USE_X_FORWARDED_HOST = True
 if _public.startswith("https://"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+ROOT_URLCONF = "workbench_ls_urls"
+'''
+
+URLS_MODULE = "workbench_ls_urls"
+URLS_SOURCE = '''"""Written by workbench: Label Studio's URLs, and two read-only endpoints for `workbench annotate pull`.
+
+GET /api/workbench/changes/?projects=1,2,3  every listed project of the caller's organization, in one answer:
+    its counts as Label Studio's project list gives them and the newest ``updated_at`` of its tasks (Label Studio
+    bumps a task's when one of its annotations is made, edited or deleted): a pull when nothing changed asks this
+    once instead of once per list.
+GET /api/workbench/tasks/?project=ID[&since=TIME]  the project's tasks (those updated after TIME) with their
+    annotations, as plain rows: what Label Studio's task list with fields=all gives, without its serializers; and
+    the project's counts, read in the same snapshot of the database (repeatable read on PostgreSQL, one read
+    transaction on SQLite), so an annotation made while the tasks are read is in both or in neither.
+"""
+from django.db import connection, transaction
+from django.db.models import Max, OuterRef, Subquery
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.urls import urlpatterns as _label_studio_urlpatterns
+from projects.models import Project, ProjectManager
+from tasks.models import Annotation, Task
+
+_TIME = serializers.DateTimeField()
+_COUNTS = ["task_number", "total_annotations_number", "skipped_annotations_number"]
+
+
+def _time(value):
+    return _TIME.to_representation(value) if value is not None else None
+
+
+def _ids(text):
+    return [int(x) for x in (text or "").split(",") if x.strip().isdigit()]
+
+
+class Changes(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request):
+        projects = Project.objects.filter(organization=request.user.active_organization, id__in=_ids(request.GET.get("projects")))
+        newest = Task.objects.filter(project=OuterRef("pk")).order_by().values("project").annotate(m=Max("updated_at")).values("m")
+        projects = ProjectManager.with_counts_annotate(projects, fields=_COUNTS).annotate(wb_newest=Subquery(newest))
+        out = {str(p.id): {**{k: getattr(p, k) or 0 for k in _COUNTS}, "updated_at": _time(p.wb_newest)} for p in projects}
+        return Response({"now": _time(timezone.now()), "projects": out})
+
+
+class Tasks(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request):
+        projects = Project.objects.filter(organization=request.user.active_organization)
+        project = get_object_or_404(projects, pk=int(request.GET.get("project") or 0))
+        since = parse_datetime(request.GET.get("since") or "")
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            counted = ProjectManager.with_counts_annotate(Project.objects.filter(pk=project.pk), fields=_COUNTS)
+            counts = {k: v or 0 for k, v in counted.values(*_COUNTS)[0].items()}
+            tasks = Task.objects.filter(project=project)
+            if since is not None:
+                tasks = tasks.filter(updated_at__gt=since)
+            out = {t: {"id": t, "updated_at": _time(u), "annotations": []} for t, u in tasks.values_list("id", "updated_at")}
+            anns = Annotation.objects.filter(project=project)
+            if since is not None:
+                anns = anns.filter(task_id__in=list(out))
+            fields = ("id", "task_id", "completed_by_id", "result", "was_cancelled", "lead_time", "updated_at")
+            for a_id, task_id, who, result, cancelled, lead, updated in anns.order_by("id").values_list(*fields):
+                if task_id in out:
+                    out[task_id]["annotations"].append({"id": a_id, "completed_by": who, "result": result, "was_cancelled": cancelled,
+                                                        "lead_time": lead, "updated_at": _time(updated)})
+        return Response({"total": len(out), "counts": counts, "tasks": list(out.values())})
+
+
+urlpatterns = [
+    path("api/workbench/changes/", Changes.as_view(), name="workbench-changes"),
+    path("api/workbench/tasks/", Tasks.as_view(), name="workbench-tasks"),
+    *_label_studio_urlpatterns,
+]
 '''
 
 
 def ls_venv() -> Path:
-    return Path(os.environ.get("WORKBENCH_LS_VENV") or DEFAULT_VENV)
+    return Path(os.environ.get("WORKBENCH_LS_VENV") or cache_root() / "label-studio-venv")
 
 
 def label_studio_program() -> Path:
@@ -460,6 +546,7 @@ def start_server(
     if db is not None:
         config["database"] = db.settings()
     (data_dir / f"{SETTINGS_MODULE}.py").write_text(SETTINGS_SOURCE)
+    (data_dir / f"{URLS_MODULE}.py").write_text(URLS_SOURCE)
     write_private(data_dir / CONFIG_FILE, json.dumps(config))
     env = server_environment(data_dir, public)
     log = open(log_path, "ab")  # noqa: SIM115 - the server writes to it for its whole life

@@ -7,7 +7,8 @@ strategy and budget; the prior (``--prior``, a machine rater) is calibrated
 by split-conformal prediction on ``--calibration`` items (never the
 campaign's words), against the norms' values there. Where the norms say how
 often their people did not know a word (a campaign's pulled norms keep the
-share of answers that were ratings, ``known``), the simulated annotators say
+share of answers that were ratings, ``known``; so does an import with a count
+of people who did not know the word), the simulated annotators say
 "I don't know" at that rate, and the table counts those answers.
 """
 
@@ -40,6 +41,15 @@ class Simulation:
         d = asdict(self.plan)
         d["rows"] = [asdict(r) for r in self.plan.rows]
         return {"campaign": self.campaign, "norms": self.norms, "against": self.against, "prior": self.prior, **d}
+
+    def plot(self) -> bytes:
+        """Validity against human ratings spent, per strategy, beside the real norm and the prior alone (PNG)."""
+        from workbench.analysis import plots
+
+        p = self.plan
+        return plots.planner([(r.strategy, r.ratings, r.spearman, r.ci[0], r.ci[1]) for r in p.rows], real_norm=p.real_norm,
+                             machine=p.machine, norm_ratings=p.norm_ratings,
+                             title=f"{self.campaign}: validity against {self.against}")  # fmt: skip
 
     def lines(self) -> list[str]:
         p = self.plan

@@ -106,9 +106,8 @@ def plan(study: StudyPath = DEFAULT_STUDY, db: Db = None, fmt: Format = OutputFo
         lines.append(f"{len(p.changes)} to do. Run `workbench apply` to do it.")
     else:
         lines.append("Nothing to do: the store matches the study.")
-    rows = [[step.kind, step.name, step.action, step.detail] for step in p.steps]
-    rows += [["dataset", name, "keep", "in the store, not in the study"] for name in p.undeclared]
-    show(fmt, STEP_COLUMNS, rows, lines=lines)
+    rows = p.rows()  # kind, name, action, detail: the plan as data
+    show(fmt, STEP_COLUMNS, [[r[c] for c in STEP_COLUMNS] for r in rows], lines=lines)
 
 
 def apply(
@@ -140,7 +139,7 @@ def apply(
         if step.action == "unchanged":
             return
         done += 1
-        rows.append([step.kind, step.name, step.action, step.detail])
+        rows.append([step.row()[c] for c in STEP_COLUMNS])
         if results:
             for r in results:
                 say("  " + r.describe())

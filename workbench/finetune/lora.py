@@ -26,7 +26,7 @@ the batches the interrupted one would have). Other settings or data in the
 folder are refused unless ``restart=True``, which starts over cleanly.
 
 The tuned model is loaded for rating with :func:`load_tuned`: the base model
-with the adapter merged in, a :class:`~workbench.raters.local_model.LocalModel`
+with the adapter merged in, a :class:`~workbench.raters.local.model.LocalModel`
 whose fingerprint combines the base weights' and the adapter's
 (:func:`adapter_fingerprint`).
 """
@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
-from workbench.raters.adapter import ADAPTER_FILE, SETTINGS_FILE, adapter_fingerprint, base_folder, fresh_model, load_tokenizer, load_tuned
+from workbench.raters.local.adapter import base_folder, fresh_model, load_tokenizer, load_tuned
+from workbench.raters.local.files import ADAPTER_FILE, DEFAULT_MODEL, SETTINGS_FILE, adapter_fingerprint
 
 __all__ = ["Example", "LoraSettings", "TrainResult", "adapter_fingerprint", "load_tuned", "train_lora"]
 
@@ -85,7 +86,7 @@ class LoraSettings:
     warmup_steps: int = 10
     label_sd: float = 1.0
     seed: int = 0
-    base_model: str = "gemma3-270m"
+    base_model: str = DEFAULT_MODEL
     layers: int | None = None  # LoRA on the top N layers only: the frozen layers below need no backward pass
     autocast: str | None = None  # "bfloat16": matmuls in bfloat16 (CPUs with AVX512-BF16, GPUs); None: float32
 

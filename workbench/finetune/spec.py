@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
+from workbench.names import Name
 
 
 class Strict(BaseModel):
@@ -99,10 +99,14 @@ class OpenAITraining(Strict):
     seed: int | None = None
 
 
+# The study file checks `backend` against the trainer registry (finetune/trainer.py) and lets the trainer refuse
+# what it cannot run (study/models.py); this module stays below the registry.
 class FinetuneSpec(Strict):
     """A fine-tuning job whose result is a new rater (named like the fine-tune) rating the held-out items."""
 
-    backend: Literal["openai", "local"] = Field(description="openai (the fine-tuning API) or local (LoRA on the local model)")
+    backend: str = Field(
+        description="the trainer: openai (the fine-tuning API) or local (LoRA on the local model), or one a plugin registers"
+    )
     base: Name | None = Field(None, description="a declared rater to start from: its model, prompt, server and dimension")
     model: str | None = Field(
         None, description="the model to tune when there is no base rater (openai: e.g. gpt-4o-mini-2024-07-18; local: gemma3-270m)"
@@ -122,9 +126,3 @@ class FinetuneSpec(Strict):
     local: LocalTraining = Field(default_factory=LocalTraining, description="LoRA settings (backend local)")
     openai: OpenAITraining = Field(default_factory=OpenAITraining, description="job hyperparameters (backend openai)")
     poll_seconds: float = Field(10, gt=0, description="seconds between job status checks (openai)")
-
-    @model_validator(mode="after")
-    def _needs(self):
-        if self.backend == "openai" and not (self.base or self.model):
-            raise ValueError("an openai fine-tune needs base (a declared openai rater) or model")
-        return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -299,7 +300,7 @@ def _write_dataset(session: Session, path: Path, table: NormTable, checksum: str
     for d in table.dimensions:
         dim = ensure_dimension(session, d.columns.dimension, d.columns.stored_scale())
         ids = item_ids[d.item_index]
-        bulk_insert_ratings(session, rater.id, dim.id, job.id, ids, d.value, d.sd, d.n)
+        bulk_insert_ratings(session, rater.id, dim.id, job.id, ids, d.value, d.sd, d.n, known_share(d.n, d.n_unknown))
         total += len(ids)
     job.status, job.finished_at = "done", utcnow()
     job.counts = {"items": len(table.items), "ratings": total, "rejected_rows": len(table.rejected)}
@@ -362,6 +363,20 @@ def upsert_items(session: Session, texts: list[str], language: str) -> np.ndarra
     return np.fromiter((existing[t] for t in texts), dtype=np.int64, count=len(texts))
 
 
+def known_share(n: np.ndarray | None, n_unknown: np.ndarray | None) -> list[str | None] | None:
+    """Per rating, {"known": share of people who knew the word, "n_unknown": how many did not} as JSON text, as a
+    campaign's pull stores it; None where the file has no count of people who did not know the word."""
+    if n is None or n_unknown is None:
+        return None
+    out: list[str | None] = []
+    for rated, unknown in zip(n.tolist(), n_unknown.tolist(), strict=True):
+        if rated != rated or unknown != unknown or rated + unknown <= 0:
+            out.append(None)
+        else:
+            out.append(json.dumps({"known": round(rated / (rated + unknown), 6), "n_unknown": int(unknown)}))
+    return out
+
+
 def bulk_insert_ratings(
     session: Session,
     rater_id: int,
@@ -371,7 +386,9 @@ def bulk_insert_ratings(
     value: np.ndarray,
     sd: np.ndarray | None,
     n: np.ndarray | None,
+    known: list[str | None] | None = None,
 ) -> None:
+    """known: per rating, its distribution as JSON text (the share of people who knew the word) or None."""
     dialect = session.get_bind().dialect.name
     conn = _driver(session)
     k = len(item_ids)
@@ -379,12 +396,13 @@ def bulk_insert_ratings(
     vals = value.tolist()
     sds = [None] * k if sd is None else [None if x != x else x for x in sd.tolist()]
     ns = [None] * k if n is None else [None if x != x else int(x) for x in n.tolist()]
+    dists = [None] * k if known is None else known
     if dialect == "sqlite":
         cur = conn.cursor()
         cur.executemany(
-            "INSERT INTO ratings (item_id, dimension_id, rater_id, replicate, value, sd, n, job_id) "
-            f"VALUES (?, {dimension_id}, {rater_id}, 0, ?, ?, ?, {job_id if job_id else 'NULL'})",
-            zip(ids, vals, sds, ns),
+            "INSERT INTO ratings (item_id, dimension_id, rater_id, replicate, value, sd, n, distribution, job_id) "
+            f"VALUES (?, {dimension_id}, {rater_id}, 0, ?, ?, ?, ?, {job_id if job_id else 'NULL'})",
+            zip(ids, vals, sds, ns, dists),
         )
         cur.close()
         return
@@ -392,8 +410,8 @@ def bulk_insert_ratings(
     prefix = f"\t{dimension_id}\t{rater_id}\t0\t"
     suffix = f"\t{job_id if job_id else null}\n"
     buf = io.StringIO()
-    for i, v, s, c in zip(ids, vals, sds, ns):
-        buf.write(f"{i}{prefix}{v!r}\t{null if s is None else repr(s)}\t{null if c is None else c}{suffix}")
+    for i, v, s, c, d in zip(ids, vals, sds, ns, dists):
+        buf.write(f"{i}{prefix}{v!r}\t{null if s is None else repr(s)}\t{null if c is None else c}\t{null if d is None else d}{suffix}")
     with conn.cursor() as cur:
-        with cur.copy("COPY ratings (item_id, dimension_id, rater_id, replicate, value, sd, n, job_id) FROM STDIN") as cp:
+        with cur.copy("COPY ratings (item_id, dimension_id, rater_id, replicate, value, sd, n, distribution, job_id) FROM STDIN") as cp:
             cp.write(buf.getvalue())

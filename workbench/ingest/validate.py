@@ -45,6 +45,8 @@ class DimensionValues:
     sd: np.ndarray | None
     n: np.ndarray | None
     mean_column: str
+    # people who said they did not know the word (the n_minus column, e.g. Brysbaert 2014's Unknown); n excludes them
+    n_unknown: np.ndarray | None = None
 
 
 @dataclass
@@ -446,7 +448,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
                     f"If {rc.dimension}'s values are on another scale, declare it: --scale {rc.dimension}=MIN:MAX "
                     f"(scale: in the study; --rescale {rc.dimension}=FACTOR maps it onto the dimension's)."
                 )
-        sd_v = n_v = None
+        sd_v = n_v = minus = None
         if sd is not None:
             sd_v, _, sd_bad = column_numbers(raw, sd, na, spec.decimal)
             with np.errstate(invalid="ignore"):
@@ -470,7 +472,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
                         int(i), raw.header[nn], _cell(raw, nn, i), _value_reason(raw, nn, i, spec, "not a count (a whole number of raters)")
                     )
                 )
-        parsed.append((rc, raw.header[m], mean, sd_v, n_v))
+        parsed.append((rc, raw.header[m], mean, sd_v, n_v, minus))
 
     blank_item = np.array([not s for s in items], dtype=bool)
     blank_row = blank_item & all_blank_values
@@ -509,7 +511,7 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
         if dup.any():
             i_rows, j_rows = cand[dup], first_row[dup]
             same = ~problem_rows[i_rows] & ~problem_rows[j_rows]
-            for _, _, mean, sd_v, n_v in parsed:
+            for _, _, mean, sd_v, n_v, _minus in parsed:
                 for arr in (mean, sd_v, n_v):
                     if arr is not None:
                         a, b = arr[i_rows], arr[j_rows]
@@ -547,14 +549,15 @@ def build_norms(raw: RawTable, spec: DatasetSpec, *, skip_invalid: bool = False)
     uniq = [items[i] for i in kept_idx.tolist()]
     row_item = np.arange(len(uniq), dtype=np.int64)
     dims = []
-    for rc, mean_col, mean, sd_v, n_v in parsed:
+    for rc, mean_col, mean, sd_v, n_v, minus in parsed:
         m = mean[kept_idx]
         has = ~np.isnan(m)
         f = rc.rescale or 1.0
         value = rescaled(m[has], f)
         sd_out = None if sd_v is None else rescaled(sd_v[kept_idx][has], f)
         n_out = None if n_v is None else n_v[kept_idx][has]
-        dims.append(DimensionValues(rc, row_item[has], value, sd_out, n_out, mean_col))
+        unknown = None if minus is None or n_v is None else minus[kept_idx][has]
+        dims.append(DimensionValues(rc, row_item[has], value, sd_out, n_out, mean_col, unknown))
     return NormTable(
         spec=spec,
         items=uniq,

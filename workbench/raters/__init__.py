@@ -1,15 +1,14 @@
 """Rater backends and what they share: the backend registry, rater configuration and identity, read-outs.
 
 backend.py       RaterBackend, RaterOptions, @register_backend, the registry
-backends/        the built-in backends, one module each (wordfreq.py is the smallest)
+backends/        the built-in backends' registrations, one module each (wordfreq.py is the smallest)
 config.py        a rater resolved against the store, its identity hash, its row
 llm.py           language-model options and prompt resolution (few-shot examples)
 trained.py       baseline options and training data
-server.py        backends behind an OpenAI-compatible server: options, price, estimate
-http.py          one request per item, many in flight, retries (chat and text completions)
-openai_chat.py   the chat completions request and read-out (openai, openai-batch)
-local_files.py   the local model's files: packaged GGUF, fingerprint, conversion, cache
-local_model.py   the local model's inference: exact next-token distributions
+openai/          the OpenAI-style transport: the one door for responses (wire.py), pacing, the aiohttp
+                 hot path (http.py), the official client (client.py), the model list, the server
+                 backends' options, the chat and completions bodies, the Batch lifecycle
+local/           the local model: its files (and adapter folders), the model, LoRA adapters, the backend
 readout.py, prompts.py, pricing.py, baselines.py
 
 raters/ imports nothing from jobs/ or study/: the job runner (jobs/) and the

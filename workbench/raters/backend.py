@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.errors import WorkbenchError, did_you_mean
+from workbench.names import NAME_PATTERN
 from workbench.plugins import BACKENDS, failure_note, load_entry_points
 
 if TYPE_CHECKING:
@@ -49,12 +50,10 @@ class RaterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: str = Field(description="the backend that rates: see `workbench validate` or the README for the list")
-    dimension: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="the dimension rated (default: the study's only dimension)"
-    )
+    dimension: str | None = Field(None, pattern=NAME_PATTERN, description="the dimension rated (default: the study's only dimension)")
     items: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        pattern=NAME_PATTERN,
         description="item set, dataset or word list to rate, or all: every item with a gold rating on the dimension "
         "(the default, refused above 1,000 items unless written out)",
     )

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from workbench.errors import WorkbenchError, did_you_mean
 from workbench.raters.backend import RaterBackend, RaterOptions, get_backend
 from workbench.raters.prompts import Prompt
-from workbench.raters.readout import scale_points
+from workbench.scale import scale_points
 from workbench.store.models import Dimension, Rater
 
 
@@ -62,17 +62,6 @@ class ResolvedRater:
 
 def identity_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def read_text_or_file(value: str | None, base_dir: Path) -> str | None:
-    """A study value that is either a file (relative to the study) or the text itself."""
-    if value is None:
-        return None
-    if "\n" not in value and len(value) < 300:
-        path = Path(value) if Path(value).is_absolute() else base_dir / value
-        if path.suffix and path.is_file():
-            return path.read_text(encoding="utf-8").rstrip("\n")  # the file's last newline is not part of the prompt
-    return value
 
 
 def _dimension(session: Session, name: str, declared: list[str]) -> Dimension:

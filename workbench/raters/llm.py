@@ -19,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.files import read_text_or_file
+from workbench.names import NAME_PATTERN
 from workbench.raters.backend import RaterBackend, RaterOptions
-from workbench.raters.config import ResolvedRater, read_text_or_file
+from workbench.raters.config import ResolvedRater
 from workbench.raters.prompts import DEFAULT_TEMPLATE, fill_template, format_examples
 from workbench.store.itemsets import (
     gold_values,
@@ -31,7 +33,6 @@ from workbench.store.itemsets import (
 from workbench.store.models import Dimension
 
 Readouts = Literal["expected", "greedy", "parsed", "samples"]
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
 class FewShotSpec(BaseModel):

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from workbench.errors import WorkbenchError
-from workbench.raters.readout import point_label
+from workbench.scale import point_label
 
 FIELDS = ("item", "examples", "dimension", "scale_min", "scale_max", "labels", "instructions")
 _FIELD = re.compile(r"\{([a-z_]+)\}")

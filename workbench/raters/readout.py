@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.scale import Number, is_number, point_label
 
 __all__ = [
     "READOUTS",
@@ -57,8 +58,6 @@ __all__ = [
     "greedy_from_answer",
     "mean_of_samples",
     "parsed_from_answer",
-    "point_label",
-    "scale_points",
     "single_token_scale",
 ]
 
@@ -75,7 +74,6 @@ _STRICT_FLOAT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*```$", re.DOTALL)
 _NAMED_FIELDS = ("rating", "value", "score")
 
-Number = int | float
 LogprobsInput = Mapping[str, float] | Iterable[Any]
 
 
@@ -139,45 +137,6 @@ class SamplesReadout(Readout):
 # --------------------------------------------------------------------------- scales
 
 
-def _is_number(x: object) -> bool:
-    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool | np.bool_)
-
-
-def point_label(point: Number) -> str:
-    """The canonical text of a scale point: ``5 -> "5"``, ``5.0 -> "5"``, ``2.5 -> "2.5"``."""
-    if not _is_number(point) or not math.isfinite(float(point)):
-        raise WorkbenchError(f"scale point {point!r} is not a finite number")
-    x = float(point)
-    if x.is_integer():
-        return str(int(x))
-    return format(x, ".12g")
-
-
-def scale_points(min: Number, max: Number, step: Number = 1) -> tuple[Number, ...]:
-    """The points of a rating scale from min to max inclusive, every step.
-
-    Integer arguments give integer points (``scale_points(1, 7) == (1, ..., 7)``,
-    ``scale_points(100, 700, 100) == (100, 200, ..., 700)``); a fractional
-    argument gives floats rounded to 12 significant digits.
-    """
-    for name, v in (("min", min), ("max", max), ("step", step)):
-        if not _is_number(v) or not math.isfinite(float(v)):
-            raise WorkbenchError(f"scale {name} must be a finite number, got {v!r}")
-    if step <= 0:
-        raise WorkbenchError(f"scale step must be positive, got {step!r}")
-    if max < min:
-        raise WorkbenchError(f"scale max ({max!r}) is below its min ({min!r})")
-    if all(float(v).is_integer() for v in (min, max, step)):
-        lo, hi, st = int(min), int(max), int(step)
-        if (hi - lo) % st:
-            raise WorkbenchError(f"scale {lo}-{hi} cannot be divided in steps of {st}")
-        return tuple(range(lo, hi + 1, st))
-    n = round((float(max) - float(min)) / float(step))
-    if abs(float(min) + n * float(step) - float(max)) > 1e-9 * (1 + abs(float(max))):
-        raise WorkbenchError(f"scale {min!r}-{max!r} cannot be divided in steps of {step!r}")
-    return tuple(float(format(float(min) + i * float(step), ".12g")) for i in range(n + 1))
-
-
 def single_token_scale(points: Sequence[Number]) -> bool:
     """True only when every point is an integer 0-9, written with one character.
 
@@ -234,7 +193,7 @@ def _logsumexp(values: Sequence[float]) -> float:
 
 
 def _check_logprob(token: str, lp: object, *, allow_positive: bool = False) -> float:
-    if not _is_number(lp):
+    if not is_number(lp):
         raise WorkbenchError(f"logprob of {token!r} must be a number, got {lp!r}")
     x = float(lp)  # type: ignore[arg-type]
     if math.isnan(x) or x == math.inf:
@@ -310,7 +269,7 @@ def expected_from_top_logprobs(
             f"scale {_scale_name(points)} has points that are not single tokens: "
             "use readout greedy/parsed, or the local backend's full continuation scoring"
         )
-    if not _is_number(min_mass) or not 0.0 <= float(min_mass) <= 1.0:
+    if not is_number(min_mass) or not 0.0 <= float(min_mass) <= 1.0:
         raise WorkbenchError(f"min_mass must be a number between 0 and 1, got {min_mass!r}")
 
     by_token: dict[str, list[float]] = {}
@@ -416,18 +375,18 @@ def greedy_from_answer(answer: str | None, points: Sequence[Number]) -> Readout:
 
 def _number_from_json(obj: object) -> tuple[float | None, str | None]:
     """(value, reason) from a parsed JSON value."""
-    if _is_number(obj):
+    if is_number(obj):
         return float(obj), None  # type: ignore[arg-type]
     if not isinstance(obj, dict):
         return None, "the JSON answer is neither a number nor an object"
     lowered = {str(k).lower(): v for k, v in obj.items()}
     for name in _NAMED_FIELDS:  # a named field wins over any other numeric field
         v = lowered.get(name)
-        if _is_number(v):
+        if is_number(v):
             return float(v), None  # type: ignore[arg-type]
         if isinstance(v, str) and _STRICT_FLOAT.fullmatch(v.strip()):
             return float(v), None
-    numeric = {k: float(v) for k, v in obj.items() if _is_number(v)}
+    numeric = {k: float(v) for k, v in obj.items() if is_number(v)}
     if len(numeric) == 1:
         return next(iter(numeric.values())), None
     if not numeric:
@@ -508,7 +467,7 @@ def mean_of_samples(
         raise WorkbenchError("no samples given: the samples read-out needs at least one answer")
     if parser not in ("greedy", "parsed"):
         raise WorkbenchError(f"unknown samples parser {parser!r}: use greedy or parsed")
-    if not _is_number(min_valid) or not 0.0 <= float(min_valid) <= 1.0:
+    if not is_number(min_valid) or not 0.0 <= float(min_valid) <= 1.0:
         raise WorkbenchError(f"min_valid must be a number between 0 and 1, got {min_valid!r}")
     read = greedy_from_answer if parser == "greedy" else parsed_from_answer
 

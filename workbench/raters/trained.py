@@ -17,12 +17,12 @@ from pydantic import Field, model_validator
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.names import NAME_PATTERN
 from workbench.raters.backend import RaterBackend, RaterOptions
 from workbench.raters.config import ResolvedRater
 from workbench.store.itemsets import gold_values, item_texts, resolve_items
 
 MIN_TRAINING_ITEMS = 10
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
 class TrainedOptions(RaterOptions):

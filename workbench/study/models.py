@@ -22,9 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from workbench.errors import WorkbenchError, did_you_mean
 from workbench.finetune.spec import FinetuneSpec, SplitSpec
+from workbench.names import Name
 from workbench.raters.backend import RaterOptions, backend_class, backend_names
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
 
 # the widest scale a norm is on: years of age of acquisition, milliseconds of a naming latency, percentages
 SCALE_LIMIT = 1e6
@@ -474,6 +473,21 @@ class HybridSpec(Strict):
     disagreement: list[Name] = Field(default_factory=list, description="raters whose disagreement with the prior widens its intervals")
 
 
+def _trainer_takes(spec: FinetuneSpec) -> FinetuneSpec:
+    """A fine-tune entry whose trainer (its ``backend:``) is registered and takes it."""
+    from workbench.finetune.trainer import get_trainer
+
+    try:
+        trainer = get_trainer(spec.backend)
+    except WorkbenchError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+    trainer.check_spec(spec)
+    return spec
+
+
+FinetuneEntry = Annotated[FinetuneSpec, AfterValidator(_trainer_takes)]
+
+
 class Study(Strict):
     """One study: what is rated, which norms come in. `workbench apply` makes the store match it."""
 
@@ -501,7 +515,7 @@ class Study(Strict):
     splits: dict[Name, SplitSpec] = Field(
         default_factory=dict, description="train/test splits, stored as item sets NAME.train and NAME.test"
     )
-    finetunes: dict[Name, FinetuneSpec] = Field(default_factory=dict, description="fine-tuning jobs; each makes a rater named like it")
+    finetunes: dict[Name, FinetuneEntry] = Field(default_factory=dict, description="fine-tuning jobs; each makes a rater named like it")
     reports: dict[Name, ReportSpec] = Field(default_factory=dict, description="validation reports apply writes")
     campaigns: dict[Name, CampaignSpec] = Field(
         default_factory=dict, description="human norming campaigns in Label Studio: `workbench annotate push NAME`"

@@ -32,6 +32,13 @@ def _backend_schemas(defs: dict) -> list[dict]:
     return schemas
 
 
+def _builtin_trainers() -> list[str]:
+    """The built-in fine-tune trainers (plugins and tests may register more: not part of the checked-in schema)."""
+    from workbench.finetune.trainer import builtin_trainer_names
+
+    return builtin_trainer_names()
+
+
 def study_schema() -> dict:
     schema = Study.model_json_schema()
     defs = schema.setdefault("$defs", {})
@@ -39,6 +46,7 @@ def study_schema() -> dict:
     for pattern, value in schema["properties"]["raters"]["patternProperties"].items():
         schema["properties"]["raters"]["patternProperties"][pattern] = {"oneOf": backends, "description": value.get("description", "")}
     defs.pop("RaterOptions", None)
+    defs["FinetuneSpec"]["properties"]["backend"]["enum"] = _builtin_trainers()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://workbench.invalid/schemas/study.schema.json"
     return schema

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from workbench.names import NAME_PATTERN
 from workbench.raters.backend import (
     Outcome,
     RaterOptions,
@@ -19,7 +20,7 @@ from workbench.raters.backend import (
 from workbench.raters.baselines import DEFAULT_EMBEDDING_MODEL
 from workbench.raters.config import ResolvedRater
 from workbench.raters.readout import Readout
-from workbench.raters.trained import NAME_PATTERN, TrainedBackend, TrainedOptions
+from workbench.raters.trained import TrainedBackend, TrainedOptions
 
 
 class EmbeddingOptions(TrainedOptions):

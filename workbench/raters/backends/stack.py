@@ -29,11 +29,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.names import NAME_PATTERN
 from workbench.raters.backend import Outcome, RaterOptions, RunJob, register_backend
 from workbench.raters.config import ResolvedRater
 from workbench.raters.readout import Readout
 from workbench.raters.stack import Component, cross_fit, feature_matrix, fold_of, usable_features
-from workbench.raters.trained import NAME_PATTERN, TrainedBackend
+from workbench.raters.trained import TrainedBackend
 from workbench.store.itemsets import gold_values, item_texts, resolve_items
 from workbench.store.models import Dimension, Job, Rater, Rating
 from workbench.store.uncertainty import spread

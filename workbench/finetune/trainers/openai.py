@@ -1,4 +1,4 @@
-"""OpenAI fine-tuning: training files in chat format, upload, job, polling with events, resume.
+"""The openai trainer: training files in chat format, upload, job, polling with events, resume.
 
 The training file has one chat per training item: the messages the base rater
 sends for the item (its system prompt and filled prompt) and the gold value
@@ -17,7 +17,7 @@ created the job, or a workbench killed while waiting for the answer, thus
 ends with that one job.
 
 Every call goes through the official client behind the redacting door
-(``raters/openai_client.py``): a key echoed in an upload error, a failed job's
+(``raters/openai/client.py``): a key echoed in an upload error, a failed job's
 message or an event is gone before it is printed or stored. While the job is
 followed, only its upstream status marks it failed or cancelled: a 5xx, a
 timeout or a dropped connection is asked again (with backoff), and when the
@@ -36,9 +36,22 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
+from workbench.finetune.job import (
+    FinetuneReport,
+    FinetuneRun,
+    OnEvent,
+    Prepared,
+    StillRunning,
+    finetune_dir,
+    job_status,
+    update_job,
+)
 from workbench.finetune.lora import Example, answer_text
-from workbench.raters.openai_client import OpenAIApi, ServerError
-from workbench.raters.wire import KeyRefused
+from workbench.finetune.spec import FinetuneSpec
+from workbench.finetune.trainer import Trainer, register_trainer
+from workbench.raters.config import ResolvedRater
+from workbench.raters.openai.client import OpenAIApi, ServerError
+from workbench.raters.openai.wire import KeyRefused
 from workbench.store.models import Job
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -48,9 +61,35 @@ POLL_FAILURES = 8  # transient failures in a row while following a job before it
 LIST_PAGES = 10  # pages of 100 jobs looked through for one made for this run
 
 
-def chat_lines(prep: Any, examples: list[Example]) -> list[str]:
+@register_trainer("openai")
+class OpenAITrainer(Trainer):
+    """The fine-tuning API of an OpenAI-style server; the tuned rater is an openai rater with the tuned model id."""
+
+    rater_backend = "openai"
+    base_backends = ("openai", "openai-batch")
+
+    def check_spec(self, spec: FinetuneSpec) -> None:
+        if not (spec.base or spec.model):
+            raise ValueError("an openai fine-tune needs base (a declared openai rater) or model")
+
+    def settings(self, spec: FinetuneSpec, rater: ResolvedRater) -> dict[str, Any]:
+        return spec.openai.model_dump(exclude_none=True)
+
+    def train(self, engine: Engine, run: FinetuneRun, prep: Prepared, job_id: int, say: OnEvent) -> None:
+        run_openai(engine, run, prep, job_id, say)
+
+    def cancel_upstream(self, run: FinetuneRun, report: FinetuneReport) -> str | None:
+        token = report.details.get("run_token")
+        if not (report.external_id or token):
+            return None
+        resolved = ResolvedRater(run.name, self.tuned_rater(run), "", (), {})
+        upstream = cancel_remote(resolved, report.external_id, token, report.details.get("training_file"))
+        return upstream if upstream and not report.external_id else None
+
+
+def chat_lines(prep: Prepared, examples: list[Example]) -> list[str]:
     """The JSONL lines of a training (or validation) file."""
-    from workbench.raters.openai_chat import request_body
+    from workbench.raters.openai.chat import request_body
 
     lines = []
     for e in examples:
@@ -60,7 +99,7 @@ def chat_lines(prep: Any, examples: list[Example]) -> list[str]:
     return lines
 
 
-def _api(resolved: Any) -> OpenAIApi:
+def _api(resolved: ResolvedRater) -> OpenAIApi:
     return OpenAIApi.for_rater(resolved, timeout=TIMEOUT)
 
 
@@ -132,10 +171,8 @@ def _create(api: OpenAIApi, body: dict[str, Any], token: str, what: str, say) ->
     raise AssertionError("unreachable")
 
 
-def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
+def run_openai(engine: Engine, run: FinetuneRun, prep: Prepared, job_id: int, say: OnEvent) -> None:
     """Upload, create (or adopt) and poll the OpenAI job until it ends; the job row follows every step."""
-    from workbench.finetune.run import StillRunning, finetune_dir, update_job
-
     name, spec = prep.name, prep.spec
     api = _api(prep.rater)
     cfg, external = _job_config(engine, job_id)
@@ -185,12 +222,10 @@ def run_openai(engine: Engine, run: Any, prep: Any, job_id: int, say) -> None:
         raise
 
 
-def _poll(engine: Engine, api: OpenAIApi, prep: Any, job_id: int, external: str, say) -> None:
+def _poll(engine: Engine, api: OpenAIApi, prep: Prepared, job_id: int, external: str, say: OnEvent) -> None:
     """Follow the job until it ends upstream. Only its upstream status marks it failed or cancelled: any
     failure to ask (a 5xx, a timeout, no connection, a refused key, an answer that is not a job) is asked
     again, and in the end leaves the job running for the next start."""
-    from workbench.finetune.run import StillRunning, update_job
-
     name = prep.name
     seen: set[str] = set()
     failures = 0
@@ -234,19 +269,16 @@ def _poll(engine: Engine, api: OpenAIApi, prep: Any, job_id: int, external: str,
             update_job(engine, job_id, status=status, error=f"OpenAI job {external} {status}: {reason}")
             say(f"{name}: OpenAI job {external} {status}: {reason}")
             return
-        with Session(engine) as s:  # cancelled from another workbench
-            if s.get(Job, job_id).status == "cancelled":  # type: ignore[union-attr]
-                return
+        if job_status(engine, job_id) == "cancelled":  # cancelled from another workbench
+            return
         time.sleep(prep.spec.poll_seconds)
 
 
-def cancel_remote(run: Any, external_id: str | None, token: str | None = None, training_file: str | None = None) -> str | None:
+def cancel_remote(
+    resolved: ResolvedRater, external_id: str | None, token: str | None = None, training_file: str | None = None
+) -> str | None:
     """Cancel the job upstream (found by the run's token when its id was never recorded: a workbench killed
     while creating it); returns its id, None when there was none. One line when the server cannot be asked."""
-    from workbench.finetune.run import tuned_rater_spec
-    from workbench.raters.config import ResolvedRater
-
-    resolved = ResolvedRater(run.name, tuned_rater_spec(run), "", (), {})
     api = _api(resolved)
     try:
         if not external_id and token:

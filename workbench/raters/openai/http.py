@@ -1,6 +1,6 @@
 """Rating items through an OpenAI-compatible server (chat or text completions), many requests at a time.
 
-``concurrency`` workers share a queue of items and one pacer (raters/pacing.py:
+``concurrency`` workers share a queue of items and one pacer (raters/openai/pacing.py:
 the rater's ``rpm``/``tpm`` and the server's x-ratelimit-* headers; a 429 holds
 every worker for its Retry-After). Each request has its own timeout; a 5xx, a
 timeout, a dropped connection or a response a rating cannot be read from (not
@@ -28,10 +28,8 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.raters.backend import Outcome, RunJob, Writer
 from workbench.raters.config import ResolvedRater
-from workbench.raters.pacing import Pacer
-from workbench.raters.pricing import estimate_tokens
-from workbench.raters.readout import Readout, Refusal
-from workbench.raters.wire import (
+from workbench.raters.openai.pacing import Pacer
+from workbench.raters.openai.wire import (
     MAX_RESPONSE,
     Answer,
     KeyRefused,
@@ -42,6 +40,8 @@ from workbench.raters.wire import (
     redactor_for,
     refused_message,
 )
+from workbench.raters.pricing import estimate_tokens
+from workbench.raters.readout import Readout, Refusal
 from workbench.redact import Redactor
 
 MAX_RETRY_AFTER = 120.0
@@ -360,7 +360,7 @@ def run_requests(
 
 def check_model_name(rater: ResolvedRater, key: str, redact: Redactor) -> str:
     """Where the server lists its models, refuse a model name it does not list; returns a line saying what was found."""
-    from workbench.raters.model_check import KeyRefusedOnList, check_model, list_models
+    from workbench.raters.openai.model_check import KeyRefusedOnList, check_model, list_models
 
     spec = rater.spec
     try:

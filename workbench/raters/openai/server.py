@@ -2,7 +2,7 @@
 
 A server backend names the path it posts to, builds one request body per
 item and reads the rating from a response; :class:`ServerBackend` does the
-rest (one request per item, many in flight, retries: see raters/http.py).
+rest (one request per item, many in flight, retries: see raters/openai/http.py).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class ServerBackend(LLMBackend):
 
     def check_server(self, rater: ResolvedRater) -> str | None:
         """Where the server lists its models, refuse a model name it does not list (dry run); else say why not checked."""
-        from workbench.raters.http import check_model_name, org_headers
+        from workbench.raters.openai.http import check_model_name, org_headers
         from workbench.redact import Redactor
 
         key = os.environ.get(rater.spec.api_key_env)
@@ -97,7 +97,7 @@ class ServerBackend(LLMBackend):
         return check_model_name(rater, key, Redactor([key, *org_headers().values()]))
 
     def run(self, rater: ResolvedRater, texts: dict[int, str], job: RunJob) -> str:
-        from workbench.raters.http import run_requests
+        from workbench.raters.openai.http import run_requests
 
         return run_requests(
             rater, texts, job, path=self.path,

@@ -32,7 +32,7 @@ def list_models(base_url: str | None, key: str, *, timeout: float, redact: Redac
     """The model ids the server lists; raises WorkbenchError when the server refuses the key (401/403)."""
     import httpx
 
-    from workbench.raters.openai_client import http_client
+    from workbench.raters.openai.client import http_client
 
     url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/models"
     try:

@@ -2,7 +2,7 @@
 
 Every response the client receives passes through :class:`RedactingTransport`
 (an httpx transport under the client) before the client reads it: the body is
-read up to a cap, handed to ``raters/http.py`` :func:`receive` (the door the
+read up to a cap, handed to ``raters/openai/http.py`` :func:`receive` (the door the
 aiohttp chat and completions path uses too), which redacts the key in every
 encoding from the body and the headers, and only then parsed by the client.
 So a key echoed in an upload error, a failed job's message, a job event, a
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from workbench.errors import WorkbenchError
-from workbench.raters.wire import MAX_API_RESPONSE, MAX_FILE_CONTENT, KeyRefused, api_key, receive, redactor_for, refused_message
+from workbench.raters.openai.wire import MAX_API_RESPONSE, MAX_FILE_CONTENT, KeyRefused, api_key, receive, redactor_for, refused_message
 from workbench.redact import Redactor
 
 T = TypeVar("T")

@@ -1,9 +1,9 @@
 """The one door every response of an OpenAI-style server enters by: read up to a cap, decoded, parsed, redacted.
 
 Two HTTP stacks talk to OpenAI-style servers: aiohttp for the chat and
-completions hot path (``raters/http.py``, about a tenth of the official
+completions hot path (``raters/openai/http.py``, about a tenth of the official
 client's CPU per call) and the official ``openai`` client over httpx for
-files, Batch, fine-tuning and the model list (``raters/openai_client.py``).
+files, Batch, fine-tuning and the model list (``raters/openai/client.py``).
 Both hand every response, whatever its status, to :func:`receive` before
 anything reads it, so the key (in every encoding, see ``workbench/redact.py``)
 is gone before a response is printed, logged, stored or parsed into an

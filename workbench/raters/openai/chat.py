@@ -14,10 +14,12 @@ from typing import Any, ClassVar
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from workbench.files import read_text_or_file
 from workbench.raters.backend import RaterOptions
-from workbench.raters.config import ResolvedRater, read_text_or_file
-from workbench.raters.http import BadResponse
+from workbench.raters.config import ResolvedRater
 from workbench.raters.llm import effective_max_tokens, effective_temperature
+from workbench.raters.openai.http import BadResponse
+from workbench.raters.openai.server import ServerBackend, ServerOptions
 from workbench.raters.readout import (
     Readout,
     expected_from_top_logprobs,
@@ -25,7 +27,6 @@ from workbench.raters.readout import (
     mean_of_samples,
     parsed_from_answer,
 )
-from workbench.raters.server import ServerBackend, ServerOptions
 
 
 class ChatOptions(ServerOptions):

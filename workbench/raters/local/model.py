@@ -49,7 +49,7 @@ Fast path and plain path
 
 
 Loading the model files (the packaged GGUF, its conversion and cache) is in
-raters/local_files.py.
+raters/local/files.py; a LoRA adapter on the model in raters/local/adapter.py.
 """
 
 from __future__ import annotations
@@ -65,28 +65,26 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.raters.local_files import (
-    DEFAULT_MODEL,
+from workbench.raters.local.files import (
     convert_gguf,
     quiet_transformers,
     require_packages,
     resolve_fingerprint,
     resolve_model,
-    weights_fingerprint,
 )
 from workbench.raters.readout import (
     DEFAULT_MIN_MASS,
     Readout,
     expected_from_continuation_logprobs,
     expected_from_top_logprobs,
-    point_label,
     single_token_scale,
 )
+from workbench.scale import point_label
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MODEL", "LocalModel", "PromptTokens", "weights_fingerprint"]
+__all__ = ["LocalModel", "PromptTokens"]
 
 DEFAULT_BATCH_SIZE = 32  # bench/bench_local.py: ~80 words/s on 2 cores (16: ~67, 64: ~90)
 _ROW_CACHE_BUDGET = 256 * 1024 * 1024  # bytes of copied key/value cache per batch of continuation rows
@@ -100,7 +98,7 @@ _MODELS: dict[tuple[str, str], LocalModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def _own_memory(model: Any) -> None:
+def own_memory(model: Any) -> None:
     """Copy the weights out of the memory-mapped safetensors file into the process's own memory.
 
     Mapped file pages may be dropped from the page cache between calls (on this
@@ -129,7 +127,7 @@ def _torch_dtype(dtype: Any) -> torch.dtype:
     raise WorkbenchError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
 
 
-def _set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None) -> None:
     import torch
 
     if threads is not None:
@@ -271,19 +269,15 @@ class LocalModel:
 
         model: None or ``"gemma3-270m"`` for the packaged Gemma 3 270M GGUF
             (needs workbench[local]); a path to a .gguf file; a local Hugging
-            Face model folder; or a LoRA adapter folder made by `workbench
-            finetune` (:mod:`workbench.raters.adapter`). Nothing is downloaded.
+            Face model folder. Nothing is downloaded. A LoRA adapter folder made by
+            `workbench finetune` is loaded by :func:`workbench.raters.local.adapter.load_model`.
         dtype: the compute dtype (float32 by default; bfloat16 is faster on some
             CPUs but does not reproduce float32 read-outs).
         threads: torch's intra-op threads (process-wide); None keeps torch's
             default, capped at the CPUs this process may use.
         """
         require_packages("torch", "transformers")
-        _set_threads(threads)
-        from workbench.raters import adapter
-
-        if adapter.is_adapter(model):  # a LoRA adapter folder (workbench finetune): the base model with it merged in
-            return adapter.load_tuned(model)  # type: ignore[arg-type]
+        set_threads(threads)
         torch_dtype = _torch_dtype(dtype)
         name, path = resolve_model(model)
         key = (str(path), str(torch_dtype))
@@ -301,7 +295,7 @@ class LocalModel:
             except (OSError, ValueError) as exc:
                 raise WorkbenchError(f"Cannot load the local model from {folder}: {exc}") from None
             hf_model.eval()
-            _own_memory(hf_model)
+            own_memory(hf_model)
             loaded = cls(name, path, fingerprint, hf_model, tokenizer, torch_dtype)
             _MODELS[key] = loaded
             return loaded
