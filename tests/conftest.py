@@ -236,11 +236,9 @@ def _source(function) -> str:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Mark each test with what it needs (HEAVY), or as quick when it needs none of it."""
-    seen = set()
     for item in items:
         module = item.path.stem
         name = f"{module}::{getattr(item, 'originalname', item.name)}"
-        seen.add(name)
         needs = {marker for fixture, marker in BY_FIXTURE.items() if fixture in getattr(item, "fixturenames", ())}
         needs |= {marker for call, marker in BY_CALL.items() if call in _source(getattr(item, "function", None))}
         if module in LOCAL_MODEL_MODULES:
@@ -251,7 +249,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(marker)
         if not any(item.get_closest_marker(marker) for marker in HEAVY):
             item.add_marker("quick")
-    modules = {item.path.stem for item in items}
-    stale = sorted(n for n in SLOW if n.partition("::")[0] in modules and n not in seen)
+    modules = {item.path.stem: getattr(item, "module", None) for item in items}
+    stale = sorted(n for n in SLOW if (m := n.partition("::"))[0] in modules and not hasattr(modules[m[0]], m[2]))
     if stale:
         raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {', '.join(stale)}")
