@@ -225,7 +225,7 @@ def main() -> None:
     }  # fmt: skip
     out["seconds"] = round(time.perf_counter() - start, 1)
     (RESULTS / "hybrid.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'hybrid.json'} and hybrid_coverage.png ({out['seconds']} s)")
+    print(f"\nwrote {RESULTS / 'hybrid.json'}, hybrid_coverage.png and hybrid_planner.png ({out['seconds']} s)")
 
 
 def _mrc(words: list[str]) -> list[float]:
