@@ -229,6 +229,19 @@ campaigns:
     }
     for what, ok in checks.items():
         print(f"  check: {what}: {'ok' if ok else 'FAILED'}")
+    missing, extra = sorted(set(ids) - set(stored)), sorted(set(stored) - set(ids))
+    if missing or extra or len(set(stored)) != len(stored):
+        print(f"  submitted but not in the store: {len(missing)} {missing[:10]}; in the store but not submitted (as the "
+              f"annotators saw it): {len(extra)} {extra[:10]}; stored twice: {len(stored) - len(set(stored))}")  # fmt: skip
+        with Session(engine) as s:
+            for ann in extra[:10]:  # what the server has that no annotator got a 201 for: a second of the same task?
+                row = s.execute(text("SELECT a.annotator, a.task_row_id, a.status, a.lead_time, a.updated_at, (SELECT count(*) FROM "
+                                     "campaign_annotations b WHERE b.annotator = a.annotator AND b.task_row_id = a.task_row_id) "
+                                     "FROM campaign_annotations a WHERE a.annotation_id = :i"), {"i": ann}).one()  # fmt: skip
+                print(
+                    f"    annotation {ann}: status {row[2]}, lead time {row[3]}, updated {row[4]}, "
+                    f"{row[5]} annotations of that task by that annotator"
+                )
     lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
     nxt = np.array(next_latencies) * 1000 if next_latencies else np.array([np.nan])
     row = {

@@ -123,10 +123,13 @@ def _since(synced_at: str) -> str:
     return (_parse_time(synced_at) - MARGIN).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _read_tasks(conn: Connection, project_id: int, since: str | None, detail: bool = True) -> dict[int, tuple[list[dict], str | None]]:
+def _read_tasks(
+    conn: Connection, project_id: int, since: str | None, detail: bool = True, counts: dict | None = None
+) -> dict[int, tuple[list[dict], str | None]]:
     """task id -> (its annotations, its updated_at): every task of the project, or those updated since a time.
 
-    On a server `annotate serve` started: one request to its /api/workbench/tasks/ (plain rows, no serializers).
+    On a server `annotate serve` started: one request to its /api/workbench/tasks/ (plain rows, no serializers),
+    which also gives the project's counts read in the same snapshot: put into `counts` when given.
     Elsewhere the Data Manager's task list, read as plain JSON: it is the SDK's ``tasks.list`` request, but parsing
     thousands of tasks into the SDK's models costs more than the request itself.
     """
@@ -134,6 +137,8 @@ def _read_tasks(conn: Connection, project_id: int, since: str | None, detail: bo
         params: dict = {"project": project_id, **({"since": since} if since else {})}
         body = conn.call(f"read the tasks of project {project_id}",
                          lambda: conn.request("GET", "/api/workbench/tasks/", params=params, timeout=_read_timeout(conn)))  # fmt: skip
+        if counts is not None and isinstance(body.get("counts"), dict):
+            counts.update({k: body["counts"].get(k) or 0 for k in PULL_FIELDS if k != "description"})
         return {t["id"]: (t.get("annotations") or [], t.get("updated_at")) for t in body.get("tasks") or []}
     params = {"project": project_id, "fields": "all", "page_size": PAGE}
     if not detail:  # only which tasks: the cheap question asked of every list on every pull
@@ -238,13 +243,20 @@ def _fetch_list(
     stored: dict[int, set[int]],
     live_tasks: int,
 ) -> Fetched | None:
-    """What changed in one list since the last pull (None: nothing), reading the whole project when counts disagree."""
+    """What changed in one list since the last pull (None: nothing), reading the whole project when counts disagree.
+
+    The counts compared are those the read came with (the same snapshot) on a server `annotate serve` started;
+    elsewhere those asked before the read (an annotation made in between can then cost a whole read, never a loss).
+    """
     fp = _fingerprint(counts)
     full = synced_at is None or fingerprint is None
     read: dict[int, tuple[list[dict], str | None]] = {}
     if not full:
-        if conn.workbench_api:  # what changed, in full, in one request
-            read = _read_tasks(conn, project_id, _since(synced_at))
+        if conn.workbench_api:  # what changed, in full, with the counts of the same moment, in one request
+            snap: dict = {}
+            read = _read_tasks(conn, project_id, _since(synced_at), counts=snap)
+            counts = snap or counts
+            fp = _fingerprint(counts)
         else:
             read = _read_tasks(conn, project_id, _since(synced_at), detail=False)
             if read:  # what changed, in full
@@ -261,7 +273,9 @@ def _fetch_list(
         elif not read and fp == fingerprint:
             return None
     if full:
-        read = _read_tasks(conn, project_id, None)
+        snap = {}
+        read = _read_tasks(conn, project_id, None, counts=snap)
+        fp = _fingerprint(snap or counts)
     newest = max((u for _, u in read.values() if u), default=None)
     return Fetched(list_no, full, {t: anns for t, (anns, _) in read.items()}, set(read) if full else None, fp, newest)
 

@@ -97,8 +97,11 @@ GET /api/workbench/changes/?projects=1,2,3  every listed project of the caller's
     bumps a task's when one of its annotations is made, edited or deleted): a pull when nothing changed asks this
     once instead of once per list.
 GET /api/workbench/tasks/?project=ID[&since=TIME]  the project's tasks (those updated after TIME) with their
-    annotations, as plain rows: what Label Studio's task list with fields=all gives, without its serializers.
+    annotations, as plain rows: what Label Studio's task list with fields=all gives, without its serializers; and
+    the project's counts, read in the same snapshot of the database (repeatable read on PostgreSQL, one read
+    transaction on SQLite), so an annotation made while the tasks are read is in both or in neither.
 """
+from django.db import connection, transaction
 from django.db.models import Max, OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -142,18 +145,26 @@ class Tasks(APIView):
     def get(self, request):
         projects = Project.objects.filter(organization=request.user.active_organization)
         project = get_object_or_404(projects, pk=int(request.GET.get("project") or 0))
-        tasks = Task.objects.filter(project=project)
         since = parse_datetime(request.GET.get("since") or "")
-        if since is not None:
-            tasks = tasks.filter(updated_at__gt=since)
-        out = {t: {"id": t, "updated_at": _time(u), "annotations": []} for t, u in tasks.values_list("id", "updated_at")}
-        anns = Annotation.objects.filter(project=project, task_id__in=list(out)) if since is not None else Annotation.objects.filter(project=project)
-        fields = ("id", "task_id", "completed_by_id", "result", "was_cancelled", "lead_time", "updated_at")
-        for a_id, task_id, who, result, cancelled, lead, updated in anns.order_by("id").values_list(*fields):
-            if task_id in out:
-                out[task_id]["annotations"].append({"id": a_id, "completed_by": who, "result": result, "was_cancelled": cancelled,
-                                                    "lead_time": lead, "updated_at": _time(updated)})
-        return Response({"total": len(out), "tasks": list(out.values())})
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            counted = ProjectManager.with_counts_annotate(Project.objects.filter(pk=project.pk), fields=_COUNTS)
+            counts = {k: v or 0 for k, v in counted.values(*_COUNTS)[0].items()}
+            tasks = Task.objects.filter(project=project)
+            if since is not None:
+                tasks = tasks.filter(updated_at__gt=since)
+            out = {t: {"id": t, "updated_at": _time(u), "annotations": []} for t, u in tasks.values_list("id", "updated_at")}
+            anns = Annotation.objects.filter(project=project)
+            if since is not None:
+                anns = anns.filter(task_id__in=list(out))
+            fields = ("id", "task_id", "completed_by_id", "result", "was_cancelled", "lead_time", "updated_at")
+            for a_id, task_id, who, result, cancelled, lead, updated in anns.order_by("id").values_list(*fields):
+                if task_id in out:
+                    out[task_id]["annotations"].append({"id": a_id, "completed_by": who, "result": result, "was_cancelled": cancelled,
+                                                        "lead_time": lead, "updated_at": _time(updated)})
+        return Response({"total": len(out), "counts": counts, "tasks": list(out.values())})
 
 
 urlpatterns = [

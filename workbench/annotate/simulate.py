@@ -42,6 +42,15 @@ class Simulation:
         d["rows"] = [asdict(r) for r in self.plan.rows]
         return {"campaign": self.campaign, "norms": self.norms, "against": self.against, "prior": self.prior, **d}
 
+    def plot(self) -> bytes:
+        """Validity against human ratings spent, per strategy, beside the real norm and the prior alone (PNG)."""
+        from workbench.analysis import plots
+
+        p = self.plan
+        return plots.planner([(r.strategy, r.ratings, r.spearman, r.ci[0], r.ci[1]) for r in p.rows], real_norm=p.real_norm,
+                             machine=p.machine, norm_ratings=p.norm_ratings,
+                             title=f"{self.campaign}: validity against {self.against}")  # fmt: skip
+
     def lines(self) -> list[str]:
         p = self.plan
         out = [
