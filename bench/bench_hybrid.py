@@ -16,7 +16,7 @@ the Glasgow norms' per-word SD and N (tests/data/glasgow):
 3. the planner (workbench.analysis.planner): Glasgow's per-word mean and SD as simulated annotators, the calibrated
    stack as prior, MRC as independent gold, at 5/10/25/50/100% of Glasgow's own number of ratings.
 
-Writes bench/results/hybrid.json and bench/results/hybrid_coverage.png.
+Writes bench/results/hybrid.json, hybrid_coverage.png and hybrid_planner.png.
 """
 
 from __future__ import annotations
@@ -195,6 +195,9 @@ def main() -> None:
         print(f"  {r.strategy:<10} {r.budget:>6.0%} {r.ratings:>8} {r.spearman:6.3f}  [{r.ci[0]:.3f}, {r.ci[1]:.3f}]")
     for n in plan.notes:
         print("  " + n)
+    (RESULTS / "hybrid_planner.png").write_bytes(plots.planner(
+        [(r.strategy, r.ratings, r.spearman, r.ci[0], r.ci[1]) for r in plan.rows], real_norm=plan.real_norm,
+        machine=plan.machine, norm_ratings=plan.norm_ratings, title="Glasgow -> MRC, the 1,045 test words"))  # fmt: skip
     out["planner"] = {
         "words": int(ok.sum()), "norm_ratings": plan.norm_ratings, "real_norm_rho_mrc": round(plan.real_norm, 3),
         "machine_rho_mrc": round(plan.machine, 3), "annotator_sd": args.annotator_sd,
@@ -222,7 +225,7 @@ def main() -> None:
     }  # fmt: skip
     out["seconds"] = round(time.perf_counter() - start, 1)
     (RESULTS / "hybrid.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'hybrid.json'} and hybrid_coverage.png ({out['seconds']} s)")
+    print(f"\nwrote {RESULTS / 'hybrid.json'}, hybrid_coverage.png and hybrid_planner.png ({out['seconds']} s)")
 
 
 def _mrc(words: list[str]) -> list[float]:

@@ -45,6 +45,8 @@ from typing import Any
 
 import aiohttp
 
+from workbench.annotate.preview import find_chromium  # the one lookup, shared with `workbench annotate preview`
+
 __all__ = ["Browser", "ChromiumNotFound", "Message", "PageLoad", "find_chromium"]
 
 CHROMIUM_FLAGS = (
@@ -68,18 +70,6 @@ CHROMIUM_FLAGS = (
 
 class ChromiumNotFound(RuntimeError):
     """No Chromium executable: set $CHROMIUM or install it (Debian: apt-get install -y chromium)."""
-
-
-def find_chromium() -> str | None:
-    """The Chromium executable: $CHROMIUM, else the first of chromium, chromium-browser, google-chrome on PATH."""
-    env = os.environ.get("CHROMIUM")
-    if env:
-        return env if Path(env).exists() else shutil.which(env)
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,28 @@
-"""Shared fixtures: every store test runs on SQLite and on PostgreSQL.
+"""Shared fixtures: every store test runs on SQLite and on PostgreSQL; the fake OpenAI server.
 
 PostgreSQL: one fresh template database per test run, migrated once; each
 test gets its own database copied from it (CREATE DATABASE ... TEMPLATE),
 dropped afterwards. Set WORKBENCH_TEST_PG to another server URL if needed.
+
+The fake OpenAI-compatible server (tests/openai_server.py, real HTTP on
+127.0.0.1): `openai_server` is one per test module, built from the module's
+OPENAI_SERVER dict of OpenAIServer options (or, for a module run against
+several servers, OPENAI_SERVERS: test id -> options); `server` is that server
+reset for each test (stats and faults cleared, the module's settings back)
+with the module's SECRET (else TEST_KEY) in $WORKBENCH_TEST_OPENAI_KEY.
+
+Tiers: every test that needs a heavy component is marked here, at
+collection, by the fixtures it uses, what its own code calls or the module
+it is in (markers in
+pyproject.toml): labelstudio, llama_server, local_model, wheel, and slow for
+the few long ones; every other test is marked quick. `scripts/test.sh --quick`
+runs `pytest -m quick`; the full run (CI) runs all of them.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import uuid
 from contextlib import contextmanager
@@ -14,7 +30,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
 
+from tests.openai_server import KEY_ENV, TEST_KEY, OpenAIServer
 from workbench.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +109,147 @@ def engine(db_url):
 
 
 @pytest.fixture
+def runner() -> CliRunner:
+    """Runs `workbench` in process (with tests/helpers.py cli)."""
+    return CliRunner()
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """The folder of norm files in the repository (tests/data)."""
     return DATA
+
+
+# --------------------------------------------------------------------------- the fake OpenAI server
+
+
+def pytest_generate_tests(metafunc):
+    servers = getattr(metafunc.module, "OPENAI_SERVERS", None)
+    if servers and "openai_server" in metafunc.fixturenames:
+        metafunc.parametrize("openai_server", list(servers.values()), ids=list(servers), indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def openai_server(request):
+    """The test module's fake OpenAI server: OpenAIServer(**OPENAI_SERVER), started once per module."""
+    options = getattr(request, "param", None) or getattr(request.module, "OPENAI_SERVER", {})
+    with OpenAIServer(**options) as started:
+        yield started
+
+
+@pytest.fixture
+def server(openai_server, request, monkeypatch):
+    """The module's fake OpenAI server, reset for this test, its key in $WORKBENCH_TEST_OPENAI_KEY."""
+    openai_server.reset()
+    monkeypatch.setenv(KEY_ENV, getattr(request.module, "SECRET", TEST_KEY))
+    return openai_server
+
+
+# --------------------------------------------------------------------------- tiers
+
+BY_FIXTURE = {"ls_server": "labelstudio", "llama_server": "llama_server", "wheel": "wheel", "venv": "wheel"}
+"""A test that uses one of these fixtures (directly or through another) needs the component marked."""
+BY_CALL = {"label_studio_program(": "labelstudio", "LocalModel.load(": "local_model"}
+"""A test whose own code calls one of these (starts a Label Studio of its own, loads the model) needs it too."""
+LOCAL_MODEL_MODULES = frozenset(
+    {
+        "test_local",  # Gemma 3 270M loaded in torch
+        "test_finetune_local",  # a LoRA fine-tune of it
+        "test_rate_inprocess",
+        "test_methods",
+        "test_newwords",
+        "test_demo",
+    }
+)
+"""Test modules whose tests load the real local model (Gemma in torch)."""
+SLOW = frozenset(
+    {
+        "test_baselines::test_baselines_are_deterministic_and_reproducible_from_json",
+        "test_baselines::test_embedding_baseline_predicts_glasgow_familiarity",
+        "test_extras::test_the_core_commands_need_no_extra",
+        "test_finetune_openai::test_a_server_that_echoes_the_key_in_job_events_failures_and_upload_errors_leaves_it_nowhere",
+        "test_finetune_openai::test_a_server_that_stays_broken_while_polling_leaves_the_job_running_and_cancel_still_cancels_upstream",
+        "test_finetune_openai::test_cancel_upstream",
+        "test_finetune_openai::test_killed_while_the_job_is_created_the_rerun_adopts_it",
+        "test_finetune_openai::test_killed_while_the_job_runs_apply_picks_the_same_job_up",
+        "test_finetune_openai::test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it",
+        "test_ingest_concurrency::test_a_different_file_under_the_same_name_at_once",
+        "test_ingest_concurrency::test_datasets_adding_the_same_new_items_at_once",
+        "test_ingest_concurrency::test_the_same_dataset_imported_by_two_processes_at_once",
+        "test_ingest_damage_property::test_a_damaged_table_is_imported_exactly_or_not_at_all",
+        "test_ingest_import::test_failure_mid_import_leaves_the_store_unchanged",
+        "test_ingest_import::test_lancaster_redistribution_perceptual_only",
+        "test_ingest_readers::test_messy_variants_import_into_the_store_alike",
+        "test_ingest_readers::test_xlsx_messages_name_the_sheet_row",
+        "test_ingest_readers::test_xlsx_reads_the_same",
+        "test_plugins::test_a_broken_plugin_is_one_line_and_the_others_still_load",
+        "test_plugins::test_an_installed_plugin_backend_rates_through_apply",
+        "test_rate::test_cli_rate_dry_run_then_rate_then_status",
+        "test_rate_servers::test_a_batch_is_created_once_even_when_the_connection_drops_and_polling_rides_out_5xx",
+        "test_rate_servers::test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere",
+        "test_rate_servers::test_a_workbench_killed_while_creating_a_batch_picks_that_batch_up_instead_of_paying_again",
+        "test_rate_servers::test_batch_failures_in_the_cli_are_one_line_with_exit_1",
+        "test_rate_servers::test_dry_run_before_the_first_apply_leaves_an_empty_postgresql_database_empty",
+        "test_rate_servers::test_dry_run_before_the_first_apply_needs_no_store_changes",
+        "test_redact::test_a_json_document_stays_valid_and_its_parsed_values_lose_the_key",
+        "test_redact::test_every_encoding_of_a_key_is_masked",
+        "test_redact::test_text_without_the_key_is_left_as_it_is",
+        "test_report::test_cli_import_as_rater_then_report_json",
+        "test_report::test_extreme_values_imported_as_a_rater_are_noted_not_fatal",
+        "test_report::test_html_report_end_to_end_in_headless_chromium",
+        "test_report_render::test_html_in_chromium",
+        "test_simulate::test_annotate_simulate_prints_the_planners_table_and_json",
+        "test_stack::test_report_gives_each_rater_calibrated_intervals_on_held_out_items",
+        "test_store_apply_lock::test_a_rate_beside_an_apply_waits_and_sends_nothing_twice",
+        "test_store_apply_lock::test_a_second_apply_given_a_short_wait_names_the_one_running",
+        "test_store_apply_lock::test_an_apply_killed_while_it_holds_the_lock_does_not_block_the_next",
+        "test_store_apply_lock::test_two_applies_at_once_send_each_request_once",
+        "test_store_concurrency::test_a_store_locked_by_another_writer_waits_then_says_so",
+        "test_store_concurrency::test_parallel_applies_on_a_new_database_all_succeed",
+        "test_store_concurrency::test_processes_opening_a_new_database_at_the_same_instant_migrate_it_once",
+        "test_store_filesystem::test_a_read_only_folder",
+        "test_store_filesystem::test_a_read_only_mount",
+        "test_store_filesystem::test_a_read_only_postgresql_database",
+        "test_store_filesystem::test_a_snapshot_on_a_full_disk_is_never_used_incomplete",
+        "test_store_filesystem::test_a_store_file_that_cannot_be_written",
+        "test_store_filesystem::test_a_store_file_that_cannot_be_written_in_rollback_journal_mode",
+        "test_store_filesystem::test_an_immutable_folder",
+        "test_store_filesystem::test_an_incomplete_snapshot_left_in_place_is_built_again",
+        "test_store_filesystem::test_disk_full_during_an_import_inside_apply",
+        "test_store_filesystem::test_disk_full_on_the_postgresql_server",
+        "test_store_filesystem::test_the_cli_says_a_full_snapshot_disk_in_one_line",
+    }
+)
+"""Tests (module::name, without parameters) that took 2 s of CPU or more (children included) in one of their
+cases, or that mostly wait (a job that runs for seconds, a server that stays away), as measured."""
+HEAVY = ("labelstudio", "llama_server", "local_model", "wheel", "slow")
+
+
+@functools.cache
+def _source(function) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with what it needs (HEAVY), or as quick when it needs none of it."""
+    for item in items:
+        module = item.path.stem
+        name = f"{module}::{getattr(item, 'originalname', item.name)}"
+        needs = {marker for fixture, marker in BY_FIXTURE.items() if fixture in getattr(item, "fixturenames", ())}
+        needs |= {marker for call, marker in BY_CALL.items() if call in _source(getattr(item, "function", None))}
+        if module in LOCAL_MODEL_MODULES:
+            needs.add("local_model")
+        if name in SLOW:
+            needs.add("slow")
+        for marker in sorted(needs):
+            item.add_marker(marker)
+        if not any(item.get_closest_marker(marker) for marker in HEAVY):
+            item.add_marker("quick")
+    modules = {item.path.stem: getattr(item, "module", None) for item in items}
+    stale = sorted(n for n in SLOW if (m := n.partition("::"))[0] in modules and not hasattr(modules[m[0]], m[2]))
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {', '.join(stale)}")

@@ -12,23 +12,24 @@ the last user message (or in the prompt, for text completions), and the
 answer follows `reference_distribution(word)`, so tests can compute the
 expected ratings without the server.
 
-In-process (a background thread with its own event loop)::
+In-process (a background thread with its own event loop), through the
+fixtures in tests/conftest.py: a test module declares its server's options and
+asks for `server` (reset per test; `openai_server` is the same server, started
+once per module)::
 
-    @pytest.fixture(scope="module")
-    def openai_server():
-        with OpenAIServer(latency=0) as server:
-            yield server
-
-    @pytest.fixture
-    def server(openai_server):
-        openai_server.reset()            # fresh stats and faults per test
-        return openai_server
+    OPENAI_SERVER = {"latency": 0, "retry_after": 0.05}   # OpenAIServer's options
+    SECRET = "sk-test-..."                                # in $WORKBENCH_TEST_OPENAI_KEY (KEY_ENV) per test
 
     def test_rating(server):
         client = OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
         server.set_faults({"dog": ["429", "500"], "cat": "always:500"})
         ...
         assert server.stats()["attempts"]["dog"] == 3
+
+A module run against several servers names them: OPENAI_SERVERS = {"legacy":
+{...}, "llama.cpp": {...}} (each test runs once per server). A test that needs
+a server of its own (a key check, an echoing server) starts one:
+``with OpenAIServer(api_key="sk-...") as strict: ...``.
 
 As its own process (benchmarks)::
 
@@ -74,6 +75,10 @@ except ImportError:  # pragma: no cover - depends on the environment
 Scale = tuple[int, int]
 
 DEFAULT_WORD_PATTERN = r'"([^"]*)"'
+KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
+"""Where the tests' `server` fixture (tests/conftest.py) puts the key that studies name in `api_key_env`."""
+TEST_KEY = "sk-test-DO-NOT-STORE-0d5e"
+"""The key a test module that declares no SECRET of its own sends."""
 CHAT_ENDPOINT = "/v1/chat/completions"
 MODE_MASS = 0.55
 NEIGHBOUR_MASS = 0.15
@@ -726,6 +731,7 @@ class OpenAIServer:
         strict_models: bool = False,
         echo_key: bool = False,
         completions_logprobs: str = "legacy",
+        finetune_seconds: float = 1.0,
     ) -> None:
         """rpm/tpm: enforce those limits (see RateLimit); models: what GET /v1/models lists (None: the
         endpoint does not exist, as on servers that do not list); strict_models: answer an unlisted
@@ -733,7 +739,8 @@ class OpenAIServer:
         hostile server that puts the caller's Authorization header in every field it can (error
         bodies, answer content, logprob tokens, batch files, response headers); completions_logprobs:
         the shape of /v1/completions logprobs, "legacy" (OpenAI, vLLM: {token: logprob} dicts) or
-        "llama.cpp" (its server's chat-like logprobs.content[].top_logprobs lists)."""
+        "llama.cpp" (its server's chat-like logprobs.content[].top_logprobs lists); finetune_seconds: how long
+        a fine-tuning job runs (see set_finetuning). reset() puts these settings back as given here."""
         self.latency = latency
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -756,6 +763,9 @@ class OpenAIServer:
         self._batch_create_delay = 0.0
         self._stats = _Stats()
         self._ids = itertools.count(1)
+        self._given = {"latency": latency, "retry_after": retry_after, "slow_seconds": slow_seconds,
+                       "batch_seconds": batch_seconds, "finetune_seconds": finetune_seconds, "rpm": rpm, "tpm": tpm}  # fmt: skip
+        self._ft = _FineTuning(seconds=finetune_seconds)
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._batches: dict[str, _Batch] = {}
         self._runner: web.AppRunner | None = None
@@ -816,15 +826,23 @@ class OpenAIServer:
             return self._stats.as_dict()
 
     def reset(self) -> None:
-        """Clear stats, fault scripts, batch expiry and the rate limit's window; files and batches stay."""
+        """Clear stats and every fault (scripts, endpoint faults, dropped or delayed creates, batch expiry) and
+        put back the settings given to the constructor (latency, retry_after, slow_seconds, batch_seconds, the
+        rate limit with a fresh window, fine-tuning's duration, no failure, no delays); files, batches and
+        fine-tuning jobs stay."""
+        given = self._given
         with self._lock:
             self._stats = _Stats()
             self._faults.clear()
             self._endpoint_faults.clear()
             self._next_faults.clear()
             self._expire_after = None
-            if self.limit is not None:
-                self.limit = RateLimit(self.limit.rpm, self.limit.tpm, self.limit.window)
+            self._drop_batch_creates, self._batch_create_delay = 0, 0.0
+            self.latency, self.retry_after = given["latency"], given["retry_after"]
+            self.slow_seconds, self.batch_seconds = given["slow_seconds"], given["batch_seconds"]
+            self.limit = RateLimit(given["rpm"], given["tpm"]) if given["rpm"] or given["tpm"] else None
+            ft = self._ft
+            ft.seconds, ft.fail_with, ft.create_delay, ft.drop_creates = given["finetune_seconds"], None, 0.0, 0
 
     def start(self) -> OpenAIServer:
         """Serve from a background thread with its own event loop; returns once listening."""
@@ -1230,12 +1248,18 @@ class OpenAIServer:
             }
         )
 
+    async def _batch_pause(self, steps: int) -> None:
+        """Wait `steps` tenths of batch_seconds, as batch_seconds is now (read again every 50 ms)."""
+        start = time.monotonic()
+        while (left := start + steps * self.batch_seconds / 10 - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
+
     async def _run_batch(self, batch: _Batch) -> None:
         """Move a batch through validating -> in_progress -> finalizing -> completed in ~batch_seconds,
-        answering its lines in six steps; it ends early as failed, expired or cancelled."""
+        answering its lines in six steps; it ends early as failed, expired or cancelled. A change of
+        batch_seconds takes effect at once, on running batches too."""
         obj = batch.obj
-        step = self.batch_seconds / 10
-        await asyncio.sleep(2 * step)
+        await self._batch_pause(2)
         lines, errors = parse_batch_lines(self._files[obj["input_file_id"]][1], self._pattern)
         output: list[bytes] = []  # JSONL lines of the output file
         failures: list[bytes] = []  # JSONL lines of the error file
@@ -1252,7 +1276,7 @@ class OpenAIServer:
         limit = len(lines) if batch.expire_after is None else min(batch.expire_after, len(lines))
         chunk = max(1, math.ceil(limit / 6))
         for start in range(0, max(limit, 1), chunk):
-            await asyncio.sleep(step)
+            await self._batch_pause(1)
             if obj["status"] == "cancelling":
                 self._finish_batch(obj, "cancelled", lines, output, failures)
                 return
@@ -1263,7 +1287,7 @@ class OpenAIServer:
             self._finish_batch(obj, "expired", lines, output, failures)
             return
         obj.update(status="finalizing", finalizing_at=int(time.time()))
-        await asyncio.sleep(step)
+        await self._batch_pause(1)
         status = "cancelled" if obj["status"] == "cancelling" else "completed"
         self._finish_batch(obj, status, lines, output, failures)
 
@@ -1311,10 +1335,7 @@ class OpenAIServer:
     # ----------------------------------------------------------------- fine-tuning
 
     def _ft_state(self) -> _FineTuning:
-        state = getattr(self, "_ft", None)
-        if state is None:
-            state = self._ft = _FineTuning()
-        return state
+        return self._ft
 
     def set_finetuning(self, *, seconds: float | None = None, fail_with: str | None = None, create_delay: float = 0.0,
                        drop_creates: int = 0) -> None:  # fmt: skip

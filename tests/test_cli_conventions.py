@@ -221,14 +221,7 @@ class JsonRuns:
 
 WORDS = [f"word{i:03d}" for i in range(60)]
 KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
-
-
-@pytest.fixture(scope="module")
-def openai_server():
-    from tests.openai_server import OpenAIServer
-
-    with OpenAIServer(latency=0) as server:
-        yield server
+OPENAI_SERVER = {"latency": 0}  # `openai_server`: tests/conftest.py
 
 
 def _store_study(folder: Path, db_url: str, base_url: str) -> Path:

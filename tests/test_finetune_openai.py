@@ -21,8 +21,9 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.helpers import wait_for
 from tests.leaks import assert_key_nowhere
-from tests.openai_server import OpenAIServer, reference_expected
+from tests.openai_server import KEY_ENV, OpenAIServer, reference_expected
 from workbench.errors import WorkbenchError
 from workbench.finetune.run import current_job
 from workbench.store import connect
@@ -32,23 +33,9 @@ from workbench.study.apply import apply_study, make_plan
 from workbench.study.finetune import finetune_status, start_finetune
 from workbench.study.load import LoadedStudy, load_study
 
-KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-STORE-ft-31c9"
 WORDS = [f"word{i:03d}" for i in range(60)]
-
-
-@pytest.fixture(scope="module")
-def openai_server():
-    with OpenAIServer(latency=0) as server:
-        yield server
-
-
-@pytest.fixture
-def server(openai_server, monkeypatch):
-    openai_server.reset()
-    openai_server.set_finetuning(seconds=0.5, fail_with=None)
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    return openai_server
+OPENAI_SERVER = {"latency": 0, "finetune_seconds": 0.5}  # `server`: tests/conftest.py
 
 
 def write_study(folder: Path, db_url: str, server: OpenAIServer, finetune: dict | None = None, gold=None,
@@ -244,7 +231,7 @@ def test_cancel_upstream(tmp_path, db_url, server):
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "finetune", "start", "mini-ft", "--study", str(loaded.path)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        _wait_for(lambda: _external(engine) is not None)
+        wait_for(lambda: _external(engine) is not None)
         cancel = subprocess.run([sys.executable, "-m", "workbench.cli.main", "finetune", "cancel", "mini-ft", "--study", str(loaded.path)],
                                 env=env, capture_output=True, text=True)  # fmt: skip
         assert cancel.returncode == 0, cancel.stderr
@@ -268,15 +255,6 @@ def _external(engine):
         return job.external_id if job else None
 
 
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url, server):
     server.set_finetuning(seconds=6)
     before = len(server.finetuning_stats()["jobs"])
@@ -286,7 +264,7 @@ def test_killed_while_the_job_runs_apply_picks_the_same_job_up(tmp_path, db_url,
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "apply", "--study", str(loaded.path)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        _wait_for(lambda: _external(engine) is not None)
+        wait_for(lambda: _external(engine) is not None)
         time.sleep(0.3)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -338,7 +316,7 @@ def test_server_gone_mid_job_keeps_the_job_running_and_the_next_start_resumes_it
 
         worker = threading.Thread(target=follow)
         worker.start()
-        _wait_for(lambda: _external(engine) is not None)
+        wait_for(lambda: _external(engine) is not None)
         first = _external(engine)
         own.stop()  # the server goes away while the job is followed
         worker.join(timeout=120)
@@ -432,7 +410,7 @@ def test_killed_while_the_job_is_created_the_rerun_adopts_it(tmp_path, db_url, s
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "finetune", "start", "mini-ft", "--study", str(loaded.path)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        _wait_for(lambda: len(server.finetuning_stats()["jobs"]) > before)  # made upstream, not answered yet
+        wait_for(lambda: len(server.finetuning_stats()["jobs"]) > before)  # made upstream, not answered yet
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

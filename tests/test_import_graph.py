@@ -1,4 +1,5 @@
-"""The layers of the package only look down, and its subpackages import each other in no cycle.
+"""The layers of the package only look down, its subpackages import each other in no cycle, and
+neither do the modules inside one subpackage.
 
 Every `import workbench.x` / `from workbench.x import ...` counts, at module
 level or inside a function (a lazy import is still a dependency). Layers,
@@ -114,3 +115,125 @@ def test_the_check_sees_real_edges():
     edges = {(src, dst) for src, dst, _f, _l in imports()}
     # a few edges the design has: the checks above would pass vacuously if this saw none
     assert {("cli", "study"), ("study", "store"), ("jobs", "raters"), ("raters", "store"), ("store", "errors")} <= edges
+
+
+# --------------------------------------------------------------------------- modules inside one package
+
+# Circles that another lane is removing right now: each names the lane that owns it. The test fails when one
+# of them is gone, so whoever removes the circle removes its line here too.
+EXEMPT_CYCLES: dict[frozenset[str], str] = {
+    # k-kinds: study/kind.py names LoadedStudy and StudyCheck for type checking, while models.py (section_models)
+    # and check.py (provided_names) look the kind registry up lazily; the registry's look-ups want a module of
+    # their own below models.py and check.py, the contexts (PlanContext, ApplyContext) one above them
+    frozenset({"workbench.study.check", "workbench.study.kind", "workbench.study.load", "workbench.study.models"}): "k-kinds",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_imports() -> dict[str, set[str]]:
+    """module -> the workbench modules it imports (at module level, inside a function or for type checking).
+
+    ``from workbench.raters.local import adapter`` imports the module ``workbench.raters.local.adapter``;
+    ``from workbench.raters.config import ResolvedRater`` the module ``workbench.raters.config``.
+    """
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def module_of(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {m for t in targets if t.split(".")[0] == "workbench" and (m := module_of(t)) not in (None, name)}
+    return graph
+
+
+def _package(module: str) -> str:
+    """The subpackage a module belongs to (its first two parts): a cycle inside it is what the test forbids."""
+    return ".".join(module.split(".")[:2])
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every group of modules that import each other round a circle (Tarjan's strongly connected components
+    of more than one module), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def _circle(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """One circle through the group's first module, for the message (breadth first: the shortest)."""
+    start, members = group[0], set(group)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(graph[v] & members):
+            if w == start:
+                return paths[v] + [start]
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                queue.append(w)
+    raise AssertionError(f"{group} is not a cycle")
+
+
+def test_no_two_modules_of_a_package_import_each_other():
+    graph = module_imports()
+    inside = {m: {t for t in targets if _package(t) == _package(m)} for m, targets in graph.items()}
+    found = cycles(inside)
+    new = [
+        " -> ".join(_circle(inside, group)) + f"  (all of {', '.join(group)})" for group in found if frozenset(group) not in EXEMPT_CYCLES
+    ]
+    assert new == [], "modules of one package that import each other (lazily or not):\n" + "\n".join(new)
+    stale = [f"{sorted(group)} ({lane})" for group, lane in EXEMPT_CYCLES.items() if group not in {frozenset(g) for g in found}]
+    assert stale == [], "these circles are gone: remove them from EXEMPT_CYCLES:\n" + "\n".join(stale)
+
+
+def test_the_cycle_check_finds_circles():
+    # a pair, a longer circle, a lazy import counted like any other: the check above would pass vacuously otherwise
+    graph = {"a": {"b"}, "b": {"a", "c"}, "c": set(), "x": {"y"}, "y": {"z"}, "z": {"x", "c"}}
+    assert sorted(cycles(graph)) == [["a", "b"], ["x", "y", "z"]]
+    assert _circle(graph, ["x", "y", "z"]) == ["x", "y", "z", "x"]
+    modules = module_imports()
+    assert "workbench.raters.local.files" in modules["workbench.raters.local.adapter"]  # a module-level import
+    assert "workbench.raters.local.adapter" in modules["workbench.raters.local.backend"]  # one inside a function
+    assert "workbench.raters.backend" in modules["workbench.raters.config"]

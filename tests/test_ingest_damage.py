@@ -15,26 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
-from workbench.cli.main import app
+from tests.helpers import cli
 
 FAM = ["--item-column", "Word", "--rating", "familiarity=Fam", "--scale", "familiarity=1:7"]
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
-def cli(runner, *args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.exception)
-    if code == 1:
-        assert result.stdout == ""
-        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
-        assert "Traceback" not in result.stderr
-    return result
 
 
 def rows_in_store(db_url: str) -> dict:

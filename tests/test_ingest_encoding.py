@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
 from workbench.cli.main import app
 from workbench.errors import WorkbenchError
@@ -140,11 +139,6 @@ def test_a_single_ambiguous_word_is_refused_naming_encoding_and_language(tmp_pat
     # so it does with the items' language and a few more words (one is too little to overrule a reading)
     path.write_bytes("Word;Fam\nkočka;4\nřeka;3\ndům;2\n".encode("cp1250"))
     assert read_items(path, "cs", ".") == ["kočka", "řeka", "dům"]
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
-from workbench.cli.main import app
+from tests.helpers import cli
 from workbench.ingest.readers import read_table
 from workbench.ingest.spec import DatasetSpec, RatingColumns
 from workbench.ingest.validate import ImportProblems, build_norms, parse_numbers
@@ -49,19 +48,6 @@ def db_values(db_url: str) -> dict[str, float]:
             return dict(c.execute(text("SELECT i.text, r.value FROM ratings r JOIN items i ON i.id = r.item_id")).all())
     finally:
         eng.dispose()
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
-def cli(runner, *args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.exception)
-    if code == 1:
-        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
-    return result
 
 
 # --------------------------------------------------------------------------- decimal marks

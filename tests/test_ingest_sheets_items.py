@@ -16,7 +16,6 @@ from pathlib import Path
 import openpyxl
 import pytest
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
 from workbench.cli.main import app
 from workbench.errors import WorkbenchError
@@ -155,11 +154,6 @@ def test_joiners_that_shape_a_script_are_kept(tmp_path):
     path.write_text(f"Word,Fam\n{persian},3\n{emoji},4\n", encoding="utf-8")
     table = build_norms(read_table(path), SPEC)
     assert table.items == [persian, emoji] and table.notes == []
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 def test_the_import_summary_says_what_was_normalised_and_refuses_nothing_visible(runner, db_url, tmp_path):

@@ -39,16 +39,7 @@ def rate(client: OpenAI, word: str, **kwargs):
     return client.chat.completions.create(model="gpt-test", messages=prompt(word), **kwargs)
 
 
-@pytest.fixture(scope="module")
-def shared_server():
-    with OpenAIServer(batch_seconds=0.2) as server:
-        yield server
-
-
-@pytest.fixture
-def server(shared_server):
-    shared_server.reset()
-    return shared_server
+OPENAI_SERVER = {"batch_seconds": 0.2}  # `server`: tests/conftest.py
 
 
 @pytest.fixture

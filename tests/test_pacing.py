@@ -16,23 +16,9 @@ import time
 import aiohttp
 import pytest
 
-from tests.openai_server import OpenAIServer
 from workbench.raters.openai.pacing import Bucket, Pacer, parse_duration
 
-
-@pytest.fixture(scope="module")
-def capped():
-    with OpenAIServer(latency=0.02) as server:
-        yield server
-
-
-@pytest.fixture
-def server(capped):
-    capped.reset()
-    yield capped
-    capped.set_rate_limit(None)
-
-
+OPENAI_SERVER = {"latency": 0.02}  # `server` (tests/conftest.py) lifts each test's rate limit
 COST = 3  # tokens the server counts for one of these requests: 5 prompt characters // 4 + 1, plus max_tokens 1
 
 

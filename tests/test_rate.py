@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,8 @@ import yaml
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from tests.openai_server import OpenAIServer, reference_distribution, reference_expected
+from tests.helpers import wait_for
+from tests.openai_server import KEY_ENV, OpenAIServer, reference_distribution, reference_expected
 from workbench.errors import WorkbenchError
 from workbench.store import connect
 from workbench.store.models import Call, Job, Rater, Rating
@@ -29,26 +29,14 @@ from workbench.study.apply import apply_study
 from workbench.study.load import load_study
 from workbench.study.rate import run_rater
 
-KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-STORE-8f2b91c4"
 WORDS = [f"word{i:03d}" for i in range(60)]
 FAST = 0.01  # backoff base in tests
+TIMEOUT = 30.0  # seconds per request: far above any answer on a loaded machine, so the tests that count requests
+# exactly count no retry after a timeout; a test of the timeout sets its own
 RATE_JOB = Job.kind.like("rate:%")
 MINI_COUNT = select(func.count()).select_from(Rating).join(Rater).where(Rater.name == "mini")
-
-
-@pytest.fixture(scope="module")
-def openai_server():
-    with OpenAIServer(latency=0, retry_after=0.05, slow_seconds=3, batch_seconds=0.3) as server:
-        yield server
-
-
-@pytest.fixture
-def server(openai_server, monkeypatch):
-    openai_server.reset()
-    openai_server.expire_batches_after(None)
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    return openai_server
+OPENAI_SERVER = {"latency": 0, "retry_after": 0.05, "slow_seconds": 3, "batch_seconds": 0.3}  # `server`: tests/conftest.py
 
 
 def write_study(folder: Path, db_url: str, server: OpenAIServer, raters: dict, words=WORDS) -> Path:
@@ -56,7 +44,7 @@ def write_study(folder: Path, db_url: str, server: OpenAIServer, raters: dict, w
     rows = ["word,fam"] + [f"{w},{1 + (i % 7)}" for i, w in enumerate(words)]
     (folder / "gold.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     base = {"backend": "openai", "model": "gpt-4o-mini", "base_url": server.base_url, "api_key_env": KEY_ENV,
-            "concurrency": 8, "timeout": 1.0, "max_retries": 3}  # fmt: skip
+            "concurrency": 8, "timeout": TIMEOUT, "max_retries": 3}  # fmt: skip
     study = {
         "study": "rate-test",
         "database": db_url,
@@ -139,7 +127,9 @@ def test_rates_every_item_with_the_expected_value_and_keeps_the_evidence(tmp_pat
 
 
 def test_faults_end_with_a_right_store(tmp_path, db_url, server):
-    engine, loaded = setup_store(tmp_path, db_url, server, {"mini": {"timeout": 0.5, "max_retries": 3}})
+    # the slow answer comes after 30 s, the client gives up after 3 s: only word002 times out, even on a loaded machine
+    server.slow_seconds = 30
+    engine, loaded = setup_store(tmp_path, db_url, server, {"mini": {"timeout": 3.0, "max_retries": 3}})
     server.set_faults({
         "word000": ["429", "429"],        # waits Retry-After, then answers
         "word001": ["500", "500", "500"],  # three failures, the fourth attempt answers
@@ -329,23 +319,14 @@ def _workbench(args, env):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_a_restarted_batch_job_picks_up_its_batch_instead_of_paying_twice(tmp_path, db_url, openai_server, server):
     engine, loaded = setup_store(tmp_path, db_url, server, {"batch": {"backend": "openai-batch", "poll_seconds": 0.05}})
-    openai_server.batch_seconds = 3.0
+    openai_server.batch_seconds = 60.0  # the batch runs on while the process that made it is killed, however slowly
     env = dict(os.environ, WORKBENCH_DB=db_url)
     proc = _workbench(["rate", "batch", "--study", str(loaded.path)], env)
     try:
         with Session(engine) as s:
-            _wait_for(lambda: s.scalar(select(Job.status).where(Job.external_id.is_not(None))) == "submitted")
+            wait_for(lambda: s.scalar(select(Job.status).where(Job.external_id.is_not(None))) == "submitted")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
@@ -377,7 +358,7 @@ def test_kill_9_mid_run_then_resume_gives_every_item_exactly_one_rating(tmp_path
                     return (s.scalar(MINI_COUNT) or 0) >= 60
 
             try:
-                _wait_for(some_rated)
+                wait_for(some_rated)
             finally:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()

@@ -38,19 +38,10 @@ from workbench.study.load import load_study
 from workbench.study.rate import run_rater
 
 BASE = {"backend": "openai-completions", "model": "gemma-3-270m"}
-
-
-@pytest.fixture(scope="module", params=["legacy", "llama.cpp"])
-def openai_server(request):
-    with OpenAIServer(latency=0, retry_after=0.05, slow_seconds=3, completions_logprobs=request.param) as server:
-        yield server
-
-
-@pytest.fixture
-def server(openai_server, monkeypatch):
-    openai_server.reset()
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    return openai_server
+# each test runs against both shapes of /v1/completions logprobs (`server`: tests/conftest.py)
+OPENAI_SERVERS = {
+    shape: {"latency": 0, "retry_after": 0.05, "slow_seconds": 3, "completions_logprobs": shape} for shape in ("legacy", "llama.cpp")
+}
 
 
 def test_expected_values_from_the_first_tokens_top_logprobs(tmp_path, db_url, server):

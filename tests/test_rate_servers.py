@@ -37,19 +37,7 @@ from workbench.study.rate import run_rater
 SECRET = "sk-echo-Zq8vXw2LmN4pR7tY"
 ECHO_SECRET = "sk-echo/Zq8v+Xw2-LmN4pR7tY="  # a "/" to be JSON-escaped, "+" and "=" to be URL-encoded
 FAST = 0.01
-
-
-@pytest.fixture(scope="module")
-def plain_server():
-    with OpenAIServer(latency=0, retry_after=0.05, batch_seconds=0.3) as server:
-        yield server
-
-
-@pytest.fixture
-def server(plain_server, monkeypatch):
-    plain_server.reset()
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    return plain_server
+OPENAI_SERVER = {"latency": 0, "retry_after": 0.05, "batch_seconds": 0.3}  # `server`: tests/conftest.py
 
 
 def setup(tmp_path, db_url, server, raters, **kw):
@@ -90,12 +78,12 @@ def test_a_server_that_echoes_the_key_in_every_field_leaves_it_nowhere(tmp_path,
 
     monkeypatch.setenv(KEY_ENV, ECHO_SECRET)
     with OpenAIServer(echo_key=True, models=["gpt-4o-mini"], retry_after=0.05, batch_seconds=0.3) as echo:
-        raters = {
-            "mini": {"max_retries": 1},
-            "greedy": {"readout": "greedy", "max_retries": 1},
+        raters = {  # the slow answer (word005) times out after 1 s
+            "mini": {"max_retries": 1, "timeout": 1.0},
+            "greedy": {"readout": "greedy", "max_retries": 1, "timeout": 1.0},
             "batch": {"backend": "openai-batch", "poll_seconds": 0.05},
-            "base": {"backend": "openai-completions", "max_retries": 1},
-            "base-greedy": {"backend": "openai-completions", "readout": "greedy", "max_retries": 1},
+            "base": {"backend": "openai-completions", "max_retries": 1, "timeout": 1.0},
+            "base-greedy": {"backend": "openai-completions", "readout": "greedy", "max_retries": 1, "timeout": 1.0},
         }
         path = write_study(tmp_path / "study", db_url, echo, raters, words=WORDS[:20])
         data = yaml.safe_load(path.read_text())

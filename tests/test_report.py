@@ -175,7 +175,7 @@ def test_cli_import_as_rater_then_report_json(tmp_path, shared_data):
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_html_report_end_to_end_in_headless_chromium(store, tmp_path):
     from tests.browser import Browser, find_chromium
-    from workbench.analysis.render import format_number
+    from workbench.analysis.render_format import format_number
 
     if find_chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium); CI installs it")

@@ -25,7 +25,8 @@ from scipy import stats as sps
 
 from tests.browser import Browser, find_chromium
 from workbench.analysis import plots, stats
-from workbench.analysis.render import MISSING, format_number, render_html, render_markdown
+from workbench.analysis.render import render_html, render_markdown
+from workbench.analysis.render_format import MISSING, format_number
 from workbench.analysis.report_model import (
     AgreementRow,
     CalibrationRow,

@@ -108,7 +108,10 @@ def test_annotate_simulate_prints_the_planners_table_and_json(tmp_path, db_url):
     assert sim["words"] == N - 150 and sim["norm_ratings"] == 25 * (N - 150) and len(sim["rows"]) == 15
     assert sim["machine"] is not None and sim["real_norm"] > 0.8
     assert json.loads(invoke(*args, "--prior", "st", "--calibration", "train", "--format", "json").output) == sim  # seeded
-    table = invoke(*args, "--prior", "st", "--calibration", "train", "--budget", "0.1", "--budget", "1").output
+    png = tmp_path / "plan.png"
+    table = invoke(*args, "--prior", "st", "--calibration", "train", "--budget", "0.1", "--budget", "1", "--plot", str(png)).output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000 and f"Wrote {png.resolve()}" in table
+    assert "is a folder" in invoke(*args, "--plot", str(tmp_path), code=1).output
     assert "real norm (its published means)" in table and "machine prior st alone" in table
     assert "simulated annotators re-sample the published means" in table
     assert len([ln for ln in table.splitlines() if ln.strip().startswith(("all-human", "routed", "adaptive"))]) == 6

@@ -22,28 +22,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import ROOT
-from tests.openai_server import OpenAIServer
+from tests.helpers import wait_for
+from tests.openai_server import KEY_ENV, OpenAIServer
 from workbench.errors import StoreBusyError
 from workbench.store import connect
 from workbench.store.locks import study_lock
 from workbench.store.models import Rater, Rating
 
-KEY_ENV = "WORKBENCH_TEST_OPENAI_KEY"
 WORDS = [f"word{i:03d}" for i in range(40)]
-
-
-@pytest.fixture(scope="module")
-def openai_server():
-    with OpenAIServer(latency=0.15) as server:
-        yield server
-
-
-@pytest.fixture
-def server(openai_server):
-    openai_server.reset()
-    openai_server.latency = 0.15
-    yield openai_server
-    openai_server.latency = 0.15
+OPENAI_SERVER = {"latency": 0.15}  # `server` (tests/conftest.py) puts the latency back for each test
 
 
 def _study(folder: Path, db_url: str, server: OpenAIServer) -> Path:
@@ -71,13 +58,6 @@ def _apply(study: Path, *extra: str, command: tuple[str, ...] = ("apply",)) -> s
                             cwd=study.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def _until(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def _rated(db_url: str) -> int:
     engine = connect(db_url)
     try:
@@ -103,7 +83,7 @@ def test_a_second_apply_given_a_short_wait_names_the_one_running(db_url, tmp_pat
     study = _study(tmp_path / "study", db_url, server)
     first = _apply(study)
     try:
-        _until(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None)
+        wait_for(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None, 120)
         started = time.monotonic()
         second = _apply(study, "--wait", "1")
         out, err = second.communicate(timeout=120)
@@ -126,7 +106,7 @@ def test_an_apply_killed_while_it_holds_the_lock_does_not_block_the_next(db_url,
     study = _study(tmp_path / "study", db_url, server)
     first = _apply(study)
     try:
-        _until(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None)
+        wait_for(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None, 120)
         assert first.poll() is None
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
@@ -146,7 +126,7 @@ def test_a_rate_beside_an_apply_waits_and_sends_nothing_twice(db_url, tmp_path, 
     study = _study(tmp_path / "study", db_url, server)
     first = _apply(study, "--wait", "300")
     try:
-        _until(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None)
+        wait_for(lambda: server.stats()["chat_requests"] > 0 or first.poll() is not None, 120)
         rate = _apply(study, "--wait", "300", command=("rate", "mini"))
         out, err = rate.communicate(timeout=300)
         assert rate.returncode == 0 and "Traceback" not in err, out + err

@@ -8,8 +8,6 @@ keeps locked makes a command wait the busy timeout, then say so in one line.
 
 from __future__ import annotations
 
-import csv
-import os
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import ROOT
+from tests.helpers import norms_study, subprocess_env
 from workbench.store import connect
 from workbench.store.migrate import head_revision
 
@@ -35,25 +33,12 @@ item_sets:
 PROCESSES = 4
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_DB", "WORKBENCH_STUDY")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env | extra
-
-
 def _workbench(*args: str) -> list[str]:
     return [sys.executable, "-m", "workbench.cli.main", *args]
 
 
 def _study(folder: Path, words: int = 300) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "norms.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Word", "FAM_Glas", "FAM_MRC"])
-        for i in range(words):
-            w.writerow([f"word{i:04d}", 1 + i % 7, 1 + (i * 3) % 7])
-    (folder / "study.yaml").write_text(STUDY)
-    return folder / "study.yaml"
+    return norms_study(folder, STUDY, words, digits=4)
 
 
 def _fresh_url(kind: str, tmp_path: Path, request) -> str:
@@ -67,7 +52,7 @@ def test_parallel_applies_on_a_new_database_all_succeed(kind, tmp_path, request)
     procs = [
         subprocess.Popen(
             _workbench("apply", "--study", str(study), "--db", url, "--wait", "300"),  # one apply at a time: the others wait
-            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for _ in range(PROCESSES)
     ]  # fmt: skip
@@ -88,7 +73,9 @@ def test_parallel_applies_on_a_new_database_all_succeed(kind, tmp_path, request)
     finally:
         engine.dispose()
     # every process did something or found it done; and a further apply has nothing to do
-    done = subprocess.run(_workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        _workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
     assert done.returncode == 0 and "Nothing to do" in done.stdout, done.stdout + done.stderr
 
 
@@ -111,7 +98,7 @@ def test_processes_opening_a_new_database_at_the_same_instant_migrate_it_once(ki
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", OPEN_AT_ONCE, url, str(go)],
-            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for _ in range(PROCESSES)
     ]  # fmt: skip
@@ -140,7 +127,7 @@ def test_a_store_locked_by_another_writer_waits_then_says_so(tmp_path):
         started = time.monotonic()
         done = subprocess.run(
             _workbench("apply", "--study", str(study), "--db", url),
-            cwd=tmp_path, env=_env(WORKBENCH_BUSY_TIMEOUT="1.5"), capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env=subprocess_env(WORKBENCH_BUSY_TIMEOUT="1.5"), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         waited = time.monotonic() - started
     finally:
@@ -152,7 +139,9 @@ def test_a_store_locked_by_another_writer_waits_then_says_so(tmp_path):
     assert lines[0].startswith("Error: ") and "locked by another process" in lines[0], lines[0]
     assert waited >= 1.5
     # nothing half-written: once the lock is gone, apply does all of it
-    done = subprocess.run(_workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        _workbench("apply", "--study", str(study), "--db", url), cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "toolbox-glasgow" in done.stdout
 
@@ -160,7 +149,7 @@ def test_a_store_locked_by_another_writer_waits_then_says_so(tmp_path):
 def test_a_bad_busy_timeout_is_one_line(tmp_path):
     done = subprocess.run(
         _workbench("status", "--db", f"sqlite:///{tmp_path / 's.db'}"),
-        cwd=tmp_path, env=_env(WORKBENCH_BUSY_TIMEOUT="soon"), capture_output=True, text=True,
+        cwd=tmp_path, env=subprocess_env(WORKBENCH_BUSY_TIMEOUT="soon"), capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr == "Error: WORKBENCH_BUSY_TIMEOUT='soon': give the seconds to wait for a locked store, e.g. 30.\n"

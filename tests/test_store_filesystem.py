@@ -11,7 +11,6 @@ tablespace on a tmpfs.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import shutil
 import sqlite3
@@ -24,7 +23,7 @@ import duckdb
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT
+from tests.helpers import norms_study, subprocess_env
 from workbench.analysis import duck
 from workbench.analysis.duck import run_sql, snapshot_path
 from workbench.errors import WorkbenchError
@@ -41,25 +40,12 @@ datasets:
 
 
 def _study(folder: Path, words: int = WORDS) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "norms.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Word", "FAM_Glas", "FAM_MRC"])
-        for i in range(words):
-            w.writerow([f"word{i:05d}", 1 + i % 7, 1 + (i * 3) % 7])
-    (folder / "study.yaml").write_text(STUDY)
-    return folder / "study.yaml"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_DB", "WORKBENCH_STUDY", "WORKBENCH_CACHE_DIR")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env | extra
+    return norms_study(folder, STUDY, words, digits=5)
 
 
 def _workbench(*args: str, cwd: Path, prefix: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
     cmd = [*prefix, sys.executable, "-m", "workbench.cli.main", *args]
-    return subprocess.run(cmd, cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True, timeout=300)
 
 
 def _one_line(done: subprocess.CompletedProcess) -> str:

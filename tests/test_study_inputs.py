@@ -10,24 +10,10 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
 
-from workbench.cli.main import app
+from tests.helpers import cli
 from workbench.errors import WorkbenchError
 from workbench.study.load import load_study, resolve_file
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
-def cli(runner, *args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.exception)
-    if code == 1:
-        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
-    return result
 
 
 def study(tmp_path, body: str):

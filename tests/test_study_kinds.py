@@ -47,6 +47,7 @@ class Constant(ResourceKind):
     needs = ("dimension", "word list", "dataset")
     before = ("inputs",)  # its datasets are inputs that item sets may draw on
     makes_datasets = True
+    planned = 0  # times the kind was asked for its steps
 
     def provides(self, study):
         return list(study.entries("constants"))
@@ -58,6 +59,7 @@ class Constant(ResourceKind):
         return "unchanged" if ds.import_key == _fingerprint(spec, resolve_items(session, spec.of)) else "update"
 
     def plan(self, ctx):
+        type(self).planned += 1
         for name, spec in self.entries(ctx.study):
             detail = f"{spec.value:g} for every item of {spec.of}"
             if ctx.pending:  # the items it rates may not be in the store yet: decided when apply gets here
@@ -144,8 +146,10 @@ def test_a_kind_defined_outside_the_package_plans_and_applies(constant_kind, eng
     ]
 
     done = []
+    asked = Constant.planned
     plan = apply_study(engine, loaded, on_step=lambda st, _res: done.append((st.kind, st.name, st.action, st.detail)))
     assert [st.action for st in plan.changes] == ["create", "import", "create", "create"]
+    assert Constant.planned == asked + 1  # apply planned once, then carried out the plan's steps
     assert ("constant", "middle", "create", "5 items") in done
     assert _values(engine) == {"apple": 4.0, "banana": 4.0, "cherry": 4.0, "date": 4.0, "elder": 4.0}
     with Session(engine) as s:

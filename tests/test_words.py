@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from workbench.cli.main import app
 from workbench.store import connect
@@ -26,11 +25,6 @@ zorblet,noun,rare,A
 quindle,verb,rare,B
 flumph,noun,NA,A
 """
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 def run(runner, *args, code=0):

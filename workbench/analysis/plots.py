@@ -356,3 +356,37 @@ def coverage(rows: dict[str, list[tuple[float, float | None]]]) -> bytes:
     ax.legend(loc="lower right")
     png = _png(fig)
     return png
+
+
+def planner(
+    rows: list[tuple[str, int, float, float, float]], *, real_norm: float | None = None, machine: float | None = None,
+    norm_ratings: int | None = None, title: str = "Validity against ratings spent",
+) -> bytes:  # fmt: skip
+    """The planner's validity (Spearman with its interval) against human ratings spent, one line per strategy, with the
+    real norm's and the machine prior's own validity as horizontal lines. rows: (strategy, ratings, rho, low, high)."""
+    fig = _figure(5.6, 4.0)
+    ax = fig.add_subplot()
+    for strategy in dict.fromkeys(r[0] for r in rows):
+        pts = sorted((r[1], r[2], r[3], r[4]) for r in rows if r[0] == strategy)
+        xs = [p[0] for p in pts]
+        ax.plot(xs, [p[1] for p in pts], marker="o", lw=1.5, label=strategy)
+        ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15)
+    if real_norm is not None:
+        ax.axhline(real_norm, color=_IDENTITY, lw=1, ls="--", label=f"real norm {real_norm:.3f}")
+    if machine is not None:
+        ax.axhline(machine, color=_FIT, lw=1, ls=":", label=f"machine prior alone {machine:.3f}")
+    if norm_ratings:
+        ax.axvline(norm_ratings, color="#999999", lw=0.8)
+    ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    spent = sorted({r[1] for r in rows if r[1] > 0})
+    ax.set_xticks(spent, [f"{x:,}" for x in spent], fontsize=8)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("human ratings spent")
+    ax.set_ylabel("Spearman against the gold")
+    ax.set_title(title, loc="left")
+    ax.grid(True, color="#e6e6e6", lw=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)

@@ -1,6 +1,6 @@
 """The methods section and the coverage of a report, as HTML and as Markdown.
 
-Follows the rules of workbench.analysis.render: every number sits in an
+Follows the rules of workbench.analysis.render (numbers as render_format writes them): every number sits in an
 element with ``data-key`` (its dotted path in the JSON report) and reads as
 ``format_number`` writes it.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.analysis.render import MISSING, _e, _md, _md_table, _num, _txt, format_number
+from workbench.analysis.render_format import MISSING, _e, _md, _md_table, _num, _txt, format_number
 from workbench.analysis.report_model import Coverage, DimensionReport, Methods, RaterMethod
 
 COVERAGE_OPEN = 40  # more words without gold than this: their table is folded away

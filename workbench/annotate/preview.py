@@ -128,7 +128,7 @@ def build_preview(session: Session, loaded: LoadedStudy, name: str, *, list_no: 
 
 
 def find_chromium() -> str | None:
-    """$CHROMIUM, else chromium (Debian), chromium-browser or google-chrome on PATH."""
+    """$CHROMIUM, else chromium (Debian), chromium-browser or google-chrome on PATH, else /usr/bin/chromium."""
     env = os.environ.get("CHROMIUM")
     if env:
         return env if Path(env).exists() else shutil.which(env)
@@ -136,7 +136,7 @@ def find_chromium() -> str | None:
         found = shutil.which(name)
         if found:
             return found
-    return None
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 def screenshot(page: Path, png: Path, *, width: int = 1100, height: int = 1400, timeout: float = 60) -> bool:

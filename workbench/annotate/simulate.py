@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from workbench.analysis.planner import DEFAULT_BUDGETS, STRATEGIES, Norm, Plan, Prior, simulate
 from workbench.errors import WorkbenchError
-from workbench.store.itemsets import gold_values, resolve_items
-from workbench.store.models import Dataset, Dimension, Rater, Rating
+from workbench.store.itemsets import gold_ratings, gold_values, resolve_items
+from workbench.store.models import Dataset, Dimension
 from workbench.study.load import LoadedStudy
 
 
@@ -41,6 +41,15 @@ class Simulation:
         d = asdict(self.plan)
         d["rows"] = [asdict(r) for r in self.plan.rows]
         return {"campaign": self.campaign, "norms": self.norms, "against": self.against, "prior": self.prior, **d}
+
+    def plot(self) -> bytes:
+        """Validity against human ratings spent, per strategy, beside the real norm and the prior alone (PNG)."""
+        from workbench.analysis import plots
+
+        p = self.plan
+        return plots.planner([(r.strategy, r.ratings, r.spearman, r.ci[0], r.ci[1]) for r in p.rows], real_norm=p.real_norm,
+                             machine=p.machine, norm_ratings=p.norm_ratings,
+                             title=f"{self.campaign}: validity against {self.against}")  # fmt: skip
 
     def lines(self) -> list[str]:
         p = self.plan
@@ -92,18 +101,8 @@ def _norms_scale(session: Session, dataset: str, dimension: str, dim: Dimension)
 
 
 def _norm_table(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None, int | None, float | None]]:
-    ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
-    if ds is None:
-        raise WorkbenchError(f"--norms: no dataset named {dataset!r} in the store.")
-    q = (
-        select(Rating.item_id, Rating.value, Rating.sd, Rating.n, Rating.distribution)
-        .join(Rater, Rater.id == Rating.rater_id)
-        .join(Dimension, Dimension.id == Rating.dimension_id)
-        .where(Rater.dataset_id == ds.id, Rater.kind == "norm", Dimension.name == dimension, Rating.value.is_not(None))
-    )
-    return {
-        i: (float(v), None if sd is None else float(sd), None if n is None else int(n), _known(d)) for i, v, sd, n, d in session.execute(q)
-    }
+    rows = gold_ratings(session, dataset, dimension, kind="norm")
+    return {i: (g.value, g.sd, g.n, _known(g.distribution)) for i, g in rows.items()}
 
 
 def simulate_campaign(

@@ -258,6 +258,7 @@ def simulate(
     annotator_sd: Annotated[float, typer.Option(help="SD of the annotator effect, in scale points.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and of the bootstrap.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 1000,
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG: validity against human ratings spent, per strategy.")] = None,
     fmt: Format = OutputFormat.table,
     study: StudyPath = DEFAULT_STUDY,
     db: Db = None,
@@ -275,9 +276,19 @@ def simulate(
     bad = [b for b in budgets if not 0 < b <= 10]
     if bad:
         raise WorkbenchError(f"--budget {bad[0]}: give a share of the norm's ratings such as 0.25 (above 0, at most 10).")
+    if plot is not None:
+        from workbench.files import check_output_file
+
+        plot = check_output_file(plot, "--plot")
     with open_store(url) as engine, Session(engine) as s:
         sim = simulate_campaign(s, loaded, campaign, norms=norms, against=against, prior=prior, calibration=calibration,
                                 budgets=budgets, k=k, annotator_sd=annotator_sd, seed=seed, n_boot=n_boot)  # fmt: skip
+    if plot is not None:
+        from workbench.files import writing
+
+        with writing(plot, "--plot"):
+            plot.write_bytes(sim.plot())
+        note(fmt)(f"Wrote {plot.resolve()}: validity against human ratings spent.")
     from workbench.numeric import json_safe
 
     rows = [[r.strategy, r.budget, r.ratings, r.unknown, r.words_rated, r.spearman, r.ci[0], r.ci[1]] for r in sim.plan.rows]

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from workbench.errors import WorkbenchError
 from workbench.finetune.lora import Example
 from workbench.finetune.spec import FinetuneSpec
-from workbench.raters.backend import RaterOptions
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterOptions, ResolvedRater
 from workbench.store.engine import bump_generation
 from workbench.store.models import Job
 

@@ -43,8 +43,8 @@ from workbench.jobs.runner import RaterRun, run_rater, run_rater_dry
 from workbench.raters.backend import RaterOptions
 from workbench.raters.config import resolve_rater
 from workbench.store.engine import bump_generation
-from workbench.store.itemsets import item_texts, resolve_items
-from workbench.store.models import Dataset, Dimension, Job, Rater, Rating
+from workbench.store.itemsets import gold_ratings, item_texts, resolve_items
+from workbench.store.models import Job, Rater
 
 
 def check_name(name: str, finetunes: Mapping[str, Any], where: str) -> None:
@@ -54,16 +54,7 @@ def check_name(name: str, finetunes: Mapping[str, Any], where: str) -> None:
 
 
 def _gold(session: Session, dataset: str, dimension: str) -> dict[int, tuple[float, float | None]]:
-    ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
-    if ds is None:
-        raise WorkbenchError(f"no dataset named {dataset!r} in the store: import it first.")
-    q = (
-        select(Rating.item_id, Rating.value, Rating.sd)
-        .join(Rater, Rater.id == Rating.rater_id)
-        .join(Dimension, Dimension.id == Rating.dimension_id)
-        .where(Rater.dataset_id == ds.id, Dimension.name == dimension, Rating.value.is_not(None))
-    )
-    out = {i: (float(v), None if sd is None else float(sd)) for i, v, sd in session.execute(q)}
+    out = {i: (g.value, g.sd) for i, g in gold_ratings(session, dataset, dimension).items()}
     if not out:
         raise WorkbenchError(f"dataset {dataset!r} has no ratings on {dimension!r}.")
     return out

@@ -31,8 +31,7 @@ from workbench.errors import WorkbenchError, did_you_mean
 from workbench.finetune.job import FinetuneReport, FinetuneRun, OnEvent, Prepared
 from workbench.finetune.spec import FinetuneSpec
 from workbench.plugins import TRAINERS, failure_note, load_entry_points
-from workbench.raters.backend import RaterOptions, backend_class
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterOptions, ResolvedRater, backend_class
 
 
 class Trainer:

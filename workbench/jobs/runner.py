@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.writer import JobWriter
-from workbench.raters.backend import RaterOptions, RunJob, StillWaiting
-from workbench.raters.config import ResolvedRater, rater_row, resolve_rater
+from workbench.raters.backend import RaterOptions, ResolvedRater, RunJob, StillWaiting
+from workbench.raters.config import rater_row, resolve_rater
 from workbench.redact import Redactor
 from workbench.store.engine import bump_generation
 from workbench.store.itemsets import item_texts, resolve_items

@@ -1,7 +1,7 @@
 """Rater backends and what they share: the backend registry, rater configuration and identity, read-outs.
 
 backend.py       RaterBackend, RaterOptions, @register_backend, the registry
-backends/        the built-in backends' registrations, one module each (wordfreq.py is the smallest)
+backends/        the built-in backends, one module each: a registration (the engines are in openai/, local/)
 config.py        a rater resolved against the store, its identity hash, its row
 llm.py           language-model options and prompt resolution (few-shot examples)
 trained.py       baseline options and training data

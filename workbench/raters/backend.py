@@ -19,7 +19,9 @@ registers itself when its module is imported.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-    from workbench.raters.config import ResolvedRater
     from workbench.raters.pricing import Rate
+    from workbench.raters.prompts import Prompt
     from workbench.raters.readout import Readout
 
 Name = str
@@ -68,6 +70,41 @@ class RaterOptions(BaseModel):
     run_fields: ClassVar[frozenset[str]] = frozenset({"items"})
     # options that enter the identity through what they produce (a filled prompt, a training set's hash)
     derived_fields: ClassVar[frozenset[str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class ResolvedRater:
+    """A rater ready to run: its identity, its prompt and how to run it."""
+
+    name: str
+    spec: RaterOptions  # the backend's Options
+    dimension: str
+    points: tuple[float, ...]
+    identity: dict[str, Any]
+    prompt: Prompt | None = None
+    system: str | None = None
+    # baselines: training words and their gold values
+    train: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def backend(self) -> RaterBackend:
+        return get_backend(self.spec.backend)
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
+
+    @property
+    def hash(self) -> str:
+        return identity_hash(self.identity)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return (float(min(self.points)), float(max(self.points)))
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 @dataclass

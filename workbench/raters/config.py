@@ -13,9 +13,6 @@ comes from are not part of the identity.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,45 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError, did_you_mean
-from workbench.raters.backend import RaterBackend, RaterOptions, get_backend
-from workbench.raters.prompts import Prompt
+from workbench.raters.backend import RaterOptions, ResolvedRater, get_backend
 from workbench.scale import scale_points
 from workbench.store.models import Dimension, Rater
-
-
-@dataclass(frozen=True)
-class ResolvedRater:
-    """A rater ready to run: its identity, its prompt and how to run it."""
-
-    name: str
-    spec: RaterOptions  # the backend's Options
-    dimension: str
-    points: tuple[float, ...]
-    identity: dict[str, Any]
-    prompt: Prompt | None = None
-    system: str | None = None
-    # baselines: training words and their gold values
-    train: list[tuple[str, float]] = field(default_factory=list)
-
-    @property
-    def backend(self) -> RaterBackend:
-        return get_backend(self.spec.backend)
-
-    @property
-    def kind(self) -> str:
-        return self.backend.kind
-
-    @property
-    def hash(self) -> str:
-        return identity_hash(self.identity)
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        return (float(min(self.points)), float(max(self.points)))
-
-
-def identity_hash(identity: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def _dimension(session: Session, name: str, declared: list[str]) -> Dimension:

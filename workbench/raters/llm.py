@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from workbench.errors import WorkbenchError
 from workbench.files import read_text_or_file
 from workbench.names import NAME_PATTERN
-from workbench.raters.backend import RaterBackend, RaterOptions
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterBackend, RaterOptions, ResolvedRater
 from workbench.raters.prompts import DEFAULT_TEMPLATE, fill_template, format_examples
 from workbench.store.itemsets import (
     gold_values,

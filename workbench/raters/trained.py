@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.names import NAME_PATTERN
-from workbench.raters.backend import RaterBackend, RaterOptions
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterBackend, RaterOptions, ResolvedRater
 from workbench.store.itemsets import gold_values, item_texts, resolve_items
 
 MIN_TRAINING_ITEMS = 10

@@ -6,6 +6,7 @@ A name that a study or a command uses for "these items" is either an item set
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from workbench.errors import WorkbenchError, did_you_mean
 from workbench.store.engine import bump_generation
 from workbench.store.models import Dataset, DatasetItem, Dimension, Item, ItemAttribute, ItemSet, ItemSetMember, Rater, Rating
+from workbench.store.uncertainty import scores
 
 
 def _dataset_items(session: Session, dataset: Dataset) -> list[int]:
@@ -43,19 +45,39 @@ def resolve_items(session: Session, name: str) -> list[int]:
     raise WorkbenchError(f"no item set or dataset named {name!r}.{did_you_mean(name, known)}{hint}")
 
 
-def gold_values(session: Session, dataset: str, dimension: str) -> dict[int, float]:
-    """item id -> the dataset's rating on the dimension (its norm rater's values)."""
+@dataclass(frozen=True)
+class Gold:
+    """A dataset's rating of one item on one dimension: the mean, and what the dataset says of its spread."""
+
+    value: float
+    sd: float | None = None
+    n: int | None = None
+    distribution: dict[str, Any] | None = None
+
+
+def gold_ratings(session: Session, dataset: str, dimension: str, *, kind: str | None = None) -> dict[int, Gold]:
+    """item id -> the dataset's rating on the dimension (its rater's rows; kind: only a rater of that kind).
+
+    The one query for a dataset's gold ratings; empty when the dataset has none on the dimension.
+    """
     ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
     if ds is None:
         known = session.scalars(select(Dataset.name))
         raise WorkbenchError(f"no dataset named {dataset!r} in the store.{did_you_mean(dataset, known)} Import it first.")
     q = (
-        select(Rating.item_id, Rating.value)
+        select(Rating.item_id, Rating.value, Rating.sd, Rating.n, Rating.distribution)
         .join(Rater, Rater.id == Rating.rater_id)
         .join(Dimension, Dimension.id == Rating.dimension_id)
         .where(Rater.dataset_id == ds.id, Dimension.name == dimension, Rating.value.is_not(None))
     )
-    values = {item_id: float(v) for item_id, v in session.execute(q)}
+    if kind is not None:
+        q = q.where(Rater.kind == kind)
+    return {i: Gold(float(v), None if sd is None else float(sd), None if n is None else int(n), d) for i, v, sd, n, d in session.execute(q)}
+
+
+def gold_values(session: Session, dataset: str, dimension: str) -> dict[int, float]:
+    """item id -> the dataset's rating on the dimension (its norm rater's values); refused when there are none."""
+    values = {i: g.value for i, g in gold_ratings(session, dataset, dimension).items()}
     if not values:
         raise WorkbenchError(f"dataset {dataset!r} has no ratings on {dimension!r}.")
     return values
@@ -68,6 +90,15 @@ def item_texts(session: Session, item_ids: list[int]) -> dict[int, str]:
         chunk = item_ids[start : start + 5000]
         out.update({i: t for i, t in session.execute(select(Item.id, Item.text).where(Item.id.in_(chunk)))})
     return out
+
+
+def top_uncertain(session: Session, candidates: list[int], spec: dict[str, Any]) -> list[int]:
+    """The top N candidates by how unsure the models are about them, sorted by id; ties go by the word's
+    text, so the set does not depend on the order items were stored in."""
+    sc = scores(session, candidates, spec)
+    texts = item_texts(session, list(sc))
+    ranked = sorted(sc, key=lambda i: (-sc[i], texts[i]))
+    return sorted(ranked[: spec["top"]])
 
 
 def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
@@ -87,8 +118,6 @@ def select_members(session: Session, definition: dict[str, Any]) -> list[int]:
         chosen -= set(resolve_items(session, name))
     ordered = sorted(chosen)
     if definition.get("uncertainty"):  # the top N by how unsure models are (workbench.store.uncertainty)
-        from workbench.store.uncertainty import top_uncertain
-
         return top_uncertain(session, ordered, definition["uncertainty"])
     sample = definition.get("sample")
     if sample is not None and sample < len(ordered):

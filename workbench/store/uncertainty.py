@@ -2,8 +2,8 @@
 
 ``spread``: the standard deviation of an LLM rater's probability distribution over the scale points
 (the expected read-out keeps it); ``mass``: the least probability on scale tokens; ``disagreement``:
-the standard deviation of several raters' values for the word. The top N of the candidates are kept;
-ties go by the word's text, so the set does not depend on the order items were stored in.
+the standard deviation of several raters' values for the word. The item set keeps the top N of the
+candidates (``store/itemsets.py``, ties by the word's text).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
-from workbench.store.itemsets import item_texts
 from workbench.store.models import Rater, Rating
 
 
@@ -72,11 +71,3 @@ def scores(session: Session, candidates: list[int], spec: dict[str, Any]) -> dic
     if not out:
         raise WorkbenchError(f"uncertainty: none of the {len(candidates)} candidate items has {what}: rate them first.")
     return out
-
-
-def top_uncertain(session: Session, candidates: list[int], spec: dict[str, Any]) -> list[int]:
-    """The top N candidates by uncertainty, sorted by id."""
-    sc = scores(session, candidates, spec)
-    texts = item_texts(session, list(sc))
-    ranked = sorted(sc, key=lambda i: (-sc[i], texts[i]))
-    return sorted(ranked[: spec["top"]])

@@ -9,7 +9,8 @@ from workbench.errors import WorkbenchError, did_you_mean
 from workbench.jobs.runner import Progress, RaterRun, RunReport
 from workbench.jobs.runner import run_rater as run_job
 from workbench.jobs.runner import run_rater_dry as dry_run_job
-from workbench.raters.config import ResolvedRater, resolve_rater
+from workbench.raters.backend import ResolvedRater
+from workbench.raters.config import resolve_rater
 from workbench.study.load import LoadedStudy
 
 

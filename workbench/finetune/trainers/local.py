@@ -15,7 +15,7 @@ from workbench.finetune.job import FinetuneReport, FinetuneRun, OnEvent, Prepare
 from workbench.finetune.lora import LoraSettings
 from workbench.finetune.spec import FinetuneSpec
 from workbench.finetune.trainer import Trainer, register_trainer
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import ResolvedRater
 from workbench.raters.local.files import DEFAULT_MODEL
 
 LOCAL_PROMPT = "Word: {item}\nRating: "

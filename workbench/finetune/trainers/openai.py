@@ -49,7 +49,7 @@ from workbench.finetune.job import (
 from workbench.finetune.lora import Example, answer_text
 from workbench.finetune.spec import FinetuneSpec
 from workbench.finetune.trainer import Trainer, register_trainer
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import ResolvedRater
 from workbench.raters.openai.client import OpenAIApi, ServerError
 from workbench.raters.openai.wire import KeyRefused
 from workbench.store.models import Job

@@ -13,12 +13,12 @@ from workbench.names import NAME_PATTERN
 from workbench.raters.backend import (
     Outcome,
     RaterOptions,
+    ResolvedRater,
     RunJob,
     in_chunks,
     register_backend,
 )
 from workbench.raters.baselines import DEFAULT_EMBEDDING_MODEL
-from workbench.raters.config import ResolvedRater
 from workbench.raters.readout import Readout
 from workbench.raters.trained import TrainedBackend, TrainedOptions
 

@@ -30,8 +30,7 @@ from sqlalchemy.orm import Session
 
 from workbench.errors import WorkbenchError
 from workbench.names import NAME_PATTERN
-from workbench.raters.backend import Outcome, RaterOptions, RunJob, register_backend
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import Outcome, RaterOptions, ResolvedRater, RunJob, register_backend
 from workbench.raters.readout import Readout
 from workbench.raters.stack import Component, cross_fit, feature_matrix, fold_of, usable_features
 from workbench.raters.trained import TrainedBackend

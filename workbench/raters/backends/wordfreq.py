@@ -12,11 +12,11 @@ from pydantic import Field
 from workbench.raters.backend import (
     Outcome,
     RaterOptions,
+    ResolvedRater,
     RunJob,
     in_chunks,
     register_backend,
 )
-from workbench.raters.config import ResolvedRater
 from workbench.raters.readout import Readout
 from workbench.raters.trained import TrainedBackend, TrainedOptions
 

@@ -19,8 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from workbench.raters.backend import RaterOptions, RunJob, in_chunks
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterOptions, ResolvedRater, RunJob, in_chunks
 from workbench.raters.llm import LLMBackend, LLMOptions, effective_max_tokens
 from workbench.raters.local.files import DEFAULT_MODEL, is_adapter
 from workbench.raters.readout import greedy_from_answer, parsed_from_answer

@@ -26,11 +26,11 @@ from workbench.errors import WorkbenchError
 from workbench.raters.backend import (
     Outcome,
     RaterOptions,
+    ResolvedRater,
     RunJob,
     StillWaiting,
     Writer,
 )
-from workbench.raters.config import ResolvedRater
 from workbench.raters.openai.chat import (
     ChatBackend,
     ChatOptions,

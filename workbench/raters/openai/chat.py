@@ -15,8 +15,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from workbench.files import read_text_or_file
-from workbench.raters.backend import RaterOptions
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterOptions, ResolvedRater
 from workbench.raters.llm import effective_max_tokens, effective_temperature
 from workbench.raters.openai.http import BadResponse
 from workbench.raters.openai.server import ServerBackend, ServerOptions

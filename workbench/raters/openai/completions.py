@@ -23,8 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from workbench.errors import WorkbenchError
-from workbench.raters.backend import RaterOptions
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import RaterOptions, ResolvedRater
 from workbench.raters.llm import effective_max_tokens, effective_temperature
 from workbench.raters.openai.http import BadResponse
 from workbench.raters.openai.server import ServerBackend, ServerOptions

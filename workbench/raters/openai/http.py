@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.raters.backend import Outcome, RunJob, Writer
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import Outcome, ResolvedRater, RunJob, Writer
 from workbench.raters.openai.pacing import Pacer
 from workbench.raters.openai.wire import (
     MAX_RESPONSE,

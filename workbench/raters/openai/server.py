@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from workbench.errors import WorkbenchError
-from workbench.raters.backend import Estimate, RaterOptions, RunJob
-from workbench.raters.config import ResolvedRater
+from workbench.raters.backend import Estimate, RaterOptions, ResolvedRater, RunJob
 from workbench.raters.llm import LLMBackend, SamplingOptions, effective_max_tokens
 from workbench.raters.pricing import Price, Rate, estimate_tokens, price_of
 from workbench.raters.readout import Readout, single_token_scale
