@@ -121,12 +121,7 @@ def test_the_check_sees_real_edges():
 
 # Circles that another lane is removing right now: each names the lane that owns it. The test fails when one
 # of them is gone, so whoever removes the circle removes its line here too.
-EXEMPT_CYCLES: dict[frozenset[str], str] = {
-    # k-kinds: study/kind.py names LoadedStudy and StudyCheck for type checking, while models.py (section_models)
-    # and check.py (provided_names) look the kind registry up lazily; the registry's look-ups want a module of
-    # their own below models.py and check.py, the contexts (PlanContext, ApplyContext) one above them
-    frozenset({"workbench.study.check", "workbench.study.kind", "workbench.study.load", "workbench.study.models"}): "k-kinds",
-}
+EXEMPT_CYCLES: dict[frozenset[str], str] = {}
 
 
 def _module_name(path: Path) -> str:
@@ -220,12 +215,8 @@ def test_no_two_modules_of_a_package_import_each_other():
     graph = module_imports()
     inside = {m: {t for t in targets if _package(t) == _package(m)} for m, targets in graph.items()}
     found = cycles(inside)
-    new = [
-        " -> ".join(_circle(inside, group)) + f"  (all of {', '.join(group)})" for group in found if frozenset(group) not in EXEMPT_CYCLES
-    ]
+    new = [" -> ".join(_circle(inside, group)) + f"  (all of {', '.join(group)})" for group in found]
     assert new == [], "modules of one package that import each other (lazily or not):\n" + "\n".join(new)
-    stale = [f"{sorted(group)} ({lane})" for group, lane in EXEMPT_CYCLES.items() if group not in {frozenset(g) for g in found}]
-    assert stale == [], "these circles are gone: remove them from EXEMPT_CYCLES:\n" + "\n".join(stale)
 
 
 def test_the_cycle_check_finds_circles():

@@ -43,9 +43,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-    from workbench.study.check import StudyCheck
-    from workbench.study.load import LoadedStudy
-
 VERBS = ("create", "update", "import", "replace", "rate", "write", "train", "unchanged")
 
 
@@ -75,11 +72,11 @@ class Step:
 class PlanContext:
     """What a kind plans against: the study, the store (read only) and the steps planned before its own."""
 
-    loaded: LoadedStudy
+    loaded: Any  # workbench.study.load.LoadedStudy (not imported: load -> models -> this registry)
     session: Session
     estimate_costs: bool = False
     steps: list[Step] = field(default_factory=list)
-    check: StudyCheck | None = None  # the study's inputs as read by the checks (set by the `inputs` kind)
+    check: Any = None  # a workbench.study.check.StudyCheck: the study's inputs as read by the checks (set by the `inputs` kind)
 
     @property
     def study(self) -> Any:
@@ -96,8 +93,8 @@ class ApplyContext:
     """What a kind applies with: the store, the study, the plan's checks and the callers' callbacks."""
 
     engine: Engine
-    loaded: LoadedStudy
-    check: StudyCheck | None = None
+    loaded: Any  # workbench.study.load.LoadedStudy
+    check: Any = None  # a workbench.study.check.StudyCheck
     on_step: Callable[[Step, Any], None] | None = None
     on_rater: Callable[[Any], None] | None = None
     on_rate_progress: Callable[[str], Callable[[int, int], None]] | None = None
