@@ -166,6 +166,8 @@ SLOW = frozenset(
     {
         "test_baselines::test_baselines_are_deterministic_and_reproducible_from_json",
         "test_baselines::test_embedding_baseline_predicts_glasgow_familiarity",
+        "test_cli_conventions::test_every_store_command_prints_json_that_parses",
+        "test_export::test_the_cli_takes_the_file_format_from_the_suffix_or_as_and_f_is_the_printed_format",
         "test_extras::test_the_core_commands_need_no_extra",
         "test_finetune_openai::test_a_server_that_echoes_the_key_in_job_events_failures_and_upload_errors_leaves_it_nowhere",
         "test_finetune_openai::test_a_server_that_stays_broken_while_polling_leaves_the_job_running_and_cancel_still_cancels_upstream",
