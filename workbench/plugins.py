@@ -20,10 +20,16 @@ of distribution names; empty loads none (unset: every installed plugin).
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
+
+from workbench.errors import WorkbenchError, did_you_mean
 
 BACKENDS = "workbench.backends"  # rater backends: raters/backend.py
 TRAINERS = "workbench.trainers"  # fine-tune trainers: finetune/trainer.py
@@ -117,3 +123,65 @@ def failure_note(group: str) -> str:
         return ""
     names = ", ".join(f"{f.distribution}: {f.name}" for f in failed)
     return f" (plugins that failed to load: {names})"
+
+
+T = TypeVar("T", bound=type)
+
+
+class Registry(Generic[T]):
+    """Classes of one base registered under names: the rater backends, the fine-tune trainers and the study's
+    resource kinds are each one. The built-ins are every module of ``package`` (each registers itself when
+    imported), then the plugins of ``group``; both load at the first look-up."""
+
+    def __init__(self, what: str, plural: str, base: type, package: str, group: str) -> None:
+        self.what, self.plural, self.base, self.package, self.group = what, plural, base, package, group
+        self._classes: dict[str, Any] = {}
+        self._loaded = False
+
+    def register(self, name: str, decorator: str) -> Callable[[T], T]:
+        """A class decorator registering a subclass of the base under ``name`` (``decorator`` names it in errors)."""
+
+        def decorate(cls: T) -> T:
+            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise TypeError(f"@{decorator}({name!r}) decorates a {self.base.__name__} subclass, not {cls!r}")
+            current = self._classes.get(name)
+            if current is not None and current.__qualname__ != cls.__qualname__:
+                raise ValueError(f"a {self.what} named {name!r} is already registered ({current.__module__}.{current.__qualname__})")
+            cls.name = name  # type: ignore[attr-defined]
+            self._classes[name] = cls
+            return cls
+
+        return decorate
+
+    def forget(self, name: str) -> None:
+        """Unregister ``name`` (a test's own class, when it is done)."""
+        self._classes.pop(name, None)
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{self.package}.{module.name}")
+        load_entry_points(self.group)
+
+    def names(self) -> list[str]:
+        """Every registered name, built-in ones first."""
+        self.load()
+        return list(self._classes)
+
+    def classes(self) -> list[Any]:
+        self.load()
+        return list(self._classes.values())
+
+    def get(self, name: str) -> Any:
+        """The class registered under ``name``; a WorkbenchError (with a suggestion) when there is none."""
+        self.load()
+        cls = self._classes.get(name)
+        if cls is None:
+            known = ", ".join(self._classes)
+            raise WorkbenchError(
+                f"unknown {self.what} {name!r}{failure_note(self.group)}.{did_you_mean(name, self._classes)} {self.plural}: {known}."
+            )
+        return cls

@@ -20,17 +20,15 @@ its module is imported.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine
 
-from workbench.errors import WorkbenchError, did_you_mean
+from workbench.errors import WorkbenchError
 from workbench.finetune.job import FinetuneReport, FinetuneRun, OnEvent, Prepared
 from workbench.finetune.spec import FinetuneSpec
-from workbench.plugins import TRAINERS, failure_note, load_entry_points
+from workbench.plugins import TRAINERS, Registry
 from workbench.raters.backend import RaterOptions, ResolvedRater, backend_class
 
 
@@ -99,58 +97,27 @@ class Trainer:
         return None
 
 
-_REGISTRY: dict[str, type[Trainer]] = {}
-_BUILTINS_LOADED = False
+_TRAINERS: Registry[type[Trainer]] = Registry("trainer", "Trainers", Trainer, "workbench.finetune.trainers", TRAINERS)
 
 
 def register_trainer(name: str) -> Callable[[type[Trainer]], type[Trainer]]:
     """Class decorator: make a trainer available to study files as ``finetunes.NAME.backend: name``."""
-
-    def decorate(cls: type[Trainer]) -> type[Trainer]:
-        if not (isinstance(cls, type) and issubclass(cls, Trainer)):
-            raise TypeError(f"@register_trainer({name!r}) decorates a Trainer subclass, not {cls!r}")
-        current = _REGISTRY.get(name)
-        if current is not None and current.__qualname__ != cls.__qualname__:
-            raise ValueError(f"a trainer named {name!r} is already registered ({current.__module__}.{current.__qualname__})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from workbench.finetune import trainers
-
-    for module in pkgutil.iter_modules(trainers.__path__):
-        importlib.import_module(f"{trainers.__name__}.{module.name}")
-    load_entry_points(TRAINERS)
+    return _TRAINERS.register(name, "register_trainer")
 
 
 def trainer_names() -> list[str]:
     """Every registered trainer's name, built-in ones first."""
-    _load_builtins()
-    return list(_REGISTRY)
+    return _TRAINERS.names()
 
 
 def builtin_trainer_names() -> list[str]:
     """The trainers this package defines (the checked-in schema lists these)."""
-    return [n for n in trainer_names() if _REGISTRY[n].__module__.startswith("workbench.finetune.trainers.")]
+    return [cls.name for cls in _TRAINERS.classes() if cls.__module__.startswith("workbench.finetune.trainers.")]
 
 
 def trainer_class(name: str) -> type[Trainer]:
     """The trainer registered under ``name``; a WorkbenchError (with a suggestion) when there is none."""
-    _load_builtins()
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise WorkbenchError(
-            f"unknown trainer {name!r}{failure_note(TRAINERS)}.{did_you_mean(name, _REGISTRY)} Trainers: {', '.join(_REGISTRY)}."
-        )
-    return cls
+    return _TRAINERS.get(name)
 
 
 def get_trainer(name: str) -> Trainer:

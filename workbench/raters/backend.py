@@ -20,18 +20,16 @@ registers itself when its module is imported.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.errors import WorkbenchError, did_you_mean
+from workbench.errors import WorkbenchError
 from workbench.names import NAME_PATTERN
-from workbench.plugins import BACKENDS, failure_note, load_entry_points
+from workbench.plugins import BACKENDS, Registry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -233,53 +231,22 @@ def in_chunks(texts: dict[int, str], size: int) -> Iterator[tuple[list[int], lis
         yield part, [texts[i] for i in part]
 
 
-_REGISTRY: dict[str, type[RaterBackend]] = {}
-_BUILTINS_LOADED = False
+_BACKENDS: Registry[type[RaterBackend]] = Registry("backend", "Backends", RaterBackend, "workbench.raters.backends", BACKENDS)
 
 
 def register_backend(name: str) -> Callable[[type[RaterBackend]], type[RaterBackend]]:
     """Class decorator: make a backend available to study files as ``backend: NAME``."""
-
-    def decorate(cls: type[RaterBackend]) -> type[RaterBackend]:
-        if not (isinstance(cls, type) and issubclass(cls, RaterBackend)):
-            raise TypeError(f"@register_backend({name!r}) decorates a RaterBackend subclass, not {cls!r}")
-        current = _REGISTRY.get(name)
-        if current is not None and current.__qualname__ != cls.__qualname__:
-            raise ValueError(f"a rater backend named {name!r} is already registered ({current.__module__}.{current.__qualname__})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from workbench.raters import backends
-
-    for module in pkgutil.iter_modules(backends.__path__):
-        importlib.import_module(f"{backends.__name__}.{module.name}")
-    load_entry_points(BACKENDS)
+    return _BACKENDS.register(name, "register_backend")
 
 
 def backend_names() -> list[str]:
     """Every registered backend's name, built-in ones first."""
-    _load_builtins()
-    return list(_REGISTRY)
+    return _BACKENDS.names()
 
 
 def backend_class(name: str) -> type[RaterBackend]:
     """The backend registered under ``name``; a WorkbenchError (with a suggestion) when there is none."""
-    _load_builtins()
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise WorkbenchError(
-            f"unknown backend {name!r}{failure_note(BACKENDS)}.{did_you_mean(name, _REGISTRY)} Backends: {', '.join(_REGISTRY)}."
-        )
-    return cls
+    return _BACKENDS.get(name)
 
 
 def get_backend(name: str) -> RaterBackend:

@@ -29,14 +29,12 @@ or through the ``workbench.kinds`` entry-point group.
 from __future__ import annotations
 
 import heapq
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.errors import WorkbenchError, did_you_mean
-from workbench.plugins import KINDS, failure_note, load_entry_points
+from workbench.plugins import KINDS, Registry, failure_note
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -146,23 +144,17 @@ class ResourceKind:
         return Step(self.label or self.name, name, action, detail, owner=self, **kwargs)
 
 
-_REGISTRY: dict[str, type[ResourceKind]] = {}
-_BUILTINS_LOADED = False
+_KINDS: Registry[type[ResourceKind]] = Registry("resource kind", "Kinds", ResourceKind, "workbench.study.kinds", KINDS)
 
 
 def register_kind(name: str) -> Callable[[type[ResourceKind]], type[ResourceKind]]:
     """Class decorator: make a kind of study resource known to plan and apply under ``name``."""
+    register = _KINDS.register(name, "register_kind")
 
     def decorate(cls: type[ResourceKind]) -> type[ResourceKind]:
-        if not (isinstance(cls, type) and issubclass(cls, ResourceKind)):
-            raise TypeError(f"@register_kind({name!r}) decorates a ResourceKind subclass, not {cls!r}")
-        current = _REGISTRY.get(name)
-        if current is not None and current.__qualname__ != cls.__qualname__:
-            raise ValueError(f"a resource kind named {name!r} is already registered ({current.__module__}.{current.__qualname__})")
-        cls.name = name
+        cls = register(cls)
         if not cls.__dict__.get("label"):
             cls.label = name
-        _REGISTRY[name] = cls
         return cls
 
     return decorate
@@ -170,19 +162,7 @@ def register_kind(name: str) -> Callable[[type[ResourceKind]], type[ResourceKind
 
 def unregister_kind(name: str) -> None:
     """Forget a kind (a test's own, when it is done)."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from workbench.study import kinds
-
-    for module in pkgutil.iter_modules(kinds.__path__):
-        importlib.import_module(f"{kinds.__name__}.{module.name}")
-    load_entry_points(KINDS)  # kinds from other distributions (workbench/plugins.py)
+    _KINDS.forget(name)
 
 
 def kind_names() -> list[str]:
@@ -191,21 +171,14 @@ def kind_names() -> list[str]:
 
 
 def kind_class(name: str) -> type[ResourceKind]:
-    _load_builtins()
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise WorkbenchError(
-            f"unknown resource kind {name!r}{failure_note(KINDS)}.{did_you_mean(name, _REGISTRY)} Kinds: {', '.join(_REGISTRY)}."
-        )
-    return cls
+    return _KINDS.get(name)
 
 
 def ordered_kinds(kinds: Iterable[type[ResourceKind]] | None = None) -> list[type[ResourceKind]]:
     """The kinds (default: every registered one), each after the kinds it needs; among kinds free to go,
     by name. ``before`` adds the kind to the needs of the kinds it names. A need nobody registered, or kinds needing each other in a circle, is a WorkbenchError."""
     if kinds is None:
-        _load_builtins()
-        kinds = _REGISTRY.values()
+        kinds = _KINDS.classes()
     by_name = {cls.name: cls for cls in kinds}
     for cls in by_name.values():
         for need in cls.needs:
@@ -251,11 +224,9 @@ def _cycle(by_name: dict[str, type[ResourceKind]], left: list[str]) -> str:
 
 def provided_names(study: Any) -> set[str]:
     """Every name the study's entries make (datasets, word lists, item sets, splits' parts, hybrids), by any kind."""
-    _load_builtins()
-    return {name for cls in _REGISTRY.values() for name in cls().provides(study)}
+    return {name for cls in _KINDS.classes() for name in cls().provides(study)}
 
 
 def section_models() -> dict[str, type[BaseModel]]:
     """The study file sections registered kinds bring themselves (section key -> one entry's model)."""
-    _load_builtins()
-    return {cls.section: cls.Spec for cls in _REGISTRY.values() if cls.section and cls.Spec is not None}
+    return {cls.section: cls.Spec for cls in _KINDS.classes() if cls.section and cls.Spec is not None}
