@@ -14,8 +14,8 @@ def test_nothing_when_no_name_is_close():
 
 
 def test_the_right_name_is_never_offered_as_its_own_correction():
-    """The name was right (the error is about something else, say not applied yet): no "Did you mean" of it, nor of its
-    case-only variant; another close name still is."""
+    """The name was right (the error is about something else, say not applied yet): no "Did you mean" of it; another
+    close name still is, and so is a case-only variant of a wrong name (names are case-sensitive)."""
     assert did_you_mean("familiarity", ["familiarity"]) == ""
-    assert did_you_mean("Familiarity", ["familiarity", "aoa"]) == ""
+    assert did_you_mean("Familiarity", ["familiarity", "aoa"]) == " Did you mean 'familiarity'?"
     assert did_you_mean("familiarity", ["familiarity", "familiarity2"]) == " Did you mean 'familiarity2'?"

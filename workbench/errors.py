@@ -21,12 +21,12 @@ def did_you_mean(name: str, choices) -> str:
     """ " Did you mean 'x'?" naming the closest of `choices` to `name`, or "" when none is close.
 
     Meant to be appended to an error sentence: f"Unknown rater {name!r}.{did_you_mean(name, raters)}"
-    A choice equal to `name`, or differing only in case, is never offered as a correction: the
-    name was right, and the error is about something else (say, a resource declared but not applied yet).
+    A choice equal to `name` is never offered as a correction: the name was right, and the error is
+    about something else (say, a resource declared but not applied yet). Names are case-sensitive, so a
+    choice differing only in case is a correction like any other.
     """
     import difflib
 
-    same = str(name).casefold()
-    others = [str(c) for c in choices if str(c).casefold() != same]
+    others = [str(c) for c in choices if str(c) != str(name)]
     close = difflib.get_close_matches(str(name), others, n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
