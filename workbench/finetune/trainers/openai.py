@@ -132,25 +132,11 @@ def _meta(job: Any) -> dict[str, Any]:
 def find_job(api: OpenAIApi, token: str, training_file: str | None) -> Any | None:
     """A job the server holds that was made for this run: its metadata carries the run's token, or it trains
     on the file uploaded for this run. None when there is none (or the server cannot list its jobs)."""
-    after: str | None = None
-    for _ in range(LIST_PAGES):
-        kwargs: dict[str, Any] = {"limit": 100, "metadata": {"workbench_run": token}}
-        if after:
-            kwargs["after"] = after
-        try:
-            page = api("listing the fine-tuning jobs", api.client.fine_tuning.jobs.list, expect="data", **kwargs)
-        except ServerError as exc:
-            if exc.transient:
-                raise
-            return None  # a server that does not list its jobs: nothing to adopt
-        jobs = list(page.data or [])
-        for job in jobs:
-            if _meta(job).get("workbench_run") == token or (training_file and getattr(job, "training_file", None) == training_file):
-                return job
-        if not jobs or not getattr(page, "has_more", False):
-            return None
-        after = getattr(jobs[-1], "id", None)
-    return None
+    return api.find(
+        "listing the fine-tuning jobs", api.client.fine_tuning.jobs.list,
+        lambda job: _meta(job).get("workbench_run") == token or bool(training_file and getattr(job, "training_file", None) == training_file),
+        pages=LIST_PAGES, metadata={"workbench_run": token},
+    )  # fmt: skip
 
 
 def _create(api: OpenAIApi, body: dict[str, Any], token: str, what: str, say) -> tuple[Any, bool]:

@@ -104,23 +104,8 @@ def _adopt_orphan(engine: Engine, api: OpenAIApi, rater_id: int, job_id: int) ->
 
 def _find(api: OpenAIApi, input_file_id: str) -> Any | None:
     """A batch the server holds for this input file (uploaded for this job alone), or None."""
-    after: str | None = None
-    for _ in range(LIST_PAGES):
-        kwargs: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
-        try:
-            page = api("listing the batches", api.client.batches.list, expect="data", **kwargs)
-        except ServerError as exc:
-            if exc.transient:
-                raise
-            return None  # a server that does not list its batches: nothing to adopt
-        batches = list(page.data or [])
-        for batch in batches:
-            if getattr(batch, "input_file_id", None) == input_file_id:
-                return batch
-        if not batches or not getattr(page, "has_more", False):
-            return None
-        after = getattr(batches[-1], "id", None)
-    return None
+    return api.find("listing the batches", api.client.batches.list, lambda batch: getattr(batch, "input_file_id", None) == input_file_id,
+                    pages=LIST_PAGES)  # fmt: skip
 
 
 def _create(api: OpenAIApi, input_file_id: str, metadata: dict[str, str]) -> Any:

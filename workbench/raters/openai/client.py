@@ -105,6 +105,26 @@ class OpenAIApi:
         """The client without retries: for a call that must never be sent twice blindly (creating a job)."""
         return self.client.with_options(max_retries=0)
 
+    def find(self, what: str, list_fn: Callable[..., Any], match: Callable[[Any], bool], *, pages: int, **params: Any) -> Any | None:
+        """The first object of a paged listing (``list_fn``, 100 a page, at most ``pages`` pages) that ``match``es,
+        or None: also when the server cannot list them (a failure that is not transient; a transient one raises)."""
+        after: str | None = None
+        for _ in range(pages):
+            try:
+                page = self(what, list_fn, expect="data", limit=100, **params, **({"after": after} if after else {}))
+            except ServerError as exc:
+                if exc.transient:
+                    raise
+                return None  # a server that does not list them: nothing to adopt
+            found = list(page.data or [])
+            for obj in found:
+                if match(obj):
+                    return obj
+            if not found or not getattr(page, "has_more", False):
+                return None
+            after = getattr(found[-1], "id", None)
+        return None
+
 
 def _message(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
